@@ -1,0 +1,168 @@
+"""AWS adapter of the sync library: the only module of dbrepl.sync that imports boto3.
+
+The deployed functions learn where each environment's database is from their environment
+variables (`<ENV>_SECRET_ARN`, `<ENV>_ENDPOINT`, optional `<ENV>_PORT`) and its credentials
+from the `{"username", "password"}` secret; every run leaves a record in SSM.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+
+from dbrepl.sync.connection import DEFAULT_PORT, Endpoint
+from dbrepl.sync.errors import InvalidInput, SyncError
+from dbrepl.sync.ident import check_name
+
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+KINDS = ("schema", "data")
+# Standard-tier SSM parameters hold 4 KB; the record must always fit, even with a long error.
+SSM_VALUE_LIMIT = 4096
+ERROR_LIMIT = 1000
+
+
+class AwsError(SyncError):
+    """An AWS call failed ("Failed to <what>")."""
+
+
+def check_env(env: object) -> str:
+    """Return a lower-case environment name, or raise InvalidInput."""
+    if not isinstance(env, str) or not _ENV_NAME.match(env.lower()):
+        raise InvalidInput(f"invalid environment name {env!r}")
+    return env.lower()
+
+
+def known_envs(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Environments this function can reach: those with both a secret ARN and an endpoint."""
+    environ = os.environ if environ is None else environ
+    envs = []
+    for key in environ:
+        if key.endswith("_SECRET_ARN"):
+            name = key[: -len("_SECRET_ARN")]
+            if f"{name}_ENDPOINT" in environ and _ENV_NAME.match(name.lower()):
+                envs.append(name.lower())
+    return sorted(envs)
+
+
+def endpoint_for_env(
+    env: str,
+    environ: Mapping[str, str] | None = None,
+    secrets_client: Any = None,
+) -> Endpoint:
+    """Endpoint and credentials of environment `env` as the deployed function sees them."""
+    environ = os.environ if environ is None else environ
+    name = check_env(env)
+    prefix = name.upper()
+    arn = environ.get(f"{prefix}_SECRET_ARN")
+    host = environ.get(f"{prefix}_ENDPOINT")
+    if not arn or not host:
+        valid = ", ".join(known_envs(environ)) or "none configured"
+        raise InvalidInput(f"unknown environment {env!r} (known: {valid})")
+    port_text = environ.get(f"{prefix}_PORT", "")
+    host, port = _split_host(host, port_text)
+    client = secrets_client if secrets_client is not None else boto3.client("secretsmanager")
+    try:
+        value = client.get_secret_value(SecretId=arn)["SecretString"]
+    except Exception as exc:  # botocore raises many kinds; all mean the same to the caller
+        raise AwsError(f"Failed to read the {name} database secret: {_short(exc)}") from exc
+    try:
+        secret = json.loads(value)
+        user, password = secret["username"], secret["password"]
+    except (ValueError, KeyError, TypeError):
+        # Never echo the secret's content.
+        raise AwsError(f"Failed to read the {name} database secret: not a {{username, password}} JSON") from None
+    return Endpoint(host=host, port=port, user=str(user), password=str(password))
+
+
+def _split_host(host: str, port_text: str) -> tuple[str, int]:
+    """Accept `host`, `host:port` or `mysql://host:port` (the seed's SSM connection string)."""
+    host = host.strip()
+    if host.startswith("mysql://"):
+        host = host[len("mysql://"):].rstrip("/")
+    port = DEFAULT_PORT
+    if ":" in host:
+        host, _, inline = host.rpartition(":")
+        port_text = port_text or inline
+    if port_text:
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise InvalidInput(f"invalid port {port_text!r}") from None
+    return host, port
+
+
+def sync_databases(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Databases named by `SYNC_DATABASES` (comma-separated), each checked."""
+    environ = os.environ if environ is None else environ
+    names = [n.strip() for n in environ.get("SYNC_DATABASES", "").split(",") if n.strip()]
+    return [check_name(n, "database") for n in names]
+
+
+def reference_tables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """(database, table) pairs named by `REFERENCE_TABLES` (comma-separated `db.table`)."""
+    environ = os.environ if environ is None else environ
+    pairs = []
+    for item in environ.get("REFERENCE_TABLES", "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        db, dot, table = item.partition(".")
+        if not dot:
+            raise InvalidInput(f"reference table {item!r} must be written db.table")
+        pairs.append((check_name(db, "database"), check_name(table, "table")))
+    return pairs
+
+
+def record_name(suffix: str, kind: str, source: str, target: str) -> str:
+    if kind not in KINDS:
+        raise InvalidInput(f"record kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    return f"/db-replication/{suffix}/last-{kind}-sync/{source}-to-{target}"
+
+
+def record_result(
+    ssm_client: Any,
+    suffix: str,
+    kind: str,
+    source: str,
+    target: str,
+    payload: Mapping[str, Any],
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, Any]:
+    """Write the seed's last-sync record to SSM and return what was written.
+
+    The record keeps the seed's keys (timestamp, status, source, target, error) and adds
+    `counts`; anything else in `payload` is kept while it fits the 4 KB parameter limit.
+    """
+    name = record_name(suffix, kind, source, target)
+    error = payload.get("error")
+    record: dict[str, Any] = {
+        "timestamp": now().isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "status": payload.get("status", "error" if error else "success"),
+        "source": source,
+        "target": target,
+        "counts": dict(payload.get("counts") or {}),
+        "error": _short(error) if error else None,
+    }
+    for key, value in payload.items():
+        record.setdefault(key, value)
+    value = json.dumps(record, default=str, sort_keys=True)
+    if len(value) > SSM_VALUE_LIMIT:
+        record = {k: record[k] for k in ("timestamp", "status", "source", "target", "counts", "error")}
+        record["truncated"] = True
+        value = json.dumps(record, default=str, sort_keys=True)
+    try:
+        ssm_client.put_parameter(Name=name, Value=value, Type="String", Overwrite=True)
+    except Exception as exc:
+        raise AwsError(f"Failed to write SSM parameter {name}: {_short(exc)}") from exc
+    return record
+
+
+def _short(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 3] + "..."
