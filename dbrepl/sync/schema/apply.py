@@ -1,0 +1,181 @@
+"""Plan (read-only) and apply (plan plus doing, then verify) a schema sync."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+from dbrepl.sync.errors import DatabaseError, InvalidInput
+from dbrepl.sync.schema.diff import diff_databases
+from dbrepl.sync.schema.introspect import (
+    check_database_name,
+    database_exists,
+    prepare_session,
+    read_database,
+)
+from dbrepl.sync.schema.plan import (
+    DestructiveChangeRefused,
+    Renames,
+    SchemaNotConverged,
+    SchemaPlan,
+    Statement,
+    parse_renames,
+)
+
+DatabaseSpec = str | tuple[str, str]
+
+
+class SchemaApplyFailed(DatabaseError):
+    """A DDL statement failed; the statements before it were applied (DDL cannot roll back)."""
+
+    def __init__(self, statement: Statement, executed: list[Statement], cause: Exception):
+        self.statement = statement
+        self.executed = executed
+        super().__init__(
+            f"Failed to {statement.description} after {len(executed)} statement(s) applied: {cause}")
+
+
+@dataclass
+class SchemaResult:
+    plan: SchemaPlan
+    executed: list[Statement] = field(default_factory=list)
+    dry_run: bool = False
+    converged: bool | None = None  # None: not applied (dry run)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "converged": self.converged,
+            "executed": len(self.executed),
+            "seconds": round(self.seconds, 3),
+            "refused": [c.label() for c in self.plan.destructive_clauses()] if self.dry_run else [],
+            **self.plan.to_dict(),
+        }
+
+
+def database_pairs(databases: Iterable[DatabaseSpec]) -> list[tuple[str, str]]:
+    """Checked (source, target) database names; a plain name means the same on both sides."""
+    if isinstance(databases, str) or databases is None:
+        raise InvalidInput("databases must be a list of database names")
+    pairs = []
+    for item in databases:
+        src, dst = (item, item) if isinstance(item, str) else tuple(item)
+        pairs.append((check_database_name(src), check_database_name(dst)))
+    if not pairs:
+        raise InvalidInput("no database to sync (configure sync.databases or pass --database)")
+    if len({d for _, d in pairs}) != len(pairs):
+        raise InvalidInput("a target database is named twice")
+    return pairs
+
+
+def plan_schema(
+    src_conn: Any,
+    dst_conn: Any,
+    databases: Sequence[DatabaseSpec],
+    renames: Renames | Iterable[str] | None = None,
+) -> SchemaPlan:
+    """Ordered DDL making `dst_conn`'s databases equal to `src_conn`'s. Writes nothing."""
+    pairs = database_pairs(databases)
+    hints = renames if isinstance(renames, Renames) else parse_renames(renames)
+    sources = {s for s, _ in pairs}
+    for db, *_ in list(hints.tables) + list(hints.columns):
+        if db not in sources:
+            raise InvalidInput(f"rename hint names database {db!r}, which is not being synced")
+    try:
+        prepare_session(src_conn)
+        prepare_session(dst_conn)
+        for src, _ in pairs:
+            if database_exists(src_conn, src) is None:
+                raise InvalidInput(f"database {src!r} does not exist on the source")
+    except pymysql.err.MySQLError as exc:
+        raise DatabaseError(f"Failed to read the source catalogue: {exc}") from exc
+    source = {s: read_database(src_conn, s) for s, _ in pairs}
+    target = {t: read_database(dst_conn, t) for _, t in pairs}
+    statements, notes = diff_databases(source, target, pairs, hints)
+    return SchemaPlan(statements=statements, databases=pairs, source=source, notes=notes)
+
+
+def diff_against(dst_conn: Any, plan: SchemaPlan) -> SchemaPlan:
+    """Re-read the target and diff it against the source snapshot the plan was made from."""
+    prepare_session(dst_conn)
+    target = {t: read_database(dst_conn, t) for _, t in plan.databases}
+    statements, notes = diff_databases(plan.source, target, plan.databases, Renames())
+    return SchemaPlan(statements=statements, databases=plan.databases, source=plan.source, notes=notes)
+
+
+def apply_schema(
+    dst_conn: Any,
+    plan: SchemaPlan,
+    *,
+    allow_destructive: bool = False,
+    dry_run: bool = False,
+    verify: bool = True,
+    lock_wait_timeout: int = 60,
+) -> SchemaResult:
+    """Run the plan's DDL in order, then re-diff: the target must now equal the source.
+
+    Destructive clauses without `allow_destructive` raise DestructiveChangeRefused, naming
+    each, before any statement runs. `dry_run` returns the plan untouched.
+    """
+    started = time.monotonic()
+    if dry_run:
+        return SchemaResult(plan=plan, dry_run=True)
+    refused = plan.destructive_clauses()
+    if refused and not allow_destructive:
+        raise DestructiveChangeRefused(refused)
+    executed: list[Statement] = []
+    with dst_conn.cursor() as cur:
+        try:
+            cur.execute("SELECT @@SESSION.foreign_key_checks")
+            fk_checks = cur.fetchone()[0]
+            cur.execute("SET SESSION lock_wait_timeout = %s", (int(lock_wait_timeout),))
+            # Until the foreign keys are re-added, tables are created and altered without
+            # reference checks (parents may not exist yet); the added keys are checked.
+            cur.execute("SET SESSION foreign_key_checks = 0")
+        except pymysql.err.MySQLError as exc:
+            raise DatabaseError(f"Failed to prepare the target session: {exc}") from exc
+        try:
+            for st in plan.statements:
+                if st.phase in ("add foreign keys", "create views"):
+                    cur.execute("SET SESSION foreign_key_checks = 1")
+                try:
+                    cur.execute(st.sql)
+                except pymysql.err.MySQLError as exc:
+                    raise SchemaApplyFailed(st, executed, exc) from exc
+                executed.append(st)
+        finally:
+            # If the connection is gone the original error matters more than this one.
+            with contextlib.suppress(pymysql.err.MySQLError):
+                cur.execute("SET SESSION foreign_key_checks = %s", (fk_checks,))
+    result = SchemaResult(plan=plan, executed=executed, seconds=time.monotonic() - started)
+    if verify:
+        remaining = diff_against(dst_conn, plan)
+        if remaining.statements or any("does not handle" in n for n in remaining.notes):
+            result.converged = False
+            raise SchemaNotConverged(remaining)
+        result.converged = True
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def sync_schema(
+    src_conn: Any,
+    dst_conn: Any,
+    databases: Sequence[DatabaseSpec],
+    *,
+    renames: Renames | Iterable[str] | None = None,
+    allow_destructive: bool = False,
+    dry_run: bool = False,
+) -> SchemaResult:
+    """plan_schema then apply_schema."""
+    started = time.monotonic()
+    plan = plan_schema(src_conn, dst_conn, databases, renames)
+    result = apply_schema(dst_conn, plan, allow_destructive=allow_destructive, dry_run=dry_run)
+    result.seconds = time.monotonic() - started
+    return result

@@ -1,0 +1,459 @@
+"""Compare two normalised schemas and emit ordered DDL with every clause classed.
+
+Order across the whole run (DESIGN §5): foreign keys are dropped first and added last, so
+tables can be created, altered and dropped in any state of their references; new tables
+are created in dependency order; views come last because they read the final tables.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+
+from dbrepl.sync.ident import qualified, quote
+from dbrepl.sync.schema.classify import column_loss, engine_loss
+from dbrepl.sync.schema.model import Database, ForeignKey, Index, Table, View
+from dbrepl.sync.schema.plan import Clause, Renames, Statement
+from dbrepl.sync.splitter import tokenize
+
+PHASES = (
+    "databases", "drop foreign keys", "drop views", "rename tables", "remove partitioning",
+    "create tables", "alter tables", "re-add indexes", "partition tables", "drop tables",
+    "add foreign keys", "create views",
+)
+
+# Values that put a table option back to "not set" (the server then omits it).
+_OPTION_RESET = {
+    "ROW_FORMAT": "DEFAULT", "COMMENT": "''", "KEY_BLOCK_SIZE": "0", "CHECKSUM": "0",
+    "DELAY_KEY_WRITE": "0", "MAX_ROWS": "0", "MIN_ROWS": "0", "AVG_ROW_LENGTH": "0",
+    "PAGE_CHECKSUM": "DEFAULT", "TRANSACTIONAL": "DEFAULT",
+}
+
+
+def _option_sql(key: str, value: str) -> str:
+    return f"DEFAULT CHARSET={value}" if key == "CHARSET" else f"{key}={value}"
+
+
+def options_sql(options: Iterable[tuple[str, str]]) -> str:
+    return " ".join(_option_sql(k, v) for k, v in options)
+
+
+@dataclass
+class _Out:
+    """Statements collected per phase, flattened in PHASES order at the end."""
+
+    phases: dict[str, list[Statement]] = field(default_factory=lambda: {p: [] for p in PHASES})
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, phase: str, sql: str, database: str, *clauses: Clause) -> None:
+        self.phases[phase].append(Statement(sql=sql, database=database, clauses=clauses, phase=phase))
+
+    def statements(self) -> list[Statement]:
+        return [s for p in PHASES for s in self.phases[p]]
+
+
+@dataclass
+class _TableChange:
+    """What altering one table touches, for deciding which foreign keys must be rebuilt."""
+
+    changed_columns: set[str] = field(default_factory=set)  # target-side names
+    dropped_indexes: list[Index] = field(default_factory=list)
+
+
+def diff_databases(
+    source: dict[str, Database],
+    target: dict[str, Database],
+    pairs: list[tuple[str, str]],
+    renames: Renames | None = None,
+) -> tuple[list[Statement], list[str]]:
+    """Statements making each target database of `pairs` equal to its source, and notes."""
+    renames = renames or Renames()
+    out = _Out()
+    db_map = dict(pairs)
+    # Per target database: the tables as they will be after renames, keyed by name.
+    after_rename: dict[str, dict[str, Table]] = {}
+    for sdb, tdb in pairs:
+        src, dst = source[sdb], target[tdb]
+        if not dst.exists:
+            out.add("databases",
+                    f"CREATE DATABASE {quote(tdb)} CHARACTER SET {src.charset} COLLATE {src.collation}",
+                    tdb, Clause(f"create database {quote(tdb)}"))
+        elif (dst.charset, dst.collation) != (src.charset, src.collation):
+            out.add("databases",
+                    f"ALTER DATABASE {quote(tdb)} CHARACTER SET {src.charset} COLLATE {src.collation}",
+                    tdb, Clause(f"alter database {quote(tdb)} default charset/collation"))
+        after_rename[tdb] = _rename_tables(src, dst, sdb, tdb, renames, out)
+
+    changes: dict[tuple[str, str], _TableChange] = {}
+    dropped_tables: set[tuple[str, str]] = set()
+    for sdb, tdb in pairs:
+        src, dst_tables = source[sdb], after_rename[tdb]
+        for name in _creation_order(src.tables, sdb):
+            if name not in dst_tables:
+                _create_table(src.tables[name], tdb, out)
+        for name in sorted(dst_tables):
+            if name not in src.tables:
+                dropped_tables.add((tdb, name))
+                out.add("drop tables", f"DROP TABLE {qualified(tdb, name)}", tdb,
+                        Clause(f"drop table {qualified(tdb, name)}", True, ("its rows are lost",)))
+        for name in sorted(set(src.tables) & set(dst_tables)):
+            col_renames = {old: new for (d, t, old), new in renames.columns.items() if d == sdb and t == name}
+            changes[(tdb, name)] = _alter_table(src.tables[name], dst_tables[name], tdb, col_renames, out)
+        _diff_views(src.views, target[tdb].views, sdb, tdb, db_map, out)
+
+    _diff_foreign_keys(source, after_rename, pairs, db_map, changes, dropped_tables, out)
+    return out.statements(), out.notes
+
+
+# ---- tables -------------------------------------------------------------------------------
+
+
+def _rename_tables(src: Database, dst: Database, sdb: str, tdb: str, renames: Renames,
+                   out: _Out) -> dict[str, Table]:
+    tables = dict(dst.tables)
+    for (db, old), new in sorted(renames.tables.items()):
+        if db != sdb:
+            continue
+        if old in tables and new not in tables and new in src.tables and old not in src.tables:
+            out.add("rename tables", f"RENAME TABLE {qualified(tdb, old)} TO {qualified(tdb, new)}",
+                    tdb, Clause(f"rename table {qualified(tdb, old)} to {quote(new)}"))
+            tables[new] = replace(tables.pop(old), name=new)
+            # InnoDB points the children's foreign keys at the new name.
+            for name, table in tables.items():
+                fks = tuple(
+                    replace(fk, ref_table=new) if fk.ref_table == old and fk.ref_database in (None, tdb) else fk
+                    for fk in table.foreign_keys)
+                tables[name] = replace(table, foreign_keys=fks)
+        else:
+            out.notes.append(f"rename hint {db}.{old}={new} not used: the target has no table {old} "
+                             f"to rename, or already has {new}")
+    return tables
+
+
+def _creation_order(tables: dict[str, Table], sdb: str) -> list[str]:
+    """Table names, parents before the children that reference them (cycles by name)."""
+    deps = {
+        name: {fk.ref_table for fk in t.foreign_keys
+               if fk.ref_database in (None, sdb) and fk.ref_table in tables and fk.ref_table != name}
+        for name, t in tables.items()
+    }
+    order: list[str] = []
+    done: set[str] = set()
+    visiting: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in done or name in visiting:
+            return  # a cycle: its foreign keys are added after both tables exist
+        visiting.add(name)
+        for dep in sorted(deps[name]):
+            visit(dep)
+        visiting.discard(name)
+        done.add(name)
+        order.append(name)
+
+    for name in sorted(tables):
+        visit(name)
+    return order
+
+
+def _create_table(table: Table, tdb: str, out: _Out) -> None:
+    # Foreign keys are left out here and added in the last phase.
+    parts = [c.sql() for c in table.columns]
+    parts += [i.definition for i in table.indexes]
+    parts += [c.definition for c in table.checks]
+    sql = f"CREATE TABLE {qualified(tdb, table.name)} (\n  " + ",\n  ".join(parts) + "\n) " + options_sql(table.options)
+    if table.partitioning:
+        sql += "\n" + table.partitioning
+    out.add("create tables", sql, tdb, Clause(f"create table {qualified(tdb, table.name)}"))
+
+
+def _rename_in_column_list(text: str, mapping: dict[str, str]) -> str:
+    """Rename columns inside the first parenthesised list of an index or check text."""
+    if not mapping:
+        return text
+    out = []
+    depth = 0
+    done = False
+    for tok in tokenize(text):
+        if tok.kind == "punct" and tok.text == "(":
+            depth += 1
+        elif tok.kind == "punct" and tok.text == ")":
+            depth -= 1
+            done = done or depth == 0
+        if tok.kind == "ident" and depth > 0 and not done:
+            name = tok.text[1:-1].replace("``", "`")
+            if name in mapping:
+                out.append(quote(mapping[name]))
+                continue
+        out.append(tok.text)
+    return "".join(out)
+
+
+def _lis(seq: list[int]) -> set[int]:
+    """Indexes (into seq) of one longest increasing subsequence."""
+    tails: list[int] = []
+    tails_at: list[int] = []
+    prev = [-1] * len(seq)
+    for i, v in enumerate(seq):
+        k = bisect.bisect_left(tails, v)
+        if k == len(tails):
+            tails.append(v)
+            tails_at.append(i)
+        else:
+            tails[k] = v
+            tails_at[k] = i
+        prev[i] = tails_at[k - 1] if k else -1
+    keep = set()
+    i = tails_at[-1] if tails_at else -1
+    while i >= 0:
+        keep.add(i)
+        i = prev[i]
+    return keep
+
+
+def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], out: _Out) -> _TableChange:
+    qname = qualified(tdb, src.name)
+    change = _TableChange()
+    clauses: list[tuple[str, Clause]] = []
+    second: list[tuple[str, Clause]] = []
+
+    # Column renames from hints apply only when the target still has the old name.
+    renamed = {old: new for old, new in col_renames.items()
+               if dst.column(old) and not dst.column(new) and src.column(new) and not src.column(old)}
+    dst_cols = [replace(c, name=renamed.get(c.name, c.name)) for c in dst.columns]
+    src_names = [c.name for c in src.columns]
+    dst_by_name = {c.name: c for c in dst_cols}
+    back = {new: old for old, new in renamed.items()}
+
+    for c in dst_cols:
+        if c.name not in src_names:
+            change.changed_columns.add(c.name)
+            clauses.append((f"DROP COLUMN {quote(c.name)}",
+                            Clause(f"drop column {qname}.{quote(c.name)}", True, ("its values are lost",))))
+    common = [c.name for c in dst_cols if c.name in src_names]
+    src_pos = {n: i for i, n in enumerate(src_names)}
+    seq = [src_pos[n] for n in common]
+    in_place = {common[i] for i in _lis(seq)}
+    for i, s in enumerate(src.columns):
+        position = "FIRST" if i == 0 else f"AFTER {quote(src_names[i - 1])}"
+        d = dst_by_name.get(s.name)
+        if d is None:
+            clauses.append((f"ADD COLUMN {s.sql()} {position}", Clause(f"add column {qname}.{quote(s.name)}")))
+            continue
+        moved = s.name not in in_place
+        modified = d.key() != s.key()
+        if s.name in back:
+            change.changed_columns.update({back[s.name], s.name})
+            reasons = tuple(column_loss(d, s))
+            clauses.append((f"CHANGE COLUMN {quote(back[s.name])} {s.sql()}" + (f" {position}" if moved else ""),
+                            Clause(f"rename column {qname}.{quote(back[s.name])} to {quote(s.name)}",
+                                   bool(reasons), reasons)))
+        elif modified or moved:
+            reasons = tuple(column_loss(d, s)) if modified else ()
+            what = "modify" if modified else "move"
+            if modified:
+                change.changed_columns.add(s.name)
+            clauses.append((f"MODIFY COLUMN {s.sql()}" + (f" {position}" if moved else ""),
+                            Clause(f"{what} column {qname}.{quote(s.name)}", bool(reasons), reasons)))
+
+    # Indexes: the server keeps each group (unique, plain, fulltext) in creation order, so a
+    # group must match the source from its first difference on; an identical index dropped and
+    # re-added in one statement keeps its old place, so moves go to a second statement.
+    dst_indexes = [replace(i, definition=_rename_in_column_list(i.definition, renamed),
+                           columns=tuple(renamed.get(c, c) for c in i.columns)) for i in dst.indexes]
+    for group in (0, 1, 2):
+        s_g = [i for i in src.indexes if i.group == group]
+        d_g = [i for i in dst_indexes if i.group == group]
+        p = 0
+        while p < min(len(s_g), len(d_g)) and s_g[p].definition == d_g[p].definition:
+            p += 1
+        src_defs = {i.definition for i in s_g[p:]}
+        moves = any(i.definition in src_defs for i in d_g[p:])
+        for i in d_g[p:]:
+            change.dropped_indexes.append(i)
+            what = "move" if i.definition in src_defs else "drop"
+            clauses.append((i.drop_sql(), Clause(f"{what} index {quote(i.name)} on {qname}")))
+        for i in s_g[p:]:
+            (second if moves else clauses).append(
+                (f"ADD {i.definition}", Clause(f"add index {quote(i.name)} on {qname}")))
+
+    # Table-level CHECK constraints: appended in order, even when re-added unchanged.
+    dst_checks = [replace(c, definition=_rename_in_column_list(c.definition, renamed)) for c in dst.checks]
+    p = 0
+    while p < min(len(src.checks), len(dst_checks)) and src.checks[p].definition == dst_checks[p].definition:
+        p += 1
+    for c in dst_checks[p:]:
+        clauses.append((f"DROP CONSTRAINT {quote(c.name)}", Clause(f"drop check {quote(c.name)} on {qname}")))
+    for c in src.checks[p:]:
+        clauses.append((f"ADD {c.definition}", Clause(f"add check {quote(c.name)} on {qname}")))
+
+    # Table options.
+    s_opts, d_opts = dict(src.options), dict(dst.options)
+    opt_sql = []
+    reasons: list[str] = []
+    if (s_opts.get("CHARSET"), s_opts.get("COLLATE")) != (d_opts.get("CHARSET"), d_opts.get("COLLATE")):
+        if s_opts.get("CHARSET"):
+            opt_sql.append(_option_sql("CHARSET", s_opts["CHARSET"]))
+        if s_opts.get("COLLATE"):
+            opt_sql.append(_option_sql("COLLATE", s_opts["COLLATE"]))
+    for key, value in src.options:
+        if key not in ("CHARSET", "COLLATE") and d_opts.get(key) != value:
+            opt_sql.append(_option_sql(key, value))
+            if key == "ENGINE" and (why := engine_loss(d_opts.get(key), value)):
+                reasons.append(why)
+    for key in d_opts:
+        if key not in s_opts and key not in ("CHARSET", "COLLATE", "ENGINE"):
+            opt_sql.append(f"{key}={_OPTION_RESET.get(key, 'DEFAULT')}")
+    if opt_sql:
+        clauses.append((", ".join(opt_sql),
+                        Clause(f"table options of {qname}: {' '.join(opt_sql)}", bool(reasons), tuple(reasons))))
+
+    if clauses:
+        out.add("alter tables", f"ALTER TABLE {qname} " + ", ".join(sql for sql, _ in clauses), tdb,
+                *(c for _, c in clauses))
+    if second:
+        out.add("re-add indexes", f"ALTER TABLE {qname} " + ", ".join(sql for sql, _ in second), tdb,
+                *(c for _, c in second))
+
+    if _norm(src.partitioning) != _norm(dst.partitioning):
+        if dst.partitioning:
+            out.add("remove partitioning", f"ALTER TABLE {qname} REMOVE PARTITIONING", tdb,
+                    Clause(f"remove partitioning of {qname} (rows kept)"))
+        if src.partitioning:
+            out.add("partition tables", f"ALTER TABLE {qname} {src.partitioning}", tdb,
+                    Clause(f"partition {qname} as the source (rows kept)"))
+
+    if not clauses and not second and _norm(src.partitioning) == _norm(dst.partitioning) \
+            and not renamed and _without_fks(src) != _without_fks(dst):
+        out.notes.append(f"table {qname}: a difference this engine does not handle remains")
+    return change
+
+
+def _without_fks(table: Table) -> str:
+    """SHOW CREATE text minus foreign keys (compared separately, across databases)."""
+    text = table.create_sql
+    for fk in table.foreign_keys:
+        text = text.replace(",\n  " + fk.definition, "")
+    return text
+
+
+def _norm(text: str | None) -> str:
+    return " ".join(text.split()) if text else ""
+
+
+# ---- foreign keys --------------------------------------------------------------------------
+
+
+def _fk_key(fk: ForeignKey, ref_db: str) -> tuple:
+    return (fk.name, fk.columns, ref_db, fk.ref_table, fk.ref_columns, fk.actions)
+
+
+def _diff_foreign_keys(
+    source: dict[str, Database], after_rename: dict[str, dict[str, Table]],
+    pairs: list[tuple[str, str]], db_map: dict[str, str],
+    changes: dict[tuple[str, str], _TableChange], dropped_tables: set[tuple[str, str]], out: _Out,
+) -> None:
+    def rebuilt(tdb: str, table: str, columns: tuple[str, ...]) -> bool:
+        """Does altering (tdb, table) touch these columns or an index starting with them?"""
+        ch = changes.get((tdb, table))
+        if ch is None:
+            return False
+        if ch.changed_columns & set(columns):
+            return True
+        return any(i.columns[: len(columns)] == columns for i in ch.dropped_indexes)
+
+    for sdb, tdb in pairs:
+        src_tables = source[sdb].tables
+        for name, dst_table in sorted(after_rename[tdb].items()):
+            if (tdb, name) in dropped_tables:
+                continue
+            src_table = src_tables.get(name)
+            wanted = {}
+            if src_table is not None:
+                for fk in src_table.foreign_keys:
+                    wanted[fk.name] = _fk_key(fk, db_map.get(fk.ref_database or sdb, fk.ref_database or sdb))
+            for fk in dst_table.foreign_keys:
+                ref_db = fk.ref_database or tdb
+                keep = wanted.get(fk.name) == _fk_key(fk, ref_db) and not (
+                    rebuilt(tdb, name, fk.columns) or rebuilt(ref_db, fk.ref_table, fk.ref_columns)
+                    or (ref_db, fk.ref_table) in dropped_tables)
+                if not keep:
+                    what = "rebuild" if fk.name in wanted else "drop"
+                    out.add("drop foreign keys",
+                            f"ALTER TABLE {qualified(tdb, name)} DROP FOREIGN KEY {quote(fk.name)}", tdb,
+                            Clause(f"{what} foreign key {quote(fk.name)} on {qualified(tdb, name)}"))
+                else:
+                    wanted.pop(fk.name)
+            if src_table is not None:
+                adds = [fk for fk in src_table.foreign_keys if fk.name in wanted]
+                if adds:
+                    out.add("add foreign keys",
+                            f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
+                                "ADD " + fk.sql(db_map.get(fk.ref_database or sdb, fk.ref_database or sdb))
+                                for fk in adds), tdb,
+                            *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}") for fk in adds))
+        # Tables created in this run get all their foreign keys here.
+        for name, src_table in sorted(src_tables.items()):
+            if name in after_rename[tdb] or not src_table.foreign_keys:
+                continue
+            out.add("add foreign keys",
+                    f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
+                        "ADD " + fk.sql(db_map.get(fk.ref_database or sdb, fk.ref_database or sdb))
+                        for fk in src_table.foreign_keys), tdb,
+                    *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}")
+                      for fk in src_table.foreign_keys))
+
+
+# ---- views ---------------------------------------------------------------------------------
+
+
+def map_databases(definition: str, db_map: dict[str, str]) -> str:
+    """Rewrite `db`. qualifiers of a view definition from source to target database names."""
+    if all(k == v for k, v in db_map.items()):
+        return definition
+    toks = list(tokenize(definition))
+    out = []
+    for i, tok in enumerate(toks):
+        if tok.kind == "ident" and i + 1 < len(toks) and toks[i + 1].text.startswith("."):
+            name = tok.text[1:-1].replace("``", "`")
+            if name in db_map:
+                out.append(quote(db_map[name]))
+                continue
+        out.append(tok.text)
+    return "".join(out)
+
+
+def _view_sql(view: View, tdb: str) -> str:
+    check = "" if view.check_option in ("NONE", "") else f" WITH {view.check_option} CHECK OPTION"
+    # DEFINER is left to the connecting user: accounts differ between environments.
+    return (f"CREATE OR REPLACE ALGORITHM={view.algorithm} SQL SECURITY {view.security} "
+            f"VIEW {qualified(tdb, view.name)} AS {view.definition}{check}")
+
+
+def _diff_views(src: dict[str, View], dst: dict[str, View], sdb: str, tdb: str,
+                db_map: dict[str, str], out: _Out) -> None:
+    mapped = {n: replace(v, definition=map_databases(v.definition, db_map)) for n, v in src.items()}
+    for name in sorted(set(dst) - set(mapped)):
+        out.add("drop views", f"DROP VIEW {qualified(tdb, name)}", tdb,
+                Clause(f"drop view {qualified(tdb, name)} (a definition, no rows)"))
+    changed = [n for n, v in mapped.items() if n not in dst or dst[n].key() != v.key()]
+    # A view reading another view is created after it.
+    order: list[str] = []
+    pending = sorted(changed)
+
+    def visit(name: str, seen: set[str]) -> None:
+        if name in order or name in seen:
+            return
+        seen.add(name)
+        for other in pending:
+            if other != name and qualified(tdb, other) in mapped[name].definition:
+                visit(other, seen)
+        order.append(name)
+
+    for name in pending:
+        visit(name, set())
+    for name in order:
+        what = "replace" if name in dst else "create"
+        out.add("create views", _view_sql(mapped[name], tdb), tdb, Clause(f"{what} view {qualified(tdb, name)}"))
+
