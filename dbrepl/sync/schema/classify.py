@@ -97,6 +97,8 @@ def column_loss(old: Column, new: Column) -> list[str]:
     reasons = []
     if new.generated and not old.generated:
         reasons.append("turns a stored column into a generated one (its values are replaced)")
+    elif old.generated and not new.generated:
+        reasons.append("a generated column re-added as a stored one starts from its default")
     elif not new.generated:
         if (why := type_loss(old, new)) is not None:
             reasons.append(why)

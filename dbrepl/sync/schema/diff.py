@@ -19,7 +19,7 @@ from dbrepl.sync.splitter import tokenize
 
 PHASES = (
     "databases", "drop foreign keys", "drop views", "rename tables", "remove partitioning",
-    "create tables", "alter tables", "re-add indexes", "partition tables", "drop tables",
+    "create tables", "alter tables", "finish tables", "partition tables", "drop tables",
     "add foreign keys", "create views",
 )
 
@@ -249,6 +249,15 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
             clauses.append((f"CHANGE COLUMN {quote(back[s.name])} {s.sql()}" + (f" {position}" if moved else ""),
                             Clause(f"rename column {qname}.{quote(back[s.name])} to {quote(s.name)}",
                                    bool(reasons), reasons)))
+        elif modified and d.generated != s.generated:
+            # The server cannot MODIFY a column between stored, virtual and generated kinds:
+            # drop and re-add it (generated values are recomputed from the row).
+            change.changed_columns.add(s.name)
+            reasons = tuple(column_loss(d, s))
+            clauses.append((f"DROP COLUMN {quote(s.name)}",
+                            Clause(f"drop column {qname}.{quote(s.name)} to re-add it", bool(reasons), reasons)))
+            clauses.append((f"ADD COLUMN {s.sql()} {position}",
+                            Clause(f"re-add column {qname}.{quote(s.name)} as {s.generated or 'stored'}")))
         elif modified or moved:
             reasons = tuple(column_loss(d, s)) if modified else ()
             what = "modify" if modified else "move"
@@ -302,9 +311,14 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
             opt_sql.append(_option_sql(key, value))
             if key == "ENGINE" and (why := engine_loss(d_opts.get(key), value)):
                 reasons.append(why)
-    for key in d_opts:
-        if key not in s_opts and key not in ("CHARSET", "COLLATE", "ENGINE"):
-            opt_sql.append(f"{key}={_OPTION_RESET.get(key, 'DEFAULT')}")
+    resets = [f"{key}={_OPTION_RESET.get(key, 'DEFAULT')}" for key in d_opts
+              if key not in s_opts and key not in ("CHARSET", "COLLATE", "ENGINE")]
+    if resets and s_opts.get("ENGINE") != d_opts.get("ENGINE"):
+        # With an engine change in the same statement the server keeps the old engine's
+        # options (Aria's PAGE_CHECKSUM=1): reset them in a statement of their own.
+        second.append((", ".join(resets), Clause(f"reset table options of {qname}: {' '.join(resets)}")))
+    else:
+        opt_sql += resets
     if opt_sql:
         clauses.append((", ".join(opt_sql),
                         Clause(f"table options of {qname}: {' '.join(opt_sql)}", bool(reasons), tuple(reasons))))
@@ -313,7 +327,7 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
         out.add("alter tables", f"ALTER TABLE {qname} " + ", ".join(sql for sql, _ in clauses), tdb,
                 *(c for _, c in clauses))
     if second:
-        out.add("re-add indexes", f"ALTER TABLE {qname} " + ", ".join(sql for sql, _ in second), tdb,
+        out.add("finish tables", f"ALTER TABLE {qname} " + ", ".join(sql for sql, _ in second), tdb,
                 *(c for _, c in second))
 
     if _norm(src.partitioning) != _norm(dst.partitioning):

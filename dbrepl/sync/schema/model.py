@@ -89,7 +89,7 @@ class Table:
     checks: tuple[Check, ...]
     options: tuple[tuple[str, str], ...]  # ("ENGINE", "InnoDB"), ... without AUTO_INCREMENT
     partitioning: str | None
-    create_sql: str  # SHOW CREATE TABLE without the AUTO_INCREMENT counter
+    create_sql: str  # SHOW CREATE TABLE from the "(" on, without the AUTO_INCREMENT counter
 
     def column(self, name: str) -> Column | None:
         return next((c for c in self.columns if c.name == name), None)
@@ -334,7 +334,8 @@ def parse_create_table(create_sql: str, column_info: dict[str, dict]) -> Table:
     return Table(
         name=name, columns=tuple(columns), indexes=tuple(indexes), foreign_keys=tuple(fks),
         checks=tuple(checks), options=options, partitioning=partitioning,
-        create_sql=strip_auto_increment(create_sql),
+        # Without "CREATE TABLE `name`": a renamed table compares equal to its source.
+        create_sql=strip_auto_increment(create_sql)[open_at:],
     )
 
 
