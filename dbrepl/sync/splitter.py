@@ -146,10 +146,13 @@ def normalise_statement(statement: str) -> str:
     """
     out: list[str] = []
     for tok in tokenize(statement):
-        if tok.kind == "comment" or tok.kind == "space":
-            if out and out[-1] != " ":
+        if tok.kind in ("comment", "space"):
+            # Whitespace next to ( ) , ; never matters; elsewhere one space stands for any run.
+            if out and out[-1] != " " and out[-1] not in _PUNCT:
                 out.append(" ")
         else:
+            if tok.kind == "punct" and out and out[-1] == " ":
+                out.pop()
             out.append(tok.text)
     return "".join(out).strip()
 

@@ -8,7 +8,13 @@ import pymysql
 
 from dbrepl.sync.errors import DatabaseError, InvalidInput
 from dbrepl.sync.ident import check_name, qualified
-from dbrepl.sync.schema.model import SYSTEM_SCHEMAS, Database, View, parse_create_table
+from dbrepl.sync.schema.model import (
+    HISTORY_TABLE,
+    SYSTEM_SCHEMAS,
+    Database,
+    View,
+    parse_create_table,
+)
 
 
 def prepare_session(conn: Any) -> None:
@@ -67,7 +73,7 @@ def _read(conn: Any, name: str) -> Database:
                 "nullable": nullable == "YES", "generated": generated,
             }
         for table, kind in kinds.items():
-            if kind not in ("BASE TABLE", "SYSTEM VERSIONED"):
+            if kind not in ("BASE TABLE", "SYSTEM VERSIONED") or table == HISTORY_TABLE:
                 continue
             cur.execute(f"SHOW CREATE TABLE {qualified(name, table)}")
             create_sql = cur.fetchone()[1]

@@ -14,6 +14,8 @@ from dbrepl.sync.ident import quote
 from dbrepl.sync.splitter import Token, matching_paren, split_top_level, tokenize
 
 SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+# The migrations history belongs to each environment, not to the schema being synced.
+HISTORY_TABLE = "dbrepl_schema_history"
 
 
 class UnsupportedSchema(SyncError):
