@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from dbrepl.sync.connection import DEFAULT_PORT, Endpoint
 from dbrepl.sync.errors import InvalidInput, SyncError
@@ -29,6 +30,16 @@ ERROR_LIMIT = 1000
 
 class AwsError(SyncError):
     """An AWS call failed ("Failed to <what>")."""
+
+
+# botocore's standard mode already retries throttling; more attempts, bounded timeouts so a
+# function without a route to the service fails inside its 300 s instead of hanging.
+_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
+
+
+def client(service: str) -> Any:
+    """A boto3 client for `service` (region and endpoint from the environment)."""
+    return boto3.client(service, config=_CLIENT_CONFIG)
 
 
 def check_env(env: object) -> str:

@@ -1,0 +1,35 @@
+"""AWS access: the session factory and small helpers shared by the steps."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a ClientError (None for anything else)."""
+    if isinstance(exc, ClientError):
+        return exc.response.get("Error", {}).get("Code")
+    return None
+
+
+def is_code(exc: BaseException, codes: Iterable[str]) -> bool:
+    code = error_code(exc)
+    return code is not None and code in set(codes)
+
+
+def tag_list(tags: dict[str, str], key: str = "Key", value: str = "Value") -> list[dict[str, str]]:
+    return [{key: k, value: v} for k, v in sorted(tags.items())]
+
+
+def tag_dict(items: Iterable[dict[str, Any]] | None, key: str = "Key", value: str = "Value") -> dict[str, str]:
+    return {t[key]: t[value] for t in items or ()}
+
+
+def paginate(client: Any, op: str, result_key: str, **kwargs: Any) -> list[Any]:
+    out: list[Any] = []
+    for page in client.get_paginator(op).paginate(**kwargs):
+        out.extend(page.get(result_key, []))
+    return out

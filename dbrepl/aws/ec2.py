@@ -1,0 +1,109 @@
+"""EC2 calls the steps share: batched describes by Name tag, tag specs, rule shapes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbrepl.aws import is_code, paginate, tag_dict, tag_list
+
+LAMBDA_ENI_PREFIX = "AWS Lambda VPC ENI"
+
+
+def tag_specs(resource_type: str, tags: dict[str, str]) -> list[dict[str, Any]]:
+    """Tags go in the create call itself, so a crash right after leaves a findable resource."""
+    return [{"ResourceType": resource_type, "Tags": tag_list(tags)}]
+
+
+def describe_by_names(ec2: Any, op: str, result_key: str, names: list[str], **extra: Any) -> list[dict]:
+    """One batched describe for every resource whose Name tag is one of `names`."""
+    if not names:
+        return []
+    filters = [{"Name": "tag:Name", "Values": sorted(set(names))}]
+    found = paginate(ec2, op, result_key, Filters=filters, **extra)
+    wanted = set(names)
+    # moto (and, for some filters, AWS) can return more than asked: check client-side.
+    return [r for r in found if tag_dict(r.get("Tags")).get("Name") in wanted]
+
+
+def ensure_tags(ec2: Any, resource_id: str, tags: dict[str, str]) -> None:
+    ec2.create_tags(Resources=[resource_id], Tags=tag_list(tags))
+
+
+def permission(proto: str, port: int | None, *, cidr: str | None = None, group: str | None = None,
+               description: str = "") -> dict[str, Any]:
+    p: dict[str, Any] = {"IpProtocol": proto}
+    if port is not None:
+        p["FromPort"] = port
+        p["ToPort"] = port
+    if cidr:
+        p["IpRanges"] = [{"CidrIp": cidr, "Description": description}]
+    if group:
+        p["UserIdGroupPairs"] = [{"GroupId": group, "Description": description}]
+    return p
+
+
+def flatten_rules(perms: list[dict]) -> list[dict[str, Any]]:
+    """One entry per (protocol, ports, source): the unit dbrepl adds and removes."""
+    out = []
+    for p in perms:
+        base = {"IpProtocol": p.get("IpProtocol"), "FromPort": p.get("FromPort"), "ToPort": p.get("ToPort")}
+        for r in p.get("IpRanges", []):
+            out.append({**base, "cidr": r["CidrIp"], "description": r.get("Description", "")})
+        for r in p.get("Ipv6Ranges", []):
+            out.append({**base, "cidr": r["CidrIpv6"], "description": r.get("Description", "")})
+        for r in p.get("UserIdGroupPairs", []):
+            out.append({**base, "group": r["GroupId"], "description": r.get("Description", "")})
+        for r in p.get("PrefixListIds", []):
+            out.append({**base, "prefix_list": r["PrefixListId"], "description": r.get("Description", "")})
+    return out
+
+
+def rule_permission(rule: dict[str, Any]) -> dict[str, Any]:
+    p: dict[str, Any] = {"IpProtocol": rule["IpProtocol"]}
+    if rule.get("FromPort") is not None:
+        p["FromPort"] = rule["FromPort"]
+        p["ToPort"] = rule["ToPort"]
+    desc = {"Description": rule["description"]} if rule.get("description") else {}
+    if "cidr" in rule:
+        key = "Ipv6Ranges" if ":" in rule["cidr"] else "IpRanges"
+        p[key] = [{("CidrIpv6" if ":" in rule["cidr"] else "CidrIp"): rule["cidr"], **desc}]
+    elif "group" in rule:
+        p["UserIdGroupPairs"] = [{"GroupId": rule["group"], **desc}]
+    elif "prefix_list" in rule:
+        p["PrefixListIds"] = [{"PrefixListId": rule["prefix_list"], **desc}]
+    return p
+
+
+def authorize_ingress(ec2: Any, group_id: str, rule: dict[str, Any]) -> None:
+    try:
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[rule_permission(rule)])
+    except Exception as e:
+        if not is_code(e, ["InvalidPermission.Duplicate"]):
+            raise
+
+
+def revoke_ingress(ec2: Any, group_id: str, rule: dict[str, Any]) -> None:
+    try:
+        ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=[rule_permission(rule)])
+    except Exception as e:
+        if not is_code(e, ["InvalidPermission.NotFound", "InvalidGroup.NotFound"]):
+            raise
+
+
+def delete_lambda_enis(ec2: Any, vpc_id: str) -> int:
+    """Delete detached ENIs Lambda left in a VPC (they block SG and subnet deletion)."""
+    enis = paginate(
+        ec2, "describe_network_interfaces", "NetworkInterfaces",
+        Filters=[{"Name": "vpc-id", "Values": [vpc_id]}, {"Name": "status", "Values": ["available"]}],
+    )
+    n = 0
+    for eni in enis:
+        if not eni.get("Description", "").startswith(LAMBDA_ENI_PREFIX):
+            continue
+        try:
+            ec2.delete_network_interface(NetworkInterfaceId=eni["NetworkInterfaceId"])
+            n += 1
+        except Exception as e:
+            if not is_code(e, ["InvalidNetworkInterfaceID.NotFound", "InvalidNetworkInterface.InUse"]):
+                raise
+    return n

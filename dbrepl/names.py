@@ -1,0 +1,82 @@
+"""Physical names: the seed template's, so a person who knows the template recognises the estate."""
+
+from __future__ import annotations
+
+
+def vpc(env: str, s: str) -> str:
+    return f"{env}-vpc-{s}"
+
+
+def subnet(env: str, i: int, s: str) -> str:
+    return f"{env}-private-subnet-{i}-{s}"
+
+
+def route_table(env: str, s: str) -> str:
+    return f"{env}-route-table-{s}"
+
+
+def db_sg(env: str, s: str) -> str:
+    return f"{env}-aurora-sg-{s}"
+
+
+def function_sg(s: str) -> str:
+    return f"lambda-db-sync-sg-{s}"
+
+
+def endpoint_sg(hub: str, s: str) -> str:
+    return f"{hub}-vpc-endpoints-sg-{s}"
+
+
+def endpoint(hub: str, service: str, s: str) -> str:
+    return f"{hub}-{service}-endpoint-{s}"
+
+
+def kms_alias(env: str, s: str) -> str:
+    return f"alias/{env}-key-{s}"
+
+
+def secret(env: str, s: str) -> str:
+    return f"{env}-aurora-secret-{s}"
+
+
+def subnet_group(env: str, s: str) -> str:
+    return f"{env}-aurora-subnet-group-{s}"
+
+
+def cluster(env: str, s: str) -> str:
+    return f"{env}-aurora-cluster-{s}"
+
+
+def instance(env: str, i: int, s: str) -> str:
+    return f"{env}-aurora-instance-{i}-{s}"
+
+
+def connection_parameter(env: str, s: str) -> str:
+    return f"/db-replication/{s}/{env}/connection-string"
+
+
+def peering(a: str, b: str, s: str) -> str:
+    return f"{a}-to-{b}-peering-{s}"
+
+
+def bucket(s: str, account: str) -> str:
+    return f"migration-scripts-{s}-{account}"
+
+
+def role(s: str) -> str:
+    return f"db-sync-lambda-role-{s}"
+
+
+FUNCTIONS = {"schema": "schema-replication", "data": "data-replication"}
+
+
+def function(kind: str, s: str) -> str:
+    return f"db-sync-{FUNCTIONS[kind]}-{s}"
+
+
+def log_group(kind: str, s: str) -> str:
+    return f"/aws/lambda/{function(kind, s)}"
+
+
+def alarm(env: str, s: str) -> str:
+    return f"{env}-aurora-replication-lag-{s}"

@@ -1,0 +1,90 @@
+"""Rendering plans, progress and status for people (rich) and machines (JSON)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import defaultdict
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from dbrepl.engine import Change, Plan, is_unknown
+
+COLOURS = {"create": "green", "update": "yellow", "delete": "red", "replace": "magenta"}
+
+
+def _fmt(v: Any) -> str:
+    if is_unknown(v) and not isinstance(v, (list, dict)):
+        return "(known after apply)"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, default=repr, sort_keys=True)
+    return str(v)
+
+
+def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
+    if not plan.changes:
+        console.print("No changes. The estate matches the spec.")
+        return
+    groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
+    for c in plan.changes:
+        groups[(c.step, c.env)].append(c)
+    for (step, env), changes in groups.items():
+        console.print(f"[bold]{escape(step)}[/] · {escape(env)}")
+        for c in changes:
+            col = COLOURS[c.action]
+            console.print(f"  [{col}]{c.marker}[/] {escape(c.type)} [bold]{escape(c.name)}[/]")
+            for field, (old, new) in c.diff.items():
+                if c.action == "create":
+                    console.print(f"      {escape(field)}: {escape(_fmt(new))}")
+                elif c.action == "delete":
+                    continue
+                else:
+                    console.print(f"      {escape(field)}: {escape(_fmt(old))} [dim]->[/] {escape(_fmt(new))}")
+    s = plan.summary
+    console.print(f"\n[bold]{verb}:[/] {s['create']} to create, {s['update']} to update, {s['delete']} to delete.")
+
+
+class Progress:
+    """Engine reporter: a line per finished change, waits and retries with elapsed time."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, data: dict[str, Any]) -> None:
+        with self._lock:
+            if event == "done":
+                c: Change = data["change"]
+                word = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced"}[c.action]
+                self.console.print(
+                    f"  [{COLOURS[c.action]}]{c.marker}[/] {escape(c.step)}/{escape(c.env)} {escape(c.type)} "
+                    f"{escape(c.name)} [dim]{word} in {data['elapsed']:.1f}s[/]"
+                )
+            elif event == "waiting":
+                self.console.print(f"  [dim]… waiting for {escape(data['what'])} ({data['elapsed']:.0f}s)[/]")
+            elif event == "waited":
+                self.console.print(f"  [dim]✓ {escape(data['what'])} after {data['elapsed']:.0f}s[/]")
+            elif event == "retry":
+                self.console.print(
+                    f"  [dim]↻ {escape(data['what'])}: {escape(str(data.get('error')))} "
+                    f"(attempt {data['attempt']}, {data['elapsed']:.0f}s)[/]"
+                )
+
+
+def render_status(console: Console, status: dict[str, Any]) -> None:
+    out = Table(title="Outputs", show_lines=False)
+    out.add_column("output")
+    out.add_column("value")
+    for k, v in status["outputs"].items():
+        out.add_row(k, escape(str(v)) if v else "[dim](not created)[/]")
+    console.print(out)
+    t = Table(title=f"Resources (suffix {status['suffix']})")
+    for col in ("env", "type", "name", "state"):
+        t.add_column(col)
+    for r in status["resources"]:
+        colour = {"ok": "green", "missing": "red", "drifted": "yellow", "extra": "red"}.get(r["state"], "white")
+        t.add_row(r["env"], r["type"], escape(r["name"]), f"[{colour}]{r['state']}[/]")
+    console.print(t)

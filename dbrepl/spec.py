@@ -1,0 +1,401 @@
+"""The environment spec (config/environments.yaml): load, validate, and answer questions.
+
+Everything here runs before any AWS call: a bad spec exits 2 having touched nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from dbrepl.errors import BadInput, SpecError
+
+DEFAULT_CONFIG = Path("config/environments.yaml")
+
+SUFFIX_RE = re.compile(r"^[a-z0-9-]{1,20}$")
+ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+# Aurora MySQL 2 (5.7, RDS Extended Support) and 3 (8.0) version strings.
+ENGINE_VERSION_RE = re.compile(r"^(5\.7\.mysql_aurora\.2|8\.0\.mysql_aurora\.3)\.\d{2}\.\d+$")
+INSTANCE_CLASS_RE = re.compile(r"^db\.(serverless|[a-z][a-z0-9]*\.[a-z0-9]+)$")
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+    2922, 3288, 3653,
+)
+WINDOW_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$")
+MAINT_RE = re.compile(
+    r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d-(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d$"
+)
+LOG_EXPORTS = ("audit", "error", "general", "slowquery", "iam-db-auth-error", "instance")
+PYTHON_RUNTIME_RE = re.compile(r"^python3\.(\d+)$")
+USERNAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9]{0,15}$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Subnet(_Model):
+    cidr: str
+    az_index: Annotated[int, Field(ge=0, le=5)]
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        return _check_cidr(v)
+
+
+class Account(_Model):
+    """Where an environment lives when it is not the caller's own account (issue 6)."""
+
+    role_arn: str
+    external_id: str | None = None
+    session_name: str = "dbrepl"
+
+    @field_validator("role_arn")
+    @classmethod
+    def _arn(cls, v: str) -> str:
+        if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", v):
+            raise ValueError("must be an IAM role ARN like arn:aws:iam::123456789012:role/name")
+        return v
+
+
+class Environment(_Model):
+    cidr: str
+    subnets: Annotated[list[Subnet], Field(min_length=2)]
+    protected: bool = False
+    region: str | None = None
+    account: Account | None = None
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr(cls, v: str) -> str:
+        return _check_cidr(v)
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", v):
+            raise ValueError("must be an AWS region name like us-east-1")
+        return v
+
+    @model_validator(mode="after")
+    def _subnets_inside(self) -> Environment:
+        vpc = ipaddress.ip_network(self.cidr)
+        nets = [ipaddress.ip_network(s.cidr) for s in self.subnets]
+        for s, net in zip(self.subnets, nets, strict=True):
+            if not net.subnet_of(vpc):
+                raise ValueError(f"subnet {s.cidr} is outside the VPC {self.cidr}; pick a CIDR inside it")
+        for i, a in enumerate(nets):
+            for b in nets[i + 1:]:
+                if a.overlaps(b):
+                    raise ValueError(f"subnets {a} and {b} overlap; give each its own range")
+        if len({s.az_index for s in self.subnets}) < 2:
+            raise ValueError("subnets must span at least two availability zones (az_index); Aurora needs two")
+        return self
+
+
+class Aurora(_Model):
+    engine: Literal["aurora-mysql"] = "aurora-mysql"
+    engine_version: str = "8.0.mysql_aurora.3.10.0"
+    auto_minor_version_upgrade: bool = False
+    instance_class: str = "db.r5.large"
+    instances: Annotated[int, Field(ge=1, le=15)] = 1
+    master_username: str = "admin"
+    port: Annotated[int, Field(ge=1150, le=65535)] = 3306
+    backup_retention_days: Annotated[int, Field(ge=1, le=35)] = 7
+    backup_window: str = "03:00-04:00"
+    maintenance_window: str = "mon:04:00-mon:05:00"
+    log_exports: list[str] = ["error", "general", "slowquery"]
+    deletion_protection: bool = False
+    publicly_accessible: Literal[False] = False
+
+    @field_validator("engine_version")
+    @classmethod
+    def _version(cls, v: str) -> str:
+        if not ENGINE_VERSION_RE.match(v):
+            raise ValueError(
+                "must look like 8.0.mysql_aurora.3.10.0 (Aurora MySQL 3) or 5.7.mysql_aurora.2.11.2 "
+                "(Aurora MySQL 2, RDS Extended Support)"
+            )
+        return v
+
+    @field_validator("instance_class")
+    @classmethod
+    def _class(cls, v: str) -> str:
+        if not INSTANCE_CLASS_RE.match(v):
+            raise ValueError("must look like db.r5.large or db.serverless")
+        return v
+
+    @field_validator("master_username")
+    @classmethod
+    def _user(cls, v: str) -> str:
+        if not USERNAME_RE.match(v):
+            raise ValueError("must start with a letter, letters and digits only, at most 16 characters")
+        return v
+
+    @field_validator("backup_window")
+    @classmethod
+    def _bw(cls, v: str) -> str:
+        if not WINDOW_RE.match(v):
+            raise ValueError("must be hh:mm-hh:mm in UTC, e.g. 03:00-04:00")
+        return v
+
+    @field_validator("maintenance_window")
+    @classmethod
+    def _mw(cls, v: str) -> str:
+        if not MAINT_RE.match(v):
+            raise ValueError("must be ddd:hh:mm-ddd:hh:mm in UTC, e.g. mon:04:00-mon:05:00")
+        return v
+
+    @field_validator("log_exports")
+    @classmethod
+    def _logs(cls, v: list[str]) -> list[str]:
+        bad = [x for x in v if x not in LOG_EXPORTS]
+        if bad:
+            raise ValueError(f"unknown log type {bad[0]!r}; choose from {', '.join(LOG_EXPORTS)}")
+        return sorted(set(v))
+
+
+class Secrets(_Model):
+    password_length: Annotated[int, Field(ge=16, le=41)] = 32
+    exclude_characters: str = "\"@/\\"
+
+    @field_validator("exclude_characters")
+    @classmethod
+    def _exclude(cls, v: str) -> str:
+        # RDS refuses these in master passwords whatever the spec says.
+        missing = [c for c in "\"@/" if c not in v]
+        if missing:
+            raise ValueError(f"must exclude {''.join(missing)!r}: RDS refuses them in master passwords")
+        return v
+
+
+class Bucket(_Model):
+    expire_days: Annotated[int, Field(ge=1)] = 30
+    noncurrent_expire_days: Annotated[int, Field(ge=1)] = 30
+    kms_env: str = "dev"
+
+
+class Lambdas(_Model):
+    runtime: str = "python3.12"
+    timeout: Annotated[int, Field(ge=1, le=900)] = 300
+    memory: Annotated[int, Field(ge=128, le=10240)] = 512
+    log_retention_days: int = 7
+
+    @field_validator("runtime")
+    @classmethod
+    def _runtime(cls, v: str) -> str:
+        m = PYTHON_RUNTIME_RE.match(v)
+        if not m or int(m.group(1)) < 12:
+            raise ValueError("must be python3.12 or newer (python3.9 is deprecated)")
+        return v
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, v: int) -> int:
+        if v not in LOG_RETENTION_DAYS:
+            raise ValueError(
+                f"{v} is not a CloudWatch Logs retention; use one of {', '.join(map(str, LOG_RETENTION_DAYS))}"
+            )
+        return v
+
+
+class Alarms(_Model):
+    metric: str = "AuroraReplicaLag"
+    statistic: Literal["Average", "Maximum", "Minimum", "Sum", "SampleCount"] = "Average"
+    period: Annotated[int, Field(ge=10)] = 60
+    evaluation_periods: Annotated[int, Field(ge=1)] = 2
+    threshold: float = 60000
+    treat_missing_data: Literal["breaching", "notBreaching", "ignore", "missing"] = "notBreaching"
+
+
+class Sync(_Model):
+    hub: str = "staging"
+    databases: list[str] = ["app"]
+    reference_tables: list[str] = []
+
+    @field_validator("databases")
+    @classmethod
+    def _dbs(cls, v: list[str]) -> list[str]:
+        for d in v:
+            if not re.match(r"^[A-Za-z0-9_$]{1,64}$", d):
+                raise ValueError(f"database name {d!r} may hold only letters, digits, '_' and '$'")
+            if d.lower() in ("mysql", "sys", "information_schema", "performance_schema"):
+                raise ValueError(f"{d!r} is a system schema; name application databases")
+        return v
+
+    @field_validator("reference_tables")
+    @classmethod
+    def _tables(cls, v: list[str]) -> list[str]:
+        for t in v:
+            if not re.match(r"^[A-Za-z0-9_$]{1,64}\.[A-Za-z0-9_$]{1,64}$", t):
+                raise ValueError(f"reference table {t!r} must be written database.table")
+        return v
+
+
+class Timing(_Model):
+    """How long to wait and how often to look; near zero against a local emulator."""
+
+    poll_delay: Annotated[float, Field(ge=0)] = 30.0
+    retry_delay: Annotated[float, Field(ge=0)] = 5.0
+    aurora_timeout_minutes: Annotated[float, Field(gt=0)] = 120
+    eni_release_timeout_minutes: Annotated[float, Field(gt=0)] = 45
+    iam_propagation_timeout_seconds: Annotated[float, Field(gt=0)] = 120
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 10
+    workers: Annotated[int, Field(ge=1, le=64)] = 16
+
+
+class Spec(_Model):
+    version: Literal[1] = 1
+    region: str | None = None
+    environments: dict[str, Environment]
+    peering: list[tuple[str, str]]
+    aurora: Aurora = Aurora()
+    secrets: Secrets = Secrets()
+    bucket: Bucket = Bucket()
+    lambdas: Lambdas = Lambdas()
+    alarms: Alarms = Alarms()
+    sync: Sync = Sync()
+    timing: Timing = Timing()
+
+    @field_validator("environments")
+    @classmethod
+    def _envs(cls, v: dict[str, Environment]) -> dict[str, Environment]:
+        if not v:
+            raise ValueError("name at least one environment")
+        for name in v:
+            if not ENV_NAME_RE.match(name) or name == "shared":
+                raise ValueError(
+                    f"environment name {name!r} must be lowercase letters and digits, start with a "
+                    "letter, at most 16 characters, and not 'shared'"
+                )
+        items = list(v.items())
+        for i, (a, ea) in enumerate(items):
+            for b, eb in items[i + 1:]:
+                if ipaddress.ip_network(ea.cidr).overlaps(ipaddress.ip_network(eb.cidr)):
+                    raise ValueError(
+                        f"VPC CIDRs of {a} ({ea.cidr}) and {b} ({eb.cidr}) overlap; peered VPCs need "
+                        "distinct ranges"
+                    )
+        return v
+
+    @model_validator(mode="after")
+    def _topology(self) -> Spec:
+        envs = set(self.environments)
+        seen: set[frozenset[str]] = set()
+        for a, b in self.peering:
+            for e in (a, b):
+                if e not in envs:
+                    raise ValueError(
+                        f"peering names unknown environment {e!r}; known: {', '.join(sorted(envs))}"
+                    )
+            if a == b:
+                raise ValueError(f"peering {a}<->{b} joins an environment to itself")
+            pair = frozenset((a, b))
+            if pair in seen:
+                raise ValueError(f"peering {a}<->{b} is listed twice")
+            seen.add(pair)
+        if self.sync.hub not in envs:
+            raise ValueError(f"sync.hub {self.sync.hub!r} is not an environment; known: {', '.join(sorted(envs))}")
+        for e in sorted(envs - {self.sync.hub}):
+            if frozenset((e, self.sync.hub)) not in seen:
+                raise ValueError(
+                    f"sync.hub {self.sync.hub!r} is not peered with {e!r}; add [{self.sync.hub}, {e}] "
+                    "to peering (peering is not transitive)"
+                )
+        if self.bucket.kms_env not in envs:
+            raise ValueError(f"bucket.kms_env {self.bucket.kms_env!r} is not an environment")
+        if self.region is not None and not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", self.region):
+            raise ValueError("region must be an AWS region name like us-east-1")
+        return self
+
+    # Questions the steps ask -------------------------------------------------------------
+
+    @property
+    def env_names(self) -> list[str]:
+        return list(self.environments)
+
+    def peers_of(self, env: str) -> list[str]:
+        return [b if a == env else a for a, b in self.peering if env in (a, b)]
+
+    def peering_name(self, a: str, b: str, suffix: str) -> str:
+        return f"{a}-to-{b}-peering-{suffix}"
+
+
+def check_suffix(suffix: str | None) -> str:
+    if not suffix:
+        raise BadInput("no suffix given: pass --suffix S or set DBREPL_SUFFIX")
+    if not SUFFIX_RE.match(suffix):
+        raise BadInput(
+            f"invalid suffix {suffix!r}: use 1-20 characters of lowercase letters, digits and '-'"
+        )
+    return suffix
+
+
+def _check_cidr(v: str) -> str:
+    try:
+        net = ipaddress.ip_network(v, strict=True)
+    except ValueError as e:
+        raise ValueError(f"{v!r} is not a valid CIDR block ({e})") from None
+    if net.version != 4:
+        raise ValueError(f"{v!r} must be an IPv4 CIDR block")
+    if not 16 <= net.prefixlen <= 28:
+        raise ValueError(f"{v!r}: AWS allows prefix lengths /16 to /28")
+    return v
+
+
+def _loc(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if not str(p).startswith(("function-after", "function-"))]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _one_line(path: Path, err: ValidationError) -> str:
+    errors = err.errors(include_url=False)
+    first = errors[0]
+    msg = first["msg"].removeprefix("Value error, ")
+    kind = first["type"]
+    loc = _loc(first["loc"])
+    if kind == "extra_forbidden":
+        msg = "unknown key; remove it or fix its spelling (see docs/configuration.md)"
+    elif kind == "missing":
+        msg = "required key is missing; add it (see docs/configuration.md)"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{path}: {loc}: {msg}{more}"
+
+
+def load_spec(path: Path | str | None = None) -> Spec:
+    """Read and validate the spec; every problem is a SpecError naming file, key and fix."""
+    path = Path(path) if path else Path(os.environ.get("DBREPL_CONFIG", DEFAULT_CONFIG))
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(f"{path}: file not found; pass --config PATH or create it") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise SpecError(f"{path}: cannot read the spec ({e.__class__.__name__})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(e, "problem", None) or "not valid YAML"
+        raise SpecError(f"{path}: malformed YAML at {where}: {problem}; fix the syntax") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: the spec must be a YAML mapping with 'environments' and 'peering'")
+    try:
+        return Spec.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(_one_line(path, e)) from None

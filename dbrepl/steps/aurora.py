@@ -1,0 +1,387 @@
+"""aurora: per environment a DB subnet group, an encrypted Aurora MySQL cluster (engine
+version from the spec, backups, windows, log exports, no deletion protection), its
+instances (not public) and the seed's SSM connection-string parameter."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from dbrepl import names
+from dbrepl.aws import is_code, paginate, tag_dict, tag_list
+from dbrepl.aws.tagging import tagged
+from dbrepl.engine import Change, Context, Observed, Resource, Step, register
+from dbrepl.steps.secrets import read_credentials
+
+CLUSTER_STATE_FAULTS = ("InvalidDBClusterStateFault", "InvalidDBInstanceState", "InvalidDBInstanceStateFault")
+CLUSTER_FIELDS = ("BackupRetentionPeriod", "PreferredBackupWindow", "PreferredMaintenanceWindow",
+                  "DeletionProtection", "VpcSecurityGroupIds", "EngineVersion", "Port")
+
+
+@register
+class Aurora(Step):
+    name = "aurora"
+    depends_on = ("network", "kms", "secrets")
+    permissions = ("rds:CreateDBSubnetGroup", "rds:ModifyDBSubnetGroup", "rds:DeleteDBSubnetGroup",
+                   "rds:DescribeDBSubnetGroups", "rds:CreateDBCluster", "rds:ModifyDBCluster", "rds:DeleteDBCluster",
+                   "rds:DescribeDBClusters", "rds:CreateDBInstance", "rds:ModifyDBInstance", "rds:DeleteDBInstance",
+                   "rds:DescribeDBInstances", "rds:AddTagsToResource", "rds:ListTagsForResource",
+                   "secretsmanager:GetSecretValue", "kms:CreateGrant", "kms:DescribeKey",
+                   "ssm:GetParameters", "ssm:PutParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource")
+
+    def desired(self, ctx: Context) -> list[Resource]:
+        s, a = ctx.suffix, ctx.spec.aurora
+        out = []
+        for env, e in ctx.spec.environments.items():
+            sg = names.subnet_group(env, s)
+            out.append(Resource(
+                "subnet-group", "AWS::RDS::DBSubnetGroup", env, sg,
+                {"DBSubnetGroupDescription": f"Subnet group for {env} Aurora cluster",
+                 "SubnetIds": sorted_ids([ctx.id_of("network", env, f"subnet-{i}") for i in range(1, len(e.subnets) + 1)])},
+                ctx.tags(env, self.name, sg), phase=0,
+            ))
+            cl = names.cluster(env, s)
+            out.append(Resource(
+                "cluster", "AWS::RDS::DBCluster", env, cl,
+                {"Engine": a.engine, "EngineVersion": a.engine_version, "MasterUsername": a.master_username,
+                 "DBSubnetGroupName": sg, "VpcSecurityGroupIds": [ctx.id_of("network", env, "db-sg")],
+                 "StorageEncrypted": True, "KmsKeyId": ctx.attr("kms", env, "key", "arn"),
+                 "BackupRetentionPeriod": a.backup_retention_days, "PreferredBackupWindow": a.backup_window,
+                 "PreferredMaintenanceWindow": a.maintenance_window, "EnableCloudwatchLogsExports": a.log_exports,
+                 "DeletionProtection": a.deletion_protection, "Port": a.port},
+                ctx.tags(env, self.name, cl), phase=1,
+                replace_on=frozenset({"Engine", "MasterUsername", "StorageEncrypted", "KmsKeyId", "DBSubnetGroupName"}),
+            ))
+            for i in range(1, a.instances + 1):
+                inst = names.instance(env, i, s)
+                out.append(Resource(
+                    f"instance-{i}", "AWS::RDS::DBInstance", env, inst,
+                    {"DBClusterIdentifier": cl, "Engine": a.engine, "DBInstanceClass": a.instance_class,
+                     "PubliclyAccessible": False, "AutoMinorVersionUpgrade": a.auto_minor_version_upgrade},
+                    ctx.tags(env, self.name, inst), phase=2,
+                    replace_on=frozenset({"DBClusterIdentifier", "Engine"}),
+                ))
+            endpoint = ctx.attr(self.name, env, "cluster", "endpoint")
+            value = endpoint if not isinstance(endpoint, str) else f"mysql://{endpoint}:{a.port}"
+            pname = names.connection_parameter(env, s)
+            out.append(Resource(
+                "connection-parameter", "AWS::SSM::Parameter", env, pname,
+                {"Type": "String", "Value": value, "Description": f"{env.capitalize()} Aurora cluster connection string"},
+                {**ctx.tags(env, self.name, f"{env}-connection-{s}")}, phase=3,
+            ))
+        return out
+
+    # ------------------------------------------------------------------ discover
+    def discover(self, ctx: Context) -> list[Observed]:
+        groups: dict[tuple, list[str]] = {}
+        for env in ctx.all_envs:
+            groups.setdefault(ctx.sessions.group_key(env), []).append(env)
+        out: list[Observed] = []
+        for envs in groups.values():
+            out += self._discover(ctx, envs)
+        return out
+
+    def _discover(self, ctx: Context, envs: list[str]) -> list[Observed]:
+        s = ctx.suffix
+        rds = ctx.client("rds", envs[0])
+        ssm = ctx.client("ssm", envs[0])
+        sg_names = {names.subnet_group(e, s): e for e in envs}
+        cl_names = {names.cluster(e, s): e for e in envs}
+        inst_names = {names.instance(e, i, s): (e, i) for e in envs for i in range(1, ctx.spec.aurora.instances + 1)}
+        param_names = {names.connection_parameter(e, s): e for e in envs}
+        with ThreadPoolExecutor(max_workers=5) as pool:
+            f_sg = pool.submit(paginate, rds, "describe_db_subnet_groups", "DBSubnetGroups")
+            f_cl = pool.submit(paginate, rds, "describe_db_clusters", "DBClusters",
+                               Filters=[{"Name": "db-cluster-id", "Values": list(cl_names)}])
+            f_in = pool.submit(paginate, rds, "describe_db_instances", "DBInstances",
+                               Filters=[{"Name": "db-instance-id", "Values": list(inst_names)}])
+            f_pa = pool.submit(_get_parameters, ssm, list(param_names))
+            f_tags = pool.submit(tagged, ctx, envs[0])
+            subnet_groups = [g for g in f_sg.result() if g["DBSubnetGroupName"] in sg_names]
+            # Subnet groups carry tags only through ListTagsForResource.
+            sg_tags = dict(zip([g["DBSubnetGroupArn"] for g in subnet_groups],
+                               pool.map(lambda g: tag_dict(rds.list_tags_for_resource(
+                                   ResourceName=g["DBSubnetGroupArn"])["TagList"]), subnet_groups), strict=True))
+            clusters, instances, params, tags = f_cl.result(), f_in.result(), f_pa.result(), f_tags.result()
+        out = []
+        for g in subnet_groups:
+            env = sg_names[g["DBSubnetGroupName"]]
+            t = sg_tags[g["DBSubnetGroupArn"]]
+            if not ctx.owns(t):
+                continue
+            out.append(Observed("subnet-group", "AWS::RDS::DBSubnetGroup", env, g["DBSubnetGroupName"],
+                                g["DBSubnetGroupName"],
+                                {"DBSubnetGroupDescription": g.get("DBSubnetGroupDescription"),
+                                 "SubnetIds": sorted_ids([x["SubnetIdentifier"] for x in g.get("Subnets", [])])},
+                                t, attrs={"arn": g["DBSubnetGroupArn"]}, phase=0))
+        for c in clusters:
+            env = cl_names.get(c["DBClusterIdentifier"])
+            t = tag_dict(c.get("TagList"))
+            if env is None or not ctx.owns(t) or c.get("Status") == "deleting":
+                continue
+            out.append(Observed("cluster", "AWS::RDS::DBCluster", env, c["DBClusterIdentifier"], c["DBClusterIdentifier"],
+                                cluster_props(c), t, attrs={"arn": c["DBClusterArn"], "endpoint": c.get("Endpoint"),
+                                                            "status": c.get("Status"),
+                                                            "reader": c.get("ReaderEndpoint")}, phase=1))
+        for i in instances:
+            key = inst_names.get(i["DBInstanceIdentifier"])
+            t = tag_dict(i.get("TagList"))
+            if key is None or not ctx.owns(t) or i.get("DBInstanceStatus") == "deleting":
+                continue
+            env, n = key
+            out.append(Observed(f"instance-{n}", "AWS::RDS::DBInstance", env, i["DBInstanceIdentifier"],
+                                i["DBInstanceIdentifier"],
+                                {"DBClusterIdentifier": i.get("DBClusterIdentifier"), "Engine": i.get("Engine"),
+                                 "DBInstanceClass": i.get("DBInstanceClass"),
+                                 "PubliclyAccessible": bool(i.get("PubliclyAccessible")),
+                                 "AutoMinorVersionUpgrade": bool(i.get("AutoMinorVersionUpgrade"))},
+                                t, attrs={"arn": i["DBInstanceArn"], "status": i.get("DBInstanceStatus")}, phase=2))
+        for p in params:
+            env = param_names[p["Name"]]
+            arn = p.get("ARN", "")
+            t = tags.get(arn, {})
+            if not ctx.owns(t):
+                continue
+            out.append(Observed("connection-parameter", "AWS::SSM::Parameter", env, p["Name"], p["Name"],
+                                {"Type": p.get("Type"), "Value": p.get("Value"),
+                                 "Description": p.get("Description", "_unknown_")},
+                                t, attrs={"arn": arn}, phase=3))
+        return out
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:
+        assert want is not None
+        rds = ctx.client("rds", want.env)
+        p = want.props
+        if want.key == "subnet-group":
+            if have is None:
+                try:
+                    g = rds.create_db_subnet_group(DBSubnetGroupName=want.name,
+                                                   DBSubnetGroupDescription=p["DBSubnetGroupDescription"],
+                                                   SubnetIds=p["SubnetIds"], Tags=tag_list(want.tags))["DBSubnetGroup"]
+                    return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags),
+                                    attrs={"arn": g["DBSubnetGroupArn"]})
+                except Exception as e:
+                    if not is_code(e, ["DBSubnetGroupAlreadyExists"]):
+                        raise
+                    g = rds.describe_db_subnet_groups(DBSubnetGroupName=want.name)["DBSubnetGroups"][0]
+                    have = Observed(want.key, want.type, want.env, want.name, want.name, {}, {},
+                                    attrs={"arn": g["DBSubnetGroupArn"]})
+            if have.props != p:
+                rds.modify_db_subnet_group(DBSubnetGroupName=want.name,
+                                           DBSubnetGroupDescription=p["DBSubnetGroupDescription"],
+                                           SubnetIds=p["SubnetIds"])
+            self._tags(rds, have, want)
+            return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags),
+                            attrs=have.attrs)
+        if want.key == "cluster":
+            return self._apply_cluster(ctx, rds, want, have)
+        if want.key.startswith("instance-"):
+            return self._apply_instance(ctx, rds, want, have)
+        return self._apply_parameter(ctx, want, have)
+
+    def _apply_cluster(self, ctx: Context, rds: Any, want: Resource, have: Observed | None) -> Observed:
+        p = want.props
+        timeout = ctx.timing.aurora_timeout_minutes * 60
+        if have is None:
+            creds = read_credentials(ctx, want.env)
+            try:
+                ctx.retry(lambda: rds.create_db_cluster(
+                    DBClusterIdentifier=want.name, Engine=p["Engine"], EngineVersion=p["EngineVersion"],
+                    MasterUsername=creds["username"], MasterUserPassword=creds["password"],
+                    DBSubnetGroupName=p["DBSubnetGroupName"], VpcSecurityGroupIds=p["VpcSecurityGroupIds"],
+                    StorageEncrypted=True, KmsKeyId=p["KmsKeyId"], BackupRetentionPeriod=p["BackupRetentionPeriod"],
+                    PreferredBackupWindow=p["PreferredBackupWindow"],
+                    PreferredMaintenanceWindow=p["PreferredMaintenanceWindow"],
+                    EnableCloudwatchLogsExports=p["EnableCloudwatchLogsExports"],
+                    DeletionProtection=p["DeletionProtection"], Port=p["Port"], Tags=tag_list(want.tags),
+                ), codes=("InvalidDBSubnetGroupStateFault", "KMSKeyNotAccessibleFault"), deadline=300,
+                    what=f"cluster {want.name} to be accepted")
+            except Exception as e:
+                if not is_code(e, ["DBClusterAlreadyExistsFault"]):
+                    raise
+            finally:
+                creds = {}
+            c = self._wait_cluster(ctx, rds, want.name, timeout)
+            return Observed(want.key, want.type, want.env, want.name, want.name, cluster_props(c),
+                            tag_dict(c.get("TagList")) or dict(want.tags),
+                            attrs={"arn": c["DBClusterArn"], "endpoint": c.get("Endpoint"), "status": c.get("Status")})
+        mod: dict[str, Any] = {}
+        for f in CLUSTER_FIELDS:
+            if f in p and have.props.get(f) != p[f]:
+                mod[f] = p[f]
+        if "EngineVersion" in mod and mod["EngineVersion"].split(".")[0] != str(have.props.get("EngineVersion")).split(".")[0]:
+            mod["AllowMajorVersionUpgrade"] = True
+        want_logs, have_logs = set(p["EnableCloudwatchLogsExports"]), set(have.props.get("EnableCloudwatchLogsExports") or [])
+        if want_logs != have_logs:
+            mod["CloudwatchLogsExportConfiguration"] = {"EnableLogTypes": sorted(want_logs - have_logs),
+                                                        "DisableLogTypes": sorted(have_logs - want_logs)}
+        if mod:
+            ctx.retry(lambda: rds.modify_db_cluster(DBClusterIdentifier=want.name, ApplyImmediately=True, **mod),
+                      codes=CLUSTER_STATE_FAULTS, deadline=timeout, what=f"cluster {want.name} to accept changes")
+            self._wait_cluster(ctx, rds, want.name, timeout)
+        self._tags(rds, have, want)
+        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags), attrs=have.attrs)
+
+    def _apply_instance(self, ctx: Context, rds: Any, want: Resource, have: Observed | None) -> Observed:
+        p = want.props
+        timeout = ctx.timing.aurora_timeout_minutes * 60
+        if have is None:
+            try:
+                i = ctx.retry(lambda: rds.create_db_instance(
+                    DBInstanceIdentifier=want.name, DBClusterIdentifier=p["DBClusterIdentifier"], Engine=p["Engine"],
+                    DBInstanceClass=p["DBInstanceClass"], PubliclyAccessible=False,
+                    AutoMinorVersionUpgrade=p["AutoMinorVersionUpgrade"], Tags=tag_list(want.tags),
+                ), codes=CLUSTER_STATE_FAULTS, deadline=timeout, what=f"cluster of {want.name} to be available")
+                arn = i["DBInstance"]["DBInstanceArn"]
+            except Exception as e:
+                if not is_code(e, ["DBInstanceAlreadyExists"]):
+                    raise
+                arn = ""
+            self._wait_instance(ctx, rds, want.name, timeout)
+            return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags),
+                            attrs={"arn": arn})
+        mod = {f: p[f] for f in ("DBInstanceClass", "AutoMinorVersionUpgrade", "PubliclyAccessible")
+               if have.props.get(f) != p[f]}
+        if mod:
+            ctx.retry(lambda: rds.modify_db_instance(DBInstanceIdentifier=want.name, ApplyImmediately=True, **mod),
+                      codes=CLUSTER_STATE_FAULTS, deadline=timeout, what=f"instance {want.name} to accept changes")
+            self._wait_instance(ctx, rds, want.name, timeout)
+        self._tags(rds, have, want)
+        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags), attrs=have.attrs)
+
+    def _apply_parameter(self, ctx: Context, want: Resource, have: Observed | None) -> Observed:
+        ssm = ctx.client("ssm", want.env)
+        p = want.props
+        if have is None:
+            try:
+                ssm.put_parameter(Name=want.name, Value=p["Value"], Type="String", Description=p["Description"],
+                                  Tags=tag_list(want.tags))
+            except Exception as e:
+                if not is_code(e, ["ParameterAlreadyExists"]):
+                    raise
+                ssm.put_parameter(Name=want.name, Value=p["Value"], Type="String", Description=p["Description"],
+                                  Overwrite=True)
+                ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=want.name, Tags=tag_list(want.tags))
+        else:
+            if {k: have.props.get(k) for k in p} != p:
+                ssm.put_parameter(Name=want.name, Value=p["Value"], Type="String", Description=p["Description"],
+                                  Overwrite=True)
+            if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
+                ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=want.name, Tags=tag_list(want.tags))
+        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags), phase=3)
+
+    def _tags(self, rds: Any, have: Observed, want: Resource) -> None:
+        if any((have.tags or {}).get(k) != v for k, v in want.tags.items()) and have.attrs.get("arn"):
+            rds.add_tags_to_resource(ResourceName=have.attrs["arn"], Tags=tag_list(want.tags))
+
+    def _wait_cluster(self, ctx: Context, rds: Any, name: str, timeout: float) -> dict:
+        box: dict[str, Any] = {}
+
+        def ready() -> bool:
+            c = rds.describe_db_clusters(DBClusterIdentifier=name)["DBClusters"][0]
+            box["c"] = c
+            return c.get("Status") == "available"
+
+        ctx.wait_for(f"Aurora cluster {name} to be available", ready, timeout)
+        return box["c"]
+
+    def _wait_instance(self, ctx: Context, rds: Any, name: str, timeout: float) -> None:
+        def ready() -> bool:
+            i = rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
+            return i.get("DBInstanceStatus") == "available"
+
+        ctx.wait_for(f"Aurora instance {name} to be available", ready, timeout)
+
+    # ------------------------------------------------------------------ delete
+    def delete(self, ctx: Context, have: Observed) -> None:
+        rds = ctx.client("rds", have.env)
+        timeout = ctx.timing.aurora_timeout_minutes * 60
+        if have.type == "AWS::SSM::Parameter":
+            try:
+                ctx.client("ssm", have.env).delete_parameter(Name=have.name)
+            except Exception as e:
+                if not is_code(e, ["ParameterNotFound"]):
+                    raise
+        elif have.type == "AWS::RDS::DBInstance":
+            try:
+                ctx.retry(lambda: rds.delete_db_instance(DBInstanceIdentifier=have.name),
+                          codes=CLUSTER_STATE_FAULTS, deadline=timeout, what=f"instance {have.name} to be deletable")
+            except Exception as e:
+                if not is_code(e, ["DBInstanceNotFound", "DBInstanceNotFoundFault"]):
+                    raise
+            ctx.wait_for(f"Aurora instance {have.name} to be deleted",
+                         lambda: _instance_gone(rds, have.name), timeout)
+        elif have.type == "AWS::RDS::DBCluster":
+            try:
+                ctx.retry(lambda: rds.delete_db_cluster(DBClusterIdentifier=have.name, SkipFinalSnapshot=True),
+                          codes=CLUSTER_STATE_FAULTS, deadline=timeout, what=f"cluster {have.name} to be deletable")
+            except Exception as e:
+                if not is_code(e, ["DBClusterNotFoundFault"]):
+                    raise
+            ctx.wait_for(f"Aurora cluster {have.name} to be deleted", lambda: _cluster_gone(rds, have.name), timeout)
+        elif have.type == "AWS::RDS::DBSubnetGroup":
+            try:
+                ctx.retry(lambda: rds.delete_db_subnet_group(DBSubnetGroupName=have.name),
+                          codes=("InvalidDBSubnetGroupStateFault",), deadline=timeout,
+                          what=f"subnet group {have.name} to be free")
+            except Exception as e:
+                if not is_code(e, ["DBSubnetGroupNotFoundFault"]):
+                    raise
+
+
+def cluster_props(c: dict) -> dict[str, Any]:
+    return {
+        "Engine": c.get("Engine"), "EngineVersion": c.get("EngineVersion"), "MasterUsername": c.get("MasterUsername"),
+        "DBSubnetGroupName": c.get("DBSubnetGroup"),
+        "VpcSecurityGroupIds": sorted(g["VpcSecurityGroupId"] for g in c.get("VpcSecurityGroups", [])),
+        "StorageEncrypted": bool(c.get("StorageEncrypted")), "KmsKeyId": c.get("KmsKeyId"),
+        "BackupRetentionPeriod": c.get("BackupRetentionPeriod"), "PreferredBackupWindow": c.get("PreferredBackupWindow"),
+        "PreferredMaintenanceWindow": c.get("PreferredMaintenanceWindow"),
+        "EnableCloudwatchLogsExports": sorted(c.get("EnabledCloudwatchLogsExports") or []),
+        "DeletionProtection": bool(c.get("DeletionProtection")), "Port": c.get("Port"),
+    }
+
+
+def sorted_ids(ids: list[Any]) -> list[Any]:
+    if any(not isinstance(i, str) for i in ids):
+        return ids
+    return sorted(ids)
+
+
+def _get_parameters(ssm: Any, names_: list[str]) -> list[dict]:
+    out = []
+    for i in range(0, len(names_), 10):
+        out += ssm.get_parameters(Names=names_[i:i + 10])["Parameters"]
+    if not out:
+        return out
+    # GetParameters carries no description: one DescribeParameters call for all of them.
+    desc = {}
+    for page in ssm.get_paginator("describe_parameters").paginate(
+        ParameterFilters=[{"Key": "Name", "Option": "Equals", "Values": [p["Name"] for p in out]}]
+    ):
+        for d in page.get("Parameters", []):
+            desc[d["Name"]] = d.get("Description", "")
+    for p in out:
+        p["Description"] = desc.get(p["Name"], "")
+    return out
+
+
+def _instance_gone(rds: Any, name: str) -> bool:
+    try:
+        rds.describe_db_instances(DBInstanceIdentifier=name)
+        return False
+    except Exception as e:
+        if is_code(e, ["DBInstanceNotFound", "DBInstanceNotFoundFault"]):
+            return True
+        raise
+
+
+def _cluster_gone(rds: Any, name: str) -> bool:
+    try:
+        rds.describe_db_clusters(DBClusterIdentifier=name)
+        return False
+    except Exception as e:
+        if is_code(e, ["DBClusterNotFoundFault"]):
+            return True
+        raise

@@ -1,0 +1,161 @@
+"""bucket: the migration scripts bucket migration-scripts-<suffix>-<account>: versioning on,
+SSE-KMS with the configured environment's key, lifecycle expiring current and noncurrent
+versions after 30 days, and all public access blocked."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from dbrepl import names
+from dbrepl.aws import is_code, tag_dict, tag_list
+from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, register
+
+RULE_ID = "DeleteOldMigrationScripts"
+PUBLIC_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True}
+
+
+def lifecycle(expire: int, noncurrent: int) -> list[dict[str, Any]]:
+    return [{"ID": RULE_ID, "Status": "Enabled", "Filter": {"Prefix": ""},
+             "Expiration": {"Days": expire}, "NoncurrentVersionExpiration": {"NoncurrentDays": noncurrent}}]
+
+
+def _norm_rules(rules: list[dict]) -> list[dict]:
+    out = []
+    for r in rules:
+        out.append({"ID": r.get("ID"), "Status": r.get("Status"),
+                    "Filter": r.get("Filter", {"Prefix": r.get("Prefix", "")}) or {"Prefix": ""},
+                    "Expiration": {"Days": r.get("Expiration", {}).get("Days")},
+                    "NoncurrentVersionExpiration": {
+                        "NoncurrentDays": r.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays")}})
+    return sorted(out, key=lambda r: str(r["ID"]))
+
+
+def bucket_name(ctx: Context) -> str:
+    return names.bucket(ctx.suffix, ctx.account_id(ctx.hub))
+
+
+@register
+class Bucket(Step):
+    name = "bucket"
+    depends_on = ("kms",)
+    permissions = ("s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions",
+                   "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetBucketVersioning", "s3:PutBucketVersioning",
+                   "s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration",
+                   "s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration",
+                   "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
+                   "s3:GetBucketTagging", "s3:PutBucketTagging", "sts:GetCallerIdentity")
+
+    def desired(self, ctx: Context) -> list[Resource]:
+        b = ctx.spec.bucket
+        return [Resource(
+            "bucket", "AWS::S3::Bucket", SHARED, bucket_name(ctx),
+            {"Versioning": "Enabled",
+             "Encryption": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": ctx.attr("kms", b.kms_env, "key", "arn")},
+             "Lifecycle": _norm_rules(lifecycle(b.expire_days, b.noncurrent_expire_days)),
+             "PublicAccessBlock": PUBLIC_BLOCK},
+            ctx.tags(SHARED, self.name, f"migration-scripts-{ctx.suffix}", environment=SHARED),
+        )]
+
+    def discover(self, ctx: Context) -> list[Observed]:
+        s3 = ctx.client("s3", ctx.hub)
+        name = bucket_name(ctx)
+        calls = {
+            "versioning": lambda: s3.get_bucket_versioning(Bucket=name),
+            "encryption": lambda: _or_none(lambda: s3.get_bucket_encryption(Bucket=name),
+                                           "ServerSideEncryptionConfigurationNotFoundError"),
+            "lifecycle": lambda: _or_none(lambda: s3.get_bucket_lifecycle_configuration(Bucket=name),
+                                          "NoSuchLifecycleConfiguration"),
+            "public": lambda: _or_none(lambda: s3.get_public_access_block(Bucket=name),
+                                       "NoSuchPublicAccessBlockConfiguration"),
+            "tags": lambda: _or_none(lambda: s3.get_bucket_tagging(Bucket=name), "NoSuchTagSet"),
+        }
+        with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+            futures = {k: pool.submit(f) for k, f in calls.items()}
+            results: dict[str, Any] = {}
+            for k, f in futures.items():
+                try:
+                    results[k] = f.result()
+                except Exception as e:
+                    if is_code(e, ["NoSuchBucket", "404", "NotFound"]):
+                        return []
+                    raise
+        tags = tag_dict((results["tags"] or {}).get("TagSet"))
+        if not ctx.owns(tags):
+            return []
+        enc = {}
+        if results["encryption"]:
+            rule = results["encryption"]["ServerSideEncryptionConfiguration"]["Rules"][0]
+            enc = dict(rule.get("ApplyServerSideEncryptionByDefault", {}))
+        public = (results["public"] or {}).get("PublicAccessBlockConfiguration", {})
+        return [Observed(
+            "bucket", "AWS::S3::Bucket", SHARED, name, name,
+            {"Versioning": results["versioning"].get("Status", "Disabled"), "Encryption": enc,
+             "Lifecycle": _norm_rules((results["lifecycle"] or {}).get("Rules", [])),
+             "PublicAccessBlock": {k: bool(public.get(k)) for k in PUBLIC_BLOCK}},
+            tags,
+        )]
+
+    def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:
+        assert want is not None
+        s3 = ctx.client("s3", ctx.hub)
+        p, name = want.props, want.name
+        if have is None:
+            kw: dict[str, Any] = {"Bucket": name}
+            region = ctx.region(ctx.hub)
+            if region != "us-east-1":
+                kw["CreateBucketConfiguration"] = {"LocationConstraint": region}
+            try:
+                # OperationAborted: a conflicting operation (a recent delete of this name) is in flight.
+                ctx.retry(lambda: s3.create_bucket(**kw), codes=("OperationAborted",), deadline=600,
+                          what=f"bucket name {name} to be free")
+            except Exception as e:
+                if not is_code(e, ["BucketAlreadyOwnedByYou"]):
+                    raise
+            have = Observed("bucket", want.type, SHARED, name, name, {}, {})
+        if (have.tags or {}) != {**(have.tags or {}), **want.tags}:
+            s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list({**(have.tags or {}), **want.tags})})
+        if have.props.get("PublicAccessBlock") != p["PublicAccessBlock"]:
+            s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=p["PublicAccessBlock"])
+        if have.props.get("Versioning") != p["Versioning"]:
+            s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": p["Versioning"]})
+        if have.props.get("Encryption") != p["Encryption"]:
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": p["Encryption"], "BucketKeyEnabled": True}]})
+        if have.props.get("Lifecycle") != p["Lifecycle"]:
+            b = ctx.spec.bucket
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name, LifecycleConfiguration={"Rules": lifecycle(b.expire_days, b.noncurrent_expire_days)})
+        return Observed("bucket", want.type, SHARED, name, name, dict(p), dict(want.tags))
+
+    def delete(self, ctx: Context, have: Observed) -> None:
+        s3 = ctx.client("s3", ctx.hub)
+        try:
+            empty_bucket(s3, have.name)
+            s3.delete_bucket(Bucket=have.name)
+        except Exception as e:
+            if not is_code(e, ["NoSuchBucket"]):
+                raise
+
+
+def empty_bucket(s3: Any, name: str) -> int:
+    """Delete every object version and delete marker (a versioned bucket deletes only empty)."""
+    n = 0
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        batch = [{"Key": v["Key"], "VersionId": v["VersionId"]}
+                 for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        for i in range(0, len(batch), 1000):
+            chunk = batch[i:i + 1000]
+            s3.delete_objects(Bucket=name, Delete={"Objects": chunk, "Quiet": True})
+            n += len(chunk)
+    return n
+
+
+def _or_none(fn: Any, code: str) -> Any:
+    try:
+        return fn()
+    except Exception as e:
+        if is_code(e, [code]):
+            return None
+        raise

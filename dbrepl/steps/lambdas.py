@@ -1,0 +1,323 @@
+"""lambdas: the function role (trusting Lambda, AWSLambdaVPCAccessExecutionRole plus a
+least-privilege inline policy), the schema-sync and data-sync functions in the hub VPC
+(python3.12+, the deterministic bundle carrying pymysql and dbrepl.sync, the seed's
+environment variables) and their log groups with the configured retention."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from dbrepl import names
+from dbrepl.aws import is_code, tag_dict
+from dbrepl.aws.tagging import tagged
+from dbrepl.bundle import HANDLERS, code_sha256
+from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, Unknown, register
+from dbrepl.steps.bucket import bucket_name
+
+VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+INLINE_POLICY = "DatabaseSyncPolicy"
+TRUST = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+DESCRIPTIONS = {"schema": "Synchronizes database schema changes across environments",
+                "data": "Synchronizes reference data across environments"}
+IAM_PROPAGATION = "cannot be assumed by Lambda"
+
+
+def normalise_policy(doc: Any) -> Any:
+    """Compare policies as parsed JSON with single values and lists treated alike, sorted."""
+    if isinstance(doc, str):
+        try:
+            doc = json.loads(doc)
+        except ValueError:
+            return doc
+    if isinstance(doc, dict):
+        out = {}
+        for k, v in doc.items():
+            v = normalise_policy(v)
+            if k in ("Action", "Resource", "NotAction", "NotResource") and not isinstance(v, list):
+                v = [v]
+            if isinstance(v, list) and k in ("Action", "Resource", "Service", "AWS"):
+                v = sorted(v, key=str)
+            out[k] = v
+        return out
+    if isinstance(doc, list):
+        return [normalise_policy(x) for x in doc]
+    return doc
+
+
+def inline_policy(ctx: Context) -> dict[str, Any]:
+    s = ctx.suffix
+    region, account = ctx.region(ctx.hub), ctx.account_id(ctx.hub)
+    secrets = [ctx.attr("secrets", e, "secret", "arn") for e in ctx.all_envs]
+    keys = [ctx.attr("kms", e, "key", "arn") for e in ctx.all_envs]
+    bucket_arn = f"arn:aws:s3:::{bucket_name(ctx)}"
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "ReadDatabaseSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+         "Resource": secrets},
+        {"Sid": "UseEnvironmentKeys", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+         "Resource": keys},
+        {"Sid": "MigrationScripts", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+         "Resource": [bucket_arn, f"{bucket_arn}/*"]},
+        {"Sid": "SyncRecords", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
+         "Resource": [f"arn:aws:ssm:{region}:{account}:parameter/db-replication/{s}/*"]},
+        {"Sid": "DescribeClusters", "Effect": "Allow", "Action": ["rds:DescribeDBClusters", "rds:DescribeDBInstances"],
+         "Resource": "*"},
+        {"Sid": "FunctionLogs", "Effect": "Allow",
+         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/db-sync-*-{s}:*"},
+    ]}
+
+
+def function_environment(ctx: Context) -> dict[str, Any]:
+    v: dict[str, Any] = {}
+    for env in ctx.all_envs:
+        up = env.upper()
+        v[f"{up}_SECRET_ARN"] = ctx.attr("secrets", env, "secret", "arn")
+        v[f"{up}_ENDPOINT"] = ctx.attr("aurora", env, "cluster", "endpoint")
+    v["MIGRATION_BUCKET"] = bucket_name(ctx)
+    v["ENVIRONMENT_SUFFIX"] = ctx.suffix
+    v["SYNC_DATABASES"] = ",".join(ctx.spec.sync.databases)
+    v["REFERENCE_TABLES"] = ",".join(ctx.spec.sync.reference_tables)
+    return v
+
+
+@register
+class Lambdas(Step):
+    name = "lambdas"
+    depends_on = ("network", "kms", "secrets", "aurora", "bucket")
+    permissions = ("iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
+                   "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
+                   "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
+                   "iam:PassRole", "lambda:CreateFunction", "lambda:GetFunction", "lambda:UpdateFunctionCode",
+                   "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction", "lambda:TagResource",
+                   "logs:CreateLogGroup", "logs:DescribeLogGroups", "logs:PutRetentionPolicy",
+                   "logs:DeleteLogGroup", "logs:TagResource", "tag:GetResources")
+
+    def desired(self, ctx: Context) -> list[Resource]:
+        s, hub, lam = ctx.suffix, ctx.hub, ctx.spec.lambdas
+        role = names.role(s)
+        out = [Resource(
+            "role", "AWS::IAM::Role", SHARED, role,
+            {"AssumeRolePolicyDocument": normalise_policy(TRUST), "ManagedPolicyArns": [VPC_ACCESS_POLICY],
+             "Policies": {INLINE_POLICY: normalise_policy(inline_policy(ctx))}},
+            ctx.tags(SHARED, self.name, role, environment=SHARED), phase=0,
+        )]
+        role_arn = f"arn:aws:iam::{ctx.account_id(hub)}:role/{role}"
+        subnets = [ctx.id_of("network", hub, f"subnet-{i}") for i in range(1, len(ctx.spec.environments[hub].subnets) + 1)]
+        if not any(isinstance(x, Unknown) for x in subnets):
+            subnets = sorted(subnets)
+        sha = code_sha256(ctx.bundle)
+        for kind in ("schema", "data"):
+            lg = names.log_group(kind, s)
+            out.append(Resource(f"log-{kind}", "AWS::Logs::LogGroup", SHARED, lg,
+                                {"RetentionInDays": lam.log_retention_days},
+                                ctx.tags(SHARED, self.name, lg, environment=SHARED), phase=0))
+            fn = names.function(kind, s)
+            out.append(Resource(
+                f"fn-{kind}", "AWS::Lambda::Function", SHARED, fn,
+                {"Runtime": lam.runtime, "Handler": HANDLERS[kind], "Role": role_arn, "Timeout": lam.timeout,
+                 "MemorySize": lam.memory, "Description": DESCRIPTIONS[kind],
+                 "VpcConfig": {"SubnetIds": subnets, "SecurityGroupIds": [ctx.id_of("network", hub, "fn-sg")]},
+                 "Environment": function_environment(ctx), "CodeSha256": sha},
+                ctx.tags(SHARED, self.name, fn, environment=SHARED), phase=1,
+            ))
+        return out
+
+    # ------------------------------------------------------------------ discover
+    def discover(self, ctx: Context) -> list[Observed]:
+        s, hub = ctx.suffix, ctx.hub
+        iam, logs, lam = ctx.client("iam", hub), ctx.client("logs", hub), ctx.client("lambda", hub)
+        role = names.role(s)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            f_role = pool.submit(_none_if(lambda: iam.get_role(RoleName=role)["Role"], "NoSuchEntity"))
+            f_att = pool.submit(_none_if(lambda: iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"],
+                                         "NoSuchEntity"))
+            f_inl = pool.submit(_none_if(lambda: iam.list_role_policies(RoleName=role)["PolicyNames"], "NoSuchEntity"))
+            f_pol = pool.submit(_none_if(lambda: iam.get_role_policy(RoleName=role, PolicyName=INLINE_POLICY),
+                                         "NoSuchEntity"))
+            f_logs = pool.submit(lambda: logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/db-sync-")["logGroups"])
+            f_fns = {k: pool.submit(_none_if(lambda k=k: lam.get_function(FunctionName=names.function(k, s)),
+                                             "ResourceNotFoundException")) for k in ("schema", "data")}
+            f_tags = pool.submit(tagged, ctx, hub)
+            r, attached, inline, pol = f_role.result(), f_att.result(), f_inl.result(), f_pol.result()
+            groups, tags = f_logs.result(), f_tags.result()
+            fns = {k: f.result() for k, f in f_fns.items()}
+        out: list[Observed] = []
+        if r is not None and ctx.owns(tag_dict(r.get("Tags"))):
+            policies = {}
+            for n in inline or []:
+                policies[n] = normalise_policy(pol["PolicyDocument"]) if (pol and n == INLINE_POLICY) else "(other)"
+            out.append(Observed(
+                "role", "AWS::IAM::Role", SHARED, role, r["Arn"],
+                {"AssumeRolePolicyDocument": normalise_policy(r.get("AssumeRolePolicyDocument")),
+                 "ManagedPolicyArns": sorted(a["PolicyArn"] for a in attached or []), "Policies": policies},
+                tag_dict(r.get("Tags")), attrs={"arn": r["Arn"]}, phase=0,
+            ))
+        by_name = {g["logGroupName"]: g for g in groups}
+        for kind in ("schema", "data"):
+            lg = by_name.get(names.log_group(kind, s))
+            if lg is not None:
+                arn = lg.get("arn", "").removesuffix(":*")
+                t = tags.get(arn, {})
+                if ctx.owns(t):
+                    out.append(Observed(f"log-{kind}", "AWS::Logs::LogGroup", SHARED, lg["logGroupName"],
+                                        lg["logGroupName"], {"RetentionInDays": lg.get("retentionInDays")}, t,
+                                        attrs={"arn": arn}, phase=0))
+            f = fns[kind]
+            if f is not None and ctx.owns(f.get("Tags")):
+                c = f["Configuration"]
+                vpc = c.get("VpcConfig") or {}
+                out.append(Observed(
+                    f"fn-{kind}", "AWS::Lambda::Function", SHARED, c["FunctionName"], c["FunctionArn"],
+                    {"Runtime": c.get("Runtime"), "Handler": c.get("Handler"), "Role": c.get("Role"),
+                     "Timeout": c.get("Timeout"), "MemorySize": c.get("MemorySize"),
+                     "Description": c.get("Description", ""),
+                     "VpcConfig": {"SubnetIds": sorted(vpc.get("SubnetIds", [])),
+                                   "SecurityGroupIds": sorted(vpc.get("SecurityGroupIds", []))},
+                     "Environment": (c.get("Environment") or {}).get("Variables", {}),
+                     "CodeSha256": c.get("CodeSha256")},
+                    dict(f.get("Tags") or {}), attrs={"arn": c["FunctionArn"], "state": c.get("State")}, phase=1,
+                ))
+        return out
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:
+        assert want is not None
+        if want.key == "role":
+            return self._apply_role(ctx, want, have)
+        if want.key.startswith("log-"):
+            return self._apply_log_group(ctx, want, have)
+        return self._apply_function(ctx, want, have)
+
+    def _apply_role(self, ctx: Context, want: Resource, have: Observed | None) -> Observed:
+        iam = ctx.client("iam", ctx.hub)
+        p = want.props
+        tags = [{"Key": k, "Value": v} for k, v in sorted(want.tags.items())]
+        if have is None:
+            try:
+                arn = iam.create_role(RoleName=want.name, AssumeRolePolicyDocument=json.dumps(TRUST),
+                                      Description="dbrepl sync functions", Tags=tags)["Role"]["Arn"]
+            except Exception as e:
+                if not is_code(e, ["EntityAlreadyExists"]):
+                    raise
+                arn = iam.get_role(RoleName=want.name)["Role"]["Arn"]
+            have = Observed("role", want.type, SHARED, want.name, arn, {"ManagedPolicyArns": [], "Policies": {},
+                                                                        "AssumeRolePolicyDocument": p["AssumeRolePolicyDocument"]}, dict(want.tags))
+        else:
+            if have.props.get("AssumeRolePolicyDocument") != p["AssumeRolePolicyDocument"]:
+                iam.update_assume_role_policy(RoleName=want.name, PolicyDocument=json.dumps(TRUST))
+            if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
+                iam.tag_role(RoleName=want.name, Tags=tags)
+        for arn in set(p["ManagedPolicyArns"]) - set(have.props.get("ManagedPolicyArns", [])):
+            iam.attach_role_policy(RoleName=want.name, PolicyArn=arn)
+        for arn in set(have.props.get("ManagedPolicyArns", [])) - set(p["ManagedPolicyArns"]):
+            iam.detach_role_policy(RoleName=want.name, PolicyArn=arn)
+        for pname, doc in p["Policies"].items():
+            if have.props.get("Policies", {}).get(pname) != doc:
+                iam.put_role_policy(RoleName=want.name, PolicyName=pname, PolicyDocument=json.dumps(doc))
+        for pname in set(have.props.get("Policies", {})) - set(p["Policies"]):
+            iam.delete_role_policy(RoleName=want.name, PolicyName=pname)
+        return Observed("role", want.type, SHARED, want.name, have.id, dict(p), dict(want.tags), attrs={"arn": have.id})
+
+    def _apply_log_group(self, ctx: Context, want: Resource, have: Observed | None) -> Observed:
+        logs = ctx.client("logs", ctx.hub)
+        if have is None:
+            try:
+                logs.create_log_group(logGroupName=want.name, tags=want.tags)
+            except Exception as e:
+                if not is_code(e, ["ResourceAlreadyExistsException"]):
+                    raise
+                logs.tag_log_group(logGroupName=want.name, tags=want.tags)
+            logs.put_retention_policy(logGroupName=want.name, retentionInDays=want.props["RetentionInDays"])
+        else:
+            if have.props.get("RetentionInDays") != want.props["RetentionInDays"]:
+                logs.put_retention_policy(logGroupName=want.name, retentionInDays=want.props["RetentionInDays"])
+            if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
+                logs.tag_log_group(logGroupName=want.name, tags=want.tags)
+        return Observed(want.key, want.type, SHARED, want.name, want.name, dict(want.props), dict(want.tags))
+
+    def _apply_function(self, ctx: Context, want: Resource, have: Observed | None) -> Observed:
+        lam = ctx.client("lambda", ctx.hub)
+        p = want.props
+        config = {"Runtime": p["Runtime"], "Role": p["Role"], "Handler": p["Handler"], "Timeout": p["Timeout"],
+                  "MemorySize": p["MemorySize"], "Description": p["Description"], "VpcConfig": p["VpcConfig"],
+                  "Environment": {"Variables": p["Environment"]}}
+        if have is None:
+            def create() -> dict:
+                return lam.create_function(FunctionName=want.name, Code={"ZipFile": ctx.bundle}, Publish=False,
+                                           Tags=want.tags, **config)
+
+            try:
+                # Right after CreateRole, Lambda cannot assume the role for 10-60 s (IAM propagation).
+                f = ctx.retry(create, codes=(), deadline=ctx.timing.iam_propagation_timeout_seconds,
+                              what=f"role of {want.name} to propagate",
+                              when=lambda e: is_code(e, ["InvalidParameterValueException"]) and IAM_PROPAGATION in str(e))
+                arn = f["FunctionArn"]
+            except Exception as e:
+                if not is_code(e, ["ResourceConflictException"]):
+                    raise
+                f = lam.get_function(FunctionName=want.name)
+                cur = f["Configuration"]
+                have = Observed(want.key, want.type, SHARED, want.name, cur["FunctionArn"],
+                                {"CodeSha256": cur.get("CodeSha256"), "_adopted": True}, dict(f.get("Tags") or {}))
+            else:
+                self._wait_ready(ctx, lam, want.name)
+                return Observed(want.key, want.type, SHARED, want.name, arn, dict(p), dict(want.tags),
+                                attrs={"arn": arn})
+        if have.props.get("_adopted") or any(have.props.get(k) != p[k] for k in
+                                              ("Runtime", "Role", "Handler", "Timeout", "MemorySize", "Description",
+                                               "VpcConfig", "Environment")):
+            ctx.retry(lambda: lam.update_function_configuration(FunctionName=want.name, **config),
+                      codes=("ResourceConflictException",), deadline=600,
+                      what=f"function {want.name} to finish its last update")
+            self._wait_ready(ctx, lam, want.name)
+        if have.props.get("CodeSha256") != p["CodeSha256"]:
+            ctx.retry(lambda: lam.update_function_code(FunctionName=want.name, ZipFile=ctx.bundle),
+                      codes=("ResourceConflictException",), deadline=600,
+                      what=f"function {want.name} to finish its last update")
+            self._wait_ready(ctx, lam, want.name)
+        if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
+            lam.tag_resource(Resource=have.id, Tags=want.tags)
+        return Observed(want.key, want.type, SHARED, want.name, have.id, dict(p), dict(want.tags),
+                        attrs={"arn": have.id})
+
+    def _wait_ready(self, ctx: Context, lam: Any, name: str) -> None:
+        def ready() -> bool:
+            c = lam.get_function_configuration(FunctionName=name)
+            if c.get("State") == "Failed" or c.get("LastUpdateStatus") == "Failed":
+                raise RuntimeError(f"function {name} failed: {c.get('StateReason') or c.get('LastUpdateStatusReason')}")
+            return c.get("State", "Active") == "Active" and c.get("LastUpdateStatus", "Successful") == "Successful"
+
+        ctx.wait_for(f"function {name} to be active", ready, 900)
+
+    # ------------------------------------------------------------------ delete
+    def delete(self, ctx: Context, have: Observed) -> None:
+        try:
+            if have.type == "AWS::Lambda::Function":
+                ctx.client("lambda", ctx.hub).delete_function(FunctionName=have.name)
+            elif have.type == "AWS::Logs::LogGroup":
+                ctx.client("logs", ctx.hub).delete_log_group(logGroupName=have.name)
+            else:
+                iam = ctx.client("iam", ctx.hub)
+                for a in iam.list_attached_role_policies(RoleName=have.name)["AttachedPolicies"]:
+                    iam.detach_role_policy(RoleName=have.name, PolicyArn=a["PolicyArn"])
+                for n in iam.list_role_policies(RoleName=have.name)["PolicyNames"]:
+                    iam.delete_role_policy(RoleName=have.name, PolicyName=n)
+                iam.delete_role(RoleName=have.name)
+        except Exception as e:
+            if not is_code(e, ["ResourceNotFoundException", "NoSuchEntity"]):
+                raise
+
+
+def _none_if(fn: Any, code: str) -> Any:
+    def run() -> Any:
+        try:
+            return fn()
+        except Exception as e:
+            if is_code(e, [code]):
+                return None
+            raise
+
+    return run

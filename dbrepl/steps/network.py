@@ -1,0 +1,502 @@
+"""network: per environment a VPC, two private subnets, a route table with both subnets
+associated and the Aurora security group; in the hub VPC also the function security group,
+the VPC endpoints (secretsmanager and ssm interface endpoints with private DNS, an s3
+gateway endpoint) and their security group (DESIGN §2 items 1-3)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from dbrepl import names
+from dbrepl.aws import is_code, paginate, tag_dict
+from dbrepl.aws.ec2 import (
+    authorize_ingress,
+    delete_lambda_enis,
+    describe_by_names,
+    ensure_tags,
+    flatten_rules,
+    revoke_ingress,
+    rule_permission,
+    tag_specs,
+)
+from dbrepl.engine import Change, Context, Observed, Resource, Step, Unknown, register
+
+DB_SG_DESCRIPTION = "Security group for {env} Aurora cluster - allows MySQL from its own VPC and the sync functions"
+FN_SG_DESCRIPTION = "Security group for Lambda functions accessing Aurora clusters"
+EP_SG_DESCRIPTION = "Security group for VPC endpoints used by the sync functions"
+INTERFACE_SERVICES = ("secretsmanager", "ssm")
+GATEWAY_SERVICES = ("s3",)
+DEPENDENCY = ("DependencyViolation",)
+
+
+def rule_key(prefix: str, rule: dict[str, Any], group_names: dict[str, str]) -> str:
+    ports = f"{rule.get('FromPort')}-{rule.get('ToPort')}"
+    if "group" in rule:
+        src = group_names.get(rule["group"], rule["group"])
+    else:
+        src = rule.get("cidr") or rule.get("prefix_list")
+    return f"{prefix}:{rule.get('IpProtocol')}:{ports}:{src}"
+
+
+def az_names(ctx: Context, env: str) -> list[str]:
+    def load() -> list[str]:
+        zones = ctx.client("ec2", env).describe_availability_zones(
+            Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
+        )["AvailabilityZones"]
+        return sorted(z["ZoneName"] for z in zones)
+
+    return ctx.memo(f"azs:{ctx.sessions.group_key(env)}", load)
+
+
+def describe_groups(ctx: Context, env: str, group_names: list[str]) -> list[dict]:
+    """Security groups by name; shared with the peering step through the run's memo."""
+    key = f"sgs:{ctx.sessions.group_key(env)}"
+
+    def load() -> list[dict]:
+        return paginate(
+            ctx.client("ec2", env), "describe_security_groups", "SecurityGroups",
+            Filters=[{"Name": "group-name", "Values": sorted(set(group_names))}],
+        )
+
+    return ctx.memo(key, load)
+
+
+def describe_route_tables(ctx: Context, env: str) -> list[dict]:
+    """Our route tables (with routes and associations); shared with the peering step."""
+    rt_names = [names.route_table(e, ctx.suffix) for e in ctx.all_envs]
+    return ctx.memo(f"rts:{ctx.sessions.group_key(env)}",
+                    lambda: describe_by_names(ctx.client("ec2", env), "describe_route_tables", "RouteTables", rt_names))
+
+
+def all_group_names(ctx: Context) -> list[str]:
+    s = ctx.suffix
+    out = [names.db_sg(e, s) for e in ctx.all_envs]
+    out += [names.function_sg(s), names.endpoint_sg(ctx.hub, s)]
+    return out
+
+
+@register
+class Network(Step):
+    name = "network"
+    permissions = (
+        "ec2:CreateVpc", "ec2:DeleteVpc", "ec2:DescribeVpcs", "ec2:ModifyVpcAttribute", "ec2:DescribeVpcAttribute",
+        "ec2:CreateSubnet", "ec2:DeleteSubnet", "ec2:DescribeSubnets", "ec2:DescribeAvailabilityZones",
+        "ec2:CreateRouteTable", "ec2:DeleteRouteTable", "ec2:DescribeRouteTables", "ec2:AssociateRouteTable",
+        "ec2:DisassociateRouteTable", "ec2:ReplaceRouteTableAssociation",
+        "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:DescribeSecurityGroups",
+        "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
+        "ec2:CreateVpcEndpoint", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints", "ec2:DescribeVpcEndpoints",
+        "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface", "ec2:CreateTags",
+    )
+
+    # ------------------------------------------------------------------ desired
+    def desired(self, ctx: Context) -> list[Resource]:
+        s, hub = ctx.suffix, ctx.hub
+        out: list[Resource] = []
+        for env, spec in ctx.spec.environments.items():
+            vpc_id = ctx.id_of(self.name, env, "vpc")
+            out.append(Resource(
+                "vpc", "AWS::EC2::VPC", env, names.vpc(env, s),
+                {"CidrBlock": spec.cidr, "EnableDnsSupport": True, "EnableDnsHostnames": True},
+                ctx.tags(env, self.name, names.vpc(env, s)), phase=0, replace_on=frozenset({"CidrBlock"}),
+            ))
+            azs = az_names(ctx, env)
+            rt = names.route_table(env, s)
+            out.append(Resource(
+                "route-table", "AWS::EC2::RouteTable", env, rt, {"VpcId": vpc_id},
+                ctx.tags(env, self.name, rt), phase=1, replace_on=frozenset({"VpcId"}),
+            ))
+            for i, sub in enumerate(spec.subnets, start=1):
+                if sub.az_index >= len(azs):
+                    from dbrepl.errors import BadInput
+
+                    raise BadInput(
+                        f"environments.{env}.subnets[{i - 1}].az_index {sub.az_index}: the region has only "
+                        f"{len(azs)} availability zones"
+                    )
+                sn = names.subnet(env, i, s)
+                out.append(Resource(
+                    f"subnet-{i}", "AWS::EC2::Subnet", env, sn,
+                    {"CidrBlock": sub.cidr, "AvailabilityZone": azs[sub.az_index], "VpcId": vpc_id},
+                    ctx.tags(env, self.name, sn), phase=1,
+                    replace_on=frozenset({"CidrBlock", "AvailabilityZone", "VpcId"}),
+                ))
+                out.append(Resource(
+                    f"assoc-{i}", "AWS::EC2::SubnetRouteTableAssociation", env, f"{sn} -> {rt}",
+                    {"SubnetId": ctx.id_of(self.name, env, f"subnet-{i}"),
+                     "RouteTableId": ctx.id_of(self.name, env, "route-table")},
+                    None, phase=2,
+                ))
+            sg = names.db_sg(env, s)
+            out.append(Resource(
+                "db-sg", "AWS::EC2::SecurityGroup", env, sg,
+                {"GroupName": sg, "GroupDescription": DB_SG_DESCRIPTION.format(env=env), "VpcId": vpc_id},
+                ctx.tags(env, self.name, sg), phase=1,
+                replace_on=frozenset({"GroupName", "GroupDescription", "VpcId"}),
+            ))
+            rules = [{"IpProtocol": "tcp", "FromPort": ctx.spec.aurora.port, "ToPort": ctx.spec.aurora.port,
+                      "cidr": spec.cidr, "description": f"MySQL from {env} VPC"}]
+            if env == hub:
+                rules.append({"IpProtocol": "tcp", "FromPort": ctx.spec.aurora.port, "ToPort": ctx.spec.aurora.port,
+                              "group": ctx.id_of(self.name, hub, "fn-sg"),
+                              "description": "MySQL from the sync functions"})
+            out += self._rules(ctx, env, "db-sg", sg, rules)
+
+        fn = names.function_sg(s)
+        hub_vpc = ctx.id_of(self.name, hub, "vpc")
+        out.append(Resource(
+            "fn-sg", "AWS::EC2::SecurityGroup", hub, fn,
+            {"GroupName": fn, "GroupDescription": FN_SG_DESCRIPTION, "VpcId": hub_vpc},
+            ctx.tags(hub, self.name, fn), phase=1, replace_on=frozenset({"GroupName", "GroupDescription", "VpcId"}),
+        ))
+        ep = names.endpoint_sg(hub, s)
+        out.append(Resource(
+            "endpoint-sg", "AWS::EC2::SecurityGroup", hub, ep,
+            {"GroupName": ep, "GroupDescription": EP_SG_DESCRIPTION, "VpcId": hub_vpc},
+            ctx.tags(hub, self.name, ep), phase=1, replace_on=frozenset({"GroupName", "GroupDescription", "VpcId"}),
+        ))
+        out += self._rules(ctx, hub, "endpoint-sg", ep, [
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "group": ctx.id_of(self.name, hub, "fn-sg"),
+             "description": "HTTPS from the sync functions"},
+        ])
+        region = ctx.region(hub)
+        subnets = sorted_ids([ctx.id_of(self.name, hub, f"subnet-{i}")
+                              for i in range(1, len(ctx.spec.environments[hub].subnets) + 1)])
+        for svc in INTERFACE_SERVICES:
+            n = names.endpoint(hub, svc, s)
+            out.append(Resource(
+                f"vpce-{svc}", "AWS::EC2::VPCEndpoint", hub, n,
+                {"VpcEndpointType": "Interface", "ServiceName": f"com.amazonaws.{region}.{svc}", "VpcId": hub_vpc,
+                 "SubnetIds": subnets, "SecurityGroupIds": [ctx.id_of(self.name, hub, "endpoint-sg")],
+                 "PrivateDnsEnabled": True},
+                ctx.tags(hub, self.name, n), phase=2,
+                replace_on=frozenset({"VpcEndpointType", "ServiceName", "VpcId"}),
+            ))
+        for svc in GATEWAY_SERVICES:
+            n = names.endpoint(hub, svc, s)
+            out.append(Resource(
+                f"vpce-{svc}", "AWS::EC2::VPCEndpoint", hub, n,
+                {"VpcEndpointType": "Gateway", "ServiceName": f"com.amazonaws.{region}.{svc}", "VpcId": hub_vpc,
+                 "RouteTableIds": [ctx.id_of(self.name, hub, "route-table")]},
+                ctx.tags(hub, self.name, n), phase=2,
+                replace_on=frozenset({"VpcEndpointType", "ServiceName", "VpcId"}),
+            ))
+        return out
+
+    def _rules(self, ctx: Context, env: str, sg_key: str, sg_name: str, rules: list[dict]) -> list[Resource]:
+        out = []
+        gnames = {ctx.id_of(self.name, ctx.hub, "fn-sg"): "fn-sg"}
+        for r in rules:
+            if "group" in r and isinstance(r["group"], Unknown):
+                key = f"{sg_key}-in:{r['IpProtocol']}:{r['FromPort']}-{r['ToPort']}:fn-sg"
+            else:
+                key = rule_key(f"{sg_key}-in", r, gnames)
+            src = r.get("cidr") or "lambda-db-sync-sg"
+            out.append(Resource(
+                key, "AWS::EC2::SecurityGroupIngress", env, f"{sg_name} {r['IpProtocol']}/{r['FromPort']} from {src}",
+                {"GroupId": ctx.id_of(self.name, env, sg_key), **r},
+                None, phase=2,
+            ))
+        return out
+
+    # ------------------------------------------------------------------ discover
+    def discover(self, ctx: Context) -> list[Observed]:
+        s, hub = ctx.suffix, ctx.hub
+        groups: dict[tuple, list[str]] = {}
+        for env in ctx.all_envs:
+            groups.setdefault(ctx.sessions.group_key(env), []).append(env)
+        out: list[Observed] = []
+        for envs in groups.values():
+            out += self._discover_group(ctx, envs, s, hub)
+        return out
+
+    def _discover_group(self, ctx: Context, envs: list[str], s: str, hub: str) -> list[Observed]:
+        env0 = envs[0]
+        ec2 = ctx.client("ec2", env0)
+        vpc_names = {names.vpc(e, s): e for e in envs}
+        subnet_names = {names.subnet(e, i, s): (e, i) for e in envs
+                        for i in range(1, len(ctx.spec.environments[e].subnets) + 1)}
+        rt_names = {names.route_table(e, s): e for e in envs}
+        ep_names = {names.endpoint(hub, svc, s): svc for svc in INTERFACE_SERVICES + GATEWAY_SERVICES} if hub in envs else {}
+
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            f_vpcs = pool.submit(describe_by_names, ec2, "describe_vpcs", "Vpcs", list(vpc_names))
+            f_subnets = pool.submit(describe_by_names, ec2, "describe_subnets", "Subnets", list(subnet_names))
+            f_rts = pool.submit(describe_route_tables, ctx, env0)
+            f_sgs = pool.submit(describe_groups, ctx, env0, all_group_names(ctx))
+            f_eps = pool.submit(describe_by_names, ec2, "describe_vpc_endpoints", "VpcEndpoints", list(ep_names))
+            f_azs = pool.submit(az_names, ctx, env0)
+            vpcs = _pick(f_vpcs.result(), ctx)
+            subnets = _pick(f_subnets.result(), ctx)
+            rts = _pick(f_rts.result(), ctx)
+            sgs = f_sgs.result()
+            eps = _pick([e for e in f_eps.result() if e.get("State", "").lower() not in ("deleted", "deleting")], ctx)
+            f_azs.result()
+            attr_futures = {
+                (v["VpcId"], attr): pool.submit(ec2.describe_vpc_attribute, VpcId=v["VpcId"], Attribute=attr)
+                for v in vpcs for attr in ("enableDnsSupport", "enableDnsHostnames")
+            }
+            attrs = {k: f.result() for k, f in attr_futures.items()}
+
+        out: list[Observed] = []
+        vpc_ids: dict[str, str] = {}
+        for v in vpcs:
+            nm = tag_dict(v.get("Tags"))["Name"]
+            env = vpc_names[nm]
+            vpc_ids[env] = v["VpcId"]
+            out.append(Observed(
+                "vpc", "AWS::EC2::VPC", env, nm, v["VpcId"],
+                {"CidrBlock": v["CidrBlock"],
+                 "EnableDnsSupport": attrs[(v["VpcId"], "enableDnsSupport")]["EnableDnsSupport"]["Value"],
+                 "EnableDnsHostnames": attrs[(v["VpcId"], "enableDnsHostnames")]["EnableDnsHostnames"]["Value"]},
+                tag_dict(v.get("Tags")), phase=0,
+            ))
+        subnet_keys: dict[str, tuple[str, int]] = {}
+        for sn in subnets:
+            nm = tag_dict(sn.get("Tags"))["Name"]
+            env, i = subnet_names[nm]
+            subnet_keys[sn["SubnetId"]] = (env, i)
+            out.append(Observed(
+                f"subnet-{i}", "AWS::EC2::Subnet", env, nm, sn["SubnetId"],
+                {"CidrBlock": sn["CidrBlock"], "AvailabilityZone": sn["AvailabilityZone"], "VpcId": sn["VpcId"]},
+                tag_dict(sn.get("Tags")), phase=1,
+            ))
+        for rt in rts:
+            nm = tag_dict(rt.get("Tags"))["Name"]
+            env = rt_names[nm]
+            out.append(Observed(
+                "route-table", "AWS::EC2::RouteTable", env, nm, rt["RouteTableId"], {"VpcId": rt["VpcId"]},
+                tag_dict(rt.get("Tags")), attrs={"routes": rt.get("Routes", [])}, phase=1,
+            ))
+            for a in rt.get("Associations", []):
+                sid = a.get("SubnetId")
+                if a.get("Main") or sid not in subnet_keys or a.get("AssociationState", {}).get("State") in (
+                    "disassociated", "disassociating"
+                ):
+                    continue
+                aenv, i = subnet_keys[sid]
+                out.append(Observed(
+                    f"assoc-{i}", "AWS::EC2::SubnetRouteTableAssociation", aenv,
+                    f"{names.subnet(aenv, i, s)} -> {nm}", a["RouteTableAssociationId"],
+                    {"SubnetId": sid, "RouteTableId": rt["RouteTableId"]}, None, phase=2,
+                ))
+        # Security groups: only those inside our VPCs count (names are unique per VPC only).
+        our_vpcs = set(vpc_ids.values())
+        by_name = {g["GroupName"]: g for g in sgs if g.get("VpcId") in our_vpcs and ctx.owns(tag_dict(g.get("Tags")))}
+        fn_id = by_name.get(names.function_sg(s), {}).get("GroupId")
+        gnames = {fn_id: "fn-sg"} if fn_id else {}
+        sg_defs = [(e, "db-sg", names.db_sg(e, s)) for e in envs]
+        if hub in envs:
+            sg_defs += [(hub, "fn-sg", names.function_sg(s)), (hub, "endpoint-sg", names.endpoint_sg(hub, s))]
+        for env, key, gname in sg_defs:
+            g = by_name.get(gname)
+            if g is None:
+                continue
+            out.append(Observed(
+                key, "AWS::EC2::SecurityGroup", env, gname, g["GroupId"],
+                {"GroupName": g["GroupName"], "GroupDescription": g["Description"], "VpcId": g["VpcId"]},
+                tag_dict(g.get("Tags")), phase=1,
+            ))
+            if key == "fn-sg":
+                continue  # egress only (AWS default: all outbound), as in the seed
+            for rule in flatten_rules(g.get("IpPermissions", [])):
+                if key == "db-sg" and env != hub and rule.get("group") == fn_id and fn_id:
+                    continue  # owned by the peering step: it needs the peering active first
+                rk = rule_key(f"{key}-in", rule, gnames)
+                src = rule.get("cidr") or gnames.get(rule.get("group"), rule.get("group"))
+                props = {"GroupId": g["GroupId"], **rule}
+                out.append(Observed(
+                    rk, "AWS::EC2::SecurityGroupIngress", env,
+                    f"{gname} {rule['IpProtocol']}/{rule.get('FromPort')} from {src}", None, props, None,
+                    attrs={"rule": rule}, phase=2,
+                ))
+        for e in eps:
+            nm = tag_dict(e.get("Tags"))["Name"]
+            svc = ep_names[nm]
+            props: dict[str, Any] = {"VpcEndpointType": e["VpcEndpointType"], "ServiceName": e["ServiceName"],
+                                     "VpcId": e["VpcId"]}
+            if e["VpcEndpointType"] == "Interface":
+                props["SubnetIds"] = sorted(e.get("SubnetIds", []))
+                props["SecurityGroupIds"] = sorted(g["GroupId"] for g in e.get("Groups", []))
+                props["PrivateDnsEnabled"] = bool(e.get("PrivateDnsEnabled"))
+            else:
+                props["RouteTableIds"] = sorted(e.get("RouteTableIds", []))
+            out.append(Observed(f"vpce-{svc}", "AWS::EC2::VPCEndpoint", hub, nm, e["VpcEndpointId"], props,
+                                tag_dict(e.get("Tags")), phase=2))
+        return out
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:
+        assert want is not None
+        ec2 = ctx.client("ec2", want.env)
+        kind = want.key.split(":")[0].rsplit("-", 1)[0] if want.key.startswith(("subnet-", "assoc-")) else want.key
+        p = want.props
+        if want.type == "AWS::EC2::SecurityGroupIngress":
+            return self._apply_rule(ctx, ec2, want, have)
+        if kind == "vpc":
+            vid = have.id if have else None
+            if vid is None:
+                vid = ec2.create_vpc(CidrBlock=p["CidrBlock"], TagSpecifications=tag_specs("vpc", want.tags))["Vpc"]["VpcId"]
+                ctx.wait_for(f"VPC {want.name}", lambda: _vpc_state(ec2, vid) == "available",
+                             ctx.timing.aurora_timeout_minutes * 60)
+            for attr in ("EnableDnsSupport", "EnableDnsHostnames"):
+                if have is None or have.props.get(attr) != p[attr]:
+                    ec2.modify_vpc_attribute(VpcId=vid, **{attr: {"Value": p[attr]}})
+        elif kind == "subnet":
+            vid = have.id if have else None
+            if vid is None:
+                vid = ec2.create_subnet(VpcId=p["VpcId"], CidrBlock=p["CidrBlock"], AvailabilityZone=p["AvailabilityZone"],
+                                        TagSpecifications=tag_specs("subnet", want.tags))["Subnet"]["SubnetId"]
+        elif kind == "route-table":
+            vid = have.id if have else None
+            if vid is None:
+                vid = ec2.create_route_table(VpcId=p["VpcId"], TagSpecifications=tag_specs("route-table", want.tags))[
+                    "RouteTable"]["RouteTableId"]
+        elif kind == "assoc":
+            vid = self._associate(ec2, p["SubnetId"], p["RouteTableId"])
+            return Observed(want.key, want.type, want.env, want.name, vid, dict(p), None, phase=want.phase)
+        elif kind in ("db-sg", "fn-sg", "endpoint-sg"):
+            vid = have.id if have else None
+            if vid is None:
+                vid = self._create_sg(ec2, want)
+        elif kind.startswith("vpce-"):
+            vid = self._apply_endpoint(ec2, want, have)
+        else:  # pragma: no cover - a desired resource without a handler is a programming error
+            raise NotImplementedError(want.key)
+        if have is not None and want.tags and any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
+            ensure_tags(ec2, vid, want.tags)
+        return Observed(want.key, want.type, want.env, want.name, vid, dict(p), dict(want.tags or {}), phase=want.phase)
+
+    def _create_sg(self, ec2: Any, want: Resource) -> str:
+        p = want.props
+        try:
+            return ec2.create_security_group(
+                GroupName=p["GroupName"], Description=p["GroupDescription"], VpcId=p["VpcId"],
+                TagSpecifications=tag_specs("security-group", want.tags),
+            )["GroupId"]
+        except Exception as e:
+            if not is_code(e, ["InvalidGroup.Duplicate"]):
+                raise
+            g = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": [p["GroupName"]]},
+                                                      {"Name": "vpc-id", "Values": [p["VpcId"]]}])["SecurityGroups"]
+            return g[0]["GroupId"]
+
+    def _apply_rule(self, ctx: Context, ec2: Any, want: Resource, have: Observed | None) -> Observed:
+        rule = dict(want.props)
+        gid = rule.pop("GroupId")
+        if have is None:
+            authorize_ingress(ec2, gid, rule)
+        else:  # only the description can differ: the rest is the key
+            ec2.update_security_group_rule_descriptions_ingress(GroupId=gid, IpPermissions=[rule_permission(rule)])
+        return Observed(want.key, want.type, want.env, want.name, None, dict(want.props), None,
+                        attrs={"rule": rule}, phase=want.phase)
+
+    def _associate(self, ec2: Any, subnet_id: str, rt_id: str) -> str:
+        try:
+            return ec2.associate_route_table(SubnetId=subnet_id, RouteTableId=rt_id)["AssociationId"]
+        except Exception as e:
+            if not is_code(e, ["Resource.AlreadyAssociated"]):
+                raise
+        # The subnet sits in another table: move it to ours.
+        rts = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])["RouteTables"]
+        for rt in rts:
+            for a in rt.get("Associations", []):
+                if a.get("SubnetId") == subnet_id:
+                    if rt["RouteTableId"] == rt_id:
+                        return a["RouteTableAssociationId"]
+                    return ec2.replace_route_table_association(
+                        AssociationId=a["RouteTableAssociationId"], RouteTableId=rt_id)["NewAssociationId"]
+        raise RuntimeError(f"subnet {subnet_id} is associated elsewhere but its association was not found")
+
+    def _apply_endpoint(self, ec2: Any, want: Resource, have: Observed | None) -> str:
+        p = want.props
+        if have is None:
+            kw: dict[str, Any] = {"VpcEndpointType": p["VpcEndpointType"], "VpcId": p["VpcId"],
+                                  "ServiceName": p["ServiceName"],
+                                  "TagSpecifications": tag_specs("vpc-endpoint", want.tags)}
+            if p["VpcEndpointType"] == "Interface":
+                kw.update(SubnetIds=p["SubnetIds"], SecurityGroupIds=p["SecurityGroupIds"],
+                          PrivateDnsEnabled=p["PrivateDnsEnabled"])
+            else:
+                kw.update(RouteTableIds=p["RouteTableIds"])
+            return ec2.create_vpc_endpoint(**kw)["VpcEndpoint"]["VpcEndpointId"]
+        kw = {"VpcEndpointId": have.id}
+        for field, add, remove in (("SubnetIds", "AddSubnetIds", "RemoveSubnetIds"),
+                                   ("SecurityGroupIds", "AddSecurityGroupIds", "RemoveSecurityGroupIds"),
+                                   ("RouteTableIds", "AddRouteTableIds", "RemoveRouteTableIds")):
+            if field in p:
+                want_set, have_set = set(p[field]), set(have.props.get(field, []))
+                if want_set - have_set:
+                    kw[add] = sorted(want_set - have_set)
+                if have_set - want_set:
+                    kw[remove] = sorted(have_set - want_set)
+        if "PrivateDnsEnabled" in p and have.props.get("PrivateDnsEnabled") != p["PrivateDnsEnabled"]:
+            kw["PrivateDnsEnabled"] = p["PrivateDnsEnabled"]
+        if len(kw) > 1:
+            ec2.modify_vpc_endpoint(**kw)
+        return have.id
+
+    # ------------------------------------------------------------------ delete
+    def delete(self, ctx: Context, have: Observed) -> None:
+        ec2 = ctx.client("ec2", have.env)
+        t = have.type
+        gone = ["InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidRouteTableID.NotFound",
+                "InvalidGroup.NotFound", "InvalidAssociationID.NotFound", "InvalidVpcEndpointId.NotFound"]
+        vpc_id = ctx.id_of(self.name, have.env, "vpc")
+
+        def release() -> None:
+            if isinstance(vpc_id, str):
+                delete_lambda_enis(ec2, vpc_id)
+
+        deadline = ctx.timing.eni_release_timeout_minutes * 60
+        try:
+            if t == "AWS::EC2::SecurityGroupIngress":
+                revoke_ingress(ec2, have.props["GroupId"], have.attrs["rule"])
+            elif t == "AWS::EC2::SubnetRouteTableAssociation":
+                ec2.disassociate_route_table(AssociationId=have.id)
+            elif t == "AWS::EC2::VPCEndpoint":
+                ec2.delete_vpc_endpoints(VpcEndpointIds=[have.id])
+            elif t == "AWS::EC2::SecurityGroup":
+                ctx.retry(lambda: ec2.delete_security_group(GroupId=have.id), codes=DEPENDENCY, deadline=deadline,
+                          what=f"security group {have.name} to be released", before_retry=release)
+            elif t == "AWS::EC2::Subnet":
+                ctx.retry(lambda: ec2.delete_subnet(SubnetId=have.id), codes=DEPENDENCY, deadline=deadline,
+                          what=f"subnet {have.name} to be released", before_retry=release)
+            elif t == "AWS::EC2::RouteTable":
+                ctx.retry(lambda: ec2.delete_route_table(RouteTableId=have.id), codes=DEPENDENCY,
+                          deadline=deadline, what=f"route table {have.name} to be released")
+            elif t == "AWS::EC2::VPC":
+                ctx.retry(lambda: ec2.delete_vpc(VpcId=have.id), codes=DEPENDENCY, deadline=deadline,
+                          what=f"VPC {have.name} to be empty", before_retry=release)
+        except Exception as e:
+            if not is_code(e, gone):
+                raise
+
+
+def sorted_ids(ids: list[Any]) -> list[Any]:
+    return ids if any(not isinstance(i, str) for i in ids) else sorted(ids)
+
+
+def _vpc_state(ec2: Any, vpc_id: str) -> str:
+    try:
+        return ec2.describe_vpcs(VpcIds=[vpc_id])["Vpcs"][0]["State"]
+    except Exception as e:
+        if is_code(e, ["InvalidVpcID.NotFound"]):
+            return "pending"  # eventual consistency right after create
+        raise
+
+
+def _pick(items: list[dict], ctx: Context) -> list[dict]:
+    """One resource per Name: prefer ours by tags; skip what another suffix claims."""
+    chosen: dict[str, dict] = {}
+    for it in items:
+        tags = tag_dict(it.get("Tags"))
+        if not ctx.owns(tags):
+            continue
+        nm = tags["Name"]
+        prev = chosen.get(nm)
+        if prev is None or (tags.get("dbrepl:suffix") == ctx.suffix
+                            and tag_dict(prev.get("Tags")).get("dbrepl:suffix") != ctx.suffix):
+            chosen[nm] = it
+    return list(chosen.values())

@@ -1,0 +1,30 @@
+"""Reference data sync: make target rows equal to source rows, moving only differences.
+
+Public API (used by the CLI and the data-sync function):
+    resolve_tables(conn, names, databases) -> list[(database, table)]
+    sync_data(source, target, tables, *, dry_run=False, progress=None, statements=False)
+        -> DataSyncResult
+"""
+
+from __future__ import annotations
+
+from dbrepl.sync.data.shape import NoUsableKey, SchemaMismatch
+from dbrepl.sync.data.sync import (
+    DataSyncResult,
+    Progress,
+    ProgressHook,
+    TableResult,
+    sync_data,
+)
+from dbrepl.sync.data.tables import resolve_tables
+
+__all__ = [
+    "DataSyncResult",
+    "NoUsableKey",
+    "Progress",
+    "ProgressHook",
+    "SchemaMismatch",
+    "TableResult",
+    "resolve_tables",
+    "sync_data",
+]

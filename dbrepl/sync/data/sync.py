@@ -1,0 +1,448 @@
+"""Make the target's rows equal to the source's, moving only the rows that differ.
+
+How a table is compared (both servers do the hashing; only small digests travel):
+1. The source's key index is walked in chunks of `chunk_rows` keys; the same key range is
+   the chunk on both sides (ranges compare by collation, so 'a' and 'A' share a chunk).
+2. Per chunk each server returns, per bucket (CRC32 of the key's exact bytes modulo
+   `buckets`), the row count and the XOR of 64 bits of every row's SHA1. SHA1 is not
+   linear, so unlike pt-table-sync's BIT_XOR(CRC32()) two rows swapping a value (or two
+   rows changing the same bits) change the digest.
+3. Only buckets whose count or digest differ are read: keys and SHA1s from the target, the
+   same plus rows rendered as SQL literals from the source. Keys are matched by their exact
+   bytes, so a key differing only in case or trailing spaces is a different row.
+4. Differing rows are deleted and re-inserted, missing ones inserted, extra ones deleted,
+   all in ONE target transaction for the whole run with foreign key checks off, so related
+   tables may be synced together in any order; nothing is ever truncated. Any failure rolls
+   everything back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+from dbrepl.sync.data import statements as sql
+from dbrepl.sync.data.shape import TableShape, matching_shapes
+from dbrepl.sync.errors import DatabaseError, InvalidInput
+from dbrepl.sync.ident import check_name, qualified
+
+DEFAULT_CHUNK_ROWS = 50_000
+DEFAULT_BUCKETS = 2_048
+# Bytes per INSERT/DELETE statement: big enough that round trips do not dominate, far
+# below the smallest max_allowed_packet we expect (16 MiB on MariaDB, 64 MiB on Aurora).
+STATEMENT_BYTES = 4 << 20
+_READ_BATCH = 5_000
+
+# Target session for the run: no zero-means-next-auto-increment surprise, strict so a value
+# that does not fit fails the run instead of being silently changed, and without
+# NO_BACKSLASH_ESCAPES because the source's QUOTE() escapes with backslashes.
+_TARGET_SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+
+
+@dataclass
+class TableResult:
+    database: str
+    table: str
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    statements: list[str] | None = None
+    target_database: str | None = None  # set when it differs from `database`
+
+    @property
+    def changed(self) -> int:
+        return self.inserted + self.updated + self.deleted
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "database": self.database, "table": self.table, "inserted": self.inserted,
+            "updated": self.updated, "deleted": self.deleted,
+        }
+        if self.target_database is not None:
+            d["target_database"] = self.target_database
+        if self.statements is not None:
+            d["statements"] = self.statements
+        return d
+
+
+@dataclass
+class DataSyncResult:
+    tables: list[TableResult] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def rows_synced(self) -> int:
+        """Rows inserted, updated or deleted (or that would be, in a dry run)."""
+        return sum(t.changed for t in self.tables)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "rows_synced": self.rows_synced,
+            "tables": [t.to_dict() for t in self.tables],
+        }
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Reported after each chunk compared ("compare") and each statement applied ("apply")."""
+
+    database: str
+    table: str
+    phase: str
+    rows_compared: int
+    rows_estimate: int
+    inserted: int
+    updated: int
+    deleted: int
+
+
+ProgressHook = Callable[[Progress], None]
+
+
+def sync_data(
+    source: pymysql.Connection,
+    target: pymysql.Connection,
+    tables: Sequence[tuple[str, str]],
+    *,
+    target_databases: Mapping[str, str] | None = None,
+    dry_run: bool = False,
+    progress: ProgressHook | None = None,
+    statements: bool = False,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    buckets: int = DEFAULT_BUCKETS,
+) -> DataSyncResult:
+    """Make `tables` ((database, table) pairs) on `target` equal to `source`, atomically.
+
+    A table is looked for on the target in the same database unless `target_databases`
+    maps the source database to another name (two databases on one server, DSNs).
+
+    With `dry_run` nothing is written and the counts say what would change; `statements`
+    also returns the SQL (unbounded memory on big differences: meant for --verbose).
+    Raises InvalidInput, SchemaMismatch, NoUsableKey (nothing run) or DatabaseError
+    (target rolled back).
+    """
+    wanted = _check_tables(tables)
+    if chunk_rows < 1 or buckets < 1:
+        raise InvalidInput("chunk_rows and buckets must be positive")
+    for conn in (source, target):
+        _use_utf8mb4(conn)
+    try:
+        renamed = dict(target_databases or {})
+        shapes = [matching_shapes(source, target, db, t, renamed.get(db)) for db, t in wanted]
+    except pymysql.err.Error as e:
+        raise DatabaseError(f"Failed to read the catalogue: {e}") from e
+    run = _Run(source, target, dry_run, progress, statements, chunk_rows, buckets)
+    return run.all(shapes)
+
+
+def _check_tables(tables: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    if isinstance(tables, str | bytes) or not isinstance(tables, Sequence):
+        raise InvalidInput("tables must be a list of (database, table) pairs")
+    seen: dict[tuple[str, str], None] = {}
+    for item in tables:
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise InvalidInput(f"invalid table {item!r}: expected (database, table)")
+        db, t = item
+        seen[(check_name(db, "database name"), check_name(t, "table name"))] = None
+    return list(seen)
+
+
+def _use_utf8mb4(conn: pymysql.Connection) -> None:
+    # Statements carry utf8mb4 literals rendered by the source; the target must parse them
+    # as utf8mb4 and pymysql must encode our text the same way.
+    if conn.charset != "utf8mb4":
+        conn.set_character_set("utf8mb4")
+
+
+class _Run:
+    def __init__(self, source, target, dry_run, progress, statements, chunk_rows, buckets):
+        self.src = source
+        self.dst = target
+        self.dry_run = dry_run
+        self.progress = progress
+        self.keep_statements = statements
+        self.chunk_rows = chunk_rows
+        self.buckets = buckets
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbrepl-source")
+
+    # -- run ------------------------------------------------------------------------------
+
+    def all(self, shapes: list[tuple[TableShape, TableShape]]) -> DataSyncResult:
+        result = DataSyncResult(dry_run=self.dry_run)
+        src_saved = dst_saved = None
+        committed = False
+        try:
+            src_saved = _session(self.src, "@@time_zone, @@sql_mode")
+            dst_saved = _session(self.dst, "@@time_zone, @@sql_mode, @@foreign_key_checks")
+            # Same time zone on both sides: TIMESTAMP values are rendered and re-read in it.
+            _exec(self.src, "SET SESSION time_zone='+00:00', sql_mode=''")
+            _exec(self.src, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            # One snapshot for the whole run: all tables are read as of the same instant.
+            _exec(self.src, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            _exec(
+                self.dst,
+                f"SET SESSION time_zone='+00:00', sql_mode='{_TARGET_SQL_MODE}',"
+                " foreign_key_checks=0",
+            )
+            _exec(self.dst, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            _exec(self.dst, "START TRANSACTION")
+            for shape, dst_shape in shapes:
+                tr = TableResult(shape.database, shape.table)
+                if dst_shape.database != shape.database:
+                    tr.target_database = dst_shape.database
+                if self.keep_statements:
+                    tr.statements = []
+                result.tables.append(tr)
+                try:
+                    _Table(self, shape, dst_shape, tr).sync()
+                except pymysql.err.Error as e:
+                    raise DatabaseError(f"Failed to sync data of {shape.name}: {e}") from e
+            if self.dry_run:
+                _exec(self.dst, "ROLLBACK")
+            else:
+                _exec(self.dst, "COMMIT")
+            committed = True
+            return result
+        except pymysql.err.Error as e:
+            raise DatabaseError(f"Failed to sync data: {e}") from e
+        finally:
+            self.pool.shutdown(wait=True)
+            if not committed:
+                _quietly(self.dst, "ROLLBACK")
+            _quietly(self.src, "COMMIT")
+            if src_saved:
+                _restore(self.src, "time_zone", "sql_mode", values=src_saved)
+            if dst_saved:
+                _restore(self.dst, "time_zone", "sql_mode", "foreign_key_checks", values=dst_saved)
+
+    def both(self, on_source: Callable[[], Any], on_target: Callable[[], Any]) -> tuple[Any, Any]:
+        """Run a source query and a target query at the same time (two servers, two sockets)."""
+        fut = self.pool.submit(on_source)
+        try:
+            dst = on_target()
+        finally:
+            src = fut.result()
+        return src, dst
+
+
+class _Table:
+    def __init__(self, run: _Run, shape: TableShape, dst_shape: TableShape, result: TableResult):
+        self.run = run
+        self.shape = shape  # source side
+        self.dst_shape = dst_shape  # same columns and key, maybe another database
+        self.result = result
+        self.compared = 0
+        self.estimate = _estimate(run.src, shape)
+        self.pending: str | None = None  # temporary table holding deferred inserts
+
+    def sync(self) -> None:
+        run = self.run
+        if not _rows(run.dst, f"SELECT 1 FROM {self.dst_shape.qname} LIMIT 1"):
+            self._copy_all()
+        else:
+            self._compare()
+        self._finish_pending()
+        self._report("done")
+
+    # -- compare --------------------------------------------------------------------------
+
+    def _compare(self) -> None:
+        run, shape = self.run, self.shape
+        lo: sql.Key | None = None
+        while True:
+            found = _rows(run.src, sql.next_boundary(shape, lo, run.chunk_rows))
+            hi: sql.Key | None = tuple(found[0]) if found else None
+            sq = sql.bucket_digests(shape, lo, hi, run.buckets)
+            dq = sql.bucket_digests(self.dst_shape, lo, hi, run.buckets)
+            src_d, dst_d = run.both(
+                lambda sq=sq: _digests(run.src, sq), lambda dq=dq: _digests(run.dst, dq)
+            )
+            self.compared += sum(n for n, _ in src_d.values())
+            differing = sorted(b for b in src_d.keys() | dst_d.keys() if src_d.get(b) != dst_d.get(b))
+            if differing:
+                self._drill(lo, hi, differing)
+            self._report("compare")
+            if hi is None:
+                return
+            lo = hi
+
+    def _drill(self, lo: sql.Key | None, hi: sql.Key | None, differing: list[int]) -> None:
+        run, shape = self.run, self.shape
+        # Past half the buckets, one scan of the chunk beats a long IN list.
+        which = differing if len(differing) * 2 < run.buckets else None
+        width = len(shape.key)
+        src_q = sql.bucket_rows(shape, lo, hi, run.buckets, which, with_rows=True)
+        dst_q = sql.bucket_rows(self.dst_shape, lo, hi, run.buckets, which, with_rows=False)
+        src_rows, dst_rows = run.both(lambda: _rows(run.src, src_q), lambda: _rows(run.dst, dst_q))
+        src = {tuple(r[:width]): (r[width], r[width + 1]) for r in src_rows}
+        dst = {tuple(r[:width]): r[width] for r in dst_rows}
+        del src_rows, dst_rows
+        extra = [k for k in dst if k not in src]
+        changed = [k for k, (h, _) in src.items() if k in dst and dst[k] != h]
+        missing = [k for k in src if k not in dst]
+        self._delete(extra, changed)
+        self._insert((src[k][1] for k in changed + missing), len(missing), len(changed))
+
+    # -- apply ----------------------------------------------------------------------------
+
+    def _delete(self, extra: list[sql.Key], changed: list[sql.Key]) -> None:
+        self.result.deleted += len(extra)
+        keys = extra + changed
+        step = 1_000
+        for i in range(0, len(keys), step):
+            self._write(sql.delete_keys(self.dst_shape, keys[i:i + step]))
+
+    def _insert(self, rows: Iterable[bytes], inserted: int, updated: int) -> None:
+        self.result.inserted += inserted
+        self.result.updated += updated
+        target = self.dst_shape.qname
+        if self.shape.other_unique and not self.run.dry_run:
+            # Another unique key may still hold a value a later chunk frees (two rows
+            # swapping a unique value): inserts wait until every delete of the table ran.
+            target = self._pending_table()
+        head = sql.insert_head(self.dst_shape, target)
+        for group in sql.batches(rows, STATEMENT_BYTES):
+            self._write(head + b",".join(group))
+
+    def _pending_table(self) -> str:
+        if self.pending is None:
+            # TEMPORARY: created and dropped without committing the run's transaction.
+            self.pending = qualified(self.dst_shape.database, "dbrepl_pending")
+            _exec(self.run.dst, f"DROP TEMPORARY TABLE IF EXISTS {self.pending}")
+            _exec(self.run.dst, f"CREATE TEMPORARY TABLE {self.pending} LIKE {self.dst_shape.qname}")
+        return self.pending
+
+    def _finish_pending(self) -> None:
+        if self.pending is None:
+            return
+        cols = sql.column_list(self.shape)
+        _exec(
+            self.run.dst,
+            f"INSERT INTO {self.dst_shape.qname} ({cols}) SELECT {cols} FROM {self.pending}",
+        )
+        _exec(self.run.dst, f"DROP TEMPORARY TABLE {self.pending}")
+        self.pending = None
+
+    def _write(self, statement: bytes) -> None:
+        if self.result.statements is not None:
+            self.result.statements.append(statement.decode("utf-8", "replace"))
+        if not self.run.dry_run:
+            with self.run.dst.cursor() as cur:
+                cur.execute(statement)
+            self._report("apply")
+
+    def _copy_all(self) -> None:
+        """Empty target: stream every source row into multi-row INSERTs, no hashing.
+
+        A reader thread renders and batches source rows while this thread waits on the
+        target's inserts, so both servers and the client work at the same time.
+        """
+        run, shape = self.run, self.shape
+        statements: queue.Queue[tuple[bytes, int] | BaseException | None] = queue.Queue(maxsize=4)
+        stop = threading.Event()
+        head = sql.insert_head(self.dst_shape)
+
+        def read() -> None:
+            try:
+                with run.src.cursor(pymysql.cursors.SSCursor) as cur:
+                    cur.execute(sql.all_rows(shape))
+                    group: list[bytes] = []
+                    size = len(head)
+                    while not stop.is_set():
+                        rows = cur.fetchmany(_READ_BATCH)
+                        if not rows:
+                            break
+                        for (row,) in rows:
+                            if group and size + len(row) >= STATEMENT_BYTES:
+                                statements.put((head + b",".join(group), len(group)))
+                                group, size = [], len(head)
+                            group.append(row)
+                            size += len(row) + 1
+                    if group and not stop.is_set():
+                        statements.put((head + b",".join(group), len(group)))
+                statements.put(None)
+            except BaseException as e:  # handed to the applying thread, which re-raises
+                statements.put(e)
+
+        reader = threading.Thread(target=read, name="dbrepl-copy", daemon=True)
+        reader.start()
+        try:
+            while True:
+                item = statements.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                statement, n = item
+                self.result.inserted += n
+                self.compared += n
+                self._write(statement)
+        finally:
+            stop.set()
+            while reader.is_alive():  # unblock a reader waiting on a full queue
+                with contextlib.suppress(queue.Empty):
+                    statements.get(timeout=0.05)
+            reader.join()
+
+    def _report(self, phase: str) -> None:
+        if self.run.progress is not None:
+            r = self.result
+            self.run.progress(Progress(
+                database=r.database, table=r.table, phase=phase, rows_compared=self.compared,
+                rows_estimate=max(self.estimate, self.compared), inserted=r.inserted,
+                updated=r.updated, deleted=r.deleted,
+            ))
+
+
+# -- small database helpers -------------------------------------------------------------
+
+
+def _exec(conn, statement: str | bytes) -> None:
+    with conn.cursor() as cur:
+        cur.execute(statement)
+
+
+def _rows(conn, statement: str | bytes, args: Sequence[object] | None = None) -> list[tuple]:
+    with conn.cursor() as cur:
+        cur.execute(statement, args)
+        return list(cur.fetchall())
+
+
+def _digests(conn, statement: str) -> dict[int, tuple[int, int]]:
+    return {int(b): (int(n), int(x)) for b, n, x in _rows(conn, statement)}
+
+
+def _estimate(conn, shape: TableShape) -> int:
+    found = _rows(
+        conn,
+        "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
+        (shape.database, shape.table),
+    )
+    return int(found[0][0] or 0) if found else 0
+
+
+def _session(conn, variables: str) -> tuple:
+    return tuple(_rows(conn, f"SELECT {variables}")[0])
+
+
+def _restore(conn, *names: str, values: tuple) -> None:
+    assignments = ", ".join(f"{n}=%s" for n in names)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SET SESSION {assignments}", values)
+    except pymysql.err.Error:
+        pass  # the connection is gone (killed or lost): nothing left to restore
+
+
+def _quietly(conn, statement: str) -> None:
+    # A lost connection has rolled back (target) or released (source) by itself.
+    with contextlib.suppress(pymysql.err.Error):
+        _exec(conn, statement)

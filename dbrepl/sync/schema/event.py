@@ -1,0 +1,211 @@
+"""One schema-sync run as the deployed function performs it (and `dbrepl sync --direct`).
+
+Event (the seed's keys plus ours):
+    {"source_env": "dev", "target_env": "staging",
+     "migration_script": "s3://bucket/migrations/V3__x.sql",   # optional
+     "databases": ["app"], "dry_run": false, "allow_destructive": false,
+     "renames": ["app.old=new", "app.t.old_col=new_col"]}      # optional
+
+Without `migration_script` the target's databases are made equal to the source's. With it,
+the pending migration scripts of the bucket up to that one are applied to the target.
+Every input is checked before any connection is opened; every run that names two valid
+environments leaves its record in SSM (`/db-replication/<suffix>/last-schema-sync/...`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dbrepl.sync import aws
+from dbrepl.sync.connection import connect
+from dbrepl.sync.errors import DatabaseError, InvalidInput, SyncError
+from dbrepl.sync.ident import check_name
+from dbrepl.sync.migrations import (
+    MigrationChecksumChanged,
+    MigrationFailed,
+    MigrationOrderError,
+    S3Scripts,
+    apply_migrations,
+    parse_script_name,
+)
+from dbrepl.sync.schema.apply import apply_schema, database_pairs, plan_schema
+from dbrepl.sync.schema.plan import (
+    DestructiveChangeRefused,
+    SchemaNotConverged,
+    parse_renames,
+)
+
+ClientFactory = Callable[[str], Any]
+_KEYS = {"source_env", "target_env", "migration_script", "databases", "dry_run",
+         "allow_destructive", "renames"}
+
+
+def _bool(event: Mapping[str, Any], key: str) -> bool:
+    value = event.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{key} must be true or false, not {value!r}")
+    return value
+
+
+def _script_name(value: object, bucket: str | None) -> str:
+    """The script's file name from `s3://bucket/prefix/V3__x.sql`, a key or a bare name."""
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"migration_script must be a non-empty string, not {value!r}")
+    key = value
+    if value.startswith("s3://"):
+        got_bucket, _, key = value[5:].partition("/")
+        if bucket and got_bucket != bucket:
+            raise InvalidInput(f"migration_script is in bucket {got_bucket!r}, not the migration bucket")
+    name = key.rsplit("/", 1)[-1]
+    parse_script_name(name)
+    return name
+
+
+def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The event's checked values, or InvalidInput naming the first bad one."""
+    if not isinstance(event, Mapping):
+        raise InvalidInput("the event must be a JSON object")
+    unknown = set(event) - _KEYS
+    if unknown:
+        raise InvalidInput(f"unknown event key(s): {', '.join(sorted(map(str, unknown)))}")
+    source = aws.check_env(event.get("source_env", "dev"))
+    target = aws.check_env(event.get("target_env", "staging"))
+    if source == target:
+        raise InvalidInput("source_env and target_env must differ")
+    databases = event.get("databases")
+    if databases is None:
+        databases = aws.sync_databases(environ)
+    if not isinstance(databases, list) or not all(isinstance(d, str) for d in databases):
+        raise InvalidInput("databases must be a list of database names")
+    pairs = database_pairs(databases)
+    renames = event.get("renames") or []
+    if not isinstance(renames, list):
+        raise InvalidInput("renames must be a list like [\"db.old=new\"]")
+    script = event.get("migration_script")
+    return {
+        "source": source, "target": target, "databases": [d for d, _ in pairs],
+        "dry_run": _bool(event, "dry_run"), "allow_destructive": _bool(event, "allow_destructive"),
+        "renames": parse_renames(renames),
+        "migration_script": None if script is None else _script_name(script, environ.get("MIGRATION_BUCKET")),
+    }
+
+
+def run_schema_event(
+    event: object,
+    environ: Mapping[str, str] | None = None,
+    client: ClientFactory | None = None,
+) -> dict[str, Any]:
+    """Run one event and return its JSON-able result (never raises for a failed sync)."""
+    environ = os.environ if environ is None else environ
+    clients: dict[str, Any] = {}
+
+    def get(service: str) -> Any:  # created on first use, so tests can serve them with moto
+        if service not in clients:
+            clients[service] = (client or aws.client)(service)
+        return clients[service]
+
+    result: dict[str, Any] = {"status": "error", "kind": "schema"}
+    if isinstance(event, Mapping):
+        for key in ("source_env", "target_env"):
+            with contextlib.suppress(InvalidInput):
+                result[key.split("_")[0]] = aws.check_env(event.get(key, "dev" if key == "source_env" else "staging"))
+    try:
+        checked = validate_event(event, environ)
+        result.update(source=checked["source"], target=checked["target"],
+                      databases=checked["databases"], dry_run=checked["dry_run"])
+        if checked["migration_script"]:
+            _run_migrations(checked, environ, get, result)
+        else:
+            _run_schema(checked, environ, get, result)
+    except DestructiveChangeRefused as exc:
+        result.update(status="refused", error=str(exc), refused=[c.label() for c in exc.clauses])
+    except (MigrationChecksumChanged, MigrationOrderError) as exc:
+        result.update(status="refused", error=str(exc))
+    except MigrationFailed as exc:
+        result.update(status="error", error=str(exc), migrations=exc.result.to_dict())
+    except SchemaNotConverged as exc:
+        result.update(status="error", error=str(exc))
+    except InvalidInput as exc:
+        result.update(status="invalid", error=str(exc))
+    except SyncError as exc:
+        result.update(status="error", error=str(exc))
+    _record(result, environ, get)
+    return result
+
+
+def _connect(env: str, environ: Mapping[str, str], get: ClientFactory, database: str | None = None) -> Any:
+    endpoint = aws.endpoint_for_env(env, environ, get("secretsmanager"))
+    return connect(endpoint, database)
+
+
+def _run_schema(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
+                result: dict[str, Any]) -> None:
+    src = _connect(checked["source"], environ, get)
+    try:
+        dst = _connect(checked["target"], environ, get)
+        try:
+            plan = plan_schema(src, dst, checked["databases"], checked["renames"])
+            result.update(statements=[s.to_dict() for s in plan.statements], notes=plan.notes,
+                          counts=plan.counts())
+            applied = apply_schema(dst, plan, allow_destructive=checked["allow_destructive"],
+                                   dry_run=checked["dry_run"])
+            result["counts"]["executed"] = len(applied.executed)
+            result.update(status="success", converged=applied.converged,
+                          seconds=round(applied.seconds, 3))
+            if checked["dry_run"]:
+                result["would_refuse"] = [c.label() for c in plan.destructive_clauses()
+                                          if not checked["allow_destructive"]]
+        finally:
+            dst.close()
+    finally:
+        src.close()
+
+
+def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
+                    result: dict[str, Any]) -> None:
+    bucket = environ.get("MIGRATION_BUCKET")
+    if not bucket:
+        raise InvalidInput("MIGRATION_BUCKET is not set for this function")
+    source = S3Scripts(get("s3"), bucket)
+    dst = _connect(checked["target"], environ, get)
+    runs = []
+    result["migrations"] = runs
+    try:
+        for db in checked["databases"]:
+            try:
+                run = apply_migrations(dst, db, source, dry_run=checked["dry_run"],
+                                       up_to=checked["migration_script"])
+            except MigrationFailed as exc:
+                runs.append(exc.result.to_dict())
+                raise
+            runs.append(run.to_dict())
+    finally:
+        dst.close()
+        result["counts"] = {
+            "applied": sum(len(r["applied"]) for r in runs),
+            "pending": sum(len(r["pending"]) for r in runs),
+            "failed": sum(1 for r in runs if r["failed"]),
+        }
+    result["status"] = "success"
+
+
+def _record(result: dict[str, Any], environ: Mapping[str, str], get: ClientFactory) -> None:
+    """Write the SSM record when the run names two valid environments and a suffix."""
+    suffix = environ.get("ENVIRONMENT_SUFFIX")
+    if not suffix or "source" not in result or "target" not in result:
+        return
+    try:
+        check_name(suffix, "environment suffix")
+        record = aws.record_result(get("ssm"), suffix, "schema", result["source"], result["target"], {
+            "status": result["status"], "counts": result.get("counts", {}),
+            "error": result.get("error"), "dry_run": result.get("dry_run", False),
+            "databases": result.get("databases", []),
+        })
+        result["record"] = aws.record_name(suffix, "schema", result["source"], result["target"])
+        result["recorded_at"] = record["timestamp"]
+    except (SyncError, DatabaseError) as exc:
+        # The sync's own outcome stays the answer; the failed record is reported beside it.
+        result["record_error"] = str(exc)

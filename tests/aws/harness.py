@@ -1,0 +1,175 @@
+"""Test harness for the provisioner: moto in-process, call counting, faults, kills.
+
+Everything hooks into boto3 clients through the session factory's `hooks` (botocore's
+event system); nothing patches boto3 globally.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+import dbrepl.steps  # noqa: F401
+from dbrepl.aws.session import SessionFactory
+from dbrepl.engine import Context, Engine, Plan
+from dbrepl.spec import Spec, load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+READ_PREFIXES = ("Describe", "Get", "List", "Head")
+MOTO_CONFIG = {"iam": {"load_aws_managed_policies": True}, "lambda": {"use_docker": False}}
+
+
+def fast_spec(**timing: Any) -> Spec:
+    spec = load_spec(ROOT / "config" / "environments.yaml")
+    t = {"poll_delay": 0.0, "retry_delay": 0.0, **timing}
+    return spec.model_copy(update={"timing": spec.timing.model_copy(update=t)})
+
+
+class Killed(BaseException):
+    """Stands in for the process dying: not an Exception, so nothing may swallow it."""
+
+
+@dataclass
+class CallLog:
+    calls: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    kill_after: int | None = None
+
+    def hook(self, client: Any) -> None:
+        client.meta.events.register("before-call.*.*", self._before)
+
+    def _before(self, model: Any, **kw: Any) -> None:
+        with self.lock:
+            if self.kill_after is not None and len(self.calls) >= self.kill_after:
+                raise Killed(f"killed after {self.kill_after} calls")
+            self.calls.append(model.name)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.calls.clear()
+
+    @property
+    def mutating(self) -> list[str]:
+        return [c for c in self.calls if not c.startswith(READ_PREFIXES)]
+
+    def counter(self) -> Counter:
+        return Counter(self.calls)
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **kw: Any):
+        yield self._body
+
+
+class Faults:
+    """Inject AWS errors moto never produces.
+
+    `fail(op, code, message, times)` makes operation `op` fail `times` times with a
+    ClientError (before-call short-circuit, as the service would answer);
+    `throttle(rate)` answers a share of all requests at the HTTP layer with the protocol's
+    throttling error, so botocore's own standard-mode retry handles them.
+    """
+
+    def __init__(self, seed: int = 7) -> None:
+        self.rules: dict[str, list[Any]] = {}
+        self.rate = 0.0
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.injected: Counter = Counter()
+
+    def fail(self, op: str, code: str, message: str = "", times: int = 1, status: int = 400) -> None:
+        self.rules[op] = [code, message, times, status]
+
+    def throttle(self, rate: float) -> None:
+        self.rate = rate
+
+    def hook(self, client: Any) -> None:
+        client.meta.events.register("before-call.*.*", self._before_call)
+        protocol = client.meta.service_model.protocol
+        client.meta.events.register("before-send.*.*", lambda request, **kw: self._before_send(protocol, request))
+
+    def _before_call(self, model: Any, **kw: Any) -> Any:
+        with self.lock:
+            rule = self.rules.get(model.name)
+            if not rule or rule[2] <= 0:
+                return None
+            rule[2] -= 1
+            self.injected[model.name] += 1
+        code, message, _, status = rule
+
+        class Http:
+            status_code = status
+            headers: dict = {}
+
+        return Http(), {"Error": {"Code": code, "Message": message},
+                        "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "injected"}}
+
+    def _before_send(self, protocol: str, request: Any) -> Any:
+        with self.lock:
+            if self.rate <= 0 or self.rng.random() >= self.rate:
+                return None
+            self.injected["throttle"] += 1
+        headers: dict[str, str] = {}
+        status = 400
+        if protocol == "ec2":
+            status = 503
+            body = (b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
+                    b"</Message></Error></Errors><RequestID>x</RequestID></Response>")
+        elif protocol == "query":
+            body = (b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded"
+                    b"</Message></Error><RequestId>x</RequestId></ErrorResponse>")
+        elif protocol == "json":
+            headers["x-amzn-ErrorType"] = "ThrottlingException"
+            body = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
+        elif protocol == "rest-json":
+            status = 429
+            headers["x-amzn-ErrorType"] = "TooManyRequestsException"
+            body = b'{"message":"Rate exceeded"}'
+        elif protocol == "rest-xml":
+            status = 503
+            body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
+        else:  # smithy-rpc-v2-cbor and anything new: a 503 is transient for botocore too
+            status = 503
+            body = b""
+        return AWSResponse(request.url, status, headers, _Raw(body))
+
+
+@dataclass
+class Estate:
+    """A suffix in the mocked account, with helpers to plan, apply and destroy it."""
+
+    spec: Spec
+    suffix: str
+    sessions: SessionFactory
+    log: CallLog
+
+    def engine(self, envs: list[str] | None = None, spec: Spec | None = None) -> Engine:
+        return Engine(Context(spec or self.spec, self.suffix, self.sessions, envs=envs))
+
+    def plan(self, **kw: Any) -> Plan:
+        return self.engine(**kw).plan()
+
+    def apply(self, **kw: Any) -> Plan:
+        return self.engine(**kw).apply()
+
+    def destroy(self, **kw: Any) -> Plan:
+        return self.engine(**kw).destroy()
+
+    def client(self, service: str) -> Any:
+        return self.sessions.client(service)
+
+
+def forget_automated_snapshots(rds: Any) -> None:
+    """moto keeps a deleted cluster's automated snapshot (AWS removes it with the cluster);
+    recreating the cluster within the same minute then collides on its name."""
+    for snap in rds.describe_db_cluster_snapshots(SnapshotType="automated")["DBClusterSnapshots"]:
+        rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=snap["DBClusterSnapshotIdentifier"])

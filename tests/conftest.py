@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+# Fake credentials before anything makes a boto3 session; never real AWS in tests.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing", AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1",
+    MOTO_IAM_LOAD_MANAGED_POLICIES="true",
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+# moto imports each service's backend lazily on first use; the engine calls services from
+# many threads at once, and concurrent first imports can deadlock. Import them up front.
+from moto.backends import get_backend  # noqa: E402
+
+for _svc in ("ec2", "rds", "kms", "secretsmanager", "ssm", "s3", "iam", "lambda", "logs", "cloudwatch", "sts",
+             "resourcegroupstaggingapi"):
+    get_backend(_svc)
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get("DBREPL_RUN_SLOW"):
+        return
+    skip = pytest.mark.skip(reason="slow: set DBREPL_RUN_SLOW=1 to run")
+    for item in items:
+        if "slow" in item.keywords and not os.environ.get("CI"):
+            item.add_marker(skip)
+
+
+# moto's in-process backends are not thread-safe (dicts mutated while another request
+# iterates them); AWS is. The engine calls AWS from many threads, so tests serialise
+# moto's dispatch. This changes nothing in dbrepl, only how the emulator takes requests.
+import threading  # noqa: E402
+
+from moto.core import botocore_stubber as _stubber  # noqa: E402
+
+_MOTO_LOCK = threading.RLock()
+_orig_call = _stubber.BotocoreStubber.__call__
+
+
+def _serialised(self, event_name, request, **kwargs):
+    with _MOTO_LOCK:
+        return _orig_call(self, event_name, request, **kwargs)
+
+
+_stubber.BotocoreStubber.__call__ = _serialised
