@@ -2,8 +2,11 @@
 
 Public API (used by the CLI and the data-sync function):
     resolve_tables(conn, names, databases) -> list[(database, table)]
-    sync_data(source, target, tables, *, dry_run=False, progress=None, statements=False)
-        -> DataSyncResult
+    sync_data(source, target, tables, *, target_databases=None, dry_run=False,
+              progress=None, statements=False) -> DataSyncResult
+
+dbrepl.sync.data.event.run_data_event(event, environ=None, client=None) is the function's
+whole run (it needs boto3, so it is not imported here).
 """
 
 from __future__ import annotations

@@ -1,0 +1,154 @@
+"""One data-sync run as the deployed function performs it (and `dbrepl sync data --direct`).
+
+Event (the seed's keys plus ours):
+    {"source_env": "dev", "target_env": "staging",
+     "tables": ["lookup_table", "app.config_table"],   # default: REFERENCE_TABLES
+     "dry_run": false}
+
+A bare table name is looked for in the configured databases (`SYNC_DATABASES`). Every input
+is checked before any connection is opened, every table against the source's catalogue
+before any row is read. Every run that names two valid environments leaves its record in
+SSM (`/db-replication/<suffix>/last-data-sync/<source>-to-<target>`) with `rows_synced` and
+inserted/updated/deleted per table, as the seed does; a dry run records nothing (nothing
+was synced).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from dbrepl.sync import aws
+from dbrepl.sync.connection import connect
+from dbrepl.sync.data.sync import sync_data
+from dbrepl.sync.data.tables import resolve_tables
+from dbrepl.sync.errors import InvalidInput, SyncError
+from dbrepl.sync.ident import check_name
+
+ClientFactory = Callable[[str], Any]
+_KEYS = {"source_env", "target_env", "tables", "dry_run"}
+
+
+def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The event's checked values, or InvalidInput naming the first bad one (no I/O)."""
+    if not isinstance(event, Mapping):
+        raise InvalidInput("the event must be a JSON object")
+    unknown = set(event) - _KEYS
+    if unknown:
+        raise InvalidInput(f"unknown event key(s): {', '.join(sorted(map(str, unknown)))}")
+    source = aws.check_env(event.get("source_env", "dev"))
+    target = aws.check_env(event.get("target_env", "staging"))
+    if source == target:
+        raise InvalidInput("source_env and target_env must differ")
+    dry_run = event.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise InvalidInput(f"dry_run must be true or false, not {dry_run!r}")
+    tables = event.get("tables")
+    if tables is None or tables == []:
+        tables = [f"{d}.{t}" for d, t in aws.reference_tables(environ)]
+    if not isinstance(tables, list) or not tables:
+        raise InvalidInput("tables must be a non-empty list of table names (or set REFERENCE_TABLES)")
+    names = []
+    for name in tables:
+        if not isinstance(name, str):
+            raise InvalidInput(f"invalid table name {name!r}: expected a string")
+        db, dot, table = name.partition(".")
+        if dot:
+            check_name(db, "database name")
+            check_name(table, "table name")
+        else:
+            check_name(name, "table name")
+        names.append(name)
+    return {
+        "source": source, "target": target, "tables": names, "dry_run": dry_run,
+        "databases": aws.sync_databases(environ),
+    }
+
+
+def run_data_event(
+    event: object,
+    environ: Mapping[str, str] | None = None,
+    client: ClientFactory | None = None,
+) -> dict[str, Any]:
+    """Run one event and return its JSON-able result (never raises for a failed sync)."""
+    environ = os.environ if environ is None else environ
+    clients: dict[str, Any] = {}
+
+    def get(service: str) -> Any:  # created on first use, so tests can serve them with moto
+        if service not in clients:
+            clients[service] = (client or aws.client)(service)
+        return clients[service]
+
+    result: dict[str, Any] = {"status": "error", "kind": "data"}
+    if isinstance(event, Mapping):
+        for key, default in (("source_env", "dev"), ("target_env", "staging")):
+            with contextlib.suppress(InvalidInput):
+                result[key.split("_")[0]] = aws.check_env(event.get(key, default))
+    try:
+        checked = validate_event(event, environ)
+        result.update(source=checked["source"], target=checked["target"],
+                      dry_run=checked["dry_run"])
+        _run(checked, environ, get, result)
+    except InvalidInput as exc:
+        result.update(status="invalid", error=str(exc))
+    except SyncError as exc:
+        result.update(status="error", error=str(exc))
+    if not result.get("dry_run"):
+        _record(result, environ, get)
+    return result
+
+
+def _run(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
+         result: dict[str, Any]) -> None:
+    secrets = get("secretsmanager")
+    src = connect(aws.endpoint_for_env(checked["source"], environ, secrets))
+    try:
+        dst = connect(aws.endpoint_for_env(checked["target"], environ, secrets))
+        try:
+            pairs = resolve_tables(src, checked["tables"], checked["databases"])
+            result["tables"] = [f"{d}.{t}" for d, t in pairs]
+            synced = sync_data(src, dst, pairs, dry_run=checked["dry_run"])
+        finally:
+            dst.close()
+    finally:
+        src.close()
+    result.update(
+        status="success",
+        rows_synced=synced.rows_synced,
+        counts=_counts(synced.tables),
+        per_table=[
+            {"table": f"{t.database}.{t.table}", "inserted": t.inserted, "updated": t.updated,
+             "deleted": t.deleted}
+            for t in synced.tables
+        ],
+    )
+
+
+def _counts(tables: list) -> dict[str, int]:
+    return {
+        "rows_synced": sum(t.changed for t in tables),
+        "inserted": sum(t.inserted for t in tables),
+        "updated": sum(t.updated for t in tables),
+        "deleted": sum(t.deleted for t in tables),
+    }
+
+
+def _record(result: dict[str, Any], environ: Mapping[str, str], get: ClientFactory) -> None:
+    """Write the SSM record when the run names two valid environments and a suffix."""
+    suffix = environ.get("ENVIRONMENT_SUFFIX")
+    if not suffix or "source" not in result or "target" not in result:
+        return
+    try:
+        check_name(suffix, "environment suffix")
+        record = aws.record_result(get("ssm"), suffix, "data", result["source"], result["target"], {
+            "status": result["status"], "counts": result.get("counts", {}),
+            "error": result.get("error"), "rows_synced": result.get("rows_synced", 0),
+            "tables": result.get("per_table", []),
+        })
+        result["record"] = aws.record_name(suffix, "data", result["source"], result["target"])
+        result["recorded_at"] = record["timestamp"]
+    except SyncError as exc:
+        # The sync's own outcome stays the answer; the failed record is reported beside it.
+        result["record_error"] = str(exc)
