@@ -1,14 +1,23 @@
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from moto import mock_aws
 
 from dbrepl.aws.session import SessionFactory
 from tests.aws.harness import MOTO_CONFIG, CallLog, Estate, Faults, fast_spec
 
+_suffixes = itertools.count(1)
 
-@pytest.fixture
+
+@pytest.fixture(scope="session")
 def aws():
+    """One mocked account for the session (moto loads IAM's managed policies once).
+
+    Tests stay independent by giving each estate its own suffix: dbrepl never sees or
+    touches another suffix's resources, which test_two_suffixes checks directly.
+    """
     with mock_aws(config=MOTO_CONFIG):
         yield
 
@@ -22,14 +31,13 @@ def faults():
 def estate(aws, faults):
     log = CallLog()
     sessions = SessionFactory("us-east-1", hooks=[faults.hook, log.hook])
-    return Estate(fast_spec(), "t1", sessions, log)
+    return Estate(fast_spec(), f"t{next(_suffixes)}", sessions, log)
 
 
 @pytest.fixture(scope="module")
-def built():
+def built(aws):
     """One applied estate shared by the read-only checks of a module."""
-    with mock_aws(config=MOTO_CONFIG):
-        log = CallLog()
-        e = Estate(fast_spec(), "b1", SessionFactory("us-east-1", hooks=[log.hook]), log)
-        e.apply()
-        yield e
+    log = CallLog()
+    e = Estate(fast_spec(), "b1", SessionFactory("us-east-1", hooks=[log.hook]), log)
+    e.apply()
+    return e

@@ -25,6 +25,18 @@ READ_PREFIXES = ("Describe", "Get", "List", "Head")
 MOTO_CONFIG = {"iam": {"load_aws_managed_policies": True}, "lambda": {"use_docker": False}}
 
 
+_BUNDLE: list[bytes] = []
+
+
+def bundle() -> bytes:
+    """Built once per test session (the code under test does not change mid-run)."""
+    if not _BUNDLE:
+        from dbrepl.bundle import build_bundle
+
+        _BUNDLE.append(build_bundle())
+    return _BUNDLE[0]
+
+
 def fast_spec(**timing: Any) -> Spec:
     spec = load_spec(ROOT / "config" / "environments.yaml")
     t = {"poll_delay": 0.0, "retry_delay": 0.0, **timing}
@@ -153,7 +165,7 @@ class Estate:
     log: CallLog
 
     def engine(self, envs: list[str] | None = None, spec: Spec | None = None) -> Engine:
-        return Engine(Context(spec or self.spec, self.suffix, self.sessions, envs=envs))
+        return Engine(Context(spec or self.spec, self.suffix, self.sessions, envs=envs, bundle=bundle()))
 
     def plan(self, **kw: Any) -> Plan:
         return self.engine(**kw).plan()

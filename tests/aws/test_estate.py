@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from dbrepl.bundle import build_bundle, code_sha256
-from tests.aws.harness import forget_automated_snapshots
+from dbrepl.bundle import code_sha256
+from tests.aws.harness import bundle, forget_automated_snapshots
 
 ENVS = ("dev", "staging", "prod")
 CIDR = {"dev": "10.1.0.0/16", "staging": "10.2.0.0/16", "prod": "10.3.0.0/16"}
@@ -33,12 +33,13 @@ def test_plan_from_empty_lists_every_resource(estate):
     assert plan.summary == {"create": len(plan.changes), "update": 0, "delete": 0}
     assert estate.log.mutating == []  # plan never writes
     names = {c.name for c in plan.changes}
-    for n in ("dev-vpc-t1", "staging-private-subnet-2-t1", "prod-route-table-t1", "dev-aurora-sg-t1",
-              "lambda-db-sync-sg-t1", "alias/dev-key-t1", "prod-aurora-secret-t1", "dev-aurora-subnet-group-t1",
-              "staging-aurora-cluster-t1", "prod-aurora-instance-1-t1", "/db-replication/t1/dev/connection-string",
-              "dev-to-staging-peering-t1", "staging-to-prod-peering-t1", "migration-scripts-t1-123456789012",
-              "db-sync-lambda-role-t1", "db-sync-schema-replication-t1", "db-sync-data-replication-t1",
-              "/aws/lambda/db-sync-schema-replication-t1", "dev-aurora-replication-lag-t1"):
+    for n in ("dev-vpc-{s}", "staging-private-subnet-2-{s}", "prod-route-table-{s}", "dev-aurora-sg-{s}",
+              "lambda-db-sync-sg-{s}", "alias/dev-key-{s}", "prod-aurora-secret-{s}", "dev-aurora-subnet-group-{s}",
+              "staging-aurora-cluster-{s}", "prod-aurora-instance-1-{s}", "/db-replication/{s}/dev/connection-string",
+              "dev-to-staging-peering-{s}", "staging-to-prod-peering-{s}", "migration-scripts-{s}-123456789012",
+              "db-sync-lambda-role-{s}", "db-sync-schema-replication-{s}", "db-sync-data-replication-{s}",
+              "/aws/lambda/db-sync-schema-replication-{s}", "dev-aurora-replication-lag-{s}"):
+        n = n.format(s=estate.suffix)
         assert n in names, n
 
 
@@ -197,7 +198,7 @@ def test_bucket_matches_seed(built):
 
 def test_lambdas_match_seed_with_corrections(built):
     lam, iam, logs, ec2 = built.client("lambda"), built.client("iam"), built.client("logs"), built.client("ec2")
-    sha = code_sha256(build_bundle())
+    sha = code_sha256(bundle())
     hub_subnets = {s["SubnetId"] for s in ec2.describe_subnets(
         Filters=[{"Name": "tag:Name", "Values": [f"staging-private-subnet-1-{S}", f"staging-private-subnet-2-{S}"]}]
     )["Subnets"]}
@@ -290,17 +291,20 @@ def _assert_nothing_left(estate):
     assert estate.client("secretsmanager").list_secrets(
         Filters=[{"Key": "name", "Values": [f"dev-aurora-secret-{s}"]}], IncludePlannedDeletion=True)["SecretList"] == []
     rds = estate.client("rds")
-    assert [c for c in rds.describe_db_clusters()["DBClusters"] if c["DBClusterIdentifier"].endswith(s)] == []
-    assert [i for i in rds.describe_db_instances()["DBInstances"] if i["DBInstanceIdentifier"].endswith(s)] == []
-    assert [g for g in rds.describe_db_subnet_groups()["DBSubnetGroups"] if g["DBSubnetGroupName"].endswith(s)] == []
+    assert [c for c in rds.describe_db_clusters()["DBClusters"] if c["DBClusterIdentifier"].endswith(f"-{s}")] == []
+    assert [i for i in rds.describe_db_instances()["DBInstances"] if i["DBInstanceIdentifier"].endswith(f"-{s}")] == []
+    assert [g for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]
+            if g["DBSubnetGroupName"].endswith(f"-{s}")] == []
     assert estate.client("ssm").get_parameters(Names=[f"/db-replication/{s}/dev/connection-string"])["Parameters"] == []
     assert f"migration-scripts-{s}-123456789012" not in [b["Name"] for b in estate.client("s3").list_buckets()["Buckets"]]
     with pytest.raises(Exception, match="NoSuchEntity"):
         estate.client("iam").get_role(RoleName=f"db-sync-lambda-role-{s}")
     fns = [f["FunctionName"] for f in estate.client("lambda").list_functions()["Functions"]]
-    assert not [f for f in fns if f.endswith(s)]
-    assert estate.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/db-sync-")["logGroups"] == []
-    assert estate.client("cloudwatch").describe_alarms(AlarmNamePrefix="dev-aurora-replication-lag")["MetricAlarms"] == []
+    assert not [f for f in fns if f.endswith(f"-{s}")]
+    assert [g for g in estate.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/db-sync-")["logGroups"]
+            if g["logGroupName"].endswith(f"-{s}")] == []
+    alarms = [f"{e}-aurora-replication-lag-{s}" for e in ENVS]
+    assert estate.client("cloudwatch").describe_alarms(AlarmNames=alarms)["MetricAlarms"] == []
 
 
 def test_two_suffixes_never_touch_each_other(aws, faults):
