@@ -1,11 +1,30 @@
-"""Schema-sync function handler (db-sync-schema-replication-<suffix>)."""
+"""Schema-sync function handler (db-sync-schema-replication-<suffix>).
+
+The seed's event (`source_env`, `target_env`, optional `migration_script`) plus `databases`,
+`dry_run`, `allow_destructive` and `renames`; see dbrepl/sync/schema/event.py.
+"""
 
 from __future__ import annotations
+
+import json
+import logging
 
 import pymysql  # noqa: F401  - the bundle must carry pymysql (seed's functions failed at import)
 
 import dbrepl.sync  # noqa: F401
+from dbrepl.sync.schema.event import run_schema_event
+
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+
+_STATUS_CODES = {"success": 200, "invalid": 400, "refused": 409, "error": 500}
 
 
 def lambda_handler(event, context):
-    return {"statusCode": 501, "body": '{"error": "schema sync not implemented yet"}'}
+    """Run the event; the body is the JSON result (also for failures, which are logged)."""
+    result = run_schema_event(event)
+    # The event and result carry no credentials: secrets stay inside run_schema_event.
+    logger.info("schema sync %s -> %s: %s", result.get("source"), result.get("target"), result["status"])
+    if result["status"] != "success":
+        logger.error("schema sync failed: %s", result.get("error"))
+    return {"statusCode": _STATUS_CODES.get(result["status"], 500), "body": json.dumps(result, default=str)}
