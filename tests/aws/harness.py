@@ -21,6 +21,7 @@ from dbrepl.engine import Context, Engine, Plan
 from dbrepl.spec import Spec, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
+THROTTLED_HEADER = "x-dbrepl-test-throttled"
 READ_PREFIXES = ("Describe", "Get", "List", "Head")
 MOTO_CONFIG = {"iam": {"load_aws_managed_policies": True}, "lambda": {"use_docker": False}}
 
@@ -107,7 +108,10 @@ class Faults:
     def hook(self, client: Any) -> None:
         client.meta.events.register("before-call.*.*", self._before_call)
         protocol = client.meta.service_model.protocol
-        client.meta.events.register("before-send.*.*", lambda request, **kw: self._before_send(protocol, request))
+        # First in line, so the in-process emulator (also a before-send handler) can see the mark
+        # and leave a throttled request unserved, as AWS does (see tests/conftest.py).
+        client.meta.events.register_first("before-send.*.*",
+                                          lambda request, **kw: self._before_send(protocol, request))
 
     def _before_call(self, model: Any, **kw: Any) -> Any:
         with self.lock:
@@ -130,6 +134,7 @@ class Faults:
             if self.rate <= 0 or self.rng.random() >= self.rate:
                 return None
             self.injected["throttle"] += 1
+        request.headers[THROTTLED_HEADER] = "1"
         headers: dict[str, str] = {}
         status = 400
         if protocol == "ec2":

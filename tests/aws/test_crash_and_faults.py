@@ -1,0 +1,134 @@
+"""Crash safety and faults moto does not produce.
+
+A kill is a BaseException raised from the client hook once N calls have gone out: no call
+after the Nth reaches AWS, exactly as if the process died there.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from tests.aws.harness import Killed, forget_automated_snapshots
+
+APPLY_CALLS = 130  # roughly what apply from empty makes
+
+
+def _count_estate(e) -> Counter:
+    """Resources of this suffix, counted through each service's own API (duplicates show)."""
+    s = e.suffix
+    ec2, rds = e.client("ec2"), e.client("rds")
+    tagged = [{"Name": "tag:dbrepl:suffix", "Values": [s]}]
+    c: Counter = Counter()
+    c["vpc"] = len(ec2.describe_vpcs(Filters=tagged)["Vpcs"])
+    c["subnet"] = len(ec2.describe_subnets(Filters=tagged)["Subnets"])
+    c["route-table"] = len(ec2.describe_route_tables(Filters=tagged)["RouteTables"])
+    c["sg"] = len(ec2.describe_security_groups(Filters=tagged)["SecurityGroups"])
+    c["endpoint"] = len([x for x in ec2.describe_vpc_endpoints(Filters=tagged)["VpcEndpoints"]
+                         if x["State"].lower() != "deleted"])
+    c["peering"] = len([p for p in ec2.describe_vpc_peering_connections()["VpcPeeringConnections"]
+                        if {t["Key"]: t["Value"] for t in p.get("Tags", [])}.get("dbrepl:suffix") == s
+                        and p["Status"]["Code"] not in ("deleted", "rejected", "failed")])
+    kms = e.client("kms")
+    live_keys = 0
+    for k in kms.list_keys()["Keys"]:
+        tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=k["KeyId"]).get("Tags", [])}
+        if tags.get("dbrepl:suffix") == s and kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled":
+            live_keys += 1
+    c["key"] = live_keys
+    c["cluster"] = len([x for x in rds.describe_db_clusters()["DBClusters"] if x["DBClusterIdentifier"].endswith(f"-{s}")])
+    c["instance"] = len([x for x in rds.describe_db_instances()["DBInstances"]
+                         if x["DBInstanceIdentifier"].endswith(f"-{s}")])
+    return c
+
+
+FULL = Counter({"vpc": 3, "subnet": 6, "route-table": 3, "sg": 5, "endpoint": 3, "peering": 2, "key": 3,
+                "cluster": 3, "instance": 3})
+
+
+@pytest.mark.parametrize("n", [1, 7, 15, 30, 45, 60, 80, 100, 115])
+def test_apply_killed_after_n_calls_then_apply_gives_exactly_one_estate(estate, n):
+    estate.log.kill_after = n
+    with pytest.raises(Killed):
+        estate.apply()
+    estate.log.kill_after = None
+    estate.apply()
+    assert estate.plan().changes == []
+    assert _count_estate(estate) == FULL
+
+
+@pytest.mark.parametrize("n", [1, 10, 25, 50, 75, 95])
+def test_destroy_killed_after_n_calls_then_destroy_leaves_nothing(estate, n):
+    estate.apply()
+    estate.log.clear()
+    estate.log.kill_after = n
+    with pytest.raises(Killed):
+        estate.destroy()
+    estate.log.kill_after = None
+    estate.destroy()
+    assert +_count_estate(estate) == Counter()
+    assert estate.destroy().changes == []
+    forget_automated_snapshots(estate.client("rds"))
+    estate.apply()
+    assert _count_estate(estate) == FULL
+
+
+def test_dependency_violation_while_lambda_enis_release(estate, faults):
+    """Real AWS: Lambda's ENIs hold SGs and subnets for 20-40 minutes after the functions go."""
+    estate.apply()
+    ec2 = estate.client("ec2")
+    # Leave a detached Lambda ENI in the hub VPC, as Lambda does; destroy must remove it.
+    subnet = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": [f"staging-private-subnet-1-{estate.suffix}"]}])[
+        "Subnets"][0]
+    eni = ec2.create_network_interface(SubnetId=subnet["SubnetId"],
+                                       Description="AWS Lambda VPC ENI-db-sync-schema-replication")["NetworkInterface"]
+    faults.fail("DeleteSecurityGroup", "DependencyViolation", "resource sg has a dependent object", times=4)
+    faults.fail("DeleteSubnet", "DependencyViolation", "The subnet has dependencies", times=3)
+    estate.destroy()
+    assert faults.injected["DeleteSecurityGroup"] == 4 and faults.injected["DeleteSubnet"] == 3
+    left = ec2.describe_network_interfaces(NetworkInterfaceIds=[])["NetworkInterfaces"]
+    assert eni["NetworkInterfaceId"] not in [x["NetworkInterfaceId"] for x in left]
+    assert +_count_estate(estate) == Counter()
+
+
+def test_dependency_violation_past_the_deadline_fails_clearly(estate, faults):
+    from dbrepl.errors import AwsFailure
+
+    estate.apply()
+    faults.fail("DeleteSecurityGroup", "DependencyViolation", "resource sg has a dependent object", times=10_000)
+    spec = estate.spec.model_copy(update={"timing": estate.spec.timing.model_copy(
+        update={"eni_release_timeout_minutes": 0.02, "retry_delay": 0.01})})
+    with pytest.raises(AwsFailure, match="DependencyViolation"):
+        estate.engine(spec=spec).destroy()
+    faults.rules.clear()
+    estate.destroy()
+    assert +_count_estate(estate) == Counter()
+
+
+def test_iam_propagation_on_create_function(estate, faults):
+    faults.fail("CreateFunction", "InvalidParameterValueException",
+                "The role defined for the function cannot be assumed by Lambda.", times=3)
+    estate.apply()
+    assert faults.injected["CreateFunction"] == 3
+    assert estate.plan().changes == []
+
+
+def test_invalid_cluster_state(estate, faults):
+    faults.fail("CreateDBInstance", "InvalidDBClusterStateFault", "DB cluster is not available", times=2)
+    faults.fail("DeleteDBCluster", "InvalidDBClusterStateFault", "DB cluster has members being deleted", times=2)
+    estate.apply()
+    assert estate.plan().changes == []
+    estate.destroy()
+    assert faults.injected["CreateDBInstance"] == 2 and faults.injected["DeleteDBCluster"] == 2
+    assert +_count_estate(estate) == Counter()
+
+
+def test_throttling_on_a_large_share_of_calls(estate, faults):
+    faults.throttle(0.25)
+    estate.apply()
+    assert faults.injected["throttle"] > 20
+    assert estate.plan().changes == []
+    estate.destroy()
+    faults.throttle(0.0)
+    assert +_count_estate(estate) == Counter()
