@@ -9,6 +9,7 @@ file: state is the tags on the resources themselves (DESIGN §3).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -146,6 +147,8 @@ def register(cls: type[Step]) -> type[Step]:
     """Class decorator: make a step known to the engine by its name."""
     if cls.name in STEPS:
         raise ValueError(f"step {cls.name!r} registered twice")
+    if not cls.__doc__:  # a step's module docstring documents it
+        cls.__doc__ = sys.modules[cls.__module__].__doc__
     STEPS[cls.name] = cls
     return cls
 
