@@ -13,19 +13,48 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+try:  # typer >= 0.25 vendors click; older typer uses the click package
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import NoArgsIsHelpError, UsageError
 
 from dbrepl.errors import BadInput, DbreplError
 
-app = typer.Typer(
-    name="dbrepl", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-    help="Provision a dev/staging/prod Aurora MySQL estate on AWS and sync schema and data between it.",
-)
-
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _OneLineUsage(TyperGroup):
+    """Usage errors as one line and exit 2, like every other bad input."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except NoArgsIsHelpError as e:
+            e.show()
+            sys.exit(0)
+        except UsageError as e:
+            where = f" (see {e.ctx.command_path} --help)" if e.ctx else ""
+            err.print(f"[red]error:[/] {escape(_one_line(e.format_message()))}{where}")
+            sys.exit(2)
+        except typer.Abort:
+            err.print("Aborted: nothing was changed.")
+            sys.exit(1)
+        except typer.Exit as e:
+            sys.exit(e.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+app = typer.Typer(
+    name="dbrepl", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=_OneLineUsage,
+    help="Provision a dev/staging/prod Aurora MySQL estate on AWS and sync schema and data between it.",
+)
 
 SuffixOpt = Annotated[str | None, typer.Option("--suffix", "-s", envvar="DBREPL_SUFFIX",
                                                help="Estate suffix (1-20 of a-z, 0-9, '-'); also DBREPL_SUFFIX.")]
@@ -44,12 +73,12 @@ def handled(fn: Any) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort):
+        except (typer.Exit, typer.Abort, UsageError):
             raise
         except DbreplError as e:
             if os.environ.get("DBREPL_DEBUG"):
                 raise
-            err.print(f"[red]error:[/] {_one_line(str(e))}", markup=True)
+            err.print(f"[red]error:[/] {escape(_one_line(str(e)))}")
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted: resources already made were left in place; run the same command again")
@@ -57,7 +86,7 @@ def handled(fn: Any) -> Any:
         except Exception as e:  # a bug: say so in one line, traceback on demand
             if os.environ.get("DBREPL_DEBUG"):
                 raise
-            err.print(f"[red]error:[/] unexpected {type(e).__name__}: {_one_line(str(e))} "
+            err.print(f"[red]error:[/] unexpected {type(e).__name__}: {escape(_one_line(str(e)))} "
                       "(set DBREPL_DEBUG=1 for the traceback)")
             raise typer.Exit(1) from None
 

@@ -26,7 +26,7 @@ def _fmt(v: Any) -> str:
 
 def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
     if not plan.changes:
-        console.print("No changes. The estate matches the spec.")
+        console.print("Nothing to destroy." if verb == "Destroy" else "No changes. The estate matches the spec.")
         return
     groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
     for c in plan.changes:

@@ -233,25 +233,20 @@ def test_bad_spec_reported_before_bad_suffix_touches_nothing(tmp_path: Path, aws
     _check(_run(["apply", "--suffix", "BAD", "--config", str(spec)]), aws_calls, "python3.12")
 
 
-# Error lines are printed as rich markup without escaping (dbrepl/cli.py, handled()): text in
-# square brackets from the spec or the arguments is swallowed, and a "[/...]" crashes the
-# error handler itself with rich.errors.MarkupError (traceback, exit 1).
-MARKUP_BUG = "dbrepl bug: handled() prints error text as rich markup unescaped; see the report"
+# Error text is escaped before rich prints it: square brackets from the spec or the arguments
+# are kept verbatim, and a "[/...]" must not crash the error handler.
 
 
-@pytest.mark.xfail(strict=True, reason=MARKUP_BUG)
 def test_suffix_with_closing_tag(tmp_path: Path, aws_calls: list[str]) -> None:
     result = CliRunner().invoke(app, ["plan", "--suffix", "[/b]", "--config", str(_spec(tmp_path))])
     _check(result, aws_calls, "invalid suffix", "[/b]")
 
 
-@pytest.mark.xfail(strict=True, reason=MARKUP_BUG)
 def test_suffix_with_markup_kept_verbatim(tmp_path: Path, aws_calls: list[str]) -> None:
     _check(_run(["plan", "--suffix", "[bold]x", "--config", str(_spec(tmp_path))]), aws_calls,
            "invalid suffix", "'[bold]x'")
 
 
-@pytest.mark.xfail(strict=True, reason=MARKUP_BUG)
 def test_hub_fix_hint_shown(tmp_path: Path, aws_calls: list[str]) -> None:
     spec = _spec(tmp_path, _set("peering", [["dev", "staging"], ["dev", "prod"]]))
     _check(_run(["plan", "--suffix", "t1", "--config", str(spec)]), aws_calls,
@@ -267,7 +262,7 @@ def test_guard_sees_aws_calls(tmp_path: Path, aws_calls: list[str]) -> None:
 
 
 # Usage errors (unknown option or command, missing option value) are bad arguments too.
-# typer prints them as a "Usage:" line, a "Try ... --help" line and a boxed error: five lines.
+# They get one line and exit 2 like every other bad input.
 USAGE_CASES = [
     (["plan", "--suffix", "t1", "--bogus"], ("--bogus",)),
     (["frobnicate"], ("frobnicate",)),
@@ -275,8 +270,6 @@ USAGE_CASES = [
 ]
 
 
-@pytest.mark.xfail(strict=True, reason="dbrepl bug: click/typer usage errors print 5 lines (Usage, Try, "
-                   "boxed Error), not one; see the report for the fix in dbrepl/cli.py")
 @pytest.mark.parametrize("args,keywords", USAGE_CASES, ids=["unknown-option", "unknown-command", "option-no-value"])
 def test_usage_errors_one_line(aws_calls: list[str], args: list[str], keywords: tuple[str, ...]) -> None:
     _check(_run(args), aws_calls, *keywords)

@@ -192,7 +192,7 @@ class Network(Step):
                 key = f"{sg_key}-in:{r['IpProtocol']}:{r['FromPort']}-{r['ToPort']}:fn-sg"
             else:
                 key = rule_key(f"{sg_key}-in", r, gnames)
-            src = r.get("cidr") or "lambda-db-sync-sg"
+            src = r.get("cidr") or names.function_sg(ctx.suffix)
             out.append(Resource(
                 key, "AWS::EC2::SecurityGroupIngress", env, f"{sg_name} {r['IpProtocol']}/{r['FromPort']} from {src}",
                 {"GroupId": ctx.id_of(self.name, env, sg_key), **r},

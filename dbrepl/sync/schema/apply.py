@@ -65,7 +65,12 @@ def database_pairs(databases: Iterable[DatabaseSpec]) -> list[tuple[str, str]]:
         raise InvalidInput("databases must be a list of database names")
     pairs = []
     for item in databases:
-        src, dst = (item, item) if isinstance(item, str) else tuple(item)
+        if isinstance(item, str):
+            src, dst = item, item
+        elif isinstance(item, (tuple, list)) and len(item) == 2:
+            src, dst = item
+        else:
+            raise InvalidInput(f"invalid database {item!r}: a name or a (source, target) pair")
         pairs.append((check_database_name(src), check_database_name(dst)))
     if not pairs:
         raise InvalidInput("no database to sync (configure sync.databases or pass --database)")
