@@ -64,7 +64,7 @@ class Column:
         elif t == "float":
             # FLOAT displays with 6 significant digits, so two different floats can print
             # the same; widened to DOUBLE (exact) it prints its shortest round-trip form.
-            tokens.append(q)
+            tokens.append(f"({q} + 0e0)")
         elif t == "bit":
             tokens.append(f"({q} + 0)")  # raw BIT bytes could contain ','
         else:
