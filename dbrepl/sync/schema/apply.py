@@ -103,6 +103,7 @@ def plan_schema(
     source = {s: read_database(src_conn, s) for s, _ in pairs}
     target = {t: read_database(dst_conn, t) for _, t in pairs}
     statements, notes = diff_databases(source, target, pairs, hints)
+    notes += [n for db in source.values() for n in db.skipped]
     return SchemaPlan(statements=statements, databases=pairs, source=source, notes=notes)
 
 

@@ -73,6 +73,8 @@ def _read(conn: Any, name: str) -> Database:
                 "nullable": nullable == "YES", "generated": generated,
             }
         for table, kind in kinds.items():
+            if kind == "SEQUENCE":
+                db.skipped.append(f"sequence {name}.{table} is not synced (create it in a migration)")
             if kind not in ("BASE TABLE", "SYSTEM VERSIONED") or table == HISTORY_TABLE:
                 continue
             cur.execute(f"SHOW CREATE TABLE {qualified(name, table)}")

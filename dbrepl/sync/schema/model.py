@@ -120,6 +120,7 @@ class Database:
     tables: dict[str, Table] = field(default_factory=dict)
     views: dict[str, View] = field(default_factory=dict)
     exists: bool = True
+    skipped: list[str] = field(default_factory=list)  # objects seen but not synced
 
 
 # ---- parsing SHOW CREATE TABLE -------------------------------------------------------------
@@ -143,8 +144,8 @@ def _ident_list(text: str) -> tuple[str, ...]:
         toks = _words(list(tokenize(part)))
         if toks and toks[0].kind == "ident":
             names.append(unquote_ident(toks[0].text))
-        elif toks:  # functional key part or unquoted name: keep the text as its name
-            names.append(toks[0].text)
+        elif toks:  # functional key part (MySQL 8 "((expr))"): its text stands for a name
+            names.append(part.strip())
     return tuple(names)
 
 
@@ -294,6 +295,9 @@ def _parse_options(text: str) -> tuple[tuple[tuple[str, str], ...], str | None]:
         names.append(t.text)
         pos += len(t.text)
         i += 1
+    if names:
+        # e.g. WITH SYSTEM VERSIONING: copying the table without it would lose its meaning.
+        raise UnsupportedSchema(f"table option {' '.join(names)!r} is not supported")
     options = [(k, v) for k, v in options if k != "AUTO_INCREMENT"]
     return tuple(options), partitioning
 
@@ -331,7 +335,10 @@ def parse_create_table(create_sql: str, column_info: dict[str, dict]) -> Table:
             indexes.append(_parse_index(element))
         else:
             raise UnsupportedSchema(f"table {name}: cannot read {element[:60]!r}")
-    options, partitioning = _parse_options(create_sql[close_at + 1:])
+    try:
+        options, partitioning = _parse_options(create_sql[close_at + 1:])
+    except UnsupportedSchema as exc:
+        raise UnsupportedSchema(f"table {name}: {exc}") from None
     fks.sort(key=lambda f: f.name)
     return Table(
         name=name, columns=tuple(columns), indexes=tuple(indexes), foreign_keys=tuple(fks),
