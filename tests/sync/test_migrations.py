@@ -65,7 +65,7 @@ def test_checksum_ignores_comments_and_layout_but_not_code():
 @pytest.mark.mariadb
 def test_apply_three_then_nothing_then_edit_refused(mariadb, db_pair):
     _, db = db_pair
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     source = LocalScripts(SCRIPTS)
 
     dry = apply_migrations(conn, db, source, dry_run=True)
@@ -108,7 +108,7 @@ def test_apply_three_then_nothing_then_edit_refused(mariadb, db_pair):
 @pytest.mark.mariadb
 def test_failing_script_is_recorded_and_stops_the_run(mariadb, db_pair):
     _, db = db_pair
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     scripts = {
         "V1__ok.sql": "CREATE TABLE a (id INT PRIMARY KEY);",
         "V2__broken.sql": "CREATE TABLE b (id INT PRIMARY KEY);\nCREATE TABLE a (id INT);",
@@ -139,7 +139,7 @@ def test_failing_script_is_recorded_and_stops_the_run(mariadb, db_pair):
 @pytest.mark.mariadb
 def test_older_pending_script_is_refused_and_up_to_limits(mariadb, db_pair):
     _, db = db_pair
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     scripts = {"V1__a.sql": "CREATE TABLE a (id INT);", "V3__c.sql": "CREATE TABLE c (id INT);"}
     assert apply_migrations(conn, db, LocalScripts(scripts), up_to="V1__a.sql").applied == ["V1__a.sql"]
     assert apply_migrations(conn, db, LocalScripts(scripts)).applied == ["V3__c.sql"]
@@ -150,7 +150,7 @@ def test_older_pending_script_is_refused_and_up_to_limits(mariadb, db_pair):
 
 @pytest.mark.mariadb
 def test_bad_database_names_run_nothing(mariadb):
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     for bad in ["x`; DROP DATABASE mysql; --", "a'b", "a;b", "mysql", ""]:
         with pytest.raises(InvalidInput):
             apply_migrations(conn, bad, LocalScripts({"V1__a.sql": "CREATE TABLE a (id INT);"}))
@@ -162,7 +162,7 @@ def test_bad_database_names_run_nothing(mariadb):
 def test_scripts_pushed_to_s3_apply(mariadb, db_pair, tmp_path, monkeypatch):
     _, db = db_pair
     monkeypatch.delenv("MOTO_IAM_LOAD_MANAGED_POLICIES", raising=False)  # no IAM here; faster
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     paths = []
     for name, content in SCRIPTS.items():
         (tmp_path / name).write_text(content)

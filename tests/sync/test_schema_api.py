@@ -67,12 +67,12 @@ def test_rename_hint_for_a_database_not_synced_is_refused():
 @pytest.mark.mariadb
 def test_source_database_must_exist(mariadb):
     with pytest.raises(InvalidInput, match="does not exist on the source"):
-        plan_schema(mariadb.connect(), mariadb.connect(), ["no_such_db_here"])
+        plan_schema(mariadb.connect(ssl_disabled=True), mariadb.connect(ssl_disabled=True), ["no_such_db_here"])
 
 
 @pytest.mark.mariadb
 def test_missing_target_database_created_with_source_defaults(mariadb):
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     with conn.cursor() as cur:
         cur.execute("DROP DATABASE IF EXISTS api_src")
         cur.execute("DROP DATABASE IF EXISTS api_new")
@@ -103,7 +103,7 @@ def test_missing_target_database_created_with_source_defaults(mariadb):
 @pytest.mark.mariadb
 def test_order_fks_dropped_first_added_last_parents_created_first(mariadb, db_pair):
     src_db, dst_db = db_pair
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     # Alphabetical order would create the child before its parent.
     run(conn, src_db, [
         "CREATE TABLE z_parent (id INT PRIMARY KEY)",
@@ -129,7 +129,7 @@ def test_order_fks_dropped_first_added_last_parents_created_first(mariadb, db_pa
 
 @pytest.mark.mariadb
 def test_two_databases_with_a_cross_database_foreign_key(mariadb):
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     names = ["x_src_a", "x_src_b", "x_dst_a", "x_dst_b"]
     with conn.cursor() as cur:
         for n in names:
@@ -160,7 +160,7 @@ def test_two_databases_with_a_cross_database_foreign_key(mariadb):
 @pytest.mark.mariadb
 def test_refusal_names_every_destructive_clause_and_runs_nothing(mariadb, db_pair):
     src_db, dst_db = db_pair
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     run(conn, src_db, ["CREATE TABLE t (id INT PRIMARY KEY, a SMALLINT, b VARCHAR(5) NOT NULL, n INT)"])
     run(conn, dst_db, ["CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(50), c INT)",
                        "CREATE TABLE gone (id INT PRIMARY KEY)", "INSERT INTO t (id, a, b) VALUES (1, 2, 'x')"])
@@ -196,7 +196,7 @@ def test_refusal_names_every_destructive_clause_and_runs_nothing(mariadb, db_pai
 @pytest.mark.mariadb
 def test_failed_statement_is_named(mariadb, db_pair):
     src_db, dst_db = db_pair
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     run(conn, src_db, ["CREATE TABLE t (id INT PRIMARY KEY, a INT, UNIQUE KEY ua (a))"])
     run(conn, dst_db, ["CREATE TABLE t (id INT PRIMARY KEY, a INT)", "INSERT INTO t VALUES (1, 5), (2, 5)"])
     with pytest.raises(SchemaApplyFailed, match=r"add index `ua` on .* after 0 statement\(s\) applied: .*Duplicate"):
@@ -206,7 +206,7 @@ def test_failed_statement_is_named(mariadb, db_pair):
 @pytest.mark.mariadb
 def test_verification_catches_an_incomplete_apply(mariadb, db_pair):
     src_db, dst_db = db_pair
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     run(conn, src_db, ["CREATE TABLE t (id INT PRIMARY KEY, a INT)", "CREATE TABLE u (id INT PRIMARY KEY)"])
     plan = plan_schema(conn, conn, [(src_db, dst_db)])
     partial = SchemaPlan(statements=plan.statements[:1], databases=plan.databases, source=plan.source)
@@ -217,7 +217,7 @@ def test_verification_catches_an_incomplete_apply(mariadb, db_pair):
 @pytest.mark.mariadb
 def test_unused_rename_hint_is_noted_and_rename_is_idempotent(mariadb, db_pair):
     src_db, dst_db = db_pair
-    conn = mariadb.connect()
+    conn = mariadb.connect(ssl_disabled=True)
     run(conn, src_db, ["CREATE TABLE new_t (id INT PRIMARY KEY, b INT)"])
     run(conn, dst_db, ["CREATE TABLE old_t (id INT PRIMARY KEY, a INT)", "INSERT INTO old_t VALUES (1, 7)"])
     hints = [f"{src_db}.old_t=new_t", f"{src_db}.new_t.a=b"]

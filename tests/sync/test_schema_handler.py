@@ -34,7 +34,7 @@ def staging_server():
 
 
 def _add_user(server) -> None:
-    conn = server.connect()
+    conn = server.connect(ssl_disabled=True)
     with conn.cursor() as cur:
         cur.execute("CREATE USER IF NOT EXISTS 'syncer'@'%%' IDENTIFIED BY %s", (PASSWORD,))
         cur.execute("GRANT ALL PRIVILEGES ON *.* TO 'syncer'@'%'")
@@ -71,7 +71,7 @@ def estate(mariadb, staging_server, function_env):
     """dev holds database app (customer, orders); staging has no app. Yields (dev, staging, ssm)."""
     ssm = function_env
     for server in (mariadb, staging_server):
-        conn = server.connect()
+        conn = server.connect(ssl_disabled=True)
         with conn.cursor() as cur:
             cur.execute("DROP DATABASE IF EXISTS app")
         conn.close()
@@ -80,7 +80,7 @@ def estate(mariadb, staging_server, function_env):
     s3 = boto3.client("s3", region_name="us-east-1")
     for obj in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
         s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
-    dev, staging = mariadb.connect(), staging_server.connect()
+    dev, staging = mariadb.connect(ssl_disabled=True), staging_server.connect(ssl_disabled=True)
     with dev.cursor() as cur:
         cur.execute("CREATE DATABASE app CHARACTER SET latin1 COLLATE latin1_bin")
         cur.execute("CREATE TABLE app.customer (id INT PRIMARY KEY, name VARCHAR(40)) DEFAULT CHARSET=utf8mb4")
