@@ -16,7 +16,7 @@ from dbrepl.sync.schema import (
     sync_schema,
 )
 from dbrepl.sync.schema.classify import column_loss, type_loss
-from dbrepl.sync.schema.model import Column
+from dbrepl.sync.schema.model import Column, UnsupportedSchema
 from tests.sync.test_schema_corpus import run, snapshot
 
 
@@ -258,3 +258,16 @@ def test_charset_nullability_and_generated_classed():
     assert column_loss(_col("int(11)", nullable=False), _col("int(11)")) == []
     assert column_loss(_col("int(11)"), _col("int(11)", generated="VIRTUAL"))
     assert column_loss(_col("int(11)", generated="VIRTUAL"), _col("int(11)", generated="STORED")) == []
+
+
+@pytest.mark.mariadb
+def test_unsupported_objects_are_named_not_silently_dropped(mariadb, db_pair):
+    src_db, dst_db = db_pair
+    conn = mariadb.connect(ssl_disabled=True)
+    run(conn, src_db, ["CREATE SEQUENCE seq_orders", "CREATE TABLE t (id INT PRIMARY KEY)"])
+    plan = plan_schema(conn, conn, [(src_db, dst_db)])
+    assert plan.notes == [f"sequence {src_db}.seq_orders is not synced (create it in a migration)"]
+    assert [s.description for s in plan.statements] == [f"create table `{dst_db}`.`t`"]
+    run(conn, src_db, ["CREATE TABLE audit (id INT PRIMARY KEY) WITH SYSTEM VERSIONING"])
+    with pytest.raises(UnsupportedSchema, match="table audit: .*WITH SYSTEM VERSIONING"):
+        plan_schema(conn, conn, [(src_db, dst_db)])

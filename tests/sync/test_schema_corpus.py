@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from dbrepl.sync.ident import qualified
 from dbrepl.sync.schema import DestructiveChangeRefused, apply_schema, plan_schema
 from dbrepl.sync.schema.diff import map_databases
 
@@ -181,6 +182,18 @@ CASES = [
     Case("view_options", [t("a INT"), "CREATE VIEW v AS SELECT id, a FROM t WHERE a > 0"],
          [t("a INT"), "CREATE ALGORITHM=MERGE SQL SECURITY INVOKER VIEW v AS SELECT id, a FROM t WHERE a > 0 "
                       "WITH CASCADED CHECK OPTION"]),
+    Case("unique_not_null_sorts_first", [t("a INT NULL, b INT NOT NULL DEFAULT 0, UNIQUE KEY ua (a)")],
+         [t("a INT NULL, b INT NOT NULL DEFAULT 0, UNIQUE KEY ua (a), UNIQUE KEY ub (b)")],
+         before_rows=["INSERT INTO t VALUES (1, 1, 1), (2, 2, 2)"], after_rows=["INSERT INTO t VALUES (1, 1, 1)"]),
+    Case("drop_indexed_column", [t("a INT, b INT, KEY kb (b), KEY kab (a, b)")], [t("a INT, KEY ka (a)")],
+         forward_destructive=True, before_rows=ROWS_T, after_rows=ROWS_T),
+    # ---- names that need quoting (they come from the catalogue, never from input)
+    Case("awkward_identifiers", ["CREATE TABLE `we``ird; t` (id INT PRIMARY KEY, `co'l` INT)"],
+         ["CREATE TABLE `we``ird; t` (id INT PRIMARY KEY, `co'l` BIGINT, `new \"c\"` INT, KEY `k-1` (`co'l`))",
+          "CREATE VIEW `v; x` AS SELECT `co'l` FROM `we``ird; t`"],
+         backward_destructive=True),
+    Case("table_becomes_view", [t("a INT"), "CREATE TABLE v (id INT PRIMARY KEY)"],
+         [t("a INT"), "CREATE VIEW v AS SELECT id FROM t"], forward_destructive=True),
     # ---- several changes at once
     Case("many_changes_one_table",
          [t("a INT, b VARCHAR(10), c INT, KEY kb (b), CONSTRAINT ca CHECK (a > 0)")],
@@ -216,7 +229,7 @@ def snapshot(conn, db: str) -> dict[str, str]:
                 definition, *rest = cur.fetchone()
                 out[name] = "VIEW " + map_databases(definition, {db: "DB"}) + " " + " ".join(rest)
             else:
-                cur.execute(f"SHOW CREATE TABLE `{db}`.`{name}`")
+                cur.execute(f"SHOW CREATE TABLE {qualified(db, name)}")
                 out[name] = AUTO_INC.sub("", cur.fetchone()[1])
     return out
 
@@ -228,7 +241,7 @@ def row_ids(conn, db: str) -> dict[str, list]:
         cur.execute("SELECT TABLE_NAME FROM information_schema.TABLES "
                     "WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE'", (db,))
         for (name,) in cur.fetchall():
-            cur.execute(f"SELECT * FROM `{db}`.`{name}`")
+            cur.execute(f"SELECT * FROM {qualified(db, name)}")
             out[name] = sorted(str(r[0]) for r in cur.fetchall())
     return out
 
