@@ -39,7 +39,10 @@ _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect
 
 def client(service: str) -> Any:
     """A boto3 client for `service` (region and endpoint from the environment)."""
-    return boto3.client(service, config=_CLIENT_CONFIG)
+    try:
+        return boto3.client(service, config=_CLIENT_CONFIG)
+    except Exception as exc:  # e.g. NoRegionError: one message kind for the caller
+        raise AwsError(f"Failed to create the {service} client: {exc}") from exc
 
 
 def check_env(env: object) -> str:

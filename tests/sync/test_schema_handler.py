@@ -163,24 +163,24 @@ def test_destructive_refused_then_allowed_and_dry_run(estate):
 
 
 @pytest.mark.mariadb
-@pytest.mark.parametrize("event, message", [
-    ({"source_env": "qa", "target_env": "staging"}, "unknown environment"),
-    ({"source_env": "dev", "target_env": "dev"}, "must differ"),
-    ({"source_env": "dev'; DROP", "target_env": "staging"}, "invalid environment"),
-    ({"source_env": "dev", "target_env": "staging", "databases": ["app`; DROP DATABASE app; --"]}, "invalid database"),
-    ({"source_env": "dev", "target_env": "staging", "databases": ["a'b"]}, "invalid database"),
-    ({"source_env": "dev", "target_env": "staging", "databases": ["a;b"]}, "invalid database"),
-    ({"source_env": "dev", "target_env": "staging", "databases": ["mysql"]}, "system schema"),
-    ({"source_env": "dev", "target_env": "staging", "databases": "app"}, "list of database names"),
-    ({"source_env": "dev", "target_env": "staging", "dry_run": "yes"}, "true or false"),
-    ({"source_env": "dev", "target_env": "staging", "allow_destructive": 1}, "true or false"),
-    ({"source_env": "dev", "target_env": "staging", "renames": ["app.t`x=y"]}, "rename hint"),
-    ({"source_env": "dev", "target_env": "staging", "migration_script": "s3://x/V1__a;b.sql"}, "bucket"),
-    ({"source_env": "dev", "target_env": "staging", "migration_script": "drop.sql"}, "V<version>"),
-    ({"source_env": "dev", "target_env": "staging", "tables": ["x"]}, "unknown event key"),
-    ("not an object", "JSON object"),
+@pytest.mark.parametrize("event, message, recorded", [
+    ({"source_env": "qa", "target_env": "staging"}, "unknown environment", False),
+    ({"source_env": "dev", "target_env": "dev"}, "must differ", False),
+    ({"source_env": "dev'; DROP", "target_env": "staging"}, "invalid environment", False),
+    ({"source_env": "dev", "target_env": "staging", "databases": ["app`; DROP DATABASE app; --"]}, "invalid database", True),
+    ({"source_env": "dev", "target_env": "staging", "databases": ["a'b"]}, "invalid database", True),
+    ({"source_env": "dev", "target_env": "staging", "databases": ["a;b"]}, "invalid database", True),
+    ({"source_env": "dev", "target_env": "staging", "databases": ["mysql"]}, "system schema", True),
+    ({"source_env": "dev", "target_env": "staging", "databases": "app"}, "list of database names", True),
+    ({"source_env": "dev", "target_env": "staging", "dry_run": "yes"}, "true or false", True),
+    ({"source_env": "dev", "target_env": "staging", "allow_destructive": 1}, "true or false", True),
+    ({"source_env": "dev", "target_env": "staging", "renames": ["app.t`x=y"]}, "rename hint", True),
+    ({"source_env": "dev", "target_env": "staging", "migration_script": "s3://x/V1__a;b.sql"}, "bucket", True),
+    ({"source_env": "dev", "target_env": "staging", "migration_script": "drop.sql"}, "V<version>", True),
+    ({"source_env": "dev", "target_env": "staging", "tables": ["x"]}, "unknown event key", True),
+    ("not an object", "JSON object", False),
 ])
-def test_bad_events_run_no_sql(estate, monkeypatch, event, message):
+def test_bad_events_run_no_sql(estate, monkeypatch, event, message, recorded):
     _, staging, ssm = estate
     opened = []
     monkeypatch.setattr("dbrepl.sync.schema.event.connect", lambda *a, **k: opened.append(a))
@@ -191,6 +191,25 @@ def test_bad_events_run_no_sql(estate, monkeypatch, event, message):
     with staging.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='app'")
         assert cur.fetchone()[0] == 0
+    names = [p["Name"] for p in ssm.get_parameters_by_path(Path=f"/db-replication/{SUFFIX}", Recursive=True)["Parameters"]]
+    if recorded:  # two configured environments: the failure is recorded, as the seed records errors
+        assert names == [f"/db-replication/{SUFFIX}/last-schema-sync/dev-to-staging"]
+        assert record(ssm)["status"] == "invalid" and message in record(ssm)["error"]
+    else:  # never a record under a name nobody configured
+        assert names == []
+
+
+@pytest.mark.mariadb
+def test_unexpected_failure_still_answers_and_records(estate, monkeypatch):
+    _, _, ssm = estate
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr("dbrepl.sync.schema.event.plan_schema", boom)
+    code, body = invoke({"source_env": "dev", "target_env": "staging"})
+    assert code == 500 and body["error"] == "internal error: RuntimeError: kaboom"
+    assert record(ssm)["status"] == "error"
 
 
 @pytest.mark.mariadb

@@ -15,13 +15,14 @@ environments leaves its record in SSM (`/db-replication/<suffix>/last-schema-syn
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from dbrepl.sync import aws
 from dbrepl.sync.connection import connect
-from dbrepl.sync.errors import DatabaseError, InvalidInput, SyncError
+from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
 from dbrepl.sync.migrations import (
     MigrationChecksumChanged,
@@ -39,6 +40,7 @@ from dbrepl.sync.schema.plan import (
 )
 
 ClientFactory = Callable[[str], Any]
+log = logging.getLogger(__name__)
 _KEYS = {"source_env", "target_env", "migration_script", "databases", "dry_run",
          "allow_destructive", "renames"}
 
@@ -132,6 +134,9 @@ def run_schema_event(
         result.update(status="invalid", error=str(exc))
     except SyncError as exc:
         result.update(status="error", error=str(exc))
+    except Exception as exc:  # a bug must still leave its SSM record and a JSON answer
+        log.exception("schema sync failed unexpectedly")
+        result.update(status="error", error=f"internal error: {type(exc).__name__}: {exc}")
     _record(result, environ, get)
     return result
 
@@ -195,8 +200,10 @@ def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: Cl
 def _record(result: dict[str, Any], environ: Mapping[str, str], get: ClientFactory) -> None:
     """Write the SSM record when the run names two valid environments and a suffix."""
     suffix = environ.get("ENVIRONMENT_SUFFIX")
-    if not suffix or "source" not in result or "target" not in result:
-        return
+    known = aws.known_envs(environ)
+    if not suffix or result.get("source") not in known or result.get("target") not in known \
+            or result["source"] == result["target"]:
+        return  # no record under a name nobody configured
     try:
         check_name(suffix, "environment suffix")
         record = aws.record_result(get("ssm"), suffix, "schema", result["source"], result["target"], {
@@ -206,6 +213,6 @@ def _record(result: dict[str, Any], environ: Mapping[str, str], get: ClientFacto
         })
         result["record"] = aws.record_name(suffix, "schema", result["source"], result["target"])
         result["recorded_at"] = record["timestamp"]
-    except (SyncError, DatabaseError) as exc:
+    except Exception as exc:
         # The sync's own outcome stays the answer; the failed record is reported beside it.
         result["record_error"] = str(exc)
