@@ -178,6 +178,9 @@ def test_destructive_refused_then_allowed_and_dry_run(estate):
     ({"source_env": "dev", "target_env": "staging", "migration_script": "s3://x/V1__a;b.sql"}, "bucket", True),
     ({"source_env": "dev", "target_env": "staging", "migration_script": "drop.sql"}, "V<version>", True),
     ({"source_env": "dev", "target_env": "staging", "tables": ["x"]}, "unknown event key", True),
+    ({"source_env": "dev", "target_env": "staging", "action": "drop"}, "action must be", True),
+    ({"source_env": "dev", "target_env": "staging", "action": "schema", "migration_script": "V1__a.sql"},
+     "goes with action migrate", True),
     ("not an object", "JSON object", False),
 ])
 def test_bad_events_run_no_sql(estate, monkeypatch, event, message, recorded):
@@ -238,3 +241,36 @@ def test_migration_script_applies_pending_scripts_up_to_it(estate, tmp_path):
     code, body = invoke({"source_env": "dev", "target_env": "staging", "dry_run": True})
     assert code == 200
     assert [s["description"] for s in body["statements"]] == ["drop index `customer_name` on `app`.`customer`"]
+
+
+@pytest.mark.mariadb
+def test_migrate_all_pending_and_status(estate, tmp_path):
+    dev, staging, ssm = estate
+    assert invoke({"source_env": "dev", "target_env": "staging"})[0] == 200
+    files = {"V1__seed.sql": "INSERT INTO customer VALUES (1, 'a');",
+             "V2__more.sql": "INSERT INTO customer VALUES (2, 'b');"}
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    push_scripts(boto3.client("s3", region_name="us-east-1"), BUCKET, [tmp_path / n for n in files])
+
+    code, body = invoke({"target_env": "staging", "action": "migrate_status"})
+    assert code == 200
+    assert [(s["script"], s["state"]) for s in body["status_by_database"]["app"]] == [
+        ("V1__seed.sql", "pending"), ("V2__more.sql", "pending")]
+    code, body = invoke({"target_env": "staging", "action": "migrate", "dry_run": True})
+    assert code == 200 and body["migrations"][0]["pending"] == list(files) and read_history(staging, "app") == []
+    code, body = invoke({"target_env": "staging", "action": "migrate"})
+    assert code == 200 and body["migrations"][0]["applied"] == list(files)
+    code, body = invoke({"target_env": "staging", "action": "migrate_status"})
+    assert {s["state"] for s in body["status_by_database"]["app"]} == {"applied"}
+
+    # An edited applied script: refused (409), recorded, nothing run.
+    (tmp_path / "V1__seed.sql").write_text("INSERT INTO customer VALUES (9, 'z');")
+    (tmp_path / "V3__x.sql").write_text("INSERT INTO customer VALUES (3, 'c');")
+    push_scripts(boto3.client("s3", region_name="us-east-1"), BUCKET, [tmp_path / "V1__seed.sql", tmp_path / "V3__x.sql"])
+    code, body = invoke({"target_env": "staging", "action": "migrate"})
+    assert code == 409 and "V1__seed.sql" in body["error"]
+    assert record(ssm)["status"] == "refused"
+    with staging.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM app.customer")
+        assert cur.fetchone()[0] == 2

@@ -4,10 +4,14 @@ Event (the seed's keys plus ours):
     {"source_env": "dev", "target_env": "staging",
      "migration_script": "s3://bucket/migrations/V3__x.sql",   # optional
      "databases": ["app"], "dry_run": false, "allow_destructive": false,
-     "renames": ["app.old=new", "app.t.old_col=new_col"]}      # optional
+     "renames": ["app.old=new", "app.t.old_col=new_col"],      # optional
+     "action": "schema" | "migrate" | "migrate_status"}        # optional
 
-Without `migration_script` the target's databases are made equal to the source's. With it,
-the pending migration scripts of the bucket up to that one are applied to the target.
+`action` defaults to "migrate" when `migration_script` is given, else "schema".
+- schema: the target's databases are made equal to the source's.
+- migrate: the bucket's pending migration scripts (up to `migration_script` if given) are
+  applied to the target's databases (the source is not used).
+- migrate_status: every script's state in each target database; read-only, no SSM record.
 Every input is checked before any connection is opened; every run that names two valid
 environments leaves its record in SSM (`/db-replication/<suffix>/last-schema-sync/...`).
 """
@@ -30,6 +34,7 @@ from dbrepl.sync.migrations import (
     MigrationOrderError,
     S3Scripts,
     apply_migrations,
+    migration_status,
     parse_script_name,
 )
 from dbrepl.sync.schema.apply import apply_schema, database_pairs, plan_schema
@@ -42,7 +47,8 @@ from dbrepl.sync.schema.plan import (
 ClientFactory = Callable[[str], Any]
 log = logging.getLogger(__name__)
 _KEYS = {"source_env", "target_env", "migration_script", "databases", "dry_run",
-         "allow_destructive", "renames"}
+         "allow_destructive", "renames", "action"}
+ACTIONS = ("schema", "migrate", "migrate_status")
 
 
 def _bool(event: Mapping[str, Any], key: str) -> bool:
@@ -87,7 +93,13 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     if not isinstance(renames, list):
         raise InvalidInput("renames must be a list like [\"db.old=new\"]")
     script = event.get("migration_script")
+    action = event.get("action", "migrate" if script is not None else "schema")
+    if action not in ACTIONS:
+        raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+    if script is not None and action == "schema":
+        raise InvalidInput("migration_script goes with action migrate")
     return {
+        "action": action,
         "source": source, "target": target, "databases": [d for d, _ in pairs],
         "dry_run": _bool(event, "dry_run"), "allow_destructive": _bool(event, "allow_destructive"),
         "renames": parse_renames(renames),
@@ -118,8 +130,11 @@ def run_schema_event(
         checked = validate_event(event, environ)
         result.update(source=checked["source"], target=checked["target"],
                       databases=checked["databases"], dry_run=checked["dry_run"])
-        if checked["migration_script"]:
+        result["action"] = checked["action"]
+        if checked["action"] == "migrate":
             _run_migrations(checked, environ, get, result)
+        elif checked["action"] == "migrate_status":
+            _migration_status(checked, environ, get, result)
         else:
             _run_schema(checked, environ, get, result)
     except DestructiveChangeRefused as exc:
@@ -197,8 +212,25 @@ def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: Cl
     result["status"] = "success"
 
 
+def _migration_status(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
+                      result: dict[str, Any]) -> None:
+    bucket = environ.get("MIGRATION_BUCKET")
+    if not bucket:
+        raise InvalidInput("MIGRATION_BUCKET is not set for this function")
+    source = S3Scripts(get("s3"), bucket)
+    dst = _connect(checked["target"], environ, get)
+    try:
+        result["status_by_database"] = {
+            db: [s.to_dict() for s in migration_status(dst, db, source)] for db in checked["databases"]}
+    finally:
+        dst.close()
+    result["status"] = "success"
+
+
 def _record(result: dict[str, Any], environ: Mapping[str, str], get: ClientFactory) -> None:
     """Write the SSM record when the run names two valid environments and a suffix."""
+    if result.get("action") == "migrate_status":
+        return  # a read-only look is not a sync
     suffix = environ.get("ENVIRONMENT_SUFFIX")
     known = aws.known_envs(environ)
     if not suffix or result.get("source") not in known or result.get("target") not in known \
