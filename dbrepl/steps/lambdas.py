@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dbrepl import names
-from dbrepl.aws import is_code, paginate, tag_dict
+from dbrepl.aws import is_code, tag_dict
 from dbrepl.aws.tagging import tagged
 from dbrepl.bundle import HANDLERS, code_sha256
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, Unknown, register
