@@ -46,30 +46,32 @@ class Column:
     def q(self) -> str:
         return quote(self.name)
 
-    def hash_tokens(self) -> list[str]:
-        """Tokens for CONCAT_WS(',') that encode the exact value unambiguously.
+    def hash_tokens(self, cast_text: bool) -> list[str]:
+        """Tokens for CONCAT_WS(',') that encode the non-NULL value unambiguously.
 
-        A nullable column starts with ISNULL() (CONCAT_WS skips NULLs, so the flag is the
-        NULL marker). Strings, binaries, JSON, ENUM/SET carry their byte length before
-        their raw bytes (a ',' inside them is then unambiguous); raw bytes also keep case
-        and trailing spaces visible under _ci collations and keep columns of different
-        charsets from meeting in one CONCAT. Numbers and temporals render without ','.
+        (NULLs are skipped by CONCAT_WS; statements.encoding() prefixes a NULL bitmap.)
+        Strings, binaries, JSON, ENUM/SET carry their byte length before their bytes, so a
+        ',' inside them is unambiguous; the bytes are hashed as stored, so case and
+        trailing spaces stay visible under _ci collations. `cast_text` turns text into
+        binary when the table mixes collations, which CONCAT_WS would otherwise refuse.
+        Numbers and temporals render without ','.
         """
         q, t = self.q, self.data_type
-        tokens = [f"ISNULL({q})"] if self.nullable else []
         if t in _BINARY:
-            tokens += [f"LENGTH({q})", q]
-        elif t in _TEXT:
-            tokens += [f"LENGTH({q})", f"CAST({q} AS BINARY)"]
-        elif t == "float":
+            return [f"LENGTH({q})", q]
+        if t in _TEXT:
+            return [f"LENGTH({q})", f"CAST({q} AS BINARY)" if cast_text else q]
+        if t == "float":
             # FLOAT displays with 6 significant digits, so two different floats can print
             # the same; widened to DOUBLE (exact) it prints its shortest round-trip form.
-            tokens.append(f"({q} + 0e0)")
-        elif t == "bit":
-            tokens.append(f"({q} + 0)")  # raw BIT bytes could contain ','
-        else:
-            tokens.append(q)
-        return tokens
+            return [f"({q} + 0e0)"]
+        if t == "bit":
+            return [f"({q} + 0)"]  # raw BIT bytes could contain ','
+        return [q]
+
+    @property
+    def is_text(self) -> bool:
+        return self.data_type in _TEXT
 
     def literal(self) -> str:
         """Expression the server renders as an SQL literal that re-creates the value."""

@@ -52,7 +52,16 @@ def key_literals(shape: TableShape) -> str:
 
 
 def _encoding(columns) -> str:
-    return f"CONCAT_WS(',', {', '.join(t for c in columns for t in c.hash_tokens())})"
+    """CONCAT_WS(',', NULL bitmap, value tokens...): which columns are NULL comes first, so
+    the skipped NULLs are accounted for and the whole string decodes one way only."""
+    collations = {c.collation for c in columns if c.is_text}
+    cast_text = len(collations) > 1
+    tokens = []
+    nullable = [c for c in columns if c.nullable]
+    if nullable:
+        tokens.append(f"CONCAT({', '.join(f'ISNULL({c.q})' for c in nullable)})")
+    tokens += [t for c in columns for t in c.hash_tokens(cast_text)]
+    return f"CONCAT_WS(',', {', '.join(tokens)})"
 
 
 def row_hash(shape: TableShape) -> str:
@@ -82,6 +91,15 @@ def next_boundary(shape: TableShape, lo: Key | None, rows: int) -> str:
     )
 
 
+def chunk_digest(shape: TableShape, lo: Key | None, hi: Key | None) -> str:
+    """Row count and XOR of 64 bits of each row's hash over a whole chunk (no grouping:
+    the cheap check for chunks that are equal, the common case)."""
+    return (
+        f"SELECT COUNT(*), BIT_XOR(CONV(LEFT({row_hash(shape)}, 16), 16, 10))"
+        f" FROM {shape.qname} {_force(shape)} WHERE {key_range(shape, lo, hi)}"
+    )
+
+
 def bucket_digests(shape: TableShape, lo: Key | None, hi: Key | None, buckets: int) -> str:
     """Per bucket of the chunk: row count and XOR of 64 bits of each row's hash."""
     return (
@@ -106,8 +124,17 @@ def bucket_rows(
     )
 
 
-def all_rows(shape: TableShape) -> str:
-    return f"SELECT {row_literal(shape)} FROM {shape.qname}"
+def range_rows(shape: TableShape, lo: Key | None, hi: Key | None) -> str:
+    return f"SELECT {row_literal(shape)} FROM {shape.qname} {_force(shape)} WHERE {key_range(shape, lo, hi)}"
+
+
+def range_values(shape: TableShape, lo: Key | None, hi: Key | None) -> str:
+    """Row count and the whole VALUES list of a key range, joined by the server: the client
+    then handles one value per range instead of one per row."""
+    return (
+        f"SELECT COUNT(*), GROUP_CONCAT({row_literal(shape)} SEPARATOR ',')"
+        f" FROM {shape.qname} {_force(shape)} WHERE {key_range(shape, lo, hi)}"
+    )
 
 
 def column_list(shape: TableShape) -> str:

@@ -38,7 +38,11 @@ DEFAULT_BUCKETS = 2_048
 # Bytes per INSERT/DELETE statement: big enough that round trips do not dominate, far
 # below the smallest max_allowed_packet we expect (16 MiB on MariaDB, 64 MiB on Aurora).
 STATEMENT_BYTES = 4 << 20
-_READ_BATCH = 5_000
+# Empty-target copy: rows in the first key range, and at most per range afterwards.
+_COPY_FIRST_RANGE = 2_000
+_COPY_MAX_RANGE = 100_000
+# GROUP_CONCAT limit asked for on the source session (the server caps it at max_allowed_packet).
+_CONCAT_BYTES = 64 << 20
 
 # Target session for the run: no zero-means-next-auto-increment surprise, strict so a value
 # that does not fit fails the run instead of being silently changed, and without
@@ -172,6 +176,8 @@ class _Run:
         self.chunk_rows = chunk_rows
         self.buckets = buckets
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbrepl-source")
+        self.packet_bytes = STATEMENT_BYTES
+        self.concat_bytes = STATEMENT_BYTES
 
     # -- run ------------------------------------------------------------------------------
 
@@ -180,10 +186,19 @@ class _Run:
         src_saved = dst_saved = None
         committed = False
         try:
-            src_saved = _session(self.src, "@@time_zone, @@sql_mode")
+            src_saved = _session(self.src, "@@time_zone, @@sql_mode, @@group_concat_max_len")
             dst_saved = _session(self.dst, "@@time_zone, @@sql_mode, @@foreign_key_checks")
+            src_packet = int(_rows(self.src, "SELECT @@max_allowed_packet")[0][0])
+            dst_packet = int(_rows(self.dst, "SELECT @@max_allowed_packet")[0][0])
+            # A statement must fit the target's packet; a joined range the source's too.
+            self.packet_bytes = dst_packet - (64 << 10)
+            self.concat_bytes = min(_CONCAT_BYTES, src_packet // 2, self.packet_bytes)
             # Same time zone on both sides: TIMESTAMP values are rendered and re-read in it.
-            _exec(self.src, "SET SESSION time_zone='+00:00', sql_mode=''")
+            _exec(
+                self.src,
+                "SET SESSION time_zone='+00:00', sql_mode='',"
+                f" group_concat_max_len={int(self.concat_bytes)}",
+            )
             _exec(self.src, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             # One snapshot for the whole run: all tables are read as of the same instant.
             _exec(self.src, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
@@ -219,7 +234,7 @@ class _Run:
                 _quietly(self.dst, "ROLLBACK")
             _quietly(self.src, "COMMIT")
             if src_saved:
-                _restore(self.src, "time_zone", "sql_mode", values=src_saved)
+                _restore(self.src, "time_zone", "sql_mode", "group_concat_max_len", values=src_saved)
             if dst_saved:
                 _restore(self.dst, "time_zone", "sql_mode", "foreign_key_checks", values=dst_saved)
 
@@ -257,22 +272,42 @@ class _Table:
     def _compare(self) -> None:
         run, shape = self.run, self.shape
         lo: sql.Key | None = None
+        dense = False
         while True:
             found = _rows(run.src, sql.next_boundary(shape, lo, run.chunk_rows))
             hi: sql.Key | None = tuple(found[0]) if found else None
-            sq = sql.bucket_digests(shape, lo, hi, run.buckets)
-            dq = sql.bucket_digests(self.dst_shape, lo, hi, run.buckets)
-            src_d, dst_d = run.both(
-                lambda sq=sq: _digests(run.src, sq), lambda dq=dq: _digests(run.dst, dq)
-            )
-            self.compared += sum(n for n, _ in src_d.values())
-            differing = sorted(b for b in src_d.keys() | dst_d.keys() if src_d.get(b) != dst_d.get(b))
-            if differing:
-                self._drill(lo, hi, differing)
+            if not dense:
+                # One digest per side for the whole chunk; buckets only if they differ.
+                sq = sql.chunk_digest(shape, lo, hi)
+                dq = sql.chunk_digest(self.dst_shape, lo, hi)
+                src_c, dst_c = run.both(
+                    lambda sq=sq: _rows(run.src, sq)[0], lambda dq=dq: _rows(run.dst, dq)[0]
+                )
+                self.compared += int(src_c[0])
+                dense = src_c != dst_c
+                if dense:
+                    self._buckets(lo, hi, count=False)
+            else:
+                # The last chunk differed: differences are likely dense, go to buckets
+                # directly instead of hashing the chunk twice.
+                dense = self._buckets(lo, hi, count=True)
             self._report("compare")
             if hi is None:
                 return
             lo = hi
+
+    def _buckets(self, lo: sql.Key | None, hi: sql.Key | None, count: bool) -> bool:
+        """Compare the chunk bucket by bucket and apply what differs; True if anything did."""
+        run = self.run
+        sq = sql.bucket_digests(self.shape, lo, hi, run.buckets)
+        dq = sql.bucket_digests(self.dst_shape, lo, hi, run.buckets)
+        src_d, dst_d = run.both(lambda: _digests(run.src, sq), lambda: _digests(run.dst, dq))
+        if count:
+            self.compared += sum(n for n, _ in src_d.values())
+        differing = sorted(b for b in src_d.keys() | dst_d.keys() if src_d.get(b) != dst_d.get(b))
+        if differing:
+            self._drill(lo, hi, differing)
+        return bool(differing)
 
     def _drill(self, lo: sql.Key | None, hi: sql.Key | None, differing: list[int]) -> None:
         run, shape = self.run, self.shape
@@ -340,43 +375,53 @@ class _Table:
             self._report("apply")
 
     def _copy_all(self) -> None:
-        """Empty target: stream every source row into multi-row INSERTs, no hashing.
+        """Empty target: copy every source row, no hashing, in multi-row INSERTs.
 
-        A reader thread renders and batches source rows while this thread waits on the
-        target's inserts, so both servers and the client work at the same time.
+        The source joins each key range's rows into one VALUES list (GROUP_CONCAT), so the
+        client touches one value per range, not per row; a reader thread fetches the next
+        range while this thread waits on the target's insert, so both servers work at once.
         """
         run, shape = self.run, self.shape
-        statements: queue.Queue[tuple[bytes, int] | BaseException | None] = queue.Queue(maxsize=4)
+        items: queue.Queue[tuple[bytes, int] | BaseException | None] = queue.Queue(maxsize=2)
         stop = threading.Event()
         head = sql.insert_head(self.dst_shape)
+        budget = min(STATEMENT_BYTES, run.packet_bytes)
+
+        def put(item) -> None:
+            while not stop.is_set():
+                with contextlib.suppress(queue.Full):
+                    items.put(item, timeout=0.1)
+                    return
 
         def read() -> None:
             try:
-                with run.src.cursor(pymysql.cursors.SSCursor) as cur:
-                    cur.execute(sql.all_rows(shape))
-                    group: list[bytes] = []
-                    size = len(head)
-                    while not stop.is_set():
-                        rows = cur.fetchmany(_READ_BATCH)
-                        if not rows:
-                            break
-                        for (row,) in rows:
-                            if group and size + len(row) >= STATEMENT_BYTES:
-                                statements.put((head + b",".join(group), len(group)))
-                                group, size = [], len(head)
-                            group.append(row)
-                            size += len(row) + 1
-                    if group and not stop.is_set():
-                        statements.put((head + b",".join(group), len(group)))
-                statements.put(None)
+                rows_per = _COPY_FIRST_RANGE
+                lo: sql.Key | None = None
+                while not stop.is_set():
+                    found = _rows(run.src, sql.next_boundary(shape, lo, rows_per))
+                    hi: sql.Key | None = tuple(found[0]) if found else None
+                    n, values = _rows(run.src, sql.range_values(shape, lo, hi))[0]
+                    if n and (values is None or len(values) >= run.concat_bytes - 1):
+                        # Longer than GROUP_CONCAT may return: this range row by row.
+                        for group in sql.batches((r[0] for r in _rows(run.src, sql.range_rows(shape, lo, hi))), budget):
+                            put((head + b",".join(group), len(group)))
+                    elif n:
+                        put((head + values, int(n)))
+                        # Next range sized so its statement lands near the budget.
+                        per_row = max(1, len(values) // int(n))
+                        rows_per = max(1, min(_COPY_MAX_RANGE, budget // per_row))
+                    if hi is None:
+                        break
+                    lo = hi
+                put(None)
             except BaseException as e:  # handed to the applying thread, which re-raises
-                statements.put(e)
+                put(e)
 
         reader = threading.Thread(target=read, name="dbrepl-copy", daemon=True)
         reader.start()
         try:
             while True:
-                item = statements.get()
+                item = items.get()
                 if item is None:
                     break
                 if isinstance(item, BaseException):
@@ -387,9 +432,6 @@ class _Table:
                 self._write(statement)
         finally:
             stop.set()
-            while reader.is_alive():  # unblock a reader waiting on a full queue
-                with contextlib.suppress(queue.Empty):
-                    statements.get(timeout=0.05)
             reader.join()
 
     def _report(self, phase: str) -> None:
