@@ -548,7 +548,7 @@ class Engine:
             desired = {(r.env, r.key): r for r in self._select(step.desired(self.ctx))}
             batch = [c for c in self.plan_step(name) if c.phase == phase]
 
-            def one(c: Change) -> None:
+            def one(c: Change, desired: dict = desired) -> None:
                 self.ctx.report("start", change=c)
                 t0 = time.monotonic()
                 have = self.ctx.get(name, c.env, c.key)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 
-
 def _rt(ec2, env, S):
     return ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": [f"{env}-route-table-{S}"]}])[
         "RouteTables"][0]
@@ -26,13 +25,11 @@ def delete_alarm(e):
 
 
 def delete_route(e):
-    S = e.suffix
     rt = _rt(e.client("ec2"), "staging", e.suffix)
     e.client("ec2").delete_route(RouteTableId=rt["RouteTableId"], DestinationCidrBlock="10.3.0.0/16")
 
 
 def delete_association(e):
-    S = e.suffix
     rt = _rt(e.client("ec2"), "dev", e.suffix)
     a = [a for a in rt["Associations"] if not a.get("Main")][0]
     e.client("ec2").disassociate_route_table(AssociationId=a["RouteTableAssociationId"])
@@ -96,7 +93,6 @@ def change_log_retention(e):
 
 
 def remove_vpc_tags(e):
-    S = e.suffix
     ec2 = e.client("ec2")
     ec2.delete_tags(Resources=[_vpc(ec2, "prod", e.suffix)["VpcId"]],
                     Tags=[{"Key": "dbrepl:suffix"}, {"Key": "dbrepl:step"}])

@@ -121,7 +121,7 @@ def test_peering_and_routes(built):
     assert ds["RequesterVpcInfo"]["VpcId"] == vpcs[f"dev-vpc-{S}"]["VpcId"]
     assert ds["AccepterVpcInfo"]["VpcId"] == vpcs[f"staging-vpc-{S}"]["VpcId"]
     assert sp["AccepterVpcInfo"]["VpcId"] == vpcs[f"prod-vpc-{S}"]["VpcId"]
-    assert not any(f"dev-to-prod" in (n or "") or "prod-to-dev" in (n or "") for n in by_name)
+    assert not any("dev-to-prod" in (n or "") or "prod-to-dev" in (n or "") for n in by_name)
     want = {"dev": {"10.2.0.0/16": ds}, "staging": {"10.1.0.0/16": ds, "10.3.0.0/16": sp}, "prod": {"10.2.0.0/16": sp}}
     for env, routes in want.items():
         rt = ec2.describe_route_tables(Filters=[{"Name": "tag:Name", "Values": [f"{env}-route-table-{S}"]}])[
