@@ -85,7 +85,11 @@ def start(extra_args: tuple[str, ...] = ()) -> MariaDB:
          "--bind-address=127.0.0.1", "--skip-name-resolve", "--innodb-buffer-pool-size=256M",
          "--innodb-flush-log-at-trx-commit=2", "--max-connections=500",
          "--character-set-server=utf8mb4", "--collation-server=utf8mb4_general_ci",
-         f"--pid-file={root / 'mysqld.pid'}", *as_root, *extra_args],
+         f"--pid-file={root / 'mysqld.pid'}",
+         # Its own temporary directory: on a shared /tmp, another process's clean-up can
+         # delete the server's on-disk temporary tables mid-query (seen: "Error on delete
+         # of '/tmp/#sql-temptable-...MAI'").
+         f"--tmpdir={root}", *as_root, *extra_args],
         stdout=log, stderr=subprocess.STDOUT,
     )
     db = MariaDB(datadir=datadir, port=port, socket=sock, process=proc)
