@@ -314,11 +314,22 @@ class _Table:
         # Past half the buckets, one scan of the chunk beats a long IN list.
         which = differing if len(differing) * 2 < run.buckets else None
         width = len(shape.key)
-        src_q = sql.bucket_rows(shape, lo, hi, run.buckets, which, with_rows=True)
-        dst_q = sql.bucket_rows(self.dst_shape, lo, hi, run.buckets, which, with_rows=False)
-        src_rows, dst_rows = run.both(lambda: _rows(run.src, src_q), lambda: _rows(run.dst, dst_q))
-        src = {tuple(r[:width]): (r[width], r[width + 1]) for r in src_rows}
-        dst = {tuple(r[:width]): r[width] for r in dst_rows}
+
+        def fetch(conn, side: TableShape, with_rows: bool) -> list:
+            n, joined = _rows(conn, sql.bucket_rows_joined(side, lo, hi, run.buckets, which, with_rows))[0]
+            fields = width + 1 + with_rows
+            parts = joined.split(b"\0") if joined else []
+            if len(parts) == int(n) * fields and len(joined or b"") < run.concat_bytes - 1:
+                return [parts[i:i + fields] for i in range(0, len(parts), fields)]
+            # Cut at GROUP_CONCAT's limit (wide rows): read this chunk row by row.
+            rows = _rows(conn, sql.bucket_rows(side, lo, hi, run.buckets, which, with_rows))
+            return [[r[width][:16].encode(), *r[:width], *r[width + 1:]] for r in rows]
+
+        src_rows, dst_rows = run.both(
+            lambda: fetch(run.src, shape, True), lambda: fetch(run.dst, self.dst_shape, False)
+        )
+        src = {tuple(r[1:width + 1]): (r[0], r[width + 1]) for r in src_rows}
+        dst = {tuple(r[1:width + 1]): r[0] for r in dst_rows}
         del src_rows, dst_rows
         extra = [k for k in dst if k not in src]
         changed = [k for k, (h, _) in src.items() if k in dst and dst[k] != h]
