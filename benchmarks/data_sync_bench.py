@@ -1,0 +1,186 @@
+"""Data sync benchmark: dbrepl against pt-table-sync and mysqldump | mysql, same server, same run.
+
+    python benchmarks/data_sync_bench.py [--rows 1000000] [--skip-pt-10]
+
+Starts a private MariaDB (tests/mariadb_server.py) and builds a source table of N rows
+(integer key, VARCHAR, CHAR, INT, DECIMAL, DATETIME, nullable TEXT). For each scenario the
+target is rebuilt from the source and then made to differ in the given share of rows, the
+same way for every tool:
+
+    5/10 of them  qty + 1
+    1/10          note NULL <-> ''              (NULL versus empty string)
+    1/10          name in upper case            (a case-only change)
+    1/10          price swapped with the next row (same multiset of values)
+    1/10          deleted on the target         (to insert)
+    + as many extra rows on the target          (to delete)
+
+Scenarios: 0%, 0.1% and 10% differing (dbrepl vs `pt-table-sync --execute
+h=127.0.0.1,P=PORT,u=root,D=src,t=t D=dst,t=t`), and an empty target (dbrepl vs
+`mysqldump --no-create-info --single-transaction src t | mariadb dst`). Every tool's result
+is then checked: CHECKSUM TABLE equal, and the number of rows still differing when compared
+byte for byte (BINARY, <=>). Times, ratios (dbrepl / other) and correctness are printed,
+and the figures are written as JSON to benchmarks/data_sync_results.json.
+
+The machine's load matters: run it on an otherwise idle host for comparable figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dbrepl.sync.data import sync_data  # noqa: E402
+from tests import mariadb_server  # noqa: E402
+
+SRC, DST = "bench_src", "bench_dst"
+TABLE_DDL = (
+    "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, code CHAR(8),"
+    " qty INT, price DECIMAL(12,2), updated DATETIME, note TEXT) ENGINE=InnoDB"
+)
+
+
+def run(conn, *statements):
+    with conn.cursor() as cur:
+        for s in statements:
+            cur.execute(s)
+        return cur.fetchall()
+
+
+def build_source(conn, rows: int) -> None:
+    run(conn, f"DROP DATABASE IF EXISTS `{SRC}`", f"CREATE DATABASE `{SRC}`", TABLE_DDL.format(db=SRC),
+        f"INSERT INTO `{SRC}`.t SELECT seq, CONCAT('name-', seq), LPAD(HEX(seq), 8, '0'),"
+        f" seq % 1000, seq / 7, '2024-01-01' + INTERVAL seq SECOND,"
+        f" IF(seq % 3 = 0, NULL, REPEAT('x', seq % 50)) FROM `{SRC}`.seq_1_to_{rows}")
+
+
+def build_target(conn, rows: int, share: float | None) -> int:
+    """Target = source with `share` of rows differing (None: empty). Returns rows differing."""
+    run(conn, f"DROP DATABASE IF EXISTS `{DST}`", f"CREATE DATABASE `{DST}`", TABLE_DDL.format(db=DST))
+    if share is None:
+        return rows
+    run(conn, f"INSERT INTO `{DST}`.t SELECT * FROM `{SRC}`.t")
+    if share == 0:
+        return 0
+    step = max(10, round(1 / share))
+    # Rows id = step*k; which change by k % 10.
+    sel = f"id % {step} = 0 AND id + 1 <= {rows}"
+    k = f"(id DIV {step}) % 10"
+    run(conn,
+        f"UPDATE `{DST}`.t SET qty = qty + 1 WHERE {sel} AND {k} < 5",
+        f"UPDATE `{DST}`.t SET note = IF(note IS NULL, '', NULL) WHERE {sel} AND {k} = 5",
+        f"UPDATE `{DST}`.t SET name = UPPER(name) WHERE {sel} AND {k} = 6",
+        # price of id and id+1 exchanged (relative to the source).
+        f"UPDATE `{DST}`.t d JOIN `{SRC}`.t s ON s.id = d.id + 1 SET d.price = s.price"
+        f" WHERE d.id % {step} = 0 AND d.id + 1 <= {rows} AND (d.id DIV {step}) % 10 = 7",
+        f"UPDATE `{DST}`.t d JOIN `{SRC}`.t s ON s.id = d.id - 1 SET d.price = s.price"
+        f" WHERE s.id % {step} = 0 AND (s.id DIV {step}) % 10 = 7",
+        f"DELETE FROM `{DST}`.t WHERE {sel} AND {k} = 8",
+        f"INSERT INTO `{DST}`.t (id, name) SELECT {rows} + seq, 'extra' FROM `{SRC}`.seq_1_to_{rows // step // 10}",
+    )
+    return differing(conn)
+
+
+def differing(conn) -> int:
+    """Rows that differ byte for byte between source and target (both directions)."""
+    same = ("BINARY s.name = BINARY d.name AND BINARY s.code <=> BINARY d.code AND s.qty <=> d.qty"
+            " AND s.price <=> d.price AND s.updated <=> d.updated AND BINARY s.note <=> BINARY d.note")
+    missing_or_changed = run(conn, f"SELECT COUNT(*) FROM `{SRC}`.t s LEFT JOIN `{DST}`.t d USING (id)"
+                                   f" WHERE d.id IS NULL OR NOT ({same})")[0][0]
+    extra = run(conn, f"SELECT COUNT(*) FROM `{DST}`.t d LEFT JOIN `{SRC}`.t s USING (id) WHERE s.id IS NULL")[0][0]
+    return int(missing_or_changed) + int(extra)
+
+
+def checksums_equal(conn) -> bool:
+    rows = run(conn, f"CHECKSUM TABLE `{SRC}`.t, `{DST}`.t")
+    return rows[0][1] == rows[1][1]
+
+
+def time_dbrepl(server) -> float:
+    source, target = server.connect(), server.connect()
+    started = time.monotonic()
+    sync_data(source, target, [(SRC, "t")], target_databases={SRC: DST})
+    seconds = time.monotonic() - started
+    source.close()
+    target.close()
+    return seconds
+
+
+def time_pt(server) -> float:
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["pt-table-sync", "--execute",
+         f"h=127.0.0.1,P={server.port},u=root,D={SRC},t=t", f"D={DST},t=t"],
+        capture_output=True, text=True)
+    seconds = time.monotonic() - started
+    # Exit 2 means "differences found and synced"; 1 and >= 3 are failures.
+    if proc.returncode not in (0, 2):
+        print(f"  pt-table-sync exited {proc.returncode}: {proc.stderr.strip()[:300]}")
+    return seconds
+
+
+def time_dump(server) -> float:
+    dump = shutil.which("mysqldump") or shutil.which("mariadb-dump")
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    base = ["-h127.0.0.1", f"-P{server.port}", "-uroot"]
+    started = time.monotonic()
+    dumper = subprocess.Popen([dump, *base, "--no-create-info", "--single-transaction", SRC, "t"],
+                              stdout=subprocess.PIPE)
+    subprocess.run([client, *base, DST], stdin=dumper.stdout, check=True)
+    dumper.stdout.close()
+    dumper.wait()
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--skip-pt-10", action="store_true", help="skip pt-table-sync at 10%% (minutes)")
+    args = parser.parse_args()
+    if not shutil.which("pt-table-sync"):
+        sys.exit("pt-table-sync not found (apt-get install percona-toolkit)")
+    server = mariadb_server.start(("--innodb-buffer-pool-size=1G",))
+    results = []
+    try:
+        admin = server.connect()
+        t0 = time.monotonic()
+        build_source(admin, args.rows)
+        print(f"source: {args.rows:,} rows built in {time.monotonic() - t0:.1f} s")
+        scenarios = [("0%", 0.0, "pt-table-sync"), ("0.1%", 0.001, "pt-table-sync"),
+                     ("10%", 0.1, "pt-table-sync"), ("empty target", None, "mysqldump | mysql")]
+        for label, share, other in scenarios:
+            row = {"scenario": label}
+            for tool in ("dbrepl", other):
+                if tool == "pt-table-sync" and share == 0.1 and args.skip_pt_10:
+                    continue
+                before = build_target(admin, args.rows, share)
+                timer = {"dbrepl": time_dbrepl, "pt-table-sync": time_pt,
+                         "mysqldump | mysql": time_dump}[tool]
+                seconds = timer(server)
+                left = differing(admin)
+                row[tool] = {"seconds": round(seconds, 2), "rows_differing_before": before,
+                             "checksum_equal": checksums_equal(admin), "rows_differing_after": left}
+                print(f"  {label:>12}  {tool:<18} {seconds:7.1f} s   differing before {before:>7,}"
+                      f"  after {left:>7,}  checksum {'equal' if row[tool]['checksum_equal'] else 'DIFFERENT'}",
+                      flush=True)
+            if other in row:
+                row["ratio"] = round(row["dbrepl"]["seconds"] / row[other]["seconds"], 3)
+                print(f"  {label:>12}  dbrepl / {other} = {row['ratio']:.2f}", flush=True)
+            results.append(row)
+        admin.close()
+    finally:
+        server.stop()
+    out = ROOT / "benchmarks" / "data_sync_results.json"
+    out.write_text(json.dumps({"rows": args.rows, "results": results}, indent=2) + "\n")
+    print(f"written {out.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
