@@ -75,10 +75,15 @@ def _redact(dsn: str) -> str:
 
 
 def connect(
-    endpoint: Endpoint, database: str | None = None, *, autocommit: bool = True
+    endpoint: Endpoint, database: str | None = None, *, autocommit: bool = True,
+    select_database: bool = True,
 ) -> pymysql.connections.Connection:
-    """Open a utf8mb4 connection with bounded timeouts; failures raise DatabaseError."""
-    db = database if database is not None else endpoint.database
+    """Open a utf8mb4 connection with bounded timeouts; failures raise DatabaseError.
+
+    `select_database=False` connects without a current database: a schema sync qualifies
+    every name and may have to create the DSN's database first.
+    """
+    db = (database if database is not None else endpoint.database) if select_database else None
     try:
         return pymysql.connect(
             host=endpoint.host, port=endpoint.port, user=endpoint.user,

@@ -271,3 +271,27 @@ def test_unsupported_objects_are_named_not_silently_dropped(mariadb, db_pair):
     run(conn, src_db, ["CREATE TABLE audit (id INT PRIMARY KEY) WITH SYSTEM VERSIONING"])
     with pytest.raises(UnsupportedSchema, match="table audit: .*WITH SYSTEM VERSIONING"):
         plan_schema(conn, conn, [(src_db, dst_db)])
+
+
+@pytest.mark.mariadb
+def test_dsn_to_a_database_that_does_not_exist_yet(mariadb):
+    from dbrepl.sync.connection import connect, parse_dsn
+
+    conn = mariadb.connect(ssl_disabled=True)
+    with conn.cursor() as cur:
+        cur.execute("DROP DATABASE IF EXISTS dsn_src")
+        cur.execute("DROP DATABASE IF EXISTS dsn_new")
+        cur.execute("CREATE DATABASE dsn_src")
+        cur.execute("CREATE TABLE dsn_src.t (id INT PRIMARY KEY)")
+    try:
+        src_ep = parse_dsn(f"mysql://root@127.0.0.1:{mariadb.port}/dsn_src", environ={})
+        dst_ep = parse_dsn(f"mysql://root@127.0.0.1:{mariadb.port}/dsn_new", environ={})
+        src, dst = connect(src_ep), connect(dst_ep, select_database=False)
+        seen = []
+        plan = plan_schema(src, dst, [(src_ep.database, dst_ep.database)])
+        result = apply_schema(dst, plan, progress=lambda i, st: seen.append((i, st.phase)))
+        assert result.converged and seen == [(0, "databases"), (1, "create tables")]
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("DROP DATABASE IF EXISTS dsn_src")
+            cur.execute("DROP DATABASE IF EXISTS dsn_new")

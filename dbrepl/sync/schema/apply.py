@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,11 +123,13 @@ def apply_schema(
     dry_run: bool = False,
     verify: bool = True,
     lock_wait_timeout: int = 60,
+    progress: Callable[[int, Statement], None] | None = None,
 ) -> SchemaResult:
     """Run the plan's DDL in order, then re-diff: the target must now equal the source.
 
     Destructive clauses without `allow_destructive` raise DestructiveChangeRefused, naming
-    each, before any statement runs. `dry_run` returns the plan untouched.
+    each, before any statement runs. `dry_run` returns the plan untouched. `progress` is
+    called with (index, statement) before each statement runs.
     """
     started = time.monotonic()
     if dry_run:
@@ -147,7 +149,9 @@ def apply_schema(
         except pymysql.err.MySQLError as exc:
             raise DatabaseError(f"Failed to prepare the target session: {exc}") from exc
         try:
-            for st in plan.statements:
+            for index, st in enumerate(plan.statements):
+                if progress is not None:
+                    progress(index, st)
                 if st.phase in ("add foreign keys", "create views"):
                     cur.execute("SET SESSION foreign_key_checks = 1")
                 try:
