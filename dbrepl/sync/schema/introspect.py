@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pymysql
@@ -12,9 +13,13 @@ from dbrepl.sync.schema.model import (
     HISTORY_TABLE,
     SYSTEM_SCHEMAS,
     Database,
+    UnsupportedSchema,
     View,
     parse_create_table,
 )
+
+# Charset and collation names go into DDL unquoted: accept only what servers name them.
+_PLAIN = re.compile(r"^[A-Za-z0-9_]+$")
 
 
 def prepare_session(conn: Any) -> None:
@@ -54,6 +59,8 @@ def _read(conn: Any, name: str) -> Database:
     defaults = database_exists(conn, name)
     if defaults is None:
         return Database(name=name, charset="", collation="", exists=False)
+    if not all(_PLAIN.match(v or "") for v in defaults):
+        raise UnsupportedSchema(f"database {name}: unexpected default charset/collation {defaults!r}")
     db = Database(name=name, charset=defaults[0], collation=defaults[1])
     with conn.cursor() as cur:
         cur.execute(
