@@ -366,7 +366,7 @@ def test_destroy_again_does_nothing(cli: Cli) -> None:
     r = cli("destroy", "--yes")
     assert r.code == 0, r.stderr
     assert "Destroy complete" not in r.stdout
-    assert "No changes" in r.stdout
+    assert "Nothing to destroy." in r.stdout
 
 
 def test_apply_again_same_suffix(cli: Cli) -> None:

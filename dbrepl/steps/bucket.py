@@ -8,7 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dbrepl import names
-from dbrepl.aws import is_code, tag_dict, tag_list
+from dbrepl.aws import is_code, tag_list
+from dbrepl.aws.tagging import tagged
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, register
 
 RULE_ID = "DeleteOldMigrationScripts"
@@ -69,7 +70,8 @@ class Bucket(Step):
                                           "NoSuchLifecycleConfiguration"),
             "public": lambda: _or_none(lambda: s3.get_public_access_block(Bucket=name),
                                        "NoSuchPublicAccessBlockConfiguration"),
-            "tags": lambda: _or_none(lambda: s3.get_bucket_tagging(Bucket=name), "NoSuchTagSet"),
+            # Tags come from the tagging API's one batched call (see dbrepl/aws/tagging.py).
+            "tags": lambda: tagged(ctx, ctx.hub).get(f"arn:aws:s3:::{name}", {}),
         }
         with ThreadPoolExecutor(max_workers=len(calls)) as pool:
             futures = {k: pool.submit(f) for k, f in calls.items()}
@@ -81,7 +83,7 @@ class Bucket(Step):
                     if is_code(e, ["NoSuchBucket", "404", "NotFound"]):
                         return []
                     raise
-        tags = tag_dict((results["tags"] or {}).get("TagSet"))
+        tags = results["tags"]
         if not ctx.owns(tags):
             return []
         enc = {}

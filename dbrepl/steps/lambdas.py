@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dbrepl import names
-from dbrepl.aws import is_code, tag_dict
+from dbrepl.aws import is_code, paginate, tag_dict
 from dbrepl.aws.tagging import tagged
 from dbrepl.bundle import HANDLERS, code_sha256
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, Unknown, register
@@ -137,7 +137,8 @@ class Lambdas(Step):
             f_inl = pool.submit(_none_if(lambda: iam.list_role_policies(RoleName=role)["PolicyNames"], "NoSuchEntity"))
             f_pol = pool.submit(_none_if(lambda: iam.get_role_policy(RoleName=role, PolicyName=INLINE_POLICY),
                                          "NoSuchEntity"))
-            f_logs = pool.submit(lambda: logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/db-sync-")["logGroups"])
+            f_logs = pool.submit(paginate, logs, "describe_log_groups", "logGroups",
+                                 logGroupNamePrefix="/aws/lambda/db-sync-")
             f_fns = {k: pool.submit(_none_if(lambda k=k: lam.get_function(FunctionName=names.function(k, s)),
                                              "ResourceNotFoundException")) for k in ("schema", "data")}
             f_tags = pool.submit(tagged, ctx, hub)
