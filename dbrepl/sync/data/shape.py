@@ -79,17 +79,19 @@ class Column:
         if t in _BINARY:
             value = f"CONCAT('X''',HEX({q}),'''')"
         elif t == "float":
-            value = f"CAST({q} + 0e0 AS CHAR)"
+            value = f"({q} + 0e0)"
         elif t == "double" or t == "real" or t in _NUMBER:
-            value = f"CAST({q} AS CHAR)"
+            value = q  # CONCAT renders numbers as their exact text
         elif t == "bit":
-            value = f"CAST({q} AS UNSIGNED)"
+            value = f"({q} + 0)"
         elif t in _TEXT and self.charset not in (None, "utf8mb4"):
             # Sent on a utf8mb4 connection, so re-encode; the target converts it back.
-            value = f"QUOTE(CONVERT({q} USING utf8mb4))"
+            return f"QUOTE(CONVERT({q} USING utf8mb4))"  # QUOTE(NULL) is the word NULL
         else:  # utf8mb4 text, temporal and anything else the server can quote as text
-            value = f"QUOTE({q})"
-        return f"IF({q} IS NULL,'NULL',{value})"
+            return f"QUOTE({q})"
+        # Rendering is the source's whole share of an empty-target copy: no NULL test
+        # where the column cannot be NULL.
+        return f"IFNULL({value},'NULL')" if self.nullable else value
 
     def compare_literal(self, lit: bytes) -> bytes:
         """`lit` as an operand compared with this column (index-friendly charset)."""
@@ -107,7 +109,7 @@ class TableShape:
     key: tuple[Column, ...]
     key_index: str
     # Unique keys besides `key`: updates could collide on them mid-run, so inserts wait
-    # until every delete of the table is done (see plan.py).
+    # until every delete of the table is done (see sync.py).
     other_unique: bool
 
     @property

@@ -270,34 +270,50 @@ class _Table:
     # -- compare --------------------------------------------------------------------------
 
     def _compare(self) -> None:
+        """Walk the chunks; how deep to look first adapts to how dense differences are.
+
+        "chunk": one digest per side, buckets only if it differs (equal tables: one pass).
+        "bucket": the last chunk differed, so compare buckets at once (no second pass).
+        "rows": more than half the buckets differed last time, so bucket digests would
+        not narrow anything: read every row's hash straight away.
+        """
         run, shape = self.run, self.shape
         lo: sql.Key | None = None
-        dense = False
+        mode = "chunk"
         while True:
             found = _rows(run.src, sql.next_boundary(shape, lo, run.chunk_rows))
             hi: sql.Key | None = tuple(found[0]) if found else None
-            if not dense:
-                # One digest per side for the whole chunk; buckets only if they differ.
+            if mode == "chunk":
                 sq = sql.chunk_digest(shape, lo, hi)
                 dq = sql.chunk_digest(self.dst_shape, lo, hi)
                 src_c, dst_c = run.both(
                     lambda sq=sq: _rows(run.src, sq)[0], lambda dq=dq: _rows(run.dst, dq)[0]
                 )
                 self.compared += int(src_c[0])
-                dense = src_c != dst_c
-                if dense:
-                    self._buckets(lo, hi, count=False)
+                if src_c != dst_c:
+                    mode = self._next_mode(self._buckets(lo, hi, count=False))
+            elif mode == "bucket":
+                mode = self._next_mode(self._buckets(lo, hi, count=True))
             else:
-                # The last chunk differed: differences are likely dense, go to buckets
-                # directly instead of hashing the chunk twice.
-                dense = self._buckets(lo, hi, count=True)
+                rows, changed = self._drill(lo, hi, None)
+                self.compared += rows
+                # Dense enough that most buckets of ~chunk/buckets rows would differ?
+                per_bucket = max(1, rows // run.buckets)
+                mode = "rows" if changed * per_bucket * 2 >= rows else "bucket"
             self._report("compare")
             if hi is None:
                 return
             lo = hi
 
-    def _buckets(self, lo: sql.Key | None, hi: sql.Key | None, count: bool) -> bool:
-        """Compare the chunk bucket by bucket and apply what differs; True if anything did."""
+    @staticmethod
+    def _next_mode(differing_share: float) -> str:
+        if differing_share > 0.5:
+            return "rows"
+        return "bucket" if differing_share > 0 else "chunk"
+
+    def _buckets(self, lo: sql.Key | None, hi: sql.Key | None, count: bool) -> float:
+        """Compare the chunk bucket by bucket and apply what differs; returns the share
+        of buckets that differed."""
         run = self.run
         sq = sql.bucket_digests(self.shape, lo, hi, run.buckets)
         dq = sql.bucket_digests(self.dst_shape, lo, hi, run.buckets)
@@ -305,14 +321,18 @@ class _Table:
         if count:
             self.compared += sum(n for n, _ in src_d.values())
         differing = sorted(b for b in src_d.keys() | dst_d.keys() if src_d.get(b) != dst_d.get(b))
-        if differing:
-            self._drill(lo, hi, differing)
-        return bool(differing)
-
-    def _drill(self, lo: sql.Key | None, hi: sql.Key | None, differing: list[int]) -> None:
-        run, shape = self.run, self.shape
+        if not differing:
+            return 0.0
         # Past half the buckets, one scan of the chunk beats a long IN list.
-        which = differing if len(differing) * 2 < run.buckets else None
+        self._drill(lo, hi, differing if len(differing) * 2 < run.buckets else None)
+        return len(differing) / max(1, len(src_d.keys() | dst_d.keys()))
+
+    def _drill(
+        self, lo: sql.Key | None, hi: sql.Key | None, which: list[int] | None
+    ) -> tuple[int, int]:
+        """Match rows of the chunk (of buckets `which`, or all) by exact key bytes and
+        apply the differences; returns (source rows read, rows that differed)."""
+        run, shape = self.run, self.shape
         width = len(shape.key)
 
         def fetch(conn, side: TableShape, with_rows: bool) -> list:
@@ -336,6 +356,7 @@ class _Table:
         missing = [k for k in src if k not in dst]
         self._delete(extra, changed)
         self._insert((src[k][1] for k in changed + missing), len(missing), len(changed))
+        return len(src), len(extra) + len(changed) + len(missing)
 
     # -- apply ----------------------------------------------------------------------------
 
