@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,8 +101,15 @@ def plan_schema(
                 raise InvalidInput(f"database {src!r} does not exist on the source")
     except pymysql.err.MySQLError as exc:
         raise DatabaseError(f"Failed to read the source catalogue: {exc}") from exc
-    source = {s: read_database(src_conn, s) for s, _ in pairs}
-    target = {t: read_database(dst_conn, t) for _, t in pairs}
+    if src_conn is dst_conn:
+        source = {s: read_database(src_conn, s) for s, _ in pairs}
+        target = {t: read_database(dst_conn, t) for _, t in pairs}
+    else:
+        # Two servers answer at once: reading both sides in parallel halves the wait.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            later = pool.submit(lambda: {t: read_database(dst_conn, t) for _, t in pairs})
+            source = {s: read_database(src_conn, s) for s, _ in pairs}
+            target = later.result()
     statements, notes = diff_databases(source, target, pairs, hints)
     notes += [n for db in source.values() for n in db.skipped]
     return SchemaPlan(statements=statements, databases=pairs, source=source, notes=notes)
