@@ -23,6 +23,7 @@ try:  # typer >= 0.25 vendors click; older typer uses the click package
 except ImportError:  # pragma: no cover
     from click.exceptions import NoArgsIsHelpError, UsageError
 
+from dbrepl.cli_sandbox import hoist_sandbox_flag, sandbox_app, use_sandbox
 from dbrepl.errors import BadInput, DbreplError
 
 out = Console(highlight=False, soft_wrap=True)
@@ -34,6 +35,7 @@ class _OneLineUsage(TyperGroup):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        kwargs["args"], args = hoist_sandbox_flag(args[0] if args else kwargs.get("args")), args[1:]
         try:
             rv = super().main(*args, **kwargs)
         except NoArgsIsHelpError as e:
@@ -140,6 +142,16 @@ def _ask(question: str) -> None:
 
 # --------------------------------------------------------------------------- commands
 
+@app.callback()
+@handled
+def _global(ctx: typer.Context, sandbox: Annotated[bool, typer.Option(
+        "--sandbox", envvar="DBREPL_SANDBOX",
+        help="Use the running local sandbox (dbrepl sandbox start) instead of AWS; also DBREPL_SANDBOX=1.")] = False,
+) -> None:
+    if sandbox and ctx.invoked_subcommand != "sandbox":
+        use_sandbox()
+
+
 @app.command()
 @handled
 def plan(suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None, json_: JsonOpt = False,
@@ -220,6 +232,9 @@ def bundle(output: Annotated[Path, typer.Option("--output", "-o", help="Where to
 
     path, sha, size = write_bundle(output)
     out.print(f"Wrote {path} ({size} bytes, CodeSha256 {sha})")
+
+
+app.add_typer(sandbox_app, name="sandbox")
 
 
 def main() -> None:
