@@ -261,6 +261,10 @@ def test_migrate_all_pending_and_status(estate, tmp_path):
     assert code == 200 and body["migrations"][0]["pending"] == list(files) and read_history(staging, "app") == []
     code, body = invoke({"target_env": "staging", "action": "migrate"})
     assert code == 200 and body["migrations"][0]["applied"] == list(files)
+    assert record(ssm, source="migrations")["counts"] == {"applied": 2, "pending": 0, "failed": 0}
+    # dev is a valid migrate target although the schema default source is dev.
+    code, body = invoke({"target_env": "dev", "action": "migrate_status", "databases": ["app"]})
+    assert code == 200 and body["source"] == "migrations"
     code, body = invoke({"target_env": "staging", "action": "migrate_status"})
     assert {s["state"] for s in body["status_by_database"]["app"]} == {"applied"}
 
@@ -270,7 +274,7 @@ def test_migrate_all_pending_and_status(estate, tmp_path):
     push_scripts(boto3.client("s3", region_name="us-east-1"), BUCKET, [tmp_path / "V1__seed.sql", tmp_path / "V3__x.sql"])
     code, body = invoke({"target_env": "staging", "action": "migrate"})
     assert code == 409 and "V1__seed.sql" in body["error"]
-    assert record(ssm)["status"] == "refused"
+    assert record(ssm, source="migrations")["status"] == "refused"
     with staging.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM app.customer")
         assert cur.fetchone()[0] == 2

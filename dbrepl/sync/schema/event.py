@@ -10,7 +10,8 @@ Event (the seed's keys plus ours):
 `action` defaults to "migrate" when `migration_script` is given, else "schema".
 - schema: the target's databases are made equal to the source's.
 - migrate: the bucket's pending migration scripts (up to `migration_script` if given) are
-  applied to the target's databases (the source is not used).
+  applied to the target's databases (the source is not used; without `source_env` the
+  record is `last-schema-sync/migrations-to-<target>`).
 - migrate_status: every script's state in each target database; read-only, no SSM record.
 Every input is checked before any connection is opened; every run that names two valid
 environments leaves its record in SSM (`/db-replication/<suffix>/last-schema-sync/...`).
@@ -49,6 +50,8 @@ log = logging.getLogger(__name__)
 _KEYS = {"source_env", "target_env", "migration_script", "databases", "dry_run",
          "allow_destructive", "renames", "action"}
 ACTIONS = ("schema", "migrate", "migrate_status")
+# The record of a migrate run without a source_env: /last-schema-sync/migrations-to-<target>.
+MIGRATIONS_SOURCE = "migrations"
 
 
 def _bool(event: Mapping[str, Any], key: str) -> bool:
@@ -79,10 +82,19 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     unknown = set(event) - _KEYS
     if unknown:
         raise InvalidInput(f"unknown event key(s): {', '.join(sorted(map(str, unknown)))}")
-    source = aws.check_env(event.get("source_env", "dev"))
+    script = event.get("migration_script")
+    action = event.get("action", "migrate" if script is not None else "schema")
+    if action not in ACTIONS:
+        raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
+    if script is not None and action == "schema":
+        raise InvalidInput("migration_script goes with action migrate")
     target = aws.check_env(event.get("target_env", "staging"))
-    if source == target:
-        raise InvalidInput("source_env and target_env must differ")
+    if action != "schema" and "source_env" not in event:
+        source = MIGRATIONS_SOURCE  # scripts come from the bucket, not from an environment
+    else:
+        source = aws.check_env(event.get("source_env", "dev"))
+        if source == target:
+            raise InvalidInput("source_env and target_env must differ")
     databases = event.get("databases")
     if databases is None:
         databases = aws.sync_databases(environ)
@@ -92,12 +104,6 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     renames = event.get("renames") or []
     if not isinstance(renames, list):
         raise InvalidInput("renames must be a list like [\"db.old=new\"]")
-    script = event.get("migration_script")
-    action = event.get("action", "migrate" if script is not None else "schema")
-    if action not in ACTIONS:
-        raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
-    if script is not None and action == "schema":
-        raise InvalidInput("migration_script goes with action migrate")
     return {
         "action": action,
         "source": source, "target": target, "databases": [d for d, _ in pairs],
@@ -123,9 +129,14 @@ def run_schema_event(
 
     result: dict[str, Any] = {"status": "error", "kind": "schema"}
     if isinstance(event, Mapping):
-        for key in ("source_env", "target_env"):
-            with contextlib.suppress(InvalidInput):
-                result[key.split("_")[0]] = aws.check_env(event.get(key, "dev" if key == "source_env" else "staging"))
+        # Labels for the record of an event that fails validation (valid names only).
+        migrate = "migration_script" in event or event.get("action") == "migrate"
+        result["action"] = "migrate" if migrate else event.get("action", "schema")
+        with contextlib.suppress(InvalidInput):
+            result["target"] = aws.check_env(event.get("target_env", "staging"))
+        with contextlib.suppress(InvalidInput):
+            result["source"] = (MIGRATIONS_SOURCE if migrate and "source_env" not in event
+                                else aws.check_env(event.get("source_env", "dev")))
     try:
         checked = validate_event(event, environ)
         result.update(source=checked["source"], target=checked["target"],
@@ -233,8 +244,9 @@ def _record(result: dict[str, Any], environ: Mapping[str, str], get: ClientFacto
         return  # a read-only look is not a sync
     suffix = environ.get("ENVIRONMENT_SUFFIX")
     known = aws.known_envs(environ)
-    if not suffix or result.get("source") not in known or result.get("target") not in known \
-            or result["source"] == result["target"]:
+    source_ok = result.get("source") in known or (
+        result.get("action") == "migrate" and result.get("source") == MIGRATIONS_SOURCE)
+    if not suffix or not source_ok or result.get("target") not in known or result["source"] == result["target"]:
         return  # no record under a name nobody configured
     try:
         check_name(suffix, "environment suffix")
