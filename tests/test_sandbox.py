@@ -325,3 +325,27 @@ def test_sandbox_flag_is_moved_before_the_command() -> None:
     assert hoist_sandbox_flag(["plan", "-s", "x", "--sandbox"]) == ["--sandbox", "plan", "-s", "x"]
     assert hoist_sandbox_flag(["plan", "-s", "x"]) == ["plan", "-s", "x"]
     assert hoist_sandbox_flag(["x", "--", "--sandbox"]) == ["x", "--", "--sandbox"]
+
+
+def test_partly_running_sandbox_is_not_restarted_but_stopped(cwd: Path) -> None:
+    root = sandbox.state_dir(cwd)
+    # A process whose command line is that of this sandbox's AWS server (it only sleeps).
+    fake_aws = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)",
+                                 "-m", "dbrepl.sandbox", "aws", "1", str(root)])
+    try:
+        _fake_state(cwd, fake_aws.pid)
+        (root / "mariadb-dev.pid").write_text(f"{_dead_pid()}\n")
+        st = json.loads((root / "state.json").read_text())
+        st["databases"] = {"dev": {"env": "dev", "host": "127.0.0.1", "port": 1, "pid": _dead_pid(),
+                                   "datadir": str(root / "mariadb" / "dev" / "data"), "socket": "x"}}
+        (root / "state.json").write_text(json.dumps(st))
+        r = dbrepl(cwd, "sandbox", "start", "--no-databases", "--port", str(sandbox.free_port()))
+        assert r.code == 1 and "partly running (mariadb-dev stopped)" in r.stderr, r.stderr
+        assert fake_aws.poll() is None
+        s = dbrepl(cwd, "sandbox", "stop")
+        assert s.code == 0, s.stderr
+        assert f"Stopped aws (pid {fake_aws.pid})." in s.stdout and "mariadb-dev" in s.stdout
+        assert fake_aws.wait(timeout=10) is not None
+    finally:
+        fake_aws.kill()
+        fake_aws.wait()
