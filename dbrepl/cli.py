@@ -119,10 +119,11 @@ def _engine(spec: Any, suffix: str, envs: list[str] | None, reporter: Any = None
     from dbrepl.aws.session import SessionFactory
     from dbrepl.engine import Context, Engine
 
-    regions = {name: e.region for name, e in spec.environments.items()}
-    sessions = SessionFactory(spec.region, env_regions=regions, max_attempts=spec.timing.max_attempts)
+    sessions = SessionFactory.from_spec(spec)
     sessions.check_credentials()
     sessions.region_for(None)
+    # A role that cannot be assumed is bad input, found before anything is read or changed.
+    sessions.check_roles(list(spec.environments))
     ctx = Context(spec, suffix, sessions, envs=envs, reporter=reporter)
     return Engine(ctx)
 
