@@ -136,6 +136,8 @@ def test_reference_tables_are_the_default(estate, monkeypatch):
     ({"source_env": "dev'; --", "target_env": "staging", "tables": ["x"]}, "invalid environment"),
     ({"source_env": "dev", "target_env": "staging", "tables": ["x"], "truncate": True}, "unknown event key"),
     ([], "JSON object"),
+    ({"source_env": "dev", "target_env": "staging", "tables": ["mysql.user"]}, "system schema"),
+    ({"source_env": "dev", "target_env": "staging", "tables": ["otherdb.t"]}, "not in a configured database"),
 ])
 def test_bad_events_are_refused_before_any_sql(estate, event, message, monkeypatch):
     # Any attempt to connect fails the test: refusals happen before connections.

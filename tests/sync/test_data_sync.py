@@ -324,10 +324,16 @@ class Untouchable:
 @pytest.mark.parametrize("tables", [
     [("app", "t; DROP TABLE x")], [("app`", "t")], [("app", "")], [("app", None)],
     [("app", "t", "extra")], "app.t", [("app", "a" * 65)], [("app", "t' OR '1'='1")],
+    [("mysql", "user")], [("MySQL", "user")], [("information_schema", "TABLES")], [("sys", "x")],
 ])
 def test_bad_names_are_refused_before_any_sql(tables):
     with pytest.raises(InvalidInput):
         sync_data(Untouchable(), Untouchable(), tables)
+
+
+def test_system_schema_as_target_database_is_refused():
+    with pytest.raises(InvalidInput, match="system schema"):
+        sync_data(Untouchable(), Untouchable(), [("app", "t")], target_databases={"app": "mysql"})
 
 
 def test_resolve_tables_checks_the_catalogue(conns, db_pair):
@@ -338,7 +344,7 @@ def test_resolve_tables_checks_the_catalogue(conns, db_pair):
     assert resolve_tables(s, ["t", f"{src}.t"], [src]) == [(src, "t")]
     with pytest.raises(InvalidInput, match="several databases"):
         resolve_tables(s, ["t"], [src, dst])
-    for bad in (["missing"], ["v"], [f"{src}.missing"], ["x;y"], "t", [1]):
+    for bad in (["missing"], ["v"], [f"{src}.missing"], ["x;y"], "t", [1], ["mysql.user"]):
         with pytest.raises(InvalidInput):
             resolve_tables(s, bad, [src])
 

@@ -23,7 +23,7 @@ from typing import Any
 from dbrepl.sync import aws
 from dbrepl.sync.connection import connect
 from dbrepl.sync.data.sync import sync_data
-from dbrepl.sync.data.tables import resolve_tables
+from dbrepl.sync.data.tables import check_not_system, resolve_tables
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
 
@@ -45,6 +45,7 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     dry_run = event.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise InvalidInput(f"dry_run must be true or false, not {dry_run!r}")
+    databases = aws.sync_databases(environ)
     tables = event.get("tables")
     if tables is None or tables == []:
         tables = [f"{d}.{t}" for d, t in aws.reference_tables(environ)]
@@ -56,14 +57,18 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
             raise InvalidInput(f"invalid table name {name!r}: expected a string")
         db, dot, table = name.partition(".")
         if dot:
-            check_name(db, "database name")
+            check_not_system(check_name(db, "database name"))
             check_name(table, "table name")
+            if databases and db not in databases:
+                raise InvalidInput(
+                    f"table {name} is not in a configured database ({', '.join(databases)})"
+                )
         else:
             check_name(name, "table name")
         names.append(name)
     return {
         "source": source, "target": target, "tables": names, "dry_run": dry_run,
-        "databases": aws.sync_databases(environ),
+        "databases": databases,
     }
 
 

@@ -30,6 +30,7 @@ import pymysql
 
 from dbrepl.sync.data import statements as sql
 from dbrepl.sync.data.shape import TableShape, matching_shapes
+from dbrepl.sync.data.tables import check_not_system
 from dbrepl.sync.errors import DatabaseError, InvalidInput
 from dbrepl.sync.ident import check_name, qualified
 
@@ -136,10 +137,13 @@ def sync_data(
     wanted = _check_tables(tables)
     if chunk_rows < 1 or buckets < 1:
         raise InvalidInput("chunk_rows and buckets must be positive")
+    renamed = {
+        db: check_not_system(check_name(name, "database name"))
+        for db, name in dict(target_databases or {}).items()
+    }
     for conn in (source, target):
         _use_utf8mb4(conn)
     try:
-        renamed = dict(target_databases or {})
         shapes = [matching_shapes(source, target, db, t, renamed.get(db)) for db, t in wanted]
     except pymysql.err.Error as e:
         raise DatabaseError(f"Failed to read the catalogue: {e}") from e
@@ -155,7 +159,7 @@ def _check_tables(tables: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         if not (isinstance(item, tuple | list) and len(item) == 2):
             raise InvalidInput(f"invalid table {item!r}: expected (database, table)")
         db, t = item
-        seen[(check_name(db, "database name"), check_name(t, "table name"))] = None
+        seen[(check_not_system(check_name(db, "database name")), check_name(t, "table name"))] = None
     return list(seen)
 
 

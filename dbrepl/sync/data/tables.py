@@ -7,6 +7,16 @@ from collections.abc import Iterable, Sequence
 from dbrepl.sync.errors import InvalidInput
 from dbrepl.sync.ident import check_name
 
+# Never synced (DESIGN §2 item 6): copying mysql.user & co. between environments would copy
+# accounts and passwords; the others are views of the server itself.
+SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
+
+
+def check_not_system(database: str) -> str:
+    if database.lower() in SYSTEM_SCHEMAS:
+        raise InvalidInput(f"database {database!r} is a system schema: only application data is synced")
+    return database
+
 
 def resolve_tables(conn, names: Iterable[object], databases: Sequence[str]) -> list[tuple[str, str]]:
     """`names` are "table" (looked up in `databases`) or "database.table".
@@ -16,14 +26,14 @@ def resolve_tables(conn, names: Iterable[object], databases: Sequence[str]) -> l
     """
     if isinstance(names, str | bytes):
         raise InvalidInput("tables must be a list of names, not a single string")
-    dbs = [check_name(d, "database name") for d in databases]
+    dbs = [check_not_system(check_name(d, "database name")) for d in databases]
     wanted: list[tuple[str | None, str]] = []
     for name in names:
         if not isinstance(name, str):
             raise InvalidInput(f"invalid table name {name!r}: expected a string")
         db, dot, table = name.partition(".")
         if dot:
-            wanted.append((check_name(db, "database name"), check_name(table, "table name")))
+            wanted.append((check_not_system(check_name(db, "database name")), check_name(table, "table name")))
         else:
             wanted.append((None, check_name(name, "table name")))
     if not wanted:
