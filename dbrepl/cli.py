@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover
     from click.exceptions import NoArgsIsHelpError, UsageError
 
 from dbrepl.cli_sandbox import hoist_sandbox_flag, sandbox_app, use_sandbox
+from dbrepl.cli_sync import migrate_app, sync_app
 from dbrepl.errors import BadInput, DbreplError
 
 out = Console(highlight=False, soft_wrap=True)
@@ -236,6 +237,8 @@ def bundle(output: Annotated[Path, typer.Option("--output", "-o", help="Where to
 
 
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(sync_app, name="sync")
+app.add_typer(migrate_app, name="migrate")
 
 
 def main() -> None:

@@ -1,0 +1,406 @@
+"""`dbrepl sync schema|data|status` and `dbrepl migrate push|apply|status` (glue: dbrepl.sync_runner).
+
+Exit codes as for the rest of the CLI: 0 done, 1 failed or refused (a destructive change
+without --allow-destructive, a changed migration script), 2 bad input (nothing run, no AWS
+call), 3 differences found with --detailed-exitcode.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.syntax import Syntax
+
+from dbrepl import sync_runner as runner
+from dbrepl.errors import BadInput
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+sync_app = typer.Typer(no_args_is_help=True, help="Make a target's schema or reference data equal to a source's.")
+migrate_app = typer.Typer(no_args_is_help=True, help="Versioned migration scripts: push, apply once, in order.")
+
+SuffixOpt = Annotated[str | None, typer.Option("--suffix", "-s", envvar="DBREPL_SUFFIX",
+                                               help="Estate suffix (needed with environment names); also DBREPL_SUFFIX.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", envvar="DBREPL_CONFIG",
+                                                help="Spec file (default config/environments.yaml).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="The result as JSON on stdout.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
+DirectOpt = Annotated[bool, typer.Option("--direct", help="Run the function's code in this process with its "
+                                                          "configured environment, instead of invoking it.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Write into a protected environment without asking.")]
+DetailedOpt = Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 3 when there were differences.")]
+SRC_HELP = "Source: an environment name of the spec, or mysql://user[:password]@host[:port]/database."
+DST_HELP = "Target: an environment name of the spec, or a DSN (password also from MYSQL_PWD)."
+
+
+def _handled(fn: Any) -> Any:
+    """The CLI's own error mapping, looked up at call time (dbrepl.cli imports this module)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from dbrepl.cli import handled
+
+        return handled(fn)(*args, **kwargs)
+
+    return wrapper
+
+
+def _sandboxed(ctx: typer.Context) -> bool:
+    """In the sandbox nothing can run inside moto's Lambda: always run the handler here."""
+    return bool(ctx.find_root().params.get("sandbox"))
+
+
+def _confirm_target(pair_spec: Any, target: str, what: str, yes: bool) -> None:
+    """A protected target needs --yes, or a 'yes' on a terminal; without a terminal: exit 2."""
+    if yes or not runner.is_protected(pair_spec, target):
+        return
+    if not sys.stdin.isatty():
+        raise BadInput(f"{target} is protected: pass --yes to {what} (no terminal to ask on)")
+    if not typer.confirm(f"{target} is a protected environment. {what[0].upper()}{what[1:]}?", default=False):
+        err.print("Nothing was changed.")
+        raise typer.Exit(1)
+
+
+def _exit_for(result: dict[str, Any], changed: bool, detailed: bool) -> None:
+    status = result.get("status")
+    if status != "success":
+        first, *rest = str(result.get("error") or status).splitlines() or [str(status)]
+        err.print(f"[red]error:[/] {escape(first)}")
+        for line in rest:
+            err.print(escape(line))
+        raise typer.Exit(2 if status == "invalid" else 1)
+    if result.get("record_error"):
+        err.print(f"[yellow]warning:[/] the run's SSM record was not written: {escape(str(result['record_error']))}")
+    if detailed and changed:
+        raise typer.Exit(3)
+
+
+def _run_env(ctx: typer.Context, pair: runner.Pair, kind: str, event: dict[str, Any], direct: bool) -> dict[str, Any]:
+    assert pair.suffix is not None
+    estate = runner.Estate(pair.spec, pair.suffix)
+    return estate.run(kind, event, direct=direct or _sandboxed(ctx))
+
+
+# --------------------------------------------------------------------------- sync schema
+
+@sync_app.command("schema")
+@_handled
+def sync_schema(
+    ctx: typer.Context,
+    src: Annotated[str, typer.Argument(metavar="SRC", help=SRC_HELP)],
+    dst: Annotated[str, typer.Argument(metavar="DST", help=DST_HELP)],
+    database: Annotated[list[str] | None, typer.Option("--database", "-d", help="Only this database (environment "
+                                                       "names; default: sync.databases); repeatable.")] = None,
+    dry_run: DryRunOpt = False,
+    allow_destructive: Annotated[bool, typer.Option("--allow-destructive",
+                                                    help="Allow clauses that can lose data (drops, narrowing).")] = False,
+    detailed_exitcode: DetailedOpt = False,
+    direct: DirectOpt = False,
+    json_: JsonOpt = False,
+    suffix: SuffixOpt = None,
+    config: ConfigOpt = None,
+    rename: Annotated[list[str] | None, typer.Option("--rename", help="Rename hint db.old=new (table) or "
+                                                     "db.table.old=new (column); repeatable.")] = None,
+    yes: YesOpt = False,
+) -> None:
+    """Make DST's schema equal to SRC's: ordered DDL, destructive clauses only when allowed."""
+    pair = runner.resolve_pair(src, dst, config=config, suffix=suffix)
+    renames = runner.check_renames(rename or [])
+    databases = runner.check_databases(database) if database else None
+    if pair.dsn and databases:
+        raise BadInput("--database goes with environment names; a DSN names its database")
+    if not dry_run:
+        _confirm_target(pair.spec, pair.target, f"change the schema of {pair.target}", yes)
+    if pair.dsn:
+        result = runner.schema_between_dsns(pair, renames=renames, dry_run=dry_run,
+                                            allow_destructive=allow_destructive)
+    else:
+        event: dict[str, Any] = {"source_env": pair.source, "target_env": pair.target, "dry_run": dry_run,
+                                 "allow_destructive": allow_destructive}
+        if databases:
+            event["databases"] = databases
+        if renames:
+            event["renames"] = renames
+        result = _run_env(ctx, pair, "schema", event, direct)
+    if json_:
+        print(json.dumps(result, default=str))
+    else:
+        _render_schema(pair, result)
+    _exit_for(result, bool(result.get("statements")), detailed_exitcode)
+
+
+def _render_schema(pair: runner.Pair, result: dict[str, Any]) -> None:
+    statements = result.get("statements") or []
+    dry = bool(result.get("dry_run"))
+    status = result.get("status")
+    if status != "success":
+        return  # _exit_for prints the error; a refusal's names every destructive clause
+    if status == "success" and not statements:
+        out.print(f"No schema differences: {escape(pair.label)} ({', '.join(result.get('databases') or [])}).")
+    elif dry or status == "success":
+        if dry:
+            # The DDL on stdout (a runnable script), the summary on stderr.
+            for st in statements:
+                _print_statement(st)
+        err.print(f"{'Would run' if dry else 'Ran'} {len(statements)} statement(s) for {escape(pair.label)}"
+                  + ("; nothing was changed." if dry else
+                     ("; the target now equals the source (verified)." if result.get("converged") else ".")))
+        for label in result.get("would_refuse") or []:
+            err.print(f"  [yellow]destructive (needs --allow-destructive):[/] {escape(label)}")
+        if not dry:
+            for st in statements:
+                out.print(f"  {'[red]![/]' if st.get('destructive') else '+'} {escape(st.get('description', ''))}")
+    for note in result.get("notes") or []:
+        err.print(f"[yellow]note:[/] {escape(str(note))}")
+
+
+def _print_statement(st: dict[str, Any]) -> None:
+    mark = "DESTRUCTIVE: " if st.get("destructive") else ""
+    comment = f"-- {mark}{st.get('description', '')}"
+    if out.is_terminal:
+        out.print(f"[{'red' if mark else 'dim'}]{escape(comment)}[/]")
+        out.print(Syntax(f"{st['sql']};", "sql", theme="ansi_dark", background_color="default", word_wrap=True))
+    else:
+        print(comment)
+        print(f"{st['sql']};")
+
+
+# --------------------------------------------------------------------------- sync data
+
+@sync_app.command("data")
+@_handled
+def sync_data(
+    ctx: typer.Context,
+    src: Annotated[str, typer.Argument(metavar="SRC", help=SRC_HELP)],
+    dst: Annotated[str, typer.Argument(metavar="DST", help=DST_HELP)],
+    table: Annotated[list[str] | None, typer.Option("--table", "-t", help="table or database.table (default: "
+                                                    "sync.reference_tables; needed with DSNs); repeatable.")] = None,
+    dry_run: DryRunOpt = False,
+    direct: DirectOpt = False,
+    json_: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="With --dry-run on DSNs: the statements too.")] = False,
+    detailed_exitcode: DetailedOpt = False,
+    suffix: SuffixOpt = None,
+    config: ConfigOpt = None,
+    yes: YesOpt = False,
+) -> None:
+    """Make DST's rows of the reference tables equal to SRC's: only differing rows move, in one transaction."""
+    pair = runner.resolve_pair(src, dst, config=config, suffix=suffix)
+    tables = runner.check_tables(table or [])
+    if pair.dsn and not tables:
+        raise BadInput("with DSNs name the tables to sync: --table T (repeatable)")
+    if not dry_run:
+        _confirm_target(pair.spec, pair.target, f"change the reference data of {pair.target}", yes)
+    if pair.dsn:
+        with _progress_bar() as hook:
+            result = runner.data_between_dsns(pair, tables, dry_run=dry_run, verbose=verbose, progress=hook)
+    else:
+        if verbose and not json_:
+            err.print("[yellow]note:[/] --verbose statements are shown for DSN runs only "
+                      "(the function's result carries counts)")
+        event: dict[str, Any] = {"source_env": pair.source, "target_env": pair.target, "dry_run": dry_run}
+        if tables:
+            event["tables"] = tables
+        result = _run_env(ctx, pair, "data", event, direct)
+    if json_:
+        print(json.dumps(result, default=str))
+    else:
+        _render_data(pair, result, verbose)
+    _exit_for(result, bool(result.get("rows_synced")), detailed_exitcode)
+
+
+def _render_data(pair: runner.Pair, result: dict[str, Any], verbose: bool) -> None:
+    if result.get("status") != "success":
+        return
+    dry = bool(result.get("dry_run"))
+    rows = result.get("per_table") or []
+    width = max([len(r["table"]) for r in rows] + [5])
+    verb = ("would insert", "would update", "would delete") if dry else ("inserted", "updated", "deleted")
+    for r in rows:
+        out.print(f"  {escape(r['table']):<{width}}  {r['inserted']:>6} {verb[0]}  {r['updated']:>6} {verb[1]}  "
+                  f"{r['deleted']:>6} {verb[2]}")
+        if verbose:
+            for s in r.get("statements") or []:
+                print(f"    {s};")
+    n = int(result.get("rows_synced") or 0)
+    if n == 0:
+        out.print(f"No differences: {escape(pair.label)} ({len(rows)} table(s)).")
+    elif dry:
+        out.print(f"{n} row(s) would change in {escape(pair.label)}; nothing was changed.")
+    else:
+        out.print(f"Synced {n} row(s) in {escape(pair.label)}, in one transaction.")
+
+
+class _progress_bar:  # noqa: N801 - used as a context manager like a function
+    """A progress bar on stderr when it is a terminal; otherwise no hook at all."""
+
+    def __enter__(self) -> Any:
+        if not err.is_terminal:
+            self.bar = None
+            return None
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+                            console=err, transient=True)
+        self.bar.start()
+        tasks: dict[str, Any] = {}
+
+        def hook(p: Any) -> None:
+            key = f"{p.database}.{p.table}"
+            if key not in tasks:
+                tasks[key] = self.bar.add_task(key, total=max(p.rows_estimate, 1))  # type: ignore[union-attr]
+            self.bar.update(tasks[key], completed=p.rows_compared,  # type: ignore[union-attr]
+                            total=max(p.rows_estimate, p.rows_compared, 1))
+
+        return hook
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+# --------------------------------------------------------------------------- sync status
+
+@sync_app.command("status")
+@_handled
+def sync_status(suffix: SuffixOpt = None, config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+    """The last schema and data sync records of the estate (SSM). Reads only."""
+    spec = runner.load_spec(config)
+    estate = runner.Estate(spec, runner.check_suffix(suffix))
+    records = estate.records()
+    if json_:
+        print(json.dumps(records, default=str))
+        return
+    if not records:
+        out.print(f"No sync has been recorded for estate {escape(estate.suffix)} yet.")
+        return
+    for r in records:
+        colour = "green" if r.get("status") == "success" else "red"
+        counts = ", ".join(f"{k} {v}" for k, v in (r.get("counts") or {}).items())
+        dry = " (dry run)" if r.get("dry_run") else ""
+        out.print(f"{r['kind']:<6} {escape(r['pair']):<24} [{colour}]{escape(str(r.get('status')))}[/]{dry}  "
+                  f"{escape(str(r.get('timestamp', '')))}  {escape(counts)}")
+        if r.get("error"):
+            out.print(f"       [red]{escape(str(r['error']).splitlines()[0])}[/]")
+
+
+# --------------------------------------------------------------------------- migrate
+
+@migrate_app.command("push")
+@_handled
+def migrate_push(
+    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Scripts named V<version>__<words>.sql.")],
+    suffix: SuffixOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Upload migration scripts to the estate's bucket (names checked first, all or nothing)."""
+    paths = runner.check_script_files(files)
+    spec = runner.load_spec(config)
+    estate = runner.Estate(spec, runner.check_suffix(suffix))
+    bucket, keys = estate.push(paths)
+    for key in keys:
+        out.print(f"Uploaded s3://{escape(bucket)}/{escape(key)}")
+    out.print(f"{len(keys)} script(s) pushed; apply them with: dbrepl migrate apply ENV --suffix {estate.suffix}")
+
+
+def _migrate_target(env: str, config: Path | None, suffix: str | None) -> tuple[Any, str]:
+    spec = runner.load_spec(config)
+    runner.check_environment(spec, env)
+    return spec, runner.check_suffix(suffix)
+
+
+@migrate_app.command("apply")
+@_handled
+def migrate_apply(
+    ctx: typer.Context,
+    env: Annotated[str, typer.Argument(metavar="ENV", help="Target environment.")],
+    dry_run: DryRunOpt = False,
+    direct: DirectOpt = False,
+    database: Annotated[list[str] | None, typer.Option("--database", "-d", help="Only this database "
+                                                       "(default: sync.databases); repeatable.")] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Apply up to this script (V<version>__<words>.sql).")] = None,
+    json_: JsonOpt = False,
+    suffix: SuffixOpt = None,
+    config: ConfigOpt = None,
+    yes: YesOpt = False,
+) -> None:
+    """Apply the bucket's pending scripts to ENV's databases, in version order, each once."""
+    spec, sfx = _migrate_target(env, config, suffix)
+    databases = runner.check_databases(database) if database else None
+    if to is not None:
+        from dbrepl.sync.migrations import parse_script_name
+
+        with runner.library_errors():
+            parse_script_name(to)
+    if not dry_run:
+        _confirm_target(spec, env, f"apply migrations to {env}", yes)
+    event: dict[str, Any] = {"action": "migrate", "target_env": env, "dry_run": dry_run}
+    if databases:
+        event["databases"] = databases
+    if to:
+        event["migration_script"] = to
+    result = runner.Estate(spec, sfx).run("schema", event, direct=direct or _sandboxed(ctx))
+    if json_:
+        print(json.dumps(result, default=str))
+    else:
+        for run in result.get("migrations") or []:
+            db = escape(str(run.get("database")))
+            for name in run.get("applied") or []:
+                out.print(f"  {db}: applied {escape(name)}")
+            if run.get("failed"):
+                err.print(f"  {db}: [red]failed[/] {escape(run['failed'])}: {escape(str(run.get('error')))}")
+            for name in run.get("pending") or []:
+                out.print(f"  {db}: {'would apply' if dry_run else 'not applied'} {escape(name)}")
+        if result.get("status") == "success":
+            c = result.get("counts") or {}
+            if dry_run:
+                out.print(f"{c.get('pending', 0)} script(s) pending on {escape(env)}; nothing was changed.")
+            elif c.get("applied"):
+                out.print(f"Applied {c['applied']} script(s) to {escape(env)}.")
+            else:
+                out.print(f"Nothing to apply: {escape(env)} is up to date.")
+    _exit_for(result, False, False)
+
+
+@migrate_app.command("status")
+@_handled
+def migrate_status(
+    ctx: typer.Context,
+    env: Annotated[str, typer.Argument(metavar="ENV", help="Target environment.")],
+    database: Annotated[list[str] | None, typer.Option("--database", "-d", help="Only this database "
+                                                       "(default: sync.databases); repeatable.")] = None,
+    direct: DirectOpt = False,
+    json_: JsonOpt = False,
+    suffix: SuffixOpt = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Every script's state in ENV's databases: applied, pending, failed, changed, missing. Reads only."""
+    spec, sfx = _migrate_target(env, config, suffix)
+    databases = runner.check_databases(database) if database else None
+    event: dict[str, Any] = {"action": "migrate_status", "target_env": env}
+    if databases:
+        event["databases"] = databases
+    result = runner.Estate(spec, sfx).run("schema", event, direct=direct or _sandboxed(ctx))
+    if json_:
+        print(json.dumps(result, default=str))
+    else:
+        colours = {"applied": "green", "pending": "yellow", "failed": "red", "changed": "red", "missing": "red"}
+        for db, scripts in (result.get("status_by_database") or {}).items():
+            out.print(f"{escape(db)}:")
+            if not scripts:
+                out.print("  no scripts in the bucket and no history")
+            for s in scripts:
+                state = s.get("state", "")
+                when = f"  {s['installed_on']}" if s.get("installed_on") else ""
+                out.print(f"  {escape(str(s.get('version'))):<8} [{colours.get(state, 'white')}]{state:<8}[/] "
+                          f"{escape(str(s.get('script')))}{escape(when)}")
+    _exit_for(result, False, False)
+
