@@ -1,9 +1,10 @@
 """One session factory: every AWS call dbrepl makes goes through a client made here.
 
-Per environment a boto3 session (a later issue assumes a role per environment), clients
-cached per (environment, service) and shared by threads (boto3 clients are thread-safe,
-sessions are not: clients are made under a lock). botocore's standard retry mode handles
-throttling; `max_attempts` comes from the spec.
+Per environment a boto3 session: the caller's own, or, when the spec names an `account`,
+one that assumes that role through STS and refreshes the credentials before they expire.
+Clients are cached per (identity, region, service) and shared by threads (boto3 clients
+are thread-safe, sessions are not: clients are made under a lock). botocore's standard
+retry mode handles throttling; `max_attempts` comes from the spec.
 """
 
 from __future__ import annotations
@@ -11,15 +12,26 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
-from botocore.exceptions import NoCredentialsError, NoRegionError
+from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
 
 from dbrepl.errors import BadInput
 
 ClientHook = Callable[[Any], None]
+DEFAULT = "default"
+
+
+@dataclass(frozen=True)
+class RoleSpec:
+    role_arn: str
+    external_id: str | None = None
+    session_name: str = "dbrepl"
 
 
 class SessionFactory:
@@ -34,19 +46,29 @@ class SessionFactory:
         region: str | None = None,
         *,
         env_regions: dict[str, str | None] | None = None,
+        env_roles: dict[str, RoleSpec | None] | None = None,
         max_attempts: int = 10,
         hooks: list[ClientHook] | None = None,
         session_maker: Callable[[str | None], boto3.Session] | None = None,
     ) -> None:
         self._region = region
         self._env_regions = env_regions or {}
+        self._env_roles = {k: v for k, v in (env_roles or {}).items() if v is not None}
         self._max_attempts = max_attempts
         self.hooks: list[ClientHook] = list(hooks or [])
         self._session_maker = session_maker or (lambda r: boto3.Session(region_name=r))
-        self._sessions: dict[str | None, boto3.Session] = {}
-        self._clients: dict[tuple[str | None, str], Any] = {}
-        self._lock = threading.Lock()
+        self._sessions: dict[tuple[str, str], boto3.Session] = {}
+        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._lock = threading.RLock()
 
+    @classmethod
+    def from_spec(cls, spec: Any, **kw: Any) -> SessionFactory:
+        regions = {name: e.region for name, e in spec.environments.items()}
+        roles = {name: RoleSpec(e.account.role_arn, e.account.external_id, e.account.session_name)
+                 for name, e in spec.environments.items() if e.account is not None}
+        return cls(spec.region, env_regions=regions, env_roles=roles, max_attempts=spec.timing.max_attempts, **kw)
+
+    # -- where an environment lives
     def region_for(self, env: str | None) -> str:
         region = self._env_regions.get(env or "") or self._region
         if region:
@@ -59,19 +81,55 @@ class SessionFactory:
             return sess.region_name
         raise BadInput("no AWS region: set AWS_REGION (or region: in the spec)")
 
+    def identity_for(self, env: str | None) -> str:
+        role = self._env_roles.get(env or "")
+        return role.role_arn if role else DEFAULT
+
     def group_key(self, env: str | None) -> tuple[str, str]:
         """Environments with the same key share an account and region (one batched call)."""
-        return ("default", self.region_for(env))
+        return (self.identity_for(env), self.region_for(env))
 
-    def client(self, service: str, env: str | None = None) -> Any:
-        region = self.region_for(env)
-        key = (region, service)
+    # -- sessions and clients
+    def _base(self, region: str) -> boto3.Session:
+        key = (DEFAULT, region)
+        sess = self._sessions.get(key)
+        if sess is None:
+            sess = self._sessions[key] = self._session_maker(region)
+        return sess
+
+    def _session(self, env: str | None, region: str) -> boto3.Session:
+        role = self._env_roles.get(env or "")
+        if role is None:
+            return self._base(region)
+        key = (role.role_arn, region)
+        sess = self._sessions.get(key)
+        if sess is None:
+            sts = self.client("sts", None, region=region)
+
+            def fetch() -> dict[str, str]:
+                kw: dict[str, Any] = {"RoleArn": role.role_arn, "RoleSessionName": role.session_name,
+                                      "DurationSeconds": 3600}
+                if role.external_id:
+                    kw["ExternalId"] = role.external_id
+                c = sts.assume_role(**kw)["Credentials"]
+                return {"access_key": c["AccessKeyId"], "secret_key": c["SecretAccessKey"],
+                        "token": c["SessionToken"], "expiry_time": c["Expiration"].isoformat()}
+
+            # Refreshed by botocore shortly before expiry: long Aurora waits outlive one hour.
+            creds = RefreshableCredentials.create_from_metadata(fetch(), fetch, "sts-assume-role")
+            bs = botocore.session.get_session()
+            bs._credentials = creds
+            sess = self._sessions[key] = boto3.Session(botocore_session=bs, region_name=region)
+        return sess
+
+    def client(self, service: str, env: str | None = None, *, region: str | None = None) -> Any:
+        region = region or self.region_for(env)
+        identity = self.identity_for(env)
+        key = (identity, region, service)
         with self._lock:
             cli = self._clients.get(key)
             if cli is None:
-                sess = self._sessions.get(region)
-                if sess is None:
-                    sess = self._sessions[region] = self._session_maker(region)
+                sess = self._session(env, region)
                 cfg = Config(
                     retries={"mode": "standard", "max_attempts": self._max_attempts},
                     connect_timeout=10,
@@ -95,3 +153,24 @@ class SessionFactory:
                 "no AWS credentials found: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
                 "or use the sandbox (dbrepl sandbox start)"
             ) from None
+
+    def check_roles(self, envs: list[str]) -> None:
+        """Assume every environment's role now: a role that cannot be assumed is bad input."""
+        seen: set[tuple[str, str]] = set()
+        for env in envs:
+            role = self._env_roles.get(env)
+            if role is None:
+                continue
+            key = (role.role_arn, self.region_for(env))
+            if key in seen:
+                continue
+            seen.add(key)
+            try:
+                with self._lock:
+                    self._session(env, key[1])
+            except (ClientError, BotoCoreError) as e:
+                why = e.response.get("Error", {}).get("Message", str(e)) if isinstance(e, ClientError) else str(e)
+                raise BadInput(
+                    f"environments.{env}.account.role_arn {role.role_arn}: cannot be assumed ({why}); "
+                    "check the role's trust policy and external id"
+                ) from None

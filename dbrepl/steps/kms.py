@@ -13,8 +13,10 @@ from dbrepl.aws.tagging import tagged
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
 
 
-def key_policy(account: str) -> dict[str, Any]:
-    return {
+def key_policy(account: str, hub_account: str | None = None) -> dict[str, Any]:
+    """The seed's key policy; plus, when the sync hub is another account, use by that account
+    (its IAM then decides: the functions' role reads this environment's secret through it)."""
+    policy = {
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
@@ -25,6 +27,12 @@ def key_policy(account: str) -> dict[str, Any]:
              "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"], "Resource": "*"},
         ],
     }
+    if hub_account and hub_account != account:
+        policy["Statement"].append(
+            {"Sid": "Allow the sync hub account", "Effect": "Allow",
+             "Principal": {"AWS": f"arn:aws:iam::{hub_account}:root"},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], "Resource": "*"})
+    return policy
 
 
 def description(env: str, s: str) -> str:
@@ -104,7 +112,7 @@ class Kms(Step):
             if have is None:
                 m = kms.create_key(
                     Description=want.props["Description"],
-                    Policy=json.dumps(key_policy(ctx.account_id(want.env))),
+                    Policy=json.dumps(key_policy(ctx.account_id(want.env), ctx.account_id(ctx.hub))),
                     Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(want.tags.items())],
                 )["KeyMetadata"]
                 return Observed("key", want.type, want.env, want.name, m["KeyId"], dict(want.props),

@@ -11,6 +11,7 @@ from typing import Any
 
 from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict
+from dbrepl.aws.policy import normalise_policy
 from dbrepl.aws.tagging import tagged
 from dbrepl.bundle import HANDLERS, code_sha256
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, Unknown, register
@@ -23,28 +24,6 @@ TRUST = {"Version": "2012-10-17", "Statement": [
 DESCRIPTIONS = {"schema": "Synchronizes database schema changes across environments",
                 "data": "Synchronizes reference data across environments"}
 IAM_PROPAGATION = "cannot be assumed by Lambda"
-
-
-def normalise_policy(doc: Any) -> Any:
-    """Compare policies as parsed JSON with single values and lists treated alike, sorted."""
-    if isinstance(doc, str):
-        try:
-            doc = json.loads(doc)
-        except ValueError:
-            return doc
-    if isinstance(doc, dict):
-        out = {}
-        for k, v in doc.items():
-            v = normalise_policy(v)
-            if k in ("Action", "Resource", "NotAction", "NotResource") and not isinstance(v, list):
-                v = [v]
-            if isinstance(v, list) and k in ("Action", "Resource", "Service", "AWS"):
-                v = sorted(v, key=str)
-            out[k] = v
-        return out
-    if isinstance(doc, list):
-        return [normalise_policy(x) for x in doc]
-    return doc
 
 
 def inline_policy(ctx: Context) -> dict[str, Any]:

@@ -69,6 +69,15 @@ def describe_route_tables(ctx: Context, env: str) -> list[dict]:
                     lambda: describe_by_names(ctx.client("ec2", env), "describe_route_tables", "RouteTables", rt_names))
 
 
+def same_network_group(ctx: Context, env: str) -> bool:
+    """Same account and region as the hub: security groups can reference each other."""
+    return ctx.sessions.group_key(env) == ctx.sessions.group_key(ctx.hub)
+
+
+def hub_subnet_cidrs(ctx: Context) -> list[str]:
+    return [s.cidr for s in ctx.spec.environments[ctx.hub].subnets]
+
+
 def all_group_names(ctx: Context) -> list[str]:
     s = ctx.suffix
     out = [names.db_sg(e, s) for e in ctx.all_envs]
@@ -301,7 +310,7 @@ class Network(Step):
             if key == "fn-sg":
                 continue  # egress only (AWS default: all outbound), as in the seed
             for rule in flatten_rules(g.get("IpPermissions", [])):
-                if key == "db-sg" and env != hub and rule.get("group") == fn_id and fn_id:
+                if key == "db-sg" and env != hub and _peering_owned(ctx, env, rule, fn_id):
                     continue  # owned by the peering step: it needs the peering active first
                 rk = rule_key(f"{key}-in", rule, gnames)
                 src = rule.get("cidr") or gnames.get(rule.get("group"), rule.get("group"))
@@ -472,6 +481,13 @@ class Network(Step):
         except Exception as e:
             if not is_code(e, gone):
                 raise
+
+
+def _peering_owned(ctx: Context, env: str, rule: dict, fn_id: str | None) -> bool:
+    if same_network_group(ctx, env):
+        return bool(fn_id) and rule.get("group") == fn_id
+    # Across accounts or regions the functions are admitted by the hub subnets' CIDRs.
+    return rule.get("cidr") in hub_subnet_cidrs(ctx) and rule.get("FromPort") == ctx.spec.aurora.port
 
 
 def sorted_ids(ids: list[Any]) -> list[Any]:

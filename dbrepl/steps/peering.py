@@ -12,7 +12,13 @@ from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict
 from dbrepl.aws.ec2 import authorize_ingress, ensure_tags, flatten_rules, revoke_ingress, tag_specs
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
-from dbrepl.steps.network import all_group_names, describe_groups, describe_route_tables
+from dbrepl.steps.network import (
+    all_group_names,
+    describe_groups,
+    describe_route_tables,
+    hub_subnet_cidrs,
+    same_network_group,
+)
 
 LIVE = ("pending-acceptance", "provisioning", "active", "initiating-request")
 
@@ -50,35 +56,58 @@ class Peering(Step):
         for env in ctx.all_envs:
             if env == ctx.hub:
                 continue
-            out.append(Resource(
-                f"fn-rule:{port}", "AWS::EC2::SecurityGroupIngress", env,
-                f"{names.db_sg(env, s)} tcp/{port} from {names.function_sg(s)}",
-                {"GroupId": ctx.id_of("network", env, "db-sg"), "IpProtocol": "tcp", "FromPort": port,
-                 "ToPort": port, "group": ctx.id_of("network", ctx.hub, "fn-sg"),
-                 "description": "MySQL from the sync functions"},
-                None, phase=1,
-            ))
+            base = {"GroupId": ctx.id_of("network", env, "db-sg"), "IpProtocol": "tcp", "FromPort": port,
+                    "ToPort": port, "description": "MySQL from the sync functions"}
+            if same_network_group(ctx, env):
+                out.append(Resource(
+                    f"fn-rule:{port}", "AWS::EC2::SecurityGroupIngress", env,
+                    f"{names.db_sg(env, s)} tcp/{port} from {names.function_sg(s)}",
+                    {**base, "group": ctx.id_of("network", ctx.hub, "fn-sg")}, None, phase=1,
+                ))
+            else:  # another account or region: SG references do not cross; admit the hub subnets
+                for cidr in hub_subnet_cidrs(ctx):
+                    out.append(Resource(
+                        f"fn-rule:{port}:{cidr}", "AWS::EC2::SecurityGroupIngress", env,
+                        f"{names.db_sg(env, s)} tcp/{port} from {cidr} (sync functions' subnet)",
+                        {**base, "cidr": cidr}, None, phase=1,
+                    ))
         return out
 
     def discover(self, ctx: Context) -> list[Observed]:
         s = ctx.suffix
-        env0 = ctx.hub
-        ec2 = ctx.client("ec2", env0)
         envs = ctx.spec.environments
+        groups: dict[tuple, list[str]] = {}
+        for env in ctx.all_envs:
+            groups.setdefault(ctx.sessions.group_key(env), []).append(env)
         pnames = {names.peering(a, b, s): (a, b) for a, b in ctx.spec.peering}
         rt_names = {names.route_table(e, s): e for e in envs}
-        with ThreadPoolExecutor(max_workers=3) as pool:
-            f_p = pool.submit(paginate, ec2, "describe_vpc_peering_connections", "VpcPeeringConnections",
-                              Filters=[{"Name": "tag:Name", "Values": list(pnames)}])
-            f_rt = pool.submit(describe_route_tables, ctx, env0)
-            f_sg = pool.submit(describe_groups, ctx, env0, all_group_names(ctx))
-            pcxs, rts, sgs = f_p.result(), f_rt.result(), f_sg.result()
+        hub_sgs = describe_groups(ctx, ctx.hub, all_group_names(ctx))
+        fn = next((g for g in hub_sgs if g["GroupName"] == names.function_sg(s)
+                   and ctx.owns(tag_dict(g.get("Tags")))), None)
+        out: list[Observed] = []
+        for members in groups.values():
+            env0 = members[0]
+            ec2 = ctx.client("ec2", env0)
+            requesters = [p for p in pnames if pnames[p][0] in members]
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                f_p = pool.submit(paginate, ec2, "describe_vpc_peering_connections", "VpcPeeringConnections",
+                                  Filters=[{"Name": "tag:Name", "Values": requesters}]) if requesters else None
+                f_rt = pool.submit(describe_route_tables, ctx, env0)
+                f_sg = pool.submit(describe_groups, ctx, env0, all_group_names(ctx))
+                pcxs = f_p.result() if f_p else []
+                rts, sgs = f_rt.result(), f_sg.result()
+            out += self._observe(ctx, members, pcxs, rts, sgs, fn, pnames, rt_names)
+        return out
+
+    def _observe(self, ctx: Context, members: list[str], pcxs: list[dict], rts: list[dict], sgs: list[dict],
+                 fn: dict | None, pnames: dict, rt_names: dict) -> list[Observed]:
+        s, envs = ctx.suffix, ctx.spec.environments
         out: list[Observed] = []
         for p in pcxs:
             tags = tag_dict(p.get("Tags"))
             pair = pnames.get(tags.get("Name", ""))  # moto ignores the Name filter's value
             status = p.get("Status", {}).get("Code")
-            if pair is None or status not in LIVE or not ctx.owns(tags):
+            if pair is None or pair[0] not in members or status not in LIVE or not ctx.owns(tags):
                 continue
             a, b = pair
             out.append(Observed(
@@ -90,7 +119,7 @@ class Peering(Step):
         for rt in rts:
             tags = tag_dict(rt.get("Tags"))
             env = rt_names.get(tags.get("Name", ""))
-            if env is None or not ctx.owns(tags):
+            if env is None or env not in members or not ctx.owns(tags):
                 continue
             for r in rt.get("Routes", []):
                 dest = r.get("DestinationCidrBlock")
@@ -103,22 +132,26 @@ class Peering(Step):
                     None, phase=1,
                 ))
         by_name = {g["GroupName"]: g for g in sgs if ctx.owns(tag_dict(g.get("Tags")))}
-        fn = by_name.get(names.function_sg(s))
-        if fn is not None:
-            for env in envs:
-                if env == ctx.hub:
+        port = ctx.spec.aurora.port
+        for env in members:
+            if env == ctx.hub:
+                continue
+            g = by_name.get(names.db_sg(env, s))
+            if g is None:
+                continue
+            same = same_network_group(ctx, env)
+            for rule in flatten_rules(g.get("IpPermissions", [])):
+                if same and fn is not None and rule.get("group") == fn["GroupId"]:
+                    key, src = f"fn-rule:{rule.get('FromPort')}", fn["GroupName"]
+                elif not same and rule.get("cidr") in hub_subnet_cidrs(ctx) and rule.get("FromPort") == port:
+                    key, src = f"fn-rule:{port}:{rule['cidr']}", f"{rule['cidr']} (sync functions' subnet)"
+                else:
                     continue
-                g = by_name.get(names.db_sg(env, s))
-                if g is None:
-                    continue
-                for rule in flatten_rules(g.get("IpPermissions", [])):
-                    if rule.get("group") != fn["GroupId"]:
-                        continue
-                    out.append(Observed(
-                        f"fn-rule:{rule.get('FromPort')}", "AWS::EC2::SecurityGroupIngress", env,
-                        f"{g['GroupName']} tcp/{rule.get('FromPort')} from {fn['GroupName']}", None,
-                        {"GroupId": g["GroupId"], **rule}, None, attrs={"rule": rule}, phase=1,
-                    ))
+                out.append(Observed(
+                    key, "AWS::EC2::SecurityGroupIngress", env,
+                    f"{g['GroupName']} tcp/{rule.get('FromPort')} from {src}", None,
+                    {"GroupId": g["GroupId"], **rule}, None, attrs={"rule": rule}, phase=1,
+                ))
         return out
 
     def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:
@@ -126,15 +159,20 @@ class Peering(Step):
         ec2 = ctx.client("ec2", want.env)
         p = want.props
         if want.type == "AWS::EC2::VPCPeeringConnection":
+            peer = want.key.split(":", 1)[1]
             pid = have.id if have else None
             if pid is None:
+                kw = {}
+                if ctx.sessions.group_key(peer) != ctx.sessions.group_key(want.env):
+                    # Across accounts or regions: name the accepter; it accepts with its own session.
+                    kw = {"PeerOwnerId": ctx.account_id(peer), "PeerRegion": ctx.region(peer)}
                 pid = ec2.create_vpc_peering_connection(
                     VpcId=p["VpcId"], PeerVpcId=p["PeerVpcId"],
-                    TagSpecifications=tag_specs("vpc-peering-connection", want.tags),
+                    TagSpecifications=tag_specs("vpc-peering-connection", want.tags), **kw,
                 )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
             status = have.props.get("Status") if have else None
             if status != "active":
-                self._accept(ctx, ec2, pid)
+                self._accept(ctx, ec2, ctx.client("ec2", peer), pid)
             if have is not None and any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
                 ensure_tags(ec2, pid, want.tags)
             return Observed(want.key, want.type, want.env, want.name, pid, dict(p), dict(want.tags))
@@ -156,15 +194,20 @@ class Peering(Step):
             authorize_ingress(ec2, p["GroupId"], rule)
         return Observed(want.key, want.type, want.env, want.name, None, dict(p), None, attrs={"rule": rule}, phase=1)
 
-    def _accept(self, ctx: Context, ec2: Any, pid: str) -> None:
-        def state() -> str:
-            return ec2.describe_vpc_peering_connections(VpcPeeringConnectionIds=[pid])[
-                "VpcPeeringConnections"][0]["Status"]["Code"]
+    def _accept(self, ctx: Context, requester: Any, accepter: Any, pid: str) -> None:
+        def state(client: Any) -> str:
+            try:
+                return client.describe_vpc_peering_connections(VpcPeeringConnectionIds=[pid])[
+                    "VpcPeeringConnections"][0]["Status"]["Code"]
+            except Exception as e:  # not yet visible on the accepter's side
+                if is_code(e, ["InvalidVpcPeeringConnectionID.NotFound"]):
+                    return "initiating-request"
+                raise
 
-        ctx.wait_for(f"peering {pid} to reach the accepter", lambda: state() != "initiating-request", 600)
-        if state() == "pending-acceptance":
-            ec2.accept_vpc_peering_connection(VpcPeeringConnectionId=pid)
-        ctx.wait_for(f"peering {pid} to be active", lambda: state() == "active", 600)
+        ctx.wait_for(f"peering {pid} to reach the accepter", lambda: state(accepter) != "initiating-request", 600)
+        if state(accepter) == "pending-acceptance":
+            accepter.accept_vpc_peering_connection(VpcPeeringConnectionId=pid)
+        ctx.wait_for(f"peering {pid} to be active", lambda: state(requester) == "active", 600)
 
     def delete(self, ctx: Context, have: Observed) -> None:
         ec2 = ctx.client("ec2", have.env)

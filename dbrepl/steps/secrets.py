@@ -9,6 +9,7 @@ from typing import Any
 
 from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict, tag_list
+from dbrepl.aws.policy import normalise_policy
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
 
 
@@ -16,22 +17,38 @@ def description(env: str) -> str:
     return f"Master password for {env} Aurora cluster"
 
 
+def cross_account(ctx: Context, env: str) -> bool:
+    return ctx.sessions.identity_for(env) != ctx.sessions.identity_for(ctx.hub)
+
+
+def hub_read_policy(ctx: Context) -> dict[str, Any]:
+    """Lets the sync functions' role in the hub account read a secret of another account."""
+    hub = ctx.account_id(ctx.hub)
+    return normalise_policy({"Version": "2012-10-17", "Statement": [{
+        "Sid": "SyncFunctionsRead", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{hub}:root"},
+        "Action": "secretsmanager:GetSecretValue", "Resource": "*",
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{hub}:role/{names.role(ctx.suffix)}"}},
+    }]})
+
+
 @register
 class Secrets(Step):
     name = "secrets"
     depends_on = ("kms",)
-    permissions = ("secretsmanager:ListSecrets", "secretsmanager:CreateSecret", "secretsmanager:GetRandomPassword",
+    permissions = ("secretsmanager:ListSecrets", "secretsmanager:GetResourcePolicy", "secretsmanager:PutResourcePolicy", "secretsmanager:CreateSecret", "secretsmanager:GetRandomPassword",
                    "secretsmanager:UpdateSecret", "secretsmanager:RestoreSecret", "secretsmanager:TagResource",
                    "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret")
 
     def desired(self, ctx: Context) -> list[Resource]:
-        return [
-            Resource("secret", "AWS::SecretsManager::Secret", env, names.secret(env, ctx.suffix),
-                     {"Description": description(env), "KmsKeyId": ctx.attr("kms", env, "key", "arn"),
-                      "State": "active"},
-                     ctx.tags(env, self.name, names.secret(env, ctx.suffix)))
-            for env in ctx.all_envs
-        ]
+        out = []
+        for env in ctx.all_envs:
+            props = {"Description": description(env), "KmsKeyId": ctx.attr("kms", env, "key", "arn"),
+                     "State": "active"}
+            if cross_account(ctx, env):
+                props["ResourcePolicy"] = hub_read_policy(ctx)
+            out.append(Resource("secret", "AWS::SecretsManager::Secret", env, names.secret(env, ctx.suffix), props,
+                                ctx.tags(env, self.name, names.secret(env, ctx.suffix))))
+        return out
 
     def discover(self, ctx: Context) -> list[Observed]:
         groups: dict[tuple, list[str]] = {}
@@ -47,12 +64,13 @@ class Secrets(Step):
                 tags = tag_dict(s.get("Tags"))
                 if env is None or not ctx.owns(tags):
                     continue
-                out.append(Observed(
-                    "secret", "AWS::SecretsManager::Secret", env, s["Name"], s["ARN"],
-                    {"Description": s.get("Description", ""), "KmsKeyId": s.get("KmsKeyId"),
-                     "State": "scheduled-for-deletion" if s.get("DeletedDate") else "active"},
-                    tags, attrs={"arn": s["ARN"]},
-                ))
+                props = {"Description": s.get("Description", ""), "KmsKeyId": s.get("KmsKeyId"),
+                         "State": "scheduled-for-deletion" if s.get("DeletedDate") else "active"}
+                if cross_account(ctx, env):
+                    pol = ctx.client("secretsmanager", env).get_resource_policy(SecretId=s["ARN"]).get("ResourcePolicy")
+                    props["ResourcePolicy"] = normalise_policy(pol) if pol else None
+                out.append(Observed("secret", "AWS::SecretsManager::Secret", env, s["Name"], s["ARN"], props,
+                                    tags, attrs={"arn": s["ARN"]}))
         return out
 
     def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:
@@ -62,6 +80,8 @@ class Secrets(Step):
         if have is None:
             arn = self._create(ctx, sm, want)
             if arn is not None:
+                if "ResourcePolicy" in p:
+                    sm.put_resource_policy(SecretId=arn, ResourcePolicy=json.dumps(p["ResourcePolicy"]))
                 return Observed("secret", want.type, want.env, want.name, arn, dict(p), dict(want.tags),
                                 attrs={"arn": arn})
             # It exists (a crash after create): adopt it and bring it in line below.
@@ -79,6 +99,8 @@ class Secrets(Step):
             upd["KmsKeyId"] = p["KmsKeyId"]
         if upd:
             sm.update_secret(SecretId=have.id, **upd)
+        if "ResourcePolicy" in p and have.props.get("ResourcePolicy") != p["ResourcePolicy"]:
+            sm.put_resource_policy(SecretId=have.id, ResourcePolicy=json.dumps(p["ResourcePolicy"]))
         if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
             sm.tag_resource(SecretId=have.id, Tags=tag_list(want.tags))
         return Observed("secret", want.type, want.env, want.name, have.id, dict(p), dict(want.tags),
