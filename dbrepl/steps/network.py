@@ -313,7 +313,8 @@ class Network(Step):
                 if key == "db-sg" and env != hub and _peering_owned(ctx, env, rule, fn_id):
                     continue  # owned by the peering step: it needs the peering active first
                 rk = rule_key(f"{key}-in", rule, gnames)
-                src = rule.get("cidr") or gnames.get(rule.get("group"), rule.get("group"))
+                src = rule.get("cidr") or (names.function_sg(s) if fn_id and rule.get("group") == fn_id
+                                           else rule.get("group"))
                 props = {"GroupId": g["GroupId"], **rule}
                 out.append(Observed(
                     rk, "AWS::EC2::SecurityGroupIngress", env,
