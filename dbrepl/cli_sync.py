@@ -58,11 +58,15 @@ def _sandboxed(ctx: typer.Context) -> bool:
     return bool(ctx.find_root().params.get("sandbox"))
 
 
+def _on_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def _confirm_target(pair_spec: Any, target: str, what: str, yes: bool) -> None:
     """A protected target needs --yes, or a 'yes' on a terminal; without a terminal: exit 2."""
     if yes or not runner.is_protected(pair_spec, target):
         return
-    if not sys.stdin.isatty():
+    if not _on_terminal():
         raise BadInput(f"{target} is protected: pass --yes to {what} (no terminal to ask on)")
     if not typer.confirm(f"{target} is a protected environment. {what[0].upper()}{what[1:]}?", default=False):
         err.print("Nothing was changed.")
@@ -351,7 +355,9 @@ def migrate_apply(
     if json_:
         print(json.dumps(result, default=str))
     else:
-        for run in result.get("migrations") or []:
+        runs = result.get("migrations") or []
+        # A failed run's result carries that database's run alone, as an object.
+        for run in [runs] if isinstance(runs, dict) else runs:
             db = escape(str(run.get("database")))
             for name in run.get("applied") or []:
                 out.print(f"  {db}: applied {escape(name)}")
