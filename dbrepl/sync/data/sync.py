@@ -36,9 +36,10 @@ from dbrepl.sync.ident import check_name, qualified
 
 DEFAULT_CHUNK_ROWS = 50_000
 DEFAULT_BUCKETS = 2_048
-# Bytes per INSERT/DELETE statement: big enough that round trips do not dominate, far
-# below the smallest max_allowed_packet we expect (16 MiB on MariaDB, 64 MiB on Aurora).
-STATEMENT_BYTES = 4 << 20
+# Bytes per INSERT statement. Measured on 1,000,000 rows into an empty table: 1 MiB (as
+# mysqldump's net_buffer_length) was clearly faster than 4 and 12 MiB (the server parses and
+# allocates per statement) and than 256 and 512 KiB (more round trips).
+STATEMENT_BYTES = 1 << 20
 # Empty-target copy: rows in the first key range, and at most per range afterwards.
 _COPY_FIRST_RANGE = 2_000
 _COPY_MAX_RANGE = 100_000
