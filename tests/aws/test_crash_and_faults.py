@@ -132,3 +132,29 @@ def test_throttling_on_a_large_share_of_calls(estate, faults):
     estate.destroy()
     faults.throttle(0.0)
     assert +_count_estate(estate) == Counter()
+
+
+def test_subnet_group_in_use_while_cluster_deletes(estate, faults):
+    """moto deletes an in-use subnet group at once; AWS refuses until the cluster is gone."""
+    estate.apply()
+    faults.fail("DeleteDBSubnetGroup", "InvalidDBSubnetGroupStateFault", "DB subnet group is in use", times=3)
+    estate.destroy()
+    assert faults.injected["DeleteDBSubnetGroup"] == 3
+    assert +_count_estate(estate) == Counter()
+
+
+def test_engine_version_aws_does_not_know_fails_clearly_and_leaves_the_rest(estate, faults):
+    """moto accepts any engine version; AWS answers InvalidParameterCombination."""
+    from dbrepl.errors import AwsFailure
+
+    faults.fail("CreateDBCluster", "InvalidParameterCombination",
+                "Cannot find version 8.0.mysql_aurora.3.99.0 for aurora-mysql", times=1)
+    with pytest.raises(AwsFailure) as info:
+        estate.apply()
+    msg = str(info.value)
+    assert msg.startswith("Failed to create AWS::RDS::DBCluster ")
+    assert "Cannot find version" in msg and "left in place" in msg
+    # What was made stays; the next apply finishes the job without duplicates.
+    estate.apply()
+    assert estate.plan().changes == []
+    assert _count_estate(estate) == FULL
