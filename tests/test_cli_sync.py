@@ -472,6 +472,21 @@ def test_failing_migration_is_recorded_and_stops_the_run(staging, app_dbs, tmp_p
     assert "failed" in r.output and "pending" in r.output, r.output
 
 
+def test_invoke_errors_name_the_function(app_dbs, monkeypatch) -> None:
+    r = cli("sync", "data", "dev", "staging", "--suffix", "other", "--config", CONFIG)
+    assert r.exit_code == 1, r.output
+    assert "Failed to invoke function db-sync-data-replication-other" in r.output and "dbrepl apply" in r.output
+
+    class Crashing:
+        def invoke(self, **kw: Any) -> dict[str, Any]:
+            body = {"errorMessage": "Unable to import module 'schema_sync'", "errorType": "Runtime.ImportModuleError"}
+            return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": io.BytesIO(json.dumps(body).encode())}
+
+    monkeypatch.setattr(sync_runner.Estate, "_invoke_client", lambda self: Crashing())
+    r = cli("sync", "schema", "dev", "staging", *ENV_ARGS)
+    assert r.exit_code == 1 and "Unable to import module" in r.output and f"/aws/lambda/db-sync-schema-replication-{SUFFIX}" in r.output, r.output
+
+
 def test_no_password_in_any_output() -> None:
     """Every command this module ran: no password (cli() checks each; this checks they ran)."""
     if not OUTPUTS:
