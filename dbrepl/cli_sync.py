@@ -190,7 +190,7 @@ def sync_data(
     dry_run: DryRunOpt = False,
     direct: DirectOpt = False,
     json_: JsonOpt = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="With --dry-run on DSNs: the statements too.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The statements too (meant for --dry-run).")] = False,
     detailed_exitcode: DetailedOpt = False,
     suffix: SuffixOpt = None,
     config: ConfigOpt = None,
@@ -207,10 +207,9 @@ def sync_data(
         with _progress_bar() as hook:
             result = runner.data_between_dsns(pair, tables, dry_run=dry_run, verbose=verbose, progress=hook)
     else:
-        if verbose and not json_:
-            err.print("[yellow]note:[/] --verbose statements are shown for DSN runs only "
-                      "(the function's result carries counts)")
         event: dict[str, Any] = {"source_env": pair.source, "target_env": pair.target, "dry_run": dry_run}
+        if verbose:  # only when asked: a function deployed before `verbose` existed refuses the key
+            event["verbose"] = True
         if tables:
             event["tables"] = tables
         result = _run_env(ctx, pair, "data", event, direct)
@@ -234,6 +233,9 @@ def _render_data(pair: runner.Pair, result: dict[str, Any], verbose: bool) -> No
         if verbose:
             for s in r.get("statements") or []:
                 print(f"    {s};")
+            if r.get("statements_omitted"):
+                out.print(f"    -- {r['statements_omitted']} more statement(s) not shown (the function's "
+                          "result is bounded; a DSN run shows them all)")
     n = int(result.get("rows_synced") or 0)
     if n == 0:
         out.print(f"No differences: {escape(pair.label)} ({len(rows)} table(s)).")
