@@ -23,7 +23,8 @@ try:  # typer >= 0.25 vendors click; older typer uses the click package
 except ImportError:  # pragma: no cover
     from click.exceptions import NoArgsIsHelpError, UsageError
 
-from dbrepl.cli_sandbox import hoist_sandbox_flag, sandbox_app, use_sandbox
+from dbrepl.cli_demo import demo as demo_command
+from dbrepl.cli_sandbox import bind_if_sandboxed, hoist_sandbox_flag, sandbox_app, use_sandbox
 from dbrepl.cli_sync import migrate_app, sync_app
 from dbrepl.errors import BadInput, DbreplError
 
@@ -190,6 +191,7 @@ def apply(suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None
     done = engine.apply(p)
     s = done.summary
     out.print(f"[bold green]Apply complete:[/] {s['create']} created, {s['update']} updated, {s['delete']} deleted.")
+    bind_if_sandboxed(spec, suffix, engine.ctx.sessions, envs)
 
 
 @app.command()
@@ -239,6 +241,7 @@ def bundle(output: Annotated[Path, typer.Option("--output", "-o", help="Where to
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(sync_app, name="sync")
 app.add_typer(migrate_app, name="migrate")
+app.command("demo")(demo_command)
 
 
 def main() -> None:

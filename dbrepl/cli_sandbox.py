@@ -47,6 +47,20 @@ def use_sandbox() -> sandbox.State:
     return st
 
 
+def bind_if_sandboxed(spec: Any, suffix: str, sessions: Any, envs: Sequence[str] | None = None) -> None:
+    """After apply in the sandbox: each stand-in gets its cluster's master user (never printed)."""
+    st = sandbox.active_state()
+    if st is None:
+        return
+    wanted = [e for e in (envs or spec.environments) if e in spec.environments]
+    bound, notes = sandbox.bind_stand_ins(st, spec, suffix, sessions, wanted)
+    for b in bound:
+        out.print(f"Stand-in for {b.env} ({sandbox.HOST}:{b.port}): master user {escape(b.user)} "
+                  "with the password of its secret.")
+    for note in notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
+
+
 def _render(st: sandbox.State, alive: dict[str, bool]) -> None:
     def state(name: str) -> str:
         return "running" if alive.get(name) else "[red]not running[/]"

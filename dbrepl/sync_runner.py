@@ -25,7 +25,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from dbrepl import names
+from dbrepl import names, sandbox
 from dbrepl.errors import AwsFailure, BadInput, DbreplError
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
@@ -345,6 +345,8 @@ class Estate:
         """The handler's code in this process, with the function's environment variables."""
         variables = self.function_environment(kind)
         environ = {**os.environ, **variables}
+        if (st := sandbox.active_state()) is not None:  # in the sandbox: the clusters' MariaDB stand-ins
+            environ.update(sandbox.stand_in_environment(st, variables))
         runner = getattr(handler_module(kind), EVENT_RUNNERS[kind])
         result = runner(event, environ=environ, client=self.client)
         # What Lambda would have returned: the body is JSON (dates as text).
