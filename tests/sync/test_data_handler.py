@@ -120,6 +120,17 @@ def test_dry_run_changes_nothing_and_records_nothing(estate):
         record(estate)
 
 
+def test_verbose_dry_run_returns_the_statements(estate):
+    code, body = invoke({"source_env": "dev", "target_env": "staging",
+                         "tables": ["config_table"], "dry_run": True, "verbose": True})
+    assert code == 200
+    db = estate["db"]
+    assert body["per_table"][0]["statements"] == [
+        f"DELETE FROM `{db}`.`config_table` WHERE `k` IN ('mode')",
+        f"INSERT INTO `{db}`.`config_table` (`k`, `v`) VALUES ('mode','on'),('limit','10')",
+    ]
+
+
 def test_reference_tables_are_the_default(estate, monkeypatch):
     monkeypatch.setenv("REFERENCE_TABLES", f"{estate['db']}.config_table")
     code, body = invoke({"source_env": "dev", "target_env": "staging"})

@@ -3,7 +3,7 @@
 Event (the seed's keys plus ours):
     {"source_env": "dev", "target_env": "staging",
      "tables": ["lookup_table", "app.config_table"],   # default: REFERENCE_TABLES
-     "dry_run": false}
+     "dry_run": false, "verbose": false}    # verbose: the statements too (dry runs)
 
 A bare table name is looked for in the configured databases (`SYNC_DATABASES`). Every input
 is checked before any connection is opened, every table against the source's catalogue
@@ -28,7 +28,9 @@ from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
 
 ClientFactory = Callable[[str], Any]
-_KEYS = {"source_env", "target_env", "tables", "dry_run"}
+_KEYS = {"source_env", "target_env", "tables", "dry_run", "verbose"}
+# A Lambda response holds 6 MB: a verbose result keeps at most this many statements a table.
+MAX_STATEMENTS = 200
 
 
 def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
@@ -45,6 +47,9 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     dry_run = event.get("dry_run", False)
     if not isinstance(dry_run, bool):
         raise InvalidInput(f"dry_run must be true or false, not {dry_run!r}")
+    verbose = event.get("verbose", False)
+    if not isinstance(verbose, bool):
+        raise InvalidInput(f"verbose must be true or false, not {verbose!r}")
     databases = aws.sync_databases(environ)
     tables = event.get("tables")
     if tables is None or tables == []:
@@ -68,7 +73,7 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
         names.append(name)
     return {
         "source": source, "target": target, "tables": names, "dry_run": dry_run,
-        "databases": databases,
+        "verbose": verbose, "databases": databases,
     }
 
 
@@ -114,7 +119,8 @@ def _run(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory
         try:
             pairs = resolve_tables(src, checked["tables"], checked["databases"])
             result["tables"] = [f"{d}.{t}" for d, t in pairs]
-            synced = sync_data(src, dst, pairs, dry_run=checked["dry_run"])
+            synced = sync_data(src, dst, pairs, dry_run=checked["dry_run"],
+                               statements=checked["verbose"])
         finally:
             dst.close()
     finally:
@@ -123,12 +129,18 @@ def _run(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory
         status="success",
         rows_synced=synced.rows_synced,
         counts=_counts(synced.tables),
-        per_table=[
-            {"table": f"{t.database}.{t.table}", "inserted": t.inserted, "updated": t.updated,
-             "deleted": t.deleted}
-            for t in synced.tables
-        ],
+        per_table=[_table(t) for t in synced.tables],
     )
+
+
+def _table(t) -> dict[str, Any]:
+    row: dict[str, Any] = {"table": f"{t.database}.{t.table}", "inserted": t.inserted,
+                           "updated": t.updated, "deleted": t.deleted}
+    if t.statements is not None:
+        row["statements"] = t.statements[:MAX_STATEMENTS]
+        if len(t.statements) > MAX_STATEMENTS:
+            row["statements_omitted"] = len(t.statements) - MAX_STATEMENTS
+    return row
 
 
 def _counts(tables: list) -> dict[str, int]:
