@@ -106,6 +106,7 @@ def dbs(dev: mariadb_server.MariaDB) -> Iterator[tuple[str, str]]:
 
 # --------------------------------------------------------------------------- DSN to DSN
 
+@pytest.mark.mariadb
 def test_schema_dsn_to_dsn_dry_run_detailed_exitcode_then_sync(dev, dbs) -> None:
     src, dst = dbs
     sql(dev, f"CREATE TABLE {src}.customer (id INT PRIMARY KEY, name VARCHAR(40))",
@@ -131,6 +132,7 @@ def test_schema_dsn_to_dsn_dry_run_detailed_exitcode_then_sync(dev, dbs) -> None
     assert r.exit_code == 0 and body["status"] == "success" and body["statements"] == []
 
 
+@pytest.mark.mariadb
 def test_password_from_mysql_pwd(dev, dbs) -> None:
     src, dst = dbs
     sql(dev, f"CREATE TABLE {src}.t (id INT PRIMARY KEY)")
@@ -140,6 +142,7 @@ def test_password_from_mysql_pwd(dev, dbs) -> None:
     assert sql(dev, f"SHOW TABLES FROM {dst}") == [("t",)]
 
 
+@pytest.mark.mariadb
 def test_destructive_change_refused_naming_each_clause_then_allowed(dev, dbs) -> None:
     src, dst = dbs
     sql(dev, f"CREATE TABLE {src}.t (id INT PRIMARY KEY, a SMALLINT)",
@@ -164,6 +167,7 @@ def test_destructive_change_refused_naming_each_clause_then_allowed(dev, dbs) ->
     assert sql(dev, f"SHOW TABLES FROM {dst}") == [("t",)]
 
 
+@pytest.mark.mariadb
 def test_data_dsn_to_dsn_dry_run_verbose_then_sync(dev, dbs) -> None:
     src, dst = dbs
     for db in (src, dst):
@@ -187,6 +191,7 @@ def test_data_dsn_to_dsn_dry_run_verbose_then_sync(dev, dbs) -> None:
     assert r.exit_code == 0 and json.loads(r.stdout)["rows_synced"] == 0, r.output
 
 
+@pytest.mark.mariadb
 def test_data_sync_missing_table_points_to_schema_sync(dev, dbs) -> None:
     src, dst = dbs
     sql(dev, f"CREATE TABLE {src}.lookup (id INT PRIMARY KEY)")
@@ -322,6 +327,7 @@ def app_dbs(dev, staging, estate) -> Iterator[None]:
 ENV_ARGS = ("--suffix", SUFFIX, "--config", CONFIG)
 
 
+@pytest.mark.mariadb
 def test_direct_schema_and_data_sync_with_env_names_then_status(dev, staging, app_dbs) -> None:
     r = cli("sync", "schema", "dev", "staging", "--direct", "--dry-run", "--detailed-exitcode", *ENV_ARGS)
     assert r.exit_code == 3 and "CREATE DATABASE" in r.stdout, r.output
@@ -351,6 +357,7 @@ def test_direct_schema_and_data_sync_with_env_names_then_status(dev, staging, ap
         ("schema", "dev-to-staging", "success"), ("data", "dev-to-staging", "success")}
 
 
+@pytest.mark.mariadb
 def test_direct_refusal_and_unknown_table_from_the_function(dev, staging, app_dbs) -> None:
     assert cli("sync", "schema", "dev", "staging", "--direct", *ENV_ARGS).exit_code == 0
     sql(staging, "ALTER TABLE app.customer ADD COLUMN legacy INT")
@@ -360,6 +367,7 @@ def test_direct_refusal_and_unknown_table_from_the_function(dev, staging, app_db
     assert r.exit_code == 2 and "nosuch" in r.output, r.output
 
 
+@pytest.mark.mariadb
 def test_protected_target_with_yes_reaches_the_function(dev, staging, app_dbs) -> None:
     # prod's endpoint does not resolve: the run gets past the protection and fails connecting.
     r = cli("sync", "schema", "staging", "prod", "--direct", "--yes", *ENV_ARGS)
@@ -367,6 +375,7 @@ def test_protected_target_with_yes_reaches_the_function(dev, staging, app_dbs) -
     assert "protected" not in r.output
 
 
+@pytest.mark.mariadb
 def test_invoke_sends_the_seed_event_and_renders_the_result(dev, staging, app_dbs, monkeypatch, estate) -> None:
     """Without --direct the function is invoked; here a stand-in Lambda runs the real handler."""
     events: list[dict[str, Any]] = []
@@ -397,6 +406,7 @@ def test_invoke_sends_the_seed_event_and_renders_the_result(dev, staging, app_db
     ]
 
 
+@pytest.mark.mariadb
 def test_function_not_deployed_says_so(app_dbs) -> None:
     r = cli("sync", "schema", "dev", "staging", "--direct", "--suffix", "other", "--config", CONFIG)
     assert r.exit_code == 1 and "db-sync-schema-replication-other" in r.output and "dbrepl apply" in r.output, r.output
@@ -404,6 +414,7 @@ def test_function_not_deployed_says_so(app_dbs) -> None:
 
 # --------------------------------------------------------------------------- migrations
 
+@pytest.mark.mariadb
 def test_migrate_push_apply_status(dev, staging, app_dbs, tmp_path) -> None:
     assert cli("sync", "schema", "dev", "staging", "--direct", *ENV_ARGS).exit_code == 0
     scripts = {
@@ -443,6 +454,7 @@ def test_migrate_push_apply_status(dev, staging, app_dbs, tmp_path) -> None:
     assert rec["status"] == "refused"
 
 
+@pytest.mark.mariadb
 def test_protected_target_asks_on_a_terminal(app_dbs, monkeypatch) -> None:
     import dbrepl.cli_sync
 
@@ -453,6 +465,7 @@ def test_protected_target_asks_on_a_terminal(app_dbs, monkeypatch) -> None:
     assert r.exit_code == 1 and "prod database secret" in r.output, "past the question, on to prod"
 
 
+@pytest.mark.mariadb
 def test_failing_migration_is_recorded_and_stops_the_run(staging, app_dbs, tmp_path) -> None:
     assert cli("sync", "schema", "dev", "staging", "--direct", *ENV_ARGS).exit_code == 0
     for name, text in {"V1__ok.sql": "CREATE TABLE t1 (id INT PRIMARY KEY);",
@@ -472,6 +485,7 @@ def test_failing_migration_is_recorded_and_stops_the_run(staging, app_dbs, tmp_p
     assert "failed" in r.output and "pending" in r.output, r.output
 
 
+@pytest.mark.mariadb
 def test_invoke_errors_name_the_function(app_dbs, monkeypatch) -> None:
     r = cli("sync", "data", "dev", "staging", "--suffix", "other", "--config", CONFIG)
     assert r.exit_code == 1, r.output
@@ -485,6 +499,13 @@ def test_invoke_errors_name_the_function(app_dbs, monkeypatch) -> None:
     monkeypatch.setattr(sync_runner.Estate, "_invoke_client", lambda self: Crashing())
     r = cli("sync", "schema", "dev", "staging", *ENV_ARGS)
     assert r.exit_code == 1 and "Unable to import module" in r.output and f"/aws/lambda/db-sync-schema-replication-{SUFFIX}" in r.output, r.output
+
+
+@pytest.mark.mariadb
+def test_direct_verbose_dry_run_shows_the_functions_statements(dev, staging, app_dbs) -> None:
+    assert cli("sync", "schema", "dev", "staging", "--direct", *ENV_ARGS).exit_code == 0
+    r = cli("sync", "data", "dev", "staging", "--direct", "--dry-run", "--verbose", *ENV_ARGS)
+    assert r.exit_code == 0 and "INSERT INTO `app`.`lookup_data`" in r.output, r.output
 
 
 def test_no_password_in_any_output() -> None:
