@@ -165,12 +165,7 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
                         progress: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
     """Schema sync of the DSN's database, in this process; the function's result shape."""
     from dbrepl.sync.connection import connect
-    from dbrepl.sync.schema import (
-        DestructiveChangeRefused,
-        SchemaNotConverged,
-        apply_schema,
-        plan_schema,
-    )
+    from dbrepl.sync.schema import DestructiveChangeRefused, apply_schema, plan_schema
 
     assert pair.source_endpoint is not None and pair.target_endpoint is not None
     src_db, dst_db = pair.source_endpoint.database, pair.target_endpoint.database
@@ -197,7 +192,7 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
             src.close()
     except DestructiveChangeRefused as exc:
         result.update(status="refused", error=str(exc), refused=[c.label() for c in exc.clauses])
-    except (SchemaNotConverged, SyncError) as exc:
+    except SyncError as exc:  # SchemaNotConverged and SchemaApplyFailed among them
         result.update(status="invalid" if isinstance(exc, InvalidInput) else "error", error=str(exc))
     return result
 
