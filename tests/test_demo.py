@@ -168,6 +168,10 @@ def test_demo_leaves_a_running_sandbox_running(cwd: Path) -> None:
                                                                   f"http://127.0.0.1:{port}")
     assert "left running (it was running before the demo)" in r.stdout
     assert sandbox.running_state(sandbox.state_dir(cwd)) is not None
+    # Again at once, same suffix: nothing of the first run (e.g. moto's automatic snapshot) is in the way.
+    again = dbrepl(cwd, "demo", "--suffix", "kept", timeout=600)
+    assert again.code == 0, again.stdout + again.stderr
+    assert _line(again, "✓ destroy:").startswith("✓ destroy: ok, ")
 
 
 def test_stand_in_environment_maps_only_the_function_environments() -> None:
