@@ -487,6 +487,14 @@ def test_failing_migration_is_recorded_and_stops_the_run(staging, app_dbs, tmp_p
 
 @pytest.mark.mariadb
 def test_invoke_errors_name_the_function(app_dbs, monkeypatch) -> None:
+    from botocore.exceptions import ClientError
+
+    class Missing:  # what AWS answers for a function that is not deployed (moto's answer varies by version)
+        def invoke(self, **kw: Any) -> dict[str, Any]:
+            raise ClientError({"Error": {"Code": "ResourceNotFoundException",
+                                         "Message": f"Function not found: {kw.get('FunctionName')}"}}, "Invoke")
+
+    monkeypatch.setattr(sync_runner.Estate, "_invoke_client", lambda self: Missing())
     r = cli("sync", "data", "dev", "staging", "--suffix", "other", "--config", CONFIG)
     assert r.exit_code == 1, r.output
     assert "Failed to invoke function db-sync-data-replication-other" in r.output and "dbrepl apply" in r.output

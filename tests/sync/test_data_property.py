@@ -70,7 +70,8 @@ EDITS = ["delete", "update", "swap", "recase", "nudge", "nudge", "nudge", "inser
 # ulp, the last decimal place, one microsecond, one millisecond, one bit.
 NUDGES = {
     "c_f": "c_f = c_f * (1 + 1.2e-7)",
-    "c_d": "c_d = c_d * (1 + 2.3e-16)",
+    # Toward zero: one step up from DBL_MAX is an out-of-range error, not a clamp.
+    "c_d": "c_d = c_d * (1 - 2.3e-16)",
     "c_dec": "c_dec = c_dec + 0.0001",
     "c_dt": "c_dt = c_dt + INTERVAL 1 MICROSECOND",
     "c_tm": "c_tm = c_tm + INTERVAL 1000 MICROSECOND",
