@@ -311,6 +311,60 @@ def test_connection_killed_mid_apply_leaves_target_as_before(conns, db_pair, mar
         c.close()
 
 
+def test_failure_midway_through_an_empty_target_copy_leaves_it_empty(conns, db_pair, monkeypatch):
+    """The empty-target copy (no hashing, many INSERTs) is part of the run's one transaction:
+    a failure after some of its statements leaves the table empty and the other tables as
+    they were."""
+    import dbrepl.sync.data.sync as data_sync
+
+    monkeypatch.setattr(data_sync, "_COPY_MAX_RANGE", 500)  # many statements for 5,000 rows
+    admin, _, _ = conns
+    src, dst = db_pair
+    both(admin, src, dst, "CREATE TABLE a (id INT PRIMARY KEY, v INT)",
+         "CREATE TABLE b (id INT PRIMARY KEY, v VARCHAR(20), UNIQUE KEY uv (v))")
+    run(admin, f"INSERT INTO `{src}`.a SELECT seq, seq FROM seq_1_to_1000",
+        f"INSERT INTO `{dst}`.a SELECT seq, seq + (seq % 3 = 0) FROM seq_1_to_1000",
+        f"INSERT INTO `{src}`.b SELECT seq, CONCAT('v', seq) FROM seq_1_to_5000")
+    before = (snapshot(admin, dst, "a"), checksum(admin, dst, "a"))
+    seen: list[Progress] = []
+
+    def fail_midway(event: Progress) -> None:
+        seen.append(event)
+        if event.table == "b" and event.phase == "apply" and event.inserted >= 2000:
+            raise RuntimeError("injected failure")
+
+    with pytest.raises(RuntimeError, match="injected"):
+        sync(conns, src, dst, ["a", "b"], progress=fail_midway)
+    b_events = [e for e in seen if e.table == "b"]
+    assert b_events and {e.phase for e in b_events} == {"apply"}  # copied, never compared
+    assert 2000 <= b_events[-1].inserted < 5000
+    assert (snapshot(admin, dst, "a"), checksum(admin, dst, "a")) == before
+    assert run(admin, f"SELECT COUNT(*) FROM `{dst}`.b")[0][0] == 0
+    assert sync(conns, src, dst, ["a", "b"]).tables[1].inserted == 5000
+    assert_same(admin, src, dst, "b")
+
+
+def test_duplicate_on_a_target_only_unique_key_fails_the_copy_even_without_unique_checks(conns, db_pair):
+    """A unique key only the target has may refuse the source's rows. The run sets
+    unique_checks=1 whatever the caller's session says (with 0, MariaDB's bulk insert into an
+    empty table and MySQL's change buffer defer or skip that check), reports the duplicate,
+    leaves the target empty and gives the session its own value back."""
+    admin, _, t = conns
+    src, dst = db_pair
+    run(admin, f"CREATE TABLE `{src}`.t (id INT PRIMARY KEY, u INT NOT NULL)",
+        f"CREATE TABLE `{dst}`.t (id INT PRIMARY KEY, u INT NOT NULL, UNIQUE KEY uu (u))",
+        f"INSERT INTO `{src}`.t SELECT seq, seq % 1000 FROM `{src}`.seq_1_to_3000")
+    run(t, "SET SESSION unique_checks=0")
+    with pytest.raises(DatabaseError, match="Duplicate entry"):
+        sync(conns, src, dst, ["t"])
+    assert run(admin, f"SELECT COUNT(*) FROM `{dst}`.t")[0][0] == 0
+    assert run(t, "SELECT @@unique_checks, @@foreign_key_checks")[0] == (0, 1)
+    # Without the duplicates the same table copies.
+    run(admin, f"UPDATE `{src}`.t SET u = id")
+    assert sync(conns, src, dst, ["t"]).tables[0].inserted == 3000
+    assert_same(admin, src, dst, "t")
+
+
 # -- refusals: nothing runs -----------------------------------------------------------------
 
 
@@ -389,8 +443,8 @@ def test_session_settings_are_restored(conns, db_pair):
     both(admin, src, dst, "CREATE TABLE t (id INT PRIMARY KEY)")
     run(t, "SET SESSION sql_mode='ANSI_QUOTES', time_zone='+05:00'")
     sync(conns, src, dst, ["t"])
-    assert run(t, "SELECT @@sql_mode, @@time_zone, @@foreign_key_checks, @@autocommit")[0] == (
-        "ANSI_QUOTES", "+05:00", 1, 1)
+    assert run(t, "SELECT @@sql_mode, @@time_zone, @@foreign_key_checks, @@unique_checks, @@autocommit")[0] == (
+        "ANSI_QUOTES", "+05:00", 1, 1, 1)
 
 
 def test_concurrent_progress_hook_runs_on_caller_thread(conns, db_pair):

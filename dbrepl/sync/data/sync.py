@@ -192,7 +192,9 @@ class _Run:
         committed = False
         try:
             src_saved = _session(self.src, "@@time_zone, @@sql_mode, @@group_concat_max_len")
-            dst_saved = _session(self.dst, "@@time_zone, @@sql_mode, @@foreign_key_checks")
+            dst_saved = _session(
+                self.dst, "@@time_zone, @@sql_mode, @@foreign_key_checks, @@unique_checks"
+            )
             src_packet = int(_rows(self.src, "SELECT @@max_allowed_packet")[0][0])
             dst_packet = int(_rows(self.dst, "SELECT @@max_allowed_packet")[0][0])
             # A statement must fit the target's packet; a joined range the source's too.
@@ -207,10 +209,13 @@ class _Run:
             _exec(self.src, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             # One snapshot for the whole run: all tables are read as of the same instant.
             _exec(self.src, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            # unique_checks=1 whatever the caller's session says: with 0, MariaDB 10.6+ takes
+            # its bulk path for a table empty at the first INSERT, and MySQL may skip the
+            # duplicate check on secondary unique keys (docs/data-sync.md, "Empty target").
             _exec(
                 self.dst,
                 f"SET SESSION time_zone='+00:00', sql_mode='{_TARGET_SQL_MODE}',"
-                " foreign_key_checks=0",
+                " foreign_key_checks=0, unique_checks=1",
             )
             _exec(self.dst, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             _exec(self.dst, "START TRANSACTION")
@@ -241,7 +246,8 @@ class _Run:
             if src_saved:
                 _restore(self.src, "time_zone", "sql_mode", "group_concat_max_len", values=src_saved)
             if dst_saved:
-                _restore(self.dst, "time_zone", "sql_mode", "foreign_key_checks", values=dst_saved)
+                _restore(self.dst, "time_zone", "sql_mode", "foreign_key_checks", "unique_checks",
+                         values=dst_saved)
 
     def both(self, on_source: Callable[[], Any], on_target: Callable[[], Any]) -> tuple[Any, Any]:
         """Run a source query and a target query at the same time (two servers, two sockets)."""
