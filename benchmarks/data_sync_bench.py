@@ -1,6 +1,6 @@
 """Data sync benchmark: dbrepl against pt-table-sync and mysqldump | mysql, same server, same run.
 
-    python benchmarks/data_sync_bench.py [--rows 1000000] [--skip-pt-10]
+    python benchmarks/data_sync_bench.py [--rows 1000000] [--skip-pt-10] [--scenario "empty target"]
 
 Starts a private MariaDB (tests/mariadb_server.py) and builds a source table of N rows
 (integer key, VARCHAR, CHAR, INT, DECIMAL, DATETIME, nullable TEXT). For each scenario the
@@ -23,13 +23,18 @@ is then checked: CHECKSUM TABLE equal, and the number of rows still differing wh
 byte for byte (BINARY, <=>). Times, ratios (dbrepl / other) and correctness are printed,
 and the figures are written as JSON to benchmarks/data_sync_results.json.
 
-The machine's load matters: run it on an otherwise idle host for comparable figures.
+`--scenario LABEL` (repeatable) runs only those scenarios and replaces only their entries in
+the JSON file, keeping the others (when it was written for the same --rows).
+
+The machine's load matters: run it on an otherwise idle host for comparable figures. The load
+average before each scenario goes into the JSON file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -153,13 +158,21 @@ def time_dump(server) -> float:
     return time.monotonic() - started
 
 
+SCENARIOS = [("0%", 0.0, "pt-table-sync"), ("0.1%", 0.001, "pt-table-sync"),
+             ("10%", 0.1, "pt-table-sync"), ("empty target", None, "mysqldump | mysql"),
+             ("0.1% paired", 0.001, "pt-table-sync")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-pt-10", action="store_true", help="skip pt-table-sync at 10%% (minutes)")
+    parser.add_argument("--scenario", action="append", choices=[label for label, _, _ in SCENARIOS],
+                        help="run only this scenario (repeatable); the JSON file keeps the others")
     args = parser.parse_args()
     if not shutil.which("pt-table-sync"):
         sys.exit("pt-table-sync not found (apt-get install percona-toolkit)")
+    scenarios = [s for s in SCENARIOS if not args.scenario or s[0] in args.scenario]
     server = mariadb_server.start(("--innodb-buffer-pool-size=1G",))
     results = []
     try:
@@ -167,11 +180,8 @@ def main() -> None:
         t0 = time.monotonic()
         build_source(admin, args.rows)
         print(f"source: {args.rows:,} rows built in {time.monotonic() - t0:.1f} s")
-        scenarios = [("0%", 0.0, "pt-table-sync"), ("0.1%", 0.001, "pt-table-sync"),
-                     ("10%", 0.1, "pt-table-sync"), ("empty target", None, "mysqldump | mysql"),
-                     ("0.1% paired", 0.001, "pt-table-sync")]
         for label, share, other in scenarios:
-            row = {"scenario": label}
+            row = {"scenario": label, "load_average_1min": round(os.getloadavg()[0], 2)}
             for tool in ("dbrepl", other):
                 if tool == "pt-table-sync" and share == 0.1 and args.skip_pt_10:
                     continue
@@ -196,6 +206,12 @@ def main() -> None:
     finally:
         server.stop()
     out = ROOT / "benchmarks" / "data_sync_results.json"
+    if args.scenario and out.exists():
+        kept = json.loads(out.read_text())
+        if kept.get("rows") == args.rows:
+            new = {r["scenario"]: r for r in results}
+            old = {r["scenario"]: r for r in kept.get("results", [])}
+            results = [new.get(label) or old[label] for label, _, _ in SCENARIOS if label in new or label in old]
     out.write_text(json.dumps({"rows": args.rows, "results": results}, indent=2) + "\n")
     print(f"written {out.relative_to(ROOT)}")
 
