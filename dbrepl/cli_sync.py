@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
 
+from dbrepl import names
 from dbrepl import sync_runner as runner
 from dbrepl.errors import BadInput
 
@@ -87,10 +88,11 @@ def _exit_for(result: dict[str, Any], changed: bool, detailed: bool) -> None:
         raise typer.Exit(3)
 
 
-def _run_env(ctx: typer.Context, pair: runner.Pair, kind: str, event: dict[str, Any], direct: bool) -> dict[str, Any]:
+def _run_env(ctx: typer.Context, pair: runner.Pair, kind: str, event: dict[str, Any], direct: bool,
+             progress: Any = None) -> dict[str, Any]:
     assert pair.suffix is not None
     estate = runner.Estate(pair.spec, pair.suffix)
-    return estate.run(kind, event, direct=direct or _sandboxed(ctx))
+    return estate.run(kind, event, direct=direct or _sandboxed(ctx), progress=progress)
 
 
 # --------------------------------------------------------------------------- sync schema
@@ -212,7 +214,13 @@ def sync_data(
             event["verbose"] = True
         if tables:
             event["tables"] = tables
-        result = _run_env(ctx, pair, "data", event, direct)
+        if direct or _sandboxed(ctx):  # the handler's code runs here: it can report progress
+            with _progress_bar() as hook:
+                result = _run_env(ctx, pair, "data", event, direct, progress=hook)
+        else:
+            err.print(f"Invoking function {escape(names.function('data', pair.suffix or ''))}: no progress "
+                      "is shown until it returns (--direct runs it here, with a progress bar).")
+            result = _run_env(ctx, pair, "data", event, direct)
     if json_:
         print(json.dumps(result, default=str))
     else:

@@ -291,8 +291,11 @@ class Estate:
 
     # -- running an event
 
-    def run(self, kind: str, event: dict[str, Any], *, direct: bool) -> dict[str, Any]:
-        return self.run_direct(kind, event) if direct else self.invoke(kind, event)
+    def run(self, kind: str, event: dict[str, Any], *, direct: bool,
+            progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
+        """`progress` reaches the data handler's code when it runs here (`direct`); an
+        invoked function reports nothing until it returns."""
+        return self.run_direct(kind, event, progress=progress) if direct else self.invoke(kind, event)
 
     def invoke(self, kind: str, event: dict[str, Any]) -> dict[str, Any]:
         """Invoke the deployed function (RequestResponse) and return its result body."""
@@ -336,14 +339,17 @@ class Estate:
                     f"read the configuration of function {name}", self.suffix)
         return dict((conf.get("Environment") or {}).get("Variables") or {})
 
-    def run_direct(self, kind: str, event: dict[str, Any]) -> dict[str, Any]:
-        """The handler's code in this process, with the function's environment variables."""
+    def run_direct(self, kind: str, event: dict[str, Any],
+                   progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
+        """The handler's code in this process, with the function's environment variables
+        (`progress`: the data sync's Progress hook; the schema runner takes none)."""
         variables = self.function_environment(kind)
         environ = {**os.environ, **variables}
         if (st := sandbox.active_state()) is not None:  # in the sandbox: the clusters' MariaDB stand-ins
             environ.update(sandbox.stand_in_environment(st, variables))
         runner = getattr(handler_module(kind), EVENT_RUNNERS[kind])
-        result = runner(event, environ=environ, client=self.client)
+        extra = {"progress": progress} if progress is not None else {}
+        result = runner(event, environ=environ, client=self.client, **extra)
         # What Lambda would have returned: the body is JSON (dates as text).
         return dict(json.loads(json.dumps(result, default=str)))
 

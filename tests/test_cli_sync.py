@@ -358,6 +358,52 @@ def test_direct_schema_and_data_sync_with_env_names_then_status(dev, staging, ap
 
 
 @pytest.mark.mariadb
+def test_direct_data_sync_feeds_the_progress_bar(dev, staging, app_dbs, monkeypatch) -> None:
+    """--direct runs the handler's code here, so the CLI's progress bar gets its Progress events."""
+    from dbrepl import cli_sync
+
+    seen: list[Any] = []
+
+    class Recorder:  # stands in for the rich bar (which stays off without a terminal)
+        def __enter__(self) -> Any:
+            return seen.append
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    monkeypatch.setattr(cli_sync, "_progress_bar", Recorder)
+    sql(dev, "INSERT INTO app.lookup_data SELECT CONCAT('k', seq), CONCAT('label ', seq) FROM app.seq_1_to_3000")
+    assert cli("sync", "schema", "dev", "staging", "--direct", *ENV_ARGS).exit_code == 0
+    r = cli("sync", "data", "dev", "staging", "--direct", *ENV_ARGS)
+    assert r.exit_code == 0 and "Synced 3002 row(s)" in r.output, r.output
+    assert "no progress" not in r.output
+    assert seen and {(p.database, p.table) for p in seen} == {("app", "lookup_data")}
+    compared = [p.rows_compared for p in seen]
+    assert compared == sorted(compared) and compared[-1] == 3002
+    assert all(p.rows_compared <= p.rows_estimate for p in seen)
+    assert seen[-1].phase == "done" and seen[-1].inserted == 3002
+    assert {p.phase for p in seen[:-1]} == {"apply"}  # empty target: copied, not compared
+
+
+def test_progress_bar_follows_compared_rows(monkeypatch) -> None:
+    from rich.console import Console
+
+    from dbrepl import cli_sync
+    from dbrepl.sync.data import Progress
+
+    monkeypatch.setattr(cli_sync, "err", Console(file=io.StringIO(), force_terminal=True, width=100))
+    bar = cli_sync._progress_bar()
+    hook = bar.__enter__()
+    try:
+        hook(Progress("app", "t", "compare", 10, 100, 0, 0, 0))
+        hook(Progress("app", "t", "apply", 150, 150, 5, 0, 0))
+        task = bar.bar.tasks[0]
+        assert (task.description, task.completed, task.total) == ("app.t", 150, 150)
+    finally:
+        bar.__exit__(None, None, None)
+
+
+@pytest.mark.mariadb
 def test_direct_refusal_and_unknown_table_from_the_function(dev, staging, app_dbs) -> None:
     assert cli("sync", "schema", "dev", "staging", "--direct", *ENV_ARGS).exit_code == 0
     sql(staging, "ALTER TABLE app.customer ADD COLUMN legacy INT")
@@ -398,6 +444,7 @@ def test_invoke_sends_the_seed_event_and_renders_the_result(dev, staging, app_db
     assert r.exit_code == 0 and "verified" in r.output, r.output
     r = cli("sync", "data", "dev", "staging", "--table", "lookup_data", "--dry-run", *ENV_ARGS)
     assert r.exit_code == 0 and "2 would insert" in r.output, r.output
+    assert f"Invoking function db-sync-data-replication-{SUFFIX}: no progress is shown" in r.output
     assert events == [
         {"function": f"db-sync-schema-replication-{SUFFIX}", "source_env": "dev", "target_env": "staging",
          "dry_run": False, "allow_destructive": False, "databases": ["app"]},

@@ -110,6 +110,31 @@ def test_seed_event_syncs_and_records(estate):
     assert (code, body["rows_synced"]) == (200, 0)
 
 
+def test_progress_hook_for_a_local_run(estate):
+    """run_data_event's optional hook (what `--direct` draws its bar from) sees every table;
+    an exception from it rolls the run back and propagates, and nothing is recorded."""
+    from dbrepl.sync.data.event import run_data_event
+
+    seen = []
+    event = {"source_env": "dev", "target_env": "staging", "tables": ["lookup_table", "config_table"]}
+    before = snapshot(estate["staging"], estate["db"], "lookup_table")
+
+    def boom(p):
+        raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError, match="stop"):
+        run_data_event(event, progress=boom)
+    assert snapshot(estate["staging"], estate["db"], "lookup_table") == before
+    with pytest.raises(estate["ssm"].exceptions.ParameterNotFound):
+        record(estate)
+    body = run_data_event(event, progress=seen.append)
+    assert body["status"] == "success" and body["rows_synced"] == 5
+    done = [(p.table, p.rows_compared, p.inserted, p.updated, p.deleted) for p in seen if p.phase == "done"]
+    assert done == [("lookup_table", 3, 1, 1, 1), ("config_table", 2, 1, 1, 0)]
+    assert all(p.rows_compared <= p.rows_estimate for p in seen)
+    assert {p.phase for p in seen} >= {"compare", "apply", "done"}
+
+
 def test_dry_run_changes_nothing_and_records_nothing(estate):
     before = snapshot(estate["staging"], estate["db"], "lookup_table")
     code, body = invoke({"source_env": "dev", "target_env": "staging",

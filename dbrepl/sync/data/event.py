@@ -11,6 +11,10 @@ before any row is read. Every run that names two valid environments leaves its r
 SSM (`/db-replication/<suffix>/last-data-sync/<source>-to-<target>`) with `rows_synced` and
 inserted/updated/deleted per table, as the seed does; a dry run records nothing (nothing
 was synced).
+
+`progress` (optional, called with dbrepl.sync.data.Progress after each chunk compared and each
+statement applied) is for a caller running this in its own process (`--direct`); the Lambda
+handler passes none.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from dbrepl.sync import aws
 from dbrepl.sync.connection import connect
-from dbrepl.sync.data.sync import sync_data
+from dbrepl.sync.data.sync import ProgressHook, sync_data
 from dbrepl.sync.data.tables import check_not_system, resolve_tables
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
@@ -81,8 +85,12 @@ def run_data_event(
     event: object,
     environ: Mapping[str, str] | None = None,
     client: ClientFactory | None = None,
+    progress: ProgressHook | None = None,
 ) -> dict[str, Any]:
-    """Run one event and return its JSON-able result (never raises for a failed sync)."""
+    """Run one event and return its JSON-able result (never raises for a failed sync).
+
+    An exception raised by `progress` rolls the run back and propagates (as in sync_data).
+    """
     environ = os.environ if environ is None else environ
     clients: dict[str, Any] = {}
 
@@ -100,7 +108,7 @@ def run_data_event(
         checked = validate_event(event, environ)
         result.update(source=checked["source"], target=checked["target"],
                       dry_run=checked["dry_run"])
-        _run(checked, environ, get, result)
+        _run(checked, environ, get, result, progress)
     except InvalidInput as exc:
         result.update(status="invalid", error=str(exc))
     except SyncError as exc:
@@ -111,7 +119,7 @@ def run_data_event(
 
 
 def _run(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
-         result: dict[str, Any]) -> None:
+         result: dict[str, Any], progress: ProgressHook | None = None) -> None:
     secrets = get("secretsmanager")
     src = connect(aws.endpoint_for_env(checked["source"], environ, secrets))
     try:
@@ -120,7 +128,7 @@ def _run(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory
             pairs = resolve_tables(src, checked["tables"], checked["databases"])
             result["tables"] = [f"{d}.{t}" for d, t in pairs]
             synced = sync_data(src, dst, pairs, dry_run=checked["dry_run"],
-                               statements=checked["verbose"])
+                               statements=checked["verbose"], progress=progress)
         finally:
             dst.close()
     finally:
