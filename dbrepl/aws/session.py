@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
@@ -25,6 +26,42 @@ from dbrepl.errors import BadInput
 
 ClientHook = Callable[[Any], None]
 DEFAULT = "default"
+
+
+_models_lock = threading.Lock()
+_models: list[botocore.loaders.Loader] = []
+
+
+class _Paths(list):
+    """A search path list that keeps one copy of each path: boto3 appends its own data path to
+    the loader of every session it wraps, and this loader is shared by all of them."""
+
+    def append(self, item: Any) -> None:
+        if item not in self:
+            super().append(item)
+
+
+def shared_loader() -> botocore.loaders.Loader:
+    """The process's one botocore data loader (it caches what it parses)."""
+    with _models_lock:
+        if not _models:
+            loader = botocore.loaders.create_loader(os.environ.get("AWS_DATA_PATH"))
+            loader._search_paths = _Paths(loader.search_paths)
+            _models.append(loader)
+        return _models[0]
+
+
+def forget_models() -> None:
+    """Drop the parsed service models, as in a new process (benchmarks measure both)."""
+    with _models_lock:
+        _models.clear()
+
+
+def new_session(region: str | None, cls: type[boto3.Session] = boto3.Session) -> boto3.Session:
+    """A boto3 session on the default credential chain that shares the process's models."""
+    bs = botocore.session.get_session()
+    bs.register_component("data_loader", shared_loader())
+    return cls(botocore_session=bs, region_name=region)
 
 
 @dataclass(frozen=True)
@@ -56,7 +93,7 @@ class SessionFactory:
         self._env_roles = {k: v for k, v in (env_roles or {}).items() if v is not None}
         self._max_attempts = max_attempts
         self.hooks: list[ClientHook] = list(hooks or [])
-        self._session_maker = session_maker or (lambda r: boto3.Session(region_name=r))
+        self._session_maker = session_maker or new_session
         self._sessions: dict[tuple[str, str], boto3.Session] = {}
         self._clients: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.RLock()
@@ -118,6 +155,7 @@ class SessionFactory:
             # Refreshed by botocore shortly before expiry: long Aurora waits outlive one hour.
             creds = RefreshableCredentials.create_from_metadata(fetch(), fetch, "sts-assume-role")
             bs = botocore.session.get_session()
+            bs.register_component("data_loader", shared_loader())
             bs._credentials = creds
             sess = self._sessions[key] = boto3.Session(botocore_session=bs, region_name=region)
         return sess
