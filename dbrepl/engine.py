@@ -165,6 +165,11 @@ class Step:
 
     name: ClassVar[str]
     depends_on: ClassVar[tuple[str, ...]] = ()
+    # For apply, finer than depends_on: {phase: entries} says what a phase needs done first,
+    # each entry "step" (all of its phases) or "step:N" (its phases up to N); a phase needs its
+    # own entries and those of every earlier phase, and every entry's step is in depends_on.
+    # None: every phase needs all of depends_on. Destroy keeps to depends_on, reversed.
+    needs: ClassVar[dict[int, tuple[str, ...]] | None] = None
     # IAM actions the step needs; documented and checked by tests.
     permissions: ClassVar[tuple[str, ...]] = ()
 
@@ -429,6 +434,11 @@ class Engine:
             for dep in s.depends_on:
                 if dep not in self.steps:
                     raise DbreplError(f"step {s.name!r} depends on unknown step {dep!r}")
+            for entries in (s.needs or {}).values():
+                for entry in entries:
+                    dep, _, upto = entry.partition(":")
+                    if dep not in s.depends_on or (upto and not upto.isdigit()):
+                        raise DbreplError(f"step {s.name!r} needs {entry!r}: not a phase of a step it depends on")
         self.order = self._topo()
 
     def _topo(self) -> list[str]:
@@ -487,29 +497,64 @@ class Engine:
 
     # -- doing
     def apply(self, plan: Plan | None = None) -> Plan:
-        """Apply in dependency order; each step re-plans with its parents' new ids."""
+        """Apply phase by phase over the graph of (step, phase): a phase starts once the phases it
+        needs are done (Step.needs), so independent work overlaps across steps; each phase
+        re-plans with the ids its parents just made."""
         if plan is None:
             plan = self.plan()
+        for name in self.order:  # refuse before anything changes, not halfway through
+            self._refuse_replacements(self.steps[name], [c for c in plan.changes if c.step == name])
+        phases = {n: self._phases(n) for n in self.order}
+        nodes = [(n, p) for n in self.order for p in phases[n]]
+
+        def deps(node: tuple[str, int]) -> set[tuple[str, int]]:
+            name, phase = node
+            out = {(name, q) for q in phases[name] if q < phase}
+            for dep, upto in self._needs(self.steps[name], phase):
+                out |= {(dep, q) for q in phases[dep] if upto is None or q <= upto}
+            return out
+
         done: list[Change] = []
-        self._run_graph(self.order, lambda name: self._apply_step(name, done), reverse=False)
+        self._run_graph(nodes, deps, lambda node: self._apply_phase(*node, done), lambda node: node[0])
         return Plan(done)
 
     def destroy(self, plan: Plan | None = None) -> Plan:
         if plan is None:
             plan = self.destroy_plan()
         done: list[Change] = []
-        self._run_graph(list(reversed(self.order)), lambda name: self._destroy_step(name, done), reverse=True)
-        return Plan(done)
 
-    def _run_graph(self, order: list[str], run: Callable[[str], None], reverse: bool) -> None:
         def deps(n: str) -> set[str]:
-            if not reverse:
-                return set(self.steps[n].depends_on)
             return {m for m, s in self.steps.items() if n in s.depends_on}
 
-        finished: set[str] = set()
+        self._run_graph(list(reversed(self.order)), deps, lambda name: self._destroy_step(name, done), str)
+        return Plan(done)
+
+    def _phases(self, name: str) -> list[int]:
+        """The phases a step has here: those of what it wants and of what exists."""
+        wanted = {r.phase for r in self._select(self.steps[name].desired(self.ctx))}
+        found = {o.phase for o in self.ctx.observed.get(name, {}).values() if self.ctx.selected(o.env)}
+        return sorted(wanted | found)
+
+    @staticmethod
+    def _needs(step: Step, phase: int) -> list[tuple[str, int | None]]:
+        """(step, last phase needed or None for all) that `phase` of `step` waits for."""
+        if step.needs is None:
+            return [(d, None) for d in step.depends_on]
+        out = []
+        for p, entries in step.needs.items():
+            if p <= phase:
+                for entry in entries:
+                    dep, _, upto = entry.partition(":")
+                    out.append((dep, int(upto) if upto else None))
+        return out
+
+    def _run_graph(self, order: list[Any], deps: Callable[[Any], set[Any]], run: Callable[[Any], None],
+                   step_of: Callable[[Any], str]) -> None:
+        """Run nodes as their dependencies finish, side by side; stop starting new ones at the
+        first failure and raise it, naming the steps not finished."""
+        finished: set[Any] = set()
         failed: list[BaseException] = []
-        running: dict[Future, str] = {}
+        running: dict[Future, Any] = {}
         remaining = list(order)
         with ThreadPoolExecutor(max_workers=len(order) or 1) as pool:
             while remaining or running:
@@ -534,39 +579,44 @@ class Engine:
             exc = failed[0]
             if not isinstance(exc, Exception):
                 raise exc  # a kill (KeyboardInterrupt, SystemExit) goes straight through
-            not_run = [n for n in order if n not in finished]
+            not_run = list(dict.fromkeys(step_of(n) for n in order if n not in finished))
             if isinstance(exc, DbreplError) and not_run:
                 raise _with_left(exc, not_run) from exc
             raise exc
+        if remaining:
+            raise DbreplError(f"steps that can never start (a dependency cycle): {', '.join(map(str, remaining))}")
 
-    def _apply_step(self, name: str, done: list[Change]) -> None:
+    def _apply_phase(self, name: str, phase: int, done: list[Change]) -> None:
         step = self.steps[name]
-        changes = self.plan_step(name)
-        self._refuse_replacements(step, changes)
-        for phase in sorted({c.phase for c in changes}):
-            # Re-plan each phase: earlier phases made the ids later ones refer to.
-            desired = {(r.env, r.key): r for r in self._select(step.desired(self.ctx))}
-            batch = [c for c in self.plan_step(name) if c.phase == phase]
+        desired = {(r.env, r.key): r for r in self._select(step.desired(self.ctx))}
+        batch = [c for c in self.plan_step(name) if c.phase == phase]
+        self._refuse_replacements(step, batch)
 
-            def one(c: Change, desired: dict = desired) -> None:
-                self.ctx.report("start", change=c)
-                t0 = time.monotonic()
-                have = self.ctx.get(name, c.env, c.key)
-                try:
-                    if c.action == "delete":
-                        assert have is not None
-                        step.delete(self.ctx, have)
-                        self.ctx.forget_observed(name, c.env, c.key)
-                    else:
-                        new = step.apply(self.ctx, c, desired[(c.env, c.key)], have)
-                        if new is not None:
-                            self.ctx.record(name, new)
-                except (ClientError, BotoCoreError) as e:
-                    raise AwsFailure(f"{_verb(c)} {c.type} {c.name}", _why(e)) from e
-                done.append(c)
-                self.ctx.report("done", change=c, elapsed=time.monotonic() - t0)
+        def one(c: Change) -> None:
+            want = desired.get((c.env, c.key))
+            if want is not None:
+                missing = _first_unknown(want.props)
+                if missing is not None:
+                    raise DbreplError(f"{c.type} {c.name} needs {missing.what}, which is not made yet: "
+                                      f"the {name} step's needs are wrong (a bug in dbrepl)")
+            self.ctx.report("start", change=c)
+            t0 = time.monotonic()
+            have = self.ctx.get(name, c.env, c.key)
+            try:
+                if c.action == "delete":
+                    assert have is not None
+                    step.delete(self.ctx, have)
+                    self.ctx.forget_observed(name, c.env, c.key)
+                else:
+                    new = step.apply(self.ctx, c, want, have)
+                    if new is not None:
+                        self.ctx.record(name, new)
+            except (ClientError, BotoCoreError) as e:
+                raise AwsFailure(f"{_verb(c)} {c.type} {c.name}", _why(e)) from e
+            done.append(c)
+            self.ctx.report("done", change=c, elapsed=time.monotonic() - t0)
 
-            self._parallel(one, batch)
+        self._parallel(one, batch)
 
     def _refuse_replacements(self, step: Step, changes: list[Change]) -> None:
         desired = {(r.env, r.key): r for r in self._select(step.desired(self.ctx))}
@@ -623,6 +673,17 @@ class Engine:
                 raise exc
         if errors:
             raise errors[0]
+
+
+def _first_unknown(v: Any) -> Unknown | None:
+    if isinstance(v, Unknown):
+        return v
+    items = v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else ()
+    for x in items:
+        found = _first_unknown(x)
+        if found is not None:
+            return found
+    return None
 
 
 def _with_left(exc: DbreplError, not_run: list[str]) -> DbreplError:

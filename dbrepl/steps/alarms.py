@@ -18,6 +18,7 @@ FIELDS = ("AlarmDescription", "MetricName", "Namespace", "Statistic", "Period", 
 class Alarms(Step):
     name = "alarms"
     depends_on = ("aurora",)
+    needs = {0: ("aurora:1",)}  # the clusters they watch, not their instances
     permissions = ("cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms",
                    "cloudwatch:TagResource", "tag:GetResources")
 

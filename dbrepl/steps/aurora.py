@@ -22,6 +22,9 @@ CLUSTER_FIELDS = ("BackupRetentionPeriod", "PreferredBackupWindow", "PreferredMa
 class Aurora(Step):
     name = "aurora"
     depends_on = ("network", "kms", "secrets")
+    # The subnet group and cluster need the subnets and security groups (network phase 1), not
+    # the routes, rules and endpoints of network's last phase.
+    needs = {0: ("network:1", "kms", "secrets")}
     permissions = ("rds:CreateDBSubnetGroup", "rds:ModifyDBSubnetGroup", "rds:DeleteDBSubnetGroup",
                    "rds:DescribeDBSubnetGroups", "rds:CreateDBCluster", "rds:ModifyDBCluster", "rds:DeleteDBCluster",
                    "rds:DescribeDBClusters", "rds:CreateDBInstance", "rds:ModifyDBInstance", "rds:DeleteDBInstance",
@@ -67,7 +70,7 @@ class Aurora(Step):
             out.append(Resource(
                 "connection-parameter", "AWS::SSM::Parameter", env, pname,
                 {"Type": "String", "Value": value, "Description": f"{env.capitalize()} Aurora cluster connection string"},
-                {**ctx.tags(env, self.name, f"{env}-connection-{s}")}, phase=3,
+                {**ctx.tags(env, self.name, f"{env}-connection-{s}")}, phase=2,
             ))
         return out
 
@@ -145,7 +148,7 @@ class Aurora(Step):
             out.append(Observed("connection-parameter", "AWS::SSM::Parameter", env, p["Name"], p["Name"],
                                 {"Type": p.get("Type"), "Value": p.get("Value"),
                                  "Description": p.get("Description", "_unknown_")},
-                                t, attrs={"arn": arn}, phase=3))
+                                t, attrs={"arn": arn}, phase=2))
         return out
 
     # ------------------------------------------------------------------ apply
@@ -269,7 +272,7 @@ class Aurora(Step):
                                   Overwrite=True)
             if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
                 ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=want.name, Tags=tag_list(want.tags))
-        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags), phase=3)
+        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags), phase=2)
 
     def _tags(self, rds: Any, have: Observed, want: Resource) -> None:
         if any((have.tags or {}).get(k) != v for k, v in want.tags.items()) and have.attrs.get("arn"):

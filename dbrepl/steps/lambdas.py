@@ -66,6 +66,9 @@ def function_environment(ctx: Context) -> dict[str, Any]:
 class Lambdas(Step):
     name = "lambdas"
     depends_on = ("network", "kms", "secrets", "aurora", "bucket")
+    # The role (its policy names the secrets and keys) and the log groups go first, beside Aurora;
+    # the functions need the subnets and function SG, and the clusters' endpoints (not instances).
+    needs = {0: ("kms", "secrets"), 1: ("network:1", "aurora:1", "bucket")}
     permissions = ("iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
                    "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
                    "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",

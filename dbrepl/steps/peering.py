@@ -27,6 +27,8 @@ LIVE = ("pending-acceptance", "provisioning", "active", "initiating-request")
 class Peering(Step):
     name = "peering"
     depends_on = ("network",)
+    # The peering needs the VPCs; its routes and SG rules the route tables and groups.
+    needs = {0: ("network:0",), 1: ("network:1",)}
     permissions = ("ec2:CreateVpcPeeringConnection", "ec2:AcceptVpcPeeringConnection",
                    "ec2:DeleteVpcPeeringConnection", "ec2:DescribeVpcPeeringConnections", "ec2:CreateRoute",
                    "ec2:ReplaceRoute", "ec2:DeleteRoute", "ec2:DescribeRouteTables",
