@@ -346,12 +346,16 @@ class Network(Step):
             return self._apply_rule(ctx, ec2, want, have)
         if kind == "vpc":
             vid = have.id if have else None
+            current = have.props if have else NEW_VPC_DNS
             if vid is None:
-                vid = ec2.create_vpc(CidrBlock=p["CidrBlock"], TagSpecifications=tag_specs("vpc", want.tags))["Vpc"]["VpcId"]
-                ctx.wait_for(f"VPC {want.name}", lambda: _vpc_state(ec2, vid) == "available",
-                             ctx.timing.aurora_timeout_minutes * 60)
+                vpc = ec2.create_vpc(CidrBlock=p["CidrBlock"], TagSpecifications=tag_specs("vpc", want.tags))["Vpc"]
+                vid = vpc["VpcId"]
+                if vpc.get("State") != "available":
+                    ctx.wait_for(f"VPC {want.name}", lambda: _vpc_state(ec2, vid) == "available",
+                                 ctx.timing.aurora_timeout_minutes * 60)
+            # In this order: DNS hostnames cannot be turned on while DNS support is off.
             for attr in ("EnableDnsSupport", "EnableDnsHostnames"):
-                if have is None or have.props.get(attr) != p[attr]:
+                if current.get(attr) != p[attr]:
                     ec2.modify_vpc_attribute(VpcId=vid, **{attr: {"Value": p[attr]}})
         elif kind == "subnet":
             vid = have.id if have else None
@@ -493,6 +497,11 @@ def _peering_owned(ctx: Context, env: str, rule: dict, fn_id: str | None) -> boo
 
 def sorted_ids(ids: list[Any]) -> list[Any]:
     return ids if any(not isinstance(i, str) for i in ids) else sorted(ids)
+
+
+# What a new (non-default) VPC has: DNS support on, DNS hostnames off (EC2 User Guide, "DNS
+# attributes for your VPC"); only what differs is modified after CreateVpc.
+NEW_VPC_DNS = {"EnableDnsSupport": True, "EnableDnsHostnames": False}
 
 
 def _vpc_state(ec2: Any, vpc_id: str) -> str:
