@@ -177,6 +177,57 @@ def record_result(
     return record
 
 
+ClientFactory = Callable[[str], Any]
+
+
+def client_cache(factory: ClientFactory | None = None) -> ClientFactory:
+    """`get(service)`: one client per service, made on first use by `factory` (default
+    `client`), so a run that fails validation makes none and tests can serve them with moto."""
+    clients: dict[str, Any] = {}
+
+    def get(service: str) -> Any:
+        if service not in clients:
+            clients[service] = (factory or client)(service)
+        return clients[service]
+
+    return get
+
+
+def check_event(event: object, keys: set[str] | frozenset[str]) -> Mapping[str, Any]:
+    """The event as a mapping with only known `keys`, or InvalidInput (no I/O)."""
+    if not isinstance(event, Mapping):
+        raise InvalidInput("the event must be a JSON object")
+    unknown = set(event) - set(keys)
+    if unknown:
+        raise InvalidInput(f"unknown event key(s): {', '.join(sorted(map(str, unknown)))}")
+    return event
+
+
+def event_bool(event: Mapping[str, Any], key: str) -> bool:
+    """A true/false event key (default false); anything else is InvalidInput."""
+    value = event.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidInput(f"{key} must be true or false, not {value!r}")
+    return value
+
+
+def record_run(result: dict[str, Any], environ: Mapping[str, str], get: ClientFactory, kind: str,
+               payload: Mapping[str, Any]) -> None:
+    """Write a run's SSM record under ENVIRONMENT_SUFFIX (nothing without one) and note its
+    name and time in `result`; a failure to write is noted as `record_error`, never raised:
+    the sync's own outcome stays the answer."""
+    suffix = environ.get("ENVIRONMENT_SUFFIX")
+    if not suffix:
+        return
+    try:
+        check_name(suffix, "environment suffix")
+        record = record_result(get("ssm"), suffix, kind, result["source"], result["target"], payload)
+        result["record"] = record_name(suffix, kind, result["source"], result["target"])
+        result["recorded_at"] = record["timestamp"]
+    except Exception as exc:
+        result["record_error"] = str(exc)
+
+
 def _short(value: object) -> str:
     text = str(value)
     return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 3] + "..."

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from dbrepl.sync import aws
@@ -31,7 +31,7 @@ from dbrepl.sync.data.tables import check_not_system, resolve_tables
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
 
-ClientFactory = Callable[[str], Any]
+ClientFactory = aws.ClientFactory
 _KEYS = {"source_env", "target_env", "tables", "dry_run", "verbose"}
 # A Lambda response holds 6 MB: a verbose result keeps at most this many statements a table.
 MAX_STATEMENTS = 200
@@ -39,21 +39,13 @@ MAX_STATEMENTS = 200
 
 def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     """The event's checked values, or InvalidInput naming the first bad one (no I/O)."""
-    if not isinstance(event, Mapping):
-        raise InvalidInput("the event must be a JSON object")
-    unknown = set(event) - _KEYS
-    if unknown:
-        raise InvalidInput(f"unknown event key(s): {', '.join(sorted(map(str, unknown)))}")
+    event = aws.check_event(event, _KEYS)
     source = aws.check_env(event.get("source_env", "dev"))
     target = aws.check_env(event.get("target_env", "staging"))
     if source == target:
         raise InvalidInput("source_env and target_env must differ")
-    dry_run = event.get("dry_run", False)
-    if not isinstance(dry_run, bool):
-        raise InvalidInput(f"dry_run must be true or false, not {dry_run!r}")
-    verbose = event.get("verbose", False)
-    if not isinstance(verbose, bool):
-        raise InvalidInput(f"verbose must be true or false, not {verbose!r}")
+    dry_run = aws.event_bool(event, "dry_run")
+    verbose = aws.event_bool(event, "verbose")
     databases = aws.sync_databases(environ)
     tables = event.get("tables")
     if tables is None or tables == []:
@@ -92,13 +84,7 @@ def run_data_event(
     An exception raised by `progress` rolls the run back and propagates (as in sync_data).
     """
     environ = os.environ if environ is None else environ
-    clients: dict[str, Any] = {}
-
-    def get(service: str) -> Any:  # created on first use, so tests can serve them with moto
-        if service not in clients:
-            clients[service] = (client or aws.client)(service)
-        return clients[service]
-
+    get = aws.client_cache(client)
     result: dict[str, Any] = {"status": "error", "kind": "data"}
     if isinstance(event, Mapping):
         for key, default in (("source_env", "dev"), ("target_env", "staging")):
@@ -162,18 +148,10 @@ def _counts(tables: list) -> dict[str, int]:
 
 def _record(result: dict[str, Any], environ: Mapping[str, str], get: ClientFactory) -> None:
     """Write the SSM record when the run names two valid environments and a suffix."""
-    suffix = environ.get("ENVIRONMENT_SUFFIX")
-    if not suffix or "source" not in result or "target" not in result:
+    if "source" not in result or "target" not in result:
         return
-    try:
-        check_name(suffix, "environment suffix")
-        record = aws.record_result(get("ssm"), suffix, "data", result["source"], result["target"], {
-            "status": result["status"], "counts": result.get("counts", {}),
-            "error": result.get("error"), "rows_synced": result.get("rows_synced", 0),
-            "tables": result.get("per_table", []),
-        })
-        result["record"] = aws.record_name(suffix, "data", result["source"], result["target"])
-        result["recorded_at"] = record["timestamp"]
-    except SyncError as exc:
-        # The sync's own outcome stays the answer; the failed record is reported beside it.
-        result["record_error"] = str(exc)
+    aws.record_run(result, environ, get, "data", {
+        "status": result["status"], "counts": result.get("counts", {}),
+        "error": result.get("error"), "rows_synced": result.get("rows_synced", 0),
+        "tables": result.get("per_table", []),
+    })

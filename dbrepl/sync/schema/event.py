@@ -22,13 +22,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from dbrepl.sync import aws
 from dbrepl.sync.connection import connect
 from dbrepl.sync.errors import InvalidInput, SyncError
-from dbrepl.sync.ident import check_name
 from dbrepl.sync.migrations import (
     MigrationChecksumChanged,
     MigrationFailed,
@@ -45,20 +44,13 @@ from dbrepl.sync.schema.plan import (
     parse_renames,
 )
 
-ClientFactory = Callable[[str], Any]
+ClientFactory = aws.ClientFactory
 log = logging.getLogger(__name__)
 _KEYS = {"source_env", "target_env", "migration_script", "databases", "dry_run",
          "allow_destructive", "renames", "action"}
 ACTIONS = ("schema", "migrate", "migrate_status")
 # The record of a migrate run without a source_env: /last-schema-sync/migrations-to-<target>.
 MIGRATIONS_SOURCE = "migrations"
-
-
-def _bool(event: Mapping[str, Any], key: str) -> bool:
-    value = event.get(key, False)
-    if not isinstance(value, bool):
-        raise InvalidInput(f"{key} must be true or false, not {value!r}")
-    return value
 
 
 def _script_name(value: object, bucket: str | None) -> str:
@@ -77,11 +69,7 @@ def _script_name(value: object, bucket: str | None) -> str:
 
 def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     """The event's checked values, or InvalidInput naming the first bad one."""
-    if not isinstance(event, Mapping):
-        raise InvalidInput("the event must be a JSON object")
-    unknown = set(event) - _KEYS
-    if unknown:
-        raise InvalidInput(f"unknown event key(s): {', '.join(sorted(map(str, unknown)))}")
+    event = aws.check_event(event, _KEYS)
     script = event.get("migration_script")
     action = event.get("action", "migrate" if script is not None else "schema")
     if action not in ACTIONS:
@@ -107,7 +95,8 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     return {
         "action": action,
         "source": source, "target": target, "databases": [d for d, _ in pairs],
-        "dry_run": _bool(event, "dry_run"), "allow_destructive": _bool(event, "allow_destructive"),
+        "dry_run": aws.event_bool(event, "dry_run"),
+        "allow_destructive": aws.event_bool(event, "allow_destructive"),
         "renames": parse_renames(renames),
         "migration_script": None if script is None else _script_name(script, environ.get("MIGRATION_BUCKET")),
     }
@@ -120,13 +109,7 @@ def run_schema_event(
 ) -> dict[str, Any]:
     """Run one event and return its JSON-able result (never raises for a failed sync)."""
     environ = os.environ if environ is None else environ
-    clients: dict[str, Any] = {}
-
-    def get(service: str) -> Any:  # created on first use, so tests can serve them with moto
-        if service not in clients:
-            clients[service] = (client or aws.client)(service)
-        return clients[service]
-
+    get = aws.client_cache(client)
     result: dict[str, Any] = {"status": "error", "kind": "schema"}
     if isinstance(event, Mapping):
         # Labels for the record of an event that fails validation (valid names only).
@@ -242,21 +225,13 @@ def _record(result: dict[str, Any], environ: Mapping[str, str], get: ClientFacto
     """Write the SSM record when the run names two valid environments and a suffix."""
     if result.get("action") == "migrate_status":
         return  # a read-only look is not a sync
-    suffix = environ.get("ENVIRONMENT_SUFFIX")
     known = aws.known_envs(environ)
     source_ok = result.get("source") in known or (
         result.get("action") == "migrate" and result.get("source") == MIGRATIONS_SOURCE)
-    if not suffix or not source_ok or result.get("target") not in known or result["source"] == result["target"]:
+    if not source_ok or result.get("target") not in known or result["source"] == result["target"]:
         return  # no record under a name nobody configured
-    try:
-        check_name(suffix, "environment suffix")
-        record = aws.record_result(get("ssm"), suffix, "schema", result["source"], result["target"], {
-            "status": result["status"], "counts": result.get("counts", {}),
-            "error": result.get("error"), "dry_run": result.get("dry_run", False),
-            "databases": result.get("databases", []),
-        })
-        result["record"] = aws.record_name(suffix, "schema", result["source"], result["target"])
-        result["recorded_at"] = record["timestamp"]
-    except Exception as exc:
-        # The sync's own outcome stays the answer; the failed record is reported beside it.
-        result["record_error"] = str(exc)
+    aws.record_run(result, environ, get, "schema", {
+        "status": result["status"], "counts": result.get("counts", {}),
+        "error": result.get("error"), "dry_run": result.get("dry_run", False),
+        "databases": result.get("databases", []),
+    })
