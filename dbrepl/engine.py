@@ -233,6 +233,21 @@ class Context:
     def hub(self) -> str:
         return self.spec.sync.hub
 
+    def groups(self) -> list[list[str]]:
+        """The environments by (account, region): what one batched discovery call can see."""
+        out: dict[tuple[str, str], list[str]] = {}
+        for env in self.all_envs:
+            out.setdefault(self.sessions.group_key(env), []).append(env)
+        return list(out.values())
+
+    def each_group(self, fn: Callable[[list[str]], list[Observed]]) -> list[Observed]:
+        """`fn(envs)` for each group, the groups side by side (different accounts or regions)."""
+        groups = self.groups()
+        if len(groups) == 1:
+            return list(fn(groups[0]))
+        with ThreadPoolExecutor(max_workers=len(groups)) as pool:
+            return [o for part in pool.map(fn, groups) for o in part]
+
     # -- clients
     def client(self, service: str, env: str | None = None) -> Any:
         if env == SHARED:

@@ -40,23 +40,22 @@ class Alarms(Step):
         return out
 
     def discover(self, ctx: Context) -> list[Observed]:
-        groups: dict[tuple, list[str]] = {}
-        for env in ctx.all_envs:
-            groups.setdefault(ctx.sessions.group_key(env), []).append(env)
+        return ctx.each_group(lambda envs: self._discover(ctx, envs))
+
+    def _discover(self, ctx: Context, envs: list[str]) -> list[Observed]:
         out = []
-        for envs in groups.values():
-            wanted = {names.alarm(e, ctx.suffix): e for e in envs}
-            found = ctx.client("cloudwatch", envs[0]).describe_alarms(AlarmNames=list(wanted))["MetricAlarms"]
-            tags = tagged(ctx, envs[0])
-            for al in found:
-                env = wanted.get(al["AlarmName"])
-                t = tags.get(al["AlarmArn"], {})
-                if env is None or not ctx.owns(t):
-                    continue
-                props: dict[str, Any] = {k: al.get(k) for k in FIELDS}
-                props["Dimensions"] = [{"Name": d["Name"], "Value": d["Value"]} for d in al.get("Dimensions", [])]
-                out.append(Observed("alarm", "AWS::CloudWatch::Alarm", env, al["AlarmName"], al["AlarmName"], props, t,
-                                    attrs={"arn": al["AlarmArn"], "state": al.get("StateValue")}))
+        wanted = {names.alarm(e, ctx.suffix): e for e in envs}
+        found = ctx.client("cloudwatch", envs[0]).describe_alarms(AlarmNames=list(wanted))["MetricAlarms"]
+        tags = tagged(ctx, envs[0])
+        for al in found:
+            env = wanted.get(al["AlarmName"])
+            t = tags.get(al["AlarmArn"], {})
+            if env is None or not ctx.owns(t):
+                continue
+            props: dict[str, Any] = {k: al.get(k) for k in FIELDS}
+            props["Dimensions"] = [{"Name": d["Name"], "Value": d["Value"]} for d in al.get("Dimensions", [])]
+            out.append(Observed("alarm", "AWS::CloudWatch::Alarm", env, al["AlarmName"], al["AlarmName"], props, t,
+                                attrs={"arn": al["AlarmArn"], "state": al.get("StateValue")}))
         return out
 
     def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:

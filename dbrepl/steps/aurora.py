@@ -76,13 +76,7 @@ class Aurora(Step):
 
     # ------------------------------------------------------------------ discover
     def discover(self, ctx: Context) -> list[Observed]:
-        groups: dict[tuple, list[str]] = {}
-        for env in ctx.all_envs:
-            groups.setdefault(ctx.sessions.group_key(env), []).append(env)
-        out: list[Observed] = []
-        for envs in groups.values():
-            out += self._discover(ctx, envs)
-        return out
+        return ctx.each_group(lambda envs: self._discover(ctx, envs))
 
     def _discover(self, ctx: Context, envs: list[str]) -> list[Observed]:
         s = ctx.suffix

@@ -58,51 +58,50 @@ class Kms(Step):
         return out
 
     def discover(self, ctx: Context) -> list[Observed]:
+        return ctx.each_group(lambda envs: self._discover(ctx, envs))
+
+    def _discover(self, ctx: Context, envs: list[str]) -> list[Observed]:
         out: list[Observed] = []
-        groups: dict[tuple, list[str]] = {}
-        for env in ctx.all_envs:
-            groups.setdefault(ctx.sessions.group_key(env), []).append(env)
-        for envs in groups.values():
-            env0 = envs[0]
-            kms = ctx.client("kms", env0)
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                f_aliases = pool.submit(paginate, kms, "list_aliases", "Aliases")
-                f_tags = pool.submit(tagged, ctx, env0)
-                aliases = {a["AliasName"]: a for a in f_aliases.result()}
-                tags_by_arn = f_tags.result()
-            candidates: dict[str, str] = {}  # key id -> env
-            alias_of: dict[str, dict] = {}
-            for env in envs:
-                a = aliases.get(names.kms_alias(env, ctx.suffix))
-                if a and a.get("TargetKeyId"):
-                    candidates[a["TargetKeyId"]] = env
-                    alias_of[env] = a
-            for arn, tags in tags_by_arn.items():
-                # A tagged key without its alias (a crash between the two calls) is ours to adopt.
-                if (":key/" in arn and tags.get("dbrepl:env") in envs and tags.get("dbrepl:env") not in alias_of
-                        and tags.get("dbrepl:step") == self.name):
-                    kid = arn.rsplit("/", 1)[1]
-                    candidates.setdefault(kid, tags["dbrepl:env"])
-            with ThreadPoolExecutor(max_workers=max(1, len(candidates))) as pool:
-                metas = dict(zip(candidates, pool.map(lambda k, kms=kms: _describe(kms, k), candidates), strict=True))
-            found: dict[str, Observed] = {}
-            for kid, env in candidates.items():
-                m = metas[kid]
-                if m is None or m["KeyState"] in ("PendingDeletion", "PendingReplicaDeletion"):
-                    continue
-                tags = tags_by_arn.get(m["Arn"], {})
-                if not ctx.owns(tags):
-                    continue
-                o = Observed("key", "AWS::KMS::Key", env, f"{env}-key-{ctx.suffix}", m["KeyId"],
-                             {"Description": m.get("Description", ""), "Enabled": m["KeyState"] == "Enabled"},
-                             tags, attrs={"arn": m["Arn"]}, phase=0)
-                # Prefer the key the alias points at; a tagged orphan (crash before the alias) otherwise.
-                if env not in found or alias_of.get(env, {}).get("TargetKeyId") == kid:
-                    found[env] = o
-            out += found.values()
-            for env, a in alias_of.items():
-                out.append(Observed("alias", "AWS::KMS::Alias", env, a["AliasName"], a["AliasName"],
-                                    {"TargetKeyId": a["TargetKeyId"]}, None, phase=1))
+        env0 = envs[0]
+        kms = ctx.client("kms", env0)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            f_aliases = pool.submit(paginate, kms, "list_aliases", "Aliases")
+            f_tags = pool.submit(tagged, ctx, env0)
+            aliases = {a["AliasName"]: a for a in f_aliases.result()}
+            tags_by_arn = f_tags.result()
+        candidates: dict[str, str] = {}  # key id -> env
+        alias_of: dict[str, dict] = {}
+        for env in envs:
+            a = aliases.get(names.kms_alias(env, ctx.suffix))
+            if a and a.get("TargetKeyId"):
+                candidates[a["TargetKeyId"]] = env
+                alias_of[env] = a
+        for arn, tags in tags_by_arn.items():
+            # A tagged key without its alias (a crash between the two calls) is ours to adopt.
+            if (":key/" in arn and tags.get("dbrepl:env") in envs and tags.get("dbrepl:env") not in alias_of
+                    and tags.get("dbrepl:step") == self.name):
+                kid = arn.rsplit("/", 1)[1]
+                candidates.setdefault(kid, tags["dbrepl:env"])
+        with ThreadPoolExecutor(max_workers=max(1, len(candidates))) as pool:
+            metas = dict(zip(candidates, pool.map(lambda k, kms=kms: _describe(kms, k), candidates), strict=True))
+        found: dict[str, Observed] = {}
+        for kid, env in candidates.items():
+            m = metas[kid]
+            if m is None or m["KeyState"] in ("PendingDeletion", "PendingReplicaDeletion"):
+                continue
+            tags = tags_by_arn.get(m["Arn"], {})
+            if not ctx.owns(tags):
+                continue
+            o = Observed("key", "AWS::KMS::Key", env, f"{env}-key-{ctx.suffix}", m["KeyId"],
+                         {"Description": m.get("Description", ""), "Enabled": m["KeyState"] == "Enabled"},
+                         tags, attrs={"arn": m["Arn"]}, phase=0)
+            # Prefer the key the alias points at; a tagged orphan (crash before the alias) otherwise.
+            if env not in found or alias_of.get(env, {}).get("TargetKeyId") == kid:
+                found[env] = o
+        out += found.values()
+        for env, a in alias_of.items():
+            out.append(Observed("alias", "AWS::KMS::Alias", env, a["AliasName"], a["AliasName"],
+                                {"TargetKeyId": a["TargetKeyId"]}, None, phase=1))
         return out
 
     def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:

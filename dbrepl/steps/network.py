@@ -211,14 +211,7 @@ class Network(Step):
 
     # ------------------------------------------------------------------ discover
     def discover(self, ctx: Context) -> list[Observed]:
-        s, hub = ctx.suffix, ctx.hub
-        groups: dict[tuple, list[str]] = {}
-        for env in ctx.all_envs:
-            groups.setdefault(ctx.sessions.group_key(env), []).append(env)
-        out: list[Observed] = []
-        for envs in groups.values():
-            out += self._discover_group(ctx, envs, s, hub)
-        return out
+        return ctx.each_group(lambda envs: self._discover_group(ctx, envs, ctx.suffix, ctx.hub))
 
     def _discover_group(self, ctx: Context, envs: list[str], s: str, hub: str) -> list[Observed]:
         env0 = envs[0]

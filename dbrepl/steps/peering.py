@@ -78,16 +78,13 @@ class Peering(Step):
     def discover(self, ctx: Context) -> list[Observed]:
         s = ctx.suffix
         envs = ctx.spec.environments
-        groups: dict[tuple, list[str]] = {}
-        for env in ctx.all_envs:
-            groups.setdefault(ctx.sessions.group_key(env), []).append(env)
         pnames = {names.peering(a, b, s): (a, b) for a, b in ctx.spec.peering}
         rt_names = {names.route_table(e, s): e for e in envs}
         hub_sgs = describe_groups(ctx, ctx.hub, all_group_names(ctx))
         fn = next((g for g in hub_sgs if g["GroupName"] == names.function_sg(s)
                    and ctx.owns(tag_dict(g.get("Tags")))), None)
-        out: list[Observed] = []
-        for members in groups.values():
+
+        def group(members: list[str]) -> list[Observed]:
             env0 = members[0]
             ec2 = ctx.client("ec2", env0)
             requesters = [p for p in pnames if pnames[p][0] in members]
@@ -98,8 +95,9 @@ class Peering(Step):
                 f_sg = pool.submit(describe_groups, ctx, env0, all_group_names(ctx))
                 pcxs = f_p.result() if f_p else []
                 rts, sgs = f_rt.result(), f_sg.result()
-            out += self._observe(ctx, members, pcxs, rts, sgs, fn, pnames, rt_names)
-        return out
+            return self._observe(ctx, members, pcxs, rts, sgs, fn, pnames, rt_names)
+
+        return ctx.each_group(group)
 
     def _observe(self, ctx: Context, members: list[str], pcxs: list[dict], rts: list[dict], sgs: list[dict],
                  fn: dict | None, pnames: dict, rt_names: dict) -> list[Observed]:

@@ -51,26 +51,25 @@ class Secrets(Step):
         return out
 
     def discover(self, ctx: Context) -> list[Observed]:
-        groups: dict[tuple, list[str]] = {}
-        for env in ctx.all_envs:
-            groups.setdefault(ctx.sessions.group_key(env), []).append(env)
-        out = []
-        for envs in groups.values():
-            wanted = {names.secret(e, ctx.suffix): e for e in envs}
-            found = paginate(ctx.client("secretsmanager", envs[0]), "list_secrets", "SecretList",
-                             Filters=[{"Key": "name", "Values": list(wanted)}], IncludePlannedDeletion=True)
-            for s in found:
-                env = wanted.get(s["Name"])  # the name filter matches prefixes: check exactly
-                tags = tag_dict(s.get("Tags"))
-                if env is None or not ctx.owns(tags):
-                    continue
-                props = {"Description": s.get("Description", ""), "KmsKeyId": s.get("KmsKeyId"),
-                         "State": "scheduled-for-deletion" if s.get("DeletedDate") else "active"}
-                if cross_account(ctx, env):
-                    pol = ctx.client("secretsmanager", env).get_resource_policy(SecretId=s["ARN"]).get("ResourcePolicy")
-                    props["ResourcePolicy"] = normalise_policy(pol) if pol else None
-                out.append(Observed("secret", "AWS::SecretsManager::Secret", env, s["Name"], s["ARN"], props,
-                                    tags, attrs={"arn": s["ARN"]}))
+        return ctx.each_group(lambda envs: self._discover(ctx, envs))
+
+    def _discover(self, ctx: Context, envs: list[str]) -> list[Observed]:
+        out: list[Observed] = []
+        wanted = {names.secret(e, ctx.suffix): e for e in envs}
+        found = paginate(ctx.client("secretsmanager", envs[0]), "list_secrets", "SecretList",
+                         Filters=[{"Key": "name", "Values": list(wanted)}], IncludePlannedDeletion=True)
+        for s in found:
+            env = wanted.get(s["Name"])  # the name filter matches prefixes: check exactly
+            tags = tag_dict(s.get("Tags"))
+            if env is None or not ctx.owns(tags):
+                continue
+            props = {"Description": s.get("Description", ""), "KmsKeyId": s.get("KmsKeyId"),
+                     "State": "scheduled-for-deletion" if s.get("DeletedDate") else "active"}
+            if cross_account(ctx, env):
+                pol = ctx.client("secretsmanager", env).get_resource_policy(SecretId=s["ARN"]).get("ResourcePolicy")
+                props["ResourcePolicy"] = normalise_policy(pol) if pol else None
+            out.append(Observed("secret", "AWS::SecretsManager::Secret", env, s["Name"], s["ARN"], props,
+                                tags, attrs={"arn": s["ARN"]}))
         return out
 
     def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:
