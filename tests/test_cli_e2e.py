@@ -48,14 +48,6 @@ EXPECTED_TYPES = {
 }
 TOTAL = sum(EXPECTED_TYPES.values())
 
-LAUNCHER = """
-import sys
-from werkzeug.serving import run_simple
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-
-app = DomainDispatcherApplication(create_backend_app)
-run_simple("127.0.0.1", int(sys.argv[1]), app, threaded=False, processes=1, use_reloader=False)
-"""
 
 
 # --------------------------------------------------------------------------- the server
@@ -78,8 +70,9 @@ def _start(port: int, log: Path) -> subprocess.Popen[bytes]:
     env.update(MOTO_IAM_LOAD_MANAGED_POLICIES="true", AWS_ACCESS_KEY_ID="testing",
                AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1")
     with log.open("ab") as fh:
-        return subprocess.Popen([sys.executable, "-c", LAUNCHER, str(port)], stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env=env, cwd=log.parent)
+        # The sandbox's own moto server (dbrepl.sandbox.serve_aws: one request at a time).
+        return subprocess.Popen([sys.executable, "-m", "dbrepl.sandbox", "aws", str(port), str(log.parent)],
+                                stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, cwd=log.parent)
 
 
 def _wait_up(proc: subprocess.Popen[bytes], port: int, deadline: float) -> bool:
