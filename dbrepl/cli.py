@@ -184,13 +184,13 @@ def apply(suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None
     engine = _engine(spec, suffix, envs, reporter=Progress(err))
     p = engine.plan()
     render_plan(out, p)
-    if not p.changes:
-        return
-    if not yes:
-        _ask(f"Apply these changes to estate {suffix}?")
-    done = engine.apply(p)
-    s = done.summary
-    out.print(f"[bold green]Apply complete:[/] {s['create']} created, {s['update']} updated, {s['delete']} deleted.")
+    if p.changes:
+        if not yes:
+            _ask(f"Apply these changes to estate {suffix}?")
+        done = engine.apply(p)
+        s = done.summary
+        out.print(f"[bold green]Apply complete:[/] {s['create']} created, {s['update']} updated, {s['delete']} deleted.")
+    # Also when nothing changed: a stand-in restarted or rebuilt since gets its master user back.
     bind_if_sandboxed(spec, suffix, engine.ctx.sessions, envs)
 
 

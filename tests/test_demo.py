@@ -123,6 +123,12 @@ def test_demo_end_to_end(cwd: Path) -> None:
     assert a.code == 0, a.stderr
     for env in ("dev", "staging", "prod"):
         assert f"Stand-in for {env} (127.0.0.1:{st['databases'][env]['port']}): master user admin" in a.stdout
+    # An apply with nothing to change still binds: a stand-in that lost its master user gets it back.
+    _query(dev, "DROP USER 'admin'@'%'")
+    again = dbrepl(cwd, "--sandbox", "apply", "-s", "cli", "--yes", timeout=300)
+    assert again.code == 0, again.stderr
+    assert "No changes" in again.stdout and "Stand-in for dev" in again.stdout
+    assert ("%",) in _query(dev, "SELECT host FROM mysql.user WHERE user = 'admin'")
     d = dbrepl(cwd, "--sandbox", "sync", "data", "dev", "staging", "-s", "cli")
     assert d.code == 0, d.stderr
     assert "No differences: dev -> staging" in d.stdout
@@ -130,7 +136,7 @@ def test_demo_end_to_end(cwd: Path) -> None:
     assert m.code == 0 and "app:" in m.stdout, m.stderr
     hashes = {h for db in st["databases"].values()
               for (h,) in _query(db, "SELECT authentication_string FROM mysql.user WHERE user = 'admin'")}
-    _assert_no_password(a.stdout + a.stderr + d.stdout + d.stderr, hashes)
+    _assert_no_password(a.stdout + a.stderr + again.stdout + again.stderr + d.stdout + d.stderr, hashes)
     x = dbrepl(cwd, "--sandbox", "destroy", "-s", "cli", "--yes", timeout=300)
     assert x.code == 0, x.stderr
 
