@@ -30,3 +30,39 @@ def test_models_are_parsed_once_and_shared_across_factories_and_sessions(monkeyp
     forget_models()
     assert shared_loader() is not loader
     assert sessions.shared_loader() is shared_loader()
+
+
+def test_models_parse_to_what_botocore_itself_reads():
+    import botocore.loaders
+
+    ours, theirs = shared_loader(), botocore.loaders.create_loader()
+    for service in ("ec2", "rds", "resourcegroupstaggingapi"):
+        for kind in ("service-2", "endpoint-rule-set-1"):
+            assert ours.load_service_model(service, kind) == theirs.load_service_model(service, kind)
+
+
+def test_collection_is_held_while_a_model_is_parsed_and_restored_after():
+    import gc
+
+    forget_models()
+    frozen = gc.get_freeze_count()
+    seen: list[bool] = []
+    loader = shared_loader()
+    real = loader.load_service_model
+
+    def watching(*args, **kwargs):
+        seen.append(gc.isenabled())
+        return real(*args, **kwargs)
+
+    loader.load_service_model = watching  # the instance's, this test's loader only
+    try:
+        SessionFactory("us-east-1").client("kms")
+        assert seen and not any(seen)  # no collection while parsing
+        assert gc.isenabled()  # and back on afterwards
+        assert gc.get_freeze_count() > frozen  # the new model was moved out of the collector's way
+        gc.disable()  # a caller's own setting is kept
+        SessionFactory("us-east-1").client("sts")
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        forget_models()
