@@ -365,9 +365,7 @@ def migrate_apply(
     if json_:
         print(json.dumps(result, default=str))
     else:
-        runs = result.get("migrations") or []
-        # A failed run's result carries that database's run alone, as an object.
-        for run in [runs] if isinstance(runs, dict) else runs:
+        for run in result.get("migrations") or []:
             db = escape(str(run.get("database")))
             for name in run.get("applied") or []:
                 out.print(f"  {db}: applied {escape(name)}")

@@ -278,3 +278,23 @@ def test_migrate_all_pending_and_status(estate, tmp_path):
     with staging.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM app.customer")
         assert cur.fetchone()[0] == 2
+
+
+@pytest.mark.mariadb
+def test_failed_migration_answers_with_the_list_of_runs_and_records(estate, tmp_path):
+    _, staging, ssm = estate
+    assert invoke({"source_env": "dev", "target_env": "staging"})[0] == 200
+    files = {"V1__seed.sql": "INSERT INTO customer VALUES (1, 'a');",
+             "V2__broken.sql": "INSERT INTO no_such_table VALUES (1);"}
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    push_scripts(boto3.client("s3", region_name="us-east-1"), BUCKET, [tmp_path / n for n in files])
+
+    code, body = invoke({"target_env": "staging", "action": "migrate"})
+    assert code == 500 and body["status"] == "error" and "V2__broken.sql" in body["error"]
+    # The same shape as a success: a list of runs per database, the failed one saying so.
+    assert isinstance(body["migrations"], list) and len(body["migrations"]) == 1
+    run = body["migrations"][0]
+    assert run["applied"] == ["V1__seed.sql"] and run["failed"] == "V2__broken.sql"
+    rec = record(ssm, source="migrations")
+    assert rec["status"] == "error" and rec["counts"] == {"applied": 1, "pending": 0, "failed": 1}

@@ -136,7 +136,10 @@ def run_schema_event(
     except (MigrationChecksumChanged, MigrationOrderError) as exc:
         result.update(status="refused", error=str(exc))
     except MigrationFailed as exc:
-        result.update(status="error", error=str(exc), migrations=exc.result.to_dict())
+        # `migrations` is the list of runs, the failed one last, as on success.
+        result.update(status="error", error=str(exc))
+        if not isinstance(result.get("migrations"), list):
+            result["migrations"] = [exc.result.to_dict()]
     except SchemaNotConverged as exc:
         result.update(status="error", error=str(exc))
     except InvalidInput as exc:
