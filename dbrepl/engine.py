@@ -606,14 +606,10 @@ class Engine:
         desired = {(r.env, r.key): r for r in self._select(step.desired(self.ctx))}
         batch = [c for c in self.plan_step(name) if c.phase == phase]
         self._refuse_replacements(step, batch)
+        self._check_known(name, batch, desired)
 
         def one(c: Change) -> None:
             want = desired.get((c.env, c.key))
-            if want is not None:
-                missing = _first_unknown(want.props)
-                if missing is not None:
-                    raise DbreplError(f"{c.type} {c.name} needs {missing.what}, which is not made yet: "
-                                      f"the {name} step's needs are wrong (a bug in dbrepl)")
             self.ctx.report("start", change=c)
             t0 = time.monotonic()
             have = self.ctx.get(name, c.env, c.key)
@@ -632,6 +628,20 @@ class Engine:
             self.ctx.report("done", change=c, elapsed=time.monotonic() - t0)
 
         self._parallel(one, batch)
+
+    def _check_known(self, name: str, batch: list[Change], desired: dict[tuple[str, str], Resource]) -> None:
+        """Before any change of a phase: every value it needs exists (ids made by other steps)."""
+        for c in batch:
+            want = desired.get((c.env, c.key))
+            missing = _first_unknown(want.props) if want is not None else None
+            if missing is None:
+                continue
+            env = missing.what.split("/")[1] if missing.what.count("/") >= 2 else ""
+            if env and not self.ctx.selected(env):
+                raise DbreplError(f"{c.type} {c.name} needs {missing.what}, which does not exist yet and is "
+                                  f"outside --env: apply {env} first, or run without --env")
+            raise DbreplError(f"{c.type} {c.name} needs {missing.what}, which is not made yet: "
+                              f"the {name} step's needs are wrong (a bug in dbrepl)")
 
     def _refuse_replacements(self, step: Step, changes: list[Change]) -> None:
         desired = {(r.env, r.key): r for r in self._select(step.desired(self.ctx))}
@@ -705,6 +715,8 @@ def _with_left(exc: DbreplError, not_run: list[str]) -> DbreplError:
     left = f"steps not finished: {', '.join(not_run)}; resources already made were left in place and the next apply picks them up"
     if isinstance(exc, AwsFailure) and not exc.left:
         return AwsFailure(exc.what, exc.why, left)
+    if type(exc) is DbreplError:  # a plain one (e.g. a value not made yet): say what was left too
+        return DbreplError(f"{exc} ({left})")
     return exc
 
 

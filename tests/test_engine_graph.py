@@ -163,3 +163,21 @@ def test_a_replacement_is_refused_before_anything_changes(make_engine):
     with pytest.raises(Refused, match="t-r-1 would have to be replaced to change n"):
         eng.apply()
     assert rec.events == []  # not even the independent step, nor R's phase 0
+
+
+def test_a_value_outside_the_chosen_environments_is_named_with_the_fix(make_engine):
+    class A(Fake):
+        name = "t-a"
+
+    class G(Fake):
+        name = "t-g"
+        depends_on = ("t-a",)
+
+        def desired(self, ctx):  # refers to staging's resource; only dev is chosen (--env dev)
+            return [Resource("r0", "Test::Thing", "dev", "t-g-0", {"peer": ctx.id_of("t-a", "staging", "r0")})]
+
+    eng, rec = make_engine(A, G)
+    with pytest.raises(DbreplError, match=r"t-g-0 needs t-a/staging/r0, which does not exist yet and is outside "
+                                          r"--env: apply staging first, or run without --env"):
+        eng.apply()
+    assert ("start", "t-g", 0) not in rec.events

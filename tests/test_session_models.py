@@ -66,3 +66,13 @@ def test_collection_is_held_while_a_model_is_parsed_and_restored_after():
     finally:
         gc.enable()
         forget_models()
+
+
+def test_aws_data_path_is_searched_first(monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_DATA_PATH", str(tmp_path))
+    forget_models()
+    try:
+        assert shared_loader().search_paths[0] == str(tmp_path)
+    finally:
+        monkeypatch.delenv("AWS_DATA_PATH")
+        forget_models()

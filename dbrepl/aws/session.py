@@ -35,6 +35,7 @@ DEFAULT = "default"
 _models_lock = threading.Lock()
 _models: list[botocore.loaders.Loader] = []
 _frozen: set[str] = set()  # services whose parsed models were moved out of the collector's way
+_gc_hold = {"depth": 0, "was_enabled": True}  # clients being made now; collection before the first
 
 
 class _Paths(list):
@@ -63,7 +64,7 @@ def shared_loader() -> botocore.loaders.Loader:
     """The process's one botocore data loader (it caches what it parses)."""
     with _models_lock:
         if not _models:
-            extra = os.environ.get("AWS_DATA_PATH")
+            extra = botocore.session.Session().get_config_variable("data_path")  # AWS_DATA_PATH or config
             loader = botocore.loaders.Loader(
                 extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra.split(os.pathsep)] if extra else None,
                 file_loader=_JSONFiles())
@@ -87,8 +88,11 @@ def _parsing(service: str) -> Iterator[None]:
     Collection waits while a model is parsed; after the first parse of a service, everything
     alive is moved out of the collector's way (gc.freeze: the models live as long as the
     process). At most once per service per process, so little else is frozen with them."""
-    was = gc.isenabled()
-    gc.disable()
+    with _models_lock:  # factories in other threads may be parsing too: the last one out restores
+        if _gc_hold["depth"] == 0:
+            _gc_hold["was_enabled"] = gc.isenabled()
+            gc.disable()
+        _gc_hold["depth"] += 1
     try:
         yield
         with _models_lock:
@@ -97,8 +101,10 @@ def _parsing(service: str) -> Iterator[None]:
         if first:
             gc.freeze()
     finally:
-        if was:
-            gc.enable()
+        with _models_lock:
+            _gc_hold["depth"] -= 1
+            if _gc_hold["depth"] == 0 and _gc_hold["was_enabled"]:
+                gc.enable()
 
 
 def new_session(region: str | None, cls: type[boto3.Session] = boto3.Session) -> boto3.Session:
