@@ -102,6 +102,13 @@ def record(ssm, source="dev", target="staging"):
     return json.loads(p["Value"])
 
 
+def push(tmp_path, files):
+    """Write the scripts (name -> SQL) and push them to the migrations bucket."""
+    for name, content in files.items():
+        (tmp_path / name).write_text(content)
+    push_scripts(boto3.client("s3", region_name="us-east-1"), BUCKET, [tmp_path / n for n in files])
+
+
 def show_create(conn, table):
     with conn.cursor() as cur:
         cur.execute(f"SHOW CREATE TABLE app.{table}")
@@ -222,9 +229,7 @@ def test_migration_script_applies_pending_scripts_up_to_it(estate, tmp_path):
     files = {"V1__index.sql": "CREATE INDEX customer_name ON customer (name);",
              "V2__seed.sql": "INSERT INTO customer VALUES (1, 'first');",
              "V3__later.sql": "INSERT INTO customer VALUES (2, 'second');"}
-    for name, content in files.items():
-        (tmp_path / name).write_text(content)
-    push_scripts(boto3.client("s3", region_name="us-east-1"), BUCKET, [tmp_path / n for n in files])
+    push(tmp_path, files)
 
     code, body = invoke({"source_env": "dev", "target_env": "staging",
                          "migration_script": f"s3://{BUCKET}/migrations/V2__seed.sql"})
@@ -249,9 +254,7 @@ def test_migrate_all_pending_and_status(estate, tmp_path):
     assert invoke({"source_env": "dev", "target_env": "staging"})[0] == 200
     files = {"V1__seed.sql": "INSERT INTO customer VALUES (1, 'a');",
              "V2__more.sql": "INSERT INTO customer VALUES (2, 'b');"}
-    for name, content in files.items():
-        (tmp_path / name).write_text(content)
-    push_scripts(boto3.client("s3", region_name="us-east-1"), BUCKET, [tmp_path / n for n in files])
+    push(tmp_path, files)
 
     code, body = invoke({"target_env": "staging", "action": "migrate_status"})
     assert code == 200
@@ -269,9 +272,8 @@ def test_migrate_all_pending_and_status(estate, tmp_path):
     assert {s["state"] for s in body["status_by_database"]["app"]} == {"applied"}
 
     # An edited applied script: refused (409), recorded, nothing run.
-    (tmp_path / "V1__seed.sql").write_text("INSERT INTO customer VALUES (9, 'z');")
-    (tmp_path / "V3__x.sql").write_text("INSERT INTO customer VALUES (3, 'c');")
-    push_scripts(boto3.client("s3", region_name="us-east-1"), BUCKET, [tmp_path / "V1__seed.sql", tmp_path / "V3__x.sql"])
+    push(tmp_path, {"V1__seed.sql": "INSERT INTO customer VALUES (9, 'z');",
+                    "V3__x.sql": "INSERT INTO customer VALUES (3, 'c');"})
     code, body = invoke({"target_env": "staging", "action": "migrate"})
     assert code == 409 and "V1__seed.sql" in body["error"]
     assert record(ssm, source="migrations")["status"] == "refused"
@@ -286,9 +288,7 @@ def test_failed_migration_answers_with_the_list_of_runs_and_records(estate, tmp_
     assert invoke({"source_env": "dev", "target_env": "staging"})[0] == 200
     files = {"V1__seed.sql": "INSERT INTO customer VALUES (1, 'a');",
              "V2__broken.sql": "INSERT INTO no_such_table VALUES (1);"}
-    for name, content in files.items():
-        (tmp_path / name).write_text(content)
-    push_scripts(boto3.client("s3", region_name="us-east-1"), BUCKET, [tmp_path / n for n in files])
+    push(tmp_path, files)
 
     code, body = invoke({"target_env": "staging", "action": "migrate"})
     assert code == 500 and body["status"] == "error" and "V2__broken.sql" in body["error"]
