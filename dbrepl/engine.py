@@ -46,13 +46,19 @@ class Unknown:
 
 
 def is_unknown(v: Any) -> bool:
+    return first_unknown(v) is not None
+
+
+def first_unknown(v: Any) -> Unknown | None:
+    """The first value not known until after apply, inside lists and dicts too."""
     if isinstance(v, Unknown):
-        return True
-    if isinstance(v, (list, tuple)):
-        return any(is_unknown(x) for x in v)
-    if isinstance(v, dict):
-        return any(is_unknown(x) for x in v.values())
-    return False
+        return v
+    items = v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else ()
+    for x in items:
+        found = first_unknown(x)
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass
@@ -633,7 +639,7 @@ class Engine:
         """Before any change of a phase: every value it needs exists (ids made by other steps)."""
         for c in batch:
             want = desired.get((c.env, c.key))
-            missing = _first_unknown(want.props) if want is not None else None
+            missing = first_unknown(want.props) if want is not None else None
             if missing is None:
                 continue
             env = missing.what.split("/")[1] if missing.what.count("/") >= 2 else ""
@@ -698,17 +704,6 @@ class Engine:
                 raise exc
         if errors:
             raise errors[0]
-
-
-def _first_unknown(v: Any) -> Unknown | None:
-    if isinstance(v, Unknown):
-        return v
-    items = v.values() if isinstance(v, dict) else v if isinstance(v, (list, tuple)) else ()
-    for x in items:
-        found = _first_unknown(x)
-        if found is not None:
-            return found
-    return None
 
 
 def _with_left(exc: DbreplError, not_run: list[str]) -> DbreplError:
