@@ -193,12 +193,18 @@ def sync_data(
     direct: DirectOpt = False,
     json_: JsonOpt = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The statements too (meant for --dry-run).")] = False,
+    verify: Annotated[str, typer.Option(
+        "--verify", metavar="changed|full|none",
+        help="What is re-checked before COMMIT: changed (default) re-digests every key range with changes and "
+             "compares row counts; full re-digests every range in a second, independent pass; none checks nothing.",
+    )] = "changed",
     detailed_exitcode: DetailedOpt = False,
     suffix: SuffixOpt = None,
     config: ConfigOpt = None,
     yes: YesOpt = False,
 ) -> None:
     """Make DST's rows of the reference tables equal to SRC's: only differing rows move, in one transaction."""
+    verify = runner.check_verify(verify)
     pair = runner.resolve_pair(src, dst, config=config, suffix=suffix)
     tables = runner.check_tables(table or [])
     if pair.dsn and not tables:
@@ -207,11 +213,14 @@ def sync_data(
         _confirm_target(pair.spec, pair.target, f"change the reference data of {pair.target}", yes)
     if pair.dsn:
         with _progress_bar() as hook:
-            result = runner.data_between_dsns(pair, tables, dry_run=dry_run, verbose=verbose, progress=hook)
+            result = runner.data_between_dsns(pair, tables, dry_run=dry_run, verbose=verbose, progress=hook,
+                                              verify=verify)
     else:
         event: dict[str, Any] = {"source_env": pair.source, "target_env": pair.target, "dry_run": dry_run}
         if verbose:  # only when asked: a function deployed before `verbose` existed refuses the key
             event["verbose"] = True
+        if verify != "changed":  # likewise: the default is the function's own
+            event["verify"] = verify
         if tables:
             event["tables"] = tables
         if direct or _sandboxed(ctx):  # the handler's code runs here: it can report progress
@@ -251,6 +260,8 @@ def _render_data(pair: runner.Pair, result: dict[str, Any], verbose: bool) -> No
         out.print(f"{n} row(s) would change in {escape(pair.label)}; nothing was changed.")
     else:
         out.print(f"Synced {n} row(s) in {escape(pair.label)}, in one transaction.")
+    if result.get("verified"):
+        out.print(f"Verified: {escape(str(result['verified']))}.")
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager like a function
@@ -272,7 +283,8 @@ class _progress_bar:  # noqa: N801 - used as a context manager like a function
             if key not in tasks:
                 tasks[key] = self.bar.add_task(key, total=max(p.rows_estimate, 1))  # type: ignore[union-attr]
             self.bar.update(tasks[key], completed=p.rows_compared,  # type: ignore[union-attr]
-                            total=max(p.rows_estimate, p.rows_compared, 1))
+                            total=max(p.rows_estimate, p.rows_compared, 1),
+                            description=f"{key} (verifying)" if p.phase == "verify" else key)
 
         return hook
 

@@ -136,7 +136,7 @@ def check_databases(databases: Sequence[str]) -> list[str]:
 
 
 def check_tables(tables: Sequence[str]) -> list[str]:
-    """`table` or `database.table`, each part a plain identifier (no quotes, backticks, `;`)."""
+    """`table` or `database.table`, each part a name MySQL can hold (dbrepl.sync.ident)."""
     from dbrepl.sync.data.tables import check_not_system
 
     with library_errors():
@@ -148,6 +148,13 @@ def check_tables(tables: Sequence[str]) -> list[str]:
             else:
                 check_name(t, "table name")
     return list(tables)
+
+
+def check_verify(verify: str) -> str:
+    from dbrepl.sync.data.sync import check_verify as check
+
+    with library_errors():
+        return check(verify)
 
 
 def check_renames(renames: Sequence[str]) -> list[str]:
@@ -198,16 +205,18 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
 
 
 def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = False, verbose: bool = False,
-                      progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
+                      progress: Callable[[Any], None] | None = None,
+                      verify: str = "changed") -> dict[str, Any]:
     """Data sync of tables of the DSN's database, in this process; the function's result shape."""
     from dbrepl.sync.connection import connect
     from dbrepl.sync.data import resolve_tables, sync_data
+    from dbrepl.sync.data.event import success_fields
 
     assert pair.source_endpoint is not None and pair.target_endpoint is not None
     src_db, dst_db = pair.source_endpoint.database, pair.target_endpoint.database
     assert src_db is not None and dst_db is not None
     result: dict[str, Any] = {"status": "error", "kind": "data", "source": pair.source,
-                              "target": pair.target, "dry_run": dry_run}
+                              "target": pair.target, "dry_run": dry_run, "verify": verify}
     try:
         for t in tables:
             db, dot, _ = t.partition(".")
@@ -220,7 +229,8 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
                 pairs = resolve_tables(src, tables, [src_db])
                 result["tables"] = [f"{d}.{t}" for d, t in pairs]
                 synced = sync_data(src, dst, pairs, target_databases={src_db: dst_db} if dst_db != src_db else None,
-                                   dry_run=dry_run, progress=progress, statements=verbose)
+                                   dry_run=dry_run, progress=progress, statements=verbose,
+                                   verify=verify)
             finally:
                 dst.close()
         finally:
@@ -231,18 +241,7 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
     except SyncError as exc:
         result.update(status="error", error=str(exc))
         return result
-    per_table = []
-    for t in synced.tables:
-        row: dict[str, Any] = {"table": f"{t.database}.{t.table}", "inserted": t.inserted,
-                               "updated": t.updated, "deleted": t.deleted}
-        if t.statements is not None:
-            row["statements"] = t.statements
-        per_table.append(row)
-    result.update(
-        status="success", rows_synced=synced.rows_synced, per_table=per_table,
-        counts={"rows_synced": synced.rows_synced, "inserted": sum(t.inserted for t in synced.tables),
-                "updated": sum(t.updated for t in synced.tables), "deleted": sum(t.deleted for t in synced.tables)},
-    )
+    result.update(success_fields(synced))
     return result
 
 

@@ -185,10 +185,45 @@ def test_data_dsn_to_dsn_dry_run_verbose_then_sync(dev, dbs) -> None:
 
     r = cli("sync", "data", s, d, "--table", f"{src}.lookup")
     assert r.exit_code == 0 and "Synced 3 row(s)" in r.output, r.output
+    assert "Verified: row counts and every changed key range (1 re-digested) equal before commit" in r.output
     assert sql(dev, f"SELECT * FROM {dst}.lookup ORDER BY id") == [(1, "a"), (2, "b"), (3, "c")]
 
     r = cli("sync", "data", s, d, "--table", "lookup", "--detailed-exitcode", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["rows_synced"] == 0, r.output
+
+
+@pytest.mark.mariadb
+def test_data_verification_failure_exits_1_and_changes_nothing(dev, dbs, monkeypatch) -> None:
+    """A comparison fault (the captured `GROUP BY b` that once shipped) is caught before COMMIT."""
+    from dbrepl.sync.data import statements
+
+    src, dst = dbs
+    for db in (src, dst):
+        sql(dev, f"CREATE TABLE {db}.lookup (id INT PRIMARY KEY, b INT NOT NULL, v INT NOT NULL)")
+    sql(dev, f"INSERT INTO {src}.lookup SELECT seq, 1, 1 FROM {src}.seq_1_to_500",
+        f"INSERT INTO {dst}.lookup SELECT seq, 1, IF(seq % 5 = 0, 2, 1) FROM {src}.seq_1_to_500")
+    before = sql(dev, f"SELECT * FROM {dst}.lookup ORDER BY id")
+
+    def captured(shape, lo, hi, buckets):
+        return (f"SELECT {statements.bucket(shape, buckets)} AS b, COUNT(*),"
+                f" BIT_XOR(CONV(LEFT({statements.row_hash(shape)}, 16), 16, 10))"
+                f" FROM {shape.qname} WHERE {statements.key_range(shape, lo, hi)} GROUP BY b")
+
+    monkeypatch.setattr(statements, "bucket_digests", captured)
+    r = cli("sync", "data", dsn(dev, src), dsn(dev, dst), "--table", "lookup", "--json")
+    assert r.exit_code == 1, r.output
+    body = json.loads(r.stdout)
+    assert body["status"] == "error" and "verification failed for" in body["error"], body
+    assert "rolled back" in body["error"] and "lookup" in body["error"], body
+    assert sql(dev, f"SELECT * FROM {dst}.lookup ORDER BY id") == before
+
+    monkeypatch.undo()
+    r = cli("sync", "data", dsn(dev, src), dsn(dev, dst), "--table", "lookup", "--verify", "full", "--json")
+    assert r.exit_code == 0, r.output
+    body = json.loads(r.stdout)
+    assert (body["verify"], body["rows_synced"]) == ("full", 100), body
+    assert body["per_table"][0]["verified"] == {"ranges": 1, "rows": 500}, body
+    assert sql(dev, f"SELECT * FROM {dst}.lookup ORDER BY id") == sql(dev, f"SELECT * FROM {src}.lookup ORDER BY id")
 
 
 @pytest.mark.mariadb
@@ -228,18 +263,19 @@ GOOD = "mysql://u@127.0.0.1:1/a"
     (["sync", "schema", "dev", "nowhere", "-s", "x", "-c", CONFIG], "unknown environment 'nowhere'"),
     (["sync", "schema", "dev", "stag`ing", "-s", "x", "-c", CONFIG], "unknown environment"),
     (["sync", "schema", "dev", "staging", "-c", CONFIG], "no suffix given"),
-    (["sync", "schema", "dev", "staging", "-s", "x", "-c", CONFIG, "--database", "app;drop"], "invalid database"),
-    (["sync", "schema", "dev", "staging", "-s", "x", "-c", CONFIG, "--database", "a'b"], "invalid database"),
-    (["sync", "schema", "dev", "staging", "-s", "x", "-c", CONFIG, "--rename", "app.`x`=y"], "rename"),
+    (["sync", "schema", "dev", "staging", "-s", "x", "-c", CONFIG, "--database", "app "], "invalid database"),
+    (["sync", "schema", "dev", "staging", "-s", "x", "-c", CONFIG, "--database", "a.b"], "invalid database"),
+    (["sync", "schema", "dev", "staging", "-s", "x", "-c", CONFIG, "--rename", "app.x =y"], "rename"),
     (["sync", "schema", "dev", "dev", "-s", "x", "-c", CONFIG], "same environment"),
     (["sync", "schema", "mysql://u:hunter2@127.0.0.1:1/", GOOD], "names no database"),
-    (["sync", "schema", "mysql://u@127.0.0.1:1/a;b", GOOD], "invalid database"),
+    (["sync", "schema", "mysql://u@127.0.0.1:1/a%01b", GOOD], "invalid database"),
     (["sync", "schema", GOOD, "dev"], "must both be DSNs"),
     (["sync", "schema", GOOD, GOOD], "same database"),
     (["sync", "schema", GOOD, "mysql://u@127.0.0.1:1/b", "--database", "x"], "--database goes with"),
     (["sync", "data", GOOD, "mysql://u@127.0.0.1:1/b"], "name the tables"),
-    (["sync", "data", GOOD, "mysql://u@127.0.0.1:1/b", "--table", "t;x"], "invalid table name"),
-    (["sync", "data", "dev", "staging", "-s", "x", "-c", CONFIG, "--table", 'a."b"'], "invalid table name"),
+    (["sync", "data", GOOD, "mysql://u@127.0.0.1:1/b", "--table", "t" * 65], "invalid table name"),
+    (["sync", "data", "dev", "staging", "-s", "x", "-c", CONFIG, "--table", "a.b "], "invalid table name"),
+    (["sync", "data", GOOD, "mysql://u@127.0.0.1:1/b", "--table", "t", "--verify", "most"], "invalid verify"),
     (["sync", "data", "dev", "staging", "-s", "x", "-c", CONFIG, "--table", "mysql.user"], "system schema"),
     (["sync", "data", "dev", "prod", "-s", "x", "-c", CONFIG], "prod is protected: pass --yes"),
     (["sync", "schema", "staging", "prod", "-s", "x", "-c", CONFIG], "prod is protected: pass --yes"),
@@ -382,7 +418,8 @@ def test_direct_data_sync_feeds_the_progress_bar(dev, staging, app_dbs, monkeypa
     assert compared == sorted(compared) and compared[-1] == 3002
     assert all(p.rows_compared <= p.rows_estimate for p in seen)
     assert seen[-1].phase == "done" and seen[-1].inserted == 3002
-    assert {p.phase for p in seen[:-1]} == {"apply"}  # empty target: copied, not compared
+    phases = [p.phase for p in seen[:-1]]  # empty target: copied, not compared; then verified
+    assert set(phases) == {"apply", "verify"} and phases == sorted(phases), phases
 
 
 def test_progress_bar_follows_compared_rows(monkeypatch) -> None:

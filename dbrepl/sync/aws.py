@@ -19,7 +19,7 @@ from botocore.config import Config
 
 from dbrepl.sync.connection import DEFAULT_PORT, Endpoint
 from dbrepl.sync.errors import InvalidInput, SyncError
-from dbrepl.sync.ident import check_name
+from dbrepl.sync.ident import check_name, check_plain_name
 
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 KINDS = ("schema", "data")
@@ -220,7 +220,7 @@ def record_run(result: dict[str, Any], environ: Mapping[str, str], get: ClientFa
     if not suffix:
         return
     try:
-        check_name(suffix, "environment suffix")
+        check_plain_name(suffix, "environment suffix")
         record = record_result(get("ssm"), suffix, kind, result["source"], result["target"], payload)
         result["record"] = record_name(suffix, kind, result["source"], result["target"])
         result["recorded_at"] = record["timestamp"]

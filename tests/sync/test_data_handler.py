@@ -92,10 +92,15 @@ def test_seed_event_syncs_and_records(estate):
     assert code == 200, body
     assert body["status"] == "success"
     assert body["rows_synced"] == 3 + 2  # lookup: 1 'A'->'a', 3 in, 4 out; config: 1 up, 1 in
+    # Each table's one key range had changes: re-digested, and the rows counted, before COMMIT.
     assert body["per_table"] == [
-        {"table": f"{db}.lookup_table", "inserted": 1, "updated": 1, "deleted": 1},
-        {"table": f"{db}.config_table", "inserted": 1, "updated": 1, "deleted": 0},
+        {"table": f"{db}.lookup_table", "inserted": 1, "updated": 1, "deleted": 1,
+         "verified": {"ranges": 1, "rows": 3}},
+        {"table": f"{db}.config_table", "inserted": 1, "updated": 1, "deleted": 0,
+         "verified": {"ranges": 1, "rows": 2}},
     ]
+    assert body["verify"] == "changed"
+    assert body["verified"] == "row counts and every changed key range (2 re-digested) equal before commit"
     for table in ("lookup_table", "config_table"):
         assert snapshot(estate["staging"], db, table) == snapshot(estate["dev"], db, table)
         assert checksum(estate["staging"], db, table) == checksum(estate["dev"], db, table)
@@ -103,6 +108,7 @@ def test_seed_event_syncs_and_records(estate):
     assert rec["status"] == "success" and rec["rows_synced"] == 5 and rec["error"] is None
     assert rec["counts"] == {"rows_synced": 5, "inserted": 2, "updated": 2, "deleted": 1}
     assert rec["tables"] == body["per_table"]
+    assert (rec["verify"], rec["verified"]) == (body["verify"], body["verified"])
     assert (rec["source"], rec["target"]) == ("dev", "staging")
 
     code, body = invoke({"source_env": "dev", "target_env": "staging",
@@ -163,10 +169,10 @@ def test_reference_tables_are_the_default(estate, monkeypatch):
 
 
 @pytest.mark.parametrize("event, message", [
-    ({"source_env": "dev", "target_env": "staging", "tables": ["lookup_table; DROP TABLE x"]}, "invalid table name"),
+    ({"source_env": "dev", "target_env": "staging", "tables": ["lookup_table\n; DROP TABLE x"]}, "invalid table name"),
     ({"source_env": "dev", "target_env": "staging", "tables": "lookup_table"}, "tables must be"),
     ({"source_env": "dev", "target_env": "staging", "tables": [7]}, "expected a string"),
-    ({"source_env": "dev", "target_env": "staging", "tables": ["a.b.c"]}, "invalid table name"),
+    ({"source_env": "dev", "target_env": "staging", "tables": ["a.b" + "c" * 64]}, "invalid table name"),
     ({"source_env": "dev", "target_env": "staging", "tables": ["x"], "dry_run": "yes"}, "dry_run"),
     ({"source_env": "dev", "target_env": "dev", "tables": ["x"]}, "must differ"),
     ({"source_env": "dev'; --", "target_env": "staging", "tables": ["x"]}, "invalid environment"),

@@ -3,14 +3,15 @@
 Event (the seed's keys plus ours):
     {"source_env": "dev", "target_env": "staging",
      "tables": ["lookup_table", "app.config_table"],   # default: REFERENCE_TABLES
-     "dry_run": false, "verbose": false}    # verbose: the statements too (dry runs)
+     "dry_run": false, "verbose": false,    # verbose: the statements too (dry runs)
+     "verify": "changed"}                   # or "full" / "none": what is re-checked before COMMIT
 
 A bare table name is looked for in the configured databases (`SYNC_DATABASES`). Every input
 is checked before any connection is opened, every table against the source's catalogue
 before any row is read. Every run that names two valid environments leaves its record in
 SSM (`/db-replication/<suffix>/last-data-sync/<source>-to-<target>`) with `rows_synced` and
-inserted/updated/deleted per table, as the seed does; a dry run records nothing (nothing
-was synced).
+inserted/updated/deleted per table, as the seed does, and what the run verified before it
+committed; a dry run records nothing (nothing was synced).
 
 `progress` (optional, called with dbrepl.sync.data.Progress after each chunk compared and each
 statement applied) is for a caller running this in its own process (`--direct`); the Lambda
@@ -26,13 +27,13 @@ from typing import Any
 
 from dbrepl.sync import aws
 from dbrepl.sync.connection import connect
-from dbrepl.sync.data.sync import ProgressHook, sync_data
+from dbrepl.sync.data.sync import DEFAULT_VERIFY, ProgressHook, check_verify, sync_data
 from dbrepl.sync.data.tables import check_not_system, resolve_tables
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
 
 ClientFactory = aws.ClientFactory
-_KEYS = {"source_env", "target_env", "tables", "dry_run", "verbose"}
+_KEYS = {"source_env", "target_env", "tables", "dry_run", "verbose", "verify"}
 # A Lambda response holds 6 MB: a verbose result keeps at most this many statements a table.
 MAX_STATEMENTS = 200
 
@@ -46,6 +47,7 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
         raise InvalidInput("source_env and target_env must differ")
     dry_run = aws.event_bool(event, "dry_run")
     verbose = aws.event_bool(event, "verbose")
+    verify = check_verify(event.get("verify", DEFAULT_VERIFY))
     databases = aws.sync_databases(environ)
     tables = event.get("tables")
     if tables is None or tables == []:
@@ -69,7 +71,7 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
         names.append(name)
     return {
         "source": source, "target": target, "tables": names, "dry_run": dry_run,
-        "verbose": verbose, "databases": databases,
+        "verbose": verbose, "databases": databases, "verify": verify,
     }
 
 
@@ -93,7 +95,7 @@ def run_data_event(
     try:
         checked = validate_event(event, environ)
         result.update(source=checked["source"], target=checked["target"],
-                      dry_run=checked["dry_run"])
+                      dry_run=checked["dry_run"], verify=checked["verify"])
         _run(checked, environ, get, result, progress)
     except InvalidInput as exc:
         result.update(status="invalid", error=str(exc))
@@ -114,26 +116,35 @@ def _run(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory
             pairs = resolve_tables(src, checked["tables"], checked["databases"])
             result["tables"] = [f"{d}.{t}" for d, t in pairs]
             synced = sync_data(src, dst, pairs, dry_run=checked["dry_run"],
-                               statements=checked["verbose"], progress=progress)
+                               statements=checked["verbose"], progress=progress,
+                               verify=checked["verify"])
         finally:
             dst.close()
     finally:
         src.close()
-    result.update(
-        status="success",
-        rows_synced=synced.rows_synced,
-        counts=_counts(synced.tables),
-        per_table=[_table(t) for t in synced.tables],
-    )
+    result.update(success_fields(synced, MAX_STATEMENTS))
 
 
-def _table(t) -> dict[str, Any]:
+def success_fields(synced, max_statements: int | None = None) -> dict[str, Any]:
+    """A finished run's fields of the result (the function's and a DSN run's alike)."""
+    return {
+        "status": "success",
+        "rows_synced": synced.rows_synced,
+        "counts": _counts(synced.tables),
+        "verified": synced.verified,
+        "per_table": [_table(t, max_statements) for t in synced.tables],
+    }
+
+
+def _table(t, max_statements: int | None) -> dict[str, Any]:
     row: dict[str, Any] = {"table": f"{t.database}.{t.table}", "inserted": t.inserted,
                            "updated": t.updated, "deleted": t.deleted}
+    if t.verified_rows is not None:
+        row["verified"] = {"ranges": t.verified_ranges, "rows": t.verified_rows}
     if t.statements is not None:
-        row["statements"] = t.statements[:MAX_STATEMENTS]
-        if len(t.statements) > MAX_STATEMENTS:
-            row["statements_omitted"] = len(t.statements) - MAX_STATEMENTS
+        row["statements"] = t.statements[:max_statements]
+        if max_statements is not None and len(t.statements) > max_statements:
+            row["statements_omitted"] = len(t.statements) - max_statements
     return row
 
 
@@ -153,5 +164,6 @@ def _record(result: dict[str, Any], environ: Mapping[str, str], get: ClientFacto
     aws.record_run(result, environ, get, "data", {
         "status": result["status"], "counts": result.get("counts", {}),
         "error": result.get("error"), "rows_synced": result.get("rows_synced", 0),
+        "verify": result.get("verify"), "verified": result.get("verified"),
         "tables": result.get("per_table", []),
     })

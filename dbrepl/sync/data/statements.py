@@ -2,6 +2,11 @@
 
 Values inside statements are always literals the servers rendered (see Column.literal);
 row statements are bytes so binary data never passes through a Python text codec.
+
+No statement here names anything a user's identifier could capture: no select aliases (a
+column of the same name wins in GROUP BY/ORDER BY/HAVING, MariaDB warning 1052), grouping
+and ordering by position or by quoted catalogue names, tables always qualified with their
+database. docs/data-sync.md ("Writing SQL that names cannot capture") has the rules.
 """
 
 from __future__ import annotations
@@ -100,12 +105,26 @@ def chunk_digest(shape: TableShape, lo: Key | None, hi: Key | None) -> str:
     )
 
 
+def literal_digest(shape: TableShape, lo: Key | None, hi: Key | None) -> str:
+    """chunk_digest() from another encoding: each row as the VALUES literal the sync would
+    insert (row_literal), hashed with MD5. Shares no code with row_hash(), so `--verify full`
+    is a second pass that a fault in the comparison's encoding cannot also blind."""
+    return (
+        f"SELECT COUNT(*), BIT_XOR(CONV(LEFT(MD5({row_literal(shape)}), 16), 16, 10))"
+        f" FROM {shape.qname} {_force(shape)} WHERE {key_range(shape, lo, hi)}"
+    )
+
+
+def row_count(shape: TableShape) -> str:
+    return f"SELECT COUNT(*) FROM {shape.qname}"
+
+
 def bucket_digests(shape: TableShape, lo: Key | None, hi: Key | None, buckets: int) -> str:
     """Per bucket of the chunk: row count and XOR of 64 bits of each row's hash."""
     return (
-        f"SELECT {bucket(shape, buckets)} AS b, COUNT(*),"
+        f"SELECT {bucket(shape, buckets)}, COUNT(*),"
         f" BIT_XOR(CONV(LEFT({row_hash(shape)}, 16), 16, 10))"
-        f" FROM {shape.qname} {_force(shape)} WHERE {key_range(shape, lo, hi)} GROUP BY b"
+        f" FROM {shape.qname} {_force(shape)} WHERE {key_range(shape, lo, hi)} GROUP BY 1"
     )
 
 

@@ -14,6 +14,11 @@ How a table is compared (both servers do the hashing; only small digests travel)
    all in ONE target transaction for the whole run with foreign key checks off, so related
    tables may be synced together in any order; nothing is ever truncated. Any failure rolls
    everything back.
+5. Before COMMIT the run checks its own result (`verify`): each table's row count on both
+   sides, and the whole-range digest of every key range that was not already proven equal
+   by one ("changed", the default: every range in which rows were changed or suspected), or
+   of every range from a fresh walk with another row encoding ("full"). Any difference rolls
+   the whole run back (VerificationFailed names the table and the key range).
 """
 
 from __future__ import annotations
@@ -51,6 +56,14 @@ _CONCAT_BYTES = 64 << 20
 # NO_BACKSLASH_ESCAPES because the source's QUOTE() escapes with backslashes.
 _TARGET_SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
 
+# What a run re-checks before it commits (see the module's docstring, point 5).
+VERIFY_MODES = ("changed", "full", "none")
+DEFAULT_VERIFY = "changed"
+
+
+class VerificationFailed(DatabaseError):
+    """After applying, a key range (or the row count) still differs: the run was rolled back."""
+
 
 @dataclass
 class TableResult:
@@ -61,6 +74,9 @@ class TableResult:
     deleted: int = 0
     statements: list[str] | None = None
     target_database: str | None = None  # set when it differs from `database`
+    # What the run re-checked before COMMIT: key ranges re-digested, rows counted per side.
+    verified_ranges: int = 0
+    verified_rows: int | None = None
 
     @property
     def changed(self) -> int:
@@ -73,6 +89,8 @@ class TableResult:
         }
         if self.target_database is not None:
             d["target_database"] = self.target_database
+        if self.verified_rows is not None:
+            d["verified"] = {"ranges": self.verified_ranges, "rows": self.verified_rows}
         if self.statements is not None:
             d["statements"] = self.statements
         return d
@@ -82,6 +100,18 @@ class TableResult:
 class DataSyncResult:
     tables: list[TableResult] = field(default_factory=list)
     dry_run: bool = False
+    verify: str = DEFAULT_VERIFY
+
+    @property
+    def verified(self) -> str:
+        """What was checked before COMMIT, in words (for results, records and output)."""
+        if self.dry_run:
+            return "nothing (dry run: nothing was applied)"
+        if self.verify == "none":
+            return "nothing (--verify none)"
+        ranges = sum(t.verified_ranges for t in self.tables)
+        what = "every key range" if self.verify == "full" else "every changed key range"
+        return f"row counts and {what} ({ranges} re-digested) equal before commit"
 
     @property
     def rows_synced(self) -> int:
@@ -92,13 +122,16 @@ class DataSyncResult:
         return {
             "dry_run": self.dry_run,
             "rows_synced": self.rows_synced,
+            "verify": self.verify,
+            "verified": self.verified,
             "tables": [t.to_dict() for t in self.tables],
         }
 
 
 @dataclass(frozen=True)
 class Progress:
-    """Reported after each chunk compared ("compare") and each statement applied ("apply")."""
+    """Reported after each chunk compared ("compare"), each statement applied ("apply") and
+    each key range re-checked ("verify")."""
 
     database: str
     table: str
@@ -124,6 +157,7 @@ def sync_data(
     statements: bool = False,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     buckets: int = DEFAULT_BUCKETS,
+    verify: str = DEFAULT_VERIFY,
 ) -> DataSyncResult:
     """Make `tables` ((database, table) pairs) on `target` equal to `source`, atomically.
 
@@ -132,12 +166,14 @@ def sync_data(
 
     With `dry_run` nothing is written and the counts say what would change; `statements`
     also returns the SQL (unbounded memory on big differences: meant for --verbose).
+    `verify` ("changed", "full" or "none") says what is re-checked before COMMIT.
     Raises InvalidInput, SchemaMismatch, NoUsableKey (nothing run) or DatabaseError
-    (target rolled back).
+    (target rolled back; VerificationFailed when the re-check found a difference).
     """
     wanted = _check_tables(tables)
     if chunk_rows < 1 or buckets < 1:
         raise InvalidInput("chunk_rows and buckets must be positive")
+    check_verify(verify)
     renamed = {
         db: check_not_system(check_name(name, "database name"))
         for db, name in dict(target_databases or {}).items()
@@ -148,8 +184,16 @@ def sync_data(
         shapes = [matching_shapes(source, target, db, t, renamed.get(db)) for db, t in wanted]
     except pymysql.err.Error as e:
         raise DatabaseError(f"Failed to read the catalogue: {e}") from e
-    run = _Run(source, target, dry_run, progress, statements, chunk_rows, buckets)
+    run = _Run(source, target, dry_run, progress, statements, chunk_rows, buckets, verify)
     return run.all(shapes)
+
+
+def check_verify(verify: object) -> str:
+    if verify not in VERIFY_MODES:
+        raise InvalidInput(
+            f"invalid verify {verify!r}: use one of {', '.join(VERIFY_MODES)} (default {DEFAULT_VERIFY})"
+        )
+    return str(verify)
 
 
 def _check_tables(tables: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -172,7 +216,7 @@ def _use_utf8mb4(conn: pymysql.Connection) -> None:
 
 
 class _Run:
-    def __init__(self, source, target, dry_run, progress, statements, chunk_rows, buckets):
+    def __init__(self, source, target, dry_run, progress, statements, chunk_rows, buckets, verify):
         self.src = source
         self.dst = target
         self.dry_run = dry_run
@@ -180,6 +224,7 @@ class _Run:
         self.keep_statements = statements
         self.chunk_rows = chunk_rows
         self.buckets = buckets
+        self.verify = verify
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dbrepl-source")
         self.packet_bytes = STATEMENT_BYTES
         self.concat_bytes = STATEMENT_BYTES
@@ -187,7 +232,7 @@ class _Run:
     # -- run ------------------------------------------------------------------------------
 
     def all(self, shapes: list[tuple[TableShape, TableShape]]) -> DataSyncResult:
-        result = DataSyncResult(dry_run=self.dry_run)
+        result = DataSyncResult(dry_run=self.dry_run, verify=self.verify)
         src_saved = dst_saved = None
         committed = False
         try:
@@ -228,6 +273,8 @@ class _Run:
                 result.tables.append(tr)
                 try:
                     _Table(self, shape, dst_shape, tr).sync()
+                except VerificationFailed:
+                    raise
                 except pymysql.err.Error as e:
                     raise DatabaseError(f"Failed to sync data of {shape.name}: {e}") from e
             if self.dry_run:
@@ -268,15 +315,73 @@ class _Table:
         self.compared = 0
         self.estimate = _estimate(run.src, shape)
         self.pending: str | None = None  # temporary table holding deferred inserts
+        # Key ranges walked by the comparison that no whole-range digest proved equal.
+        self.unproven: list[tuple[sql.Key | None, sql.Key | None]] = []
+        self.copied = False
+        self.modes: dict[str, int] = {}  # chunks compared per mode (for tests and debugging)
 
     def sync(self) -> None:
         run = self.run
         if not _rows(run.dst, f"SELECT 1 FROM {self.dst_shape.qname} LIMIT 1"):
+            self.copied = True
             self._copy_all()
         else:
             self._compare()
         self._finish_pending()
+        if not run.dry_run and run.verify != "none":
+            self._verify()
         self._report("done")
+
+    # -- verify ---------------------------------------------------------------------------
+
+    def _verify(self) -> None:
+        """Re-check the applied result inside the open transaction, before COMMIT.
+
+        The source is read in the run's snapshot, the target sees its own uncommitted
+        changes. "changed": every range the comparison did not prove equal with a
+        whole-range digest (an empty target's copy: every range). "full": a fresh walk of
+        the whole table, digested from the rows' VALUES literals (no code shared with the
+        comparison's row hash). Either way the row counts of both sides.
+        """
+        run = self.run
+        ranges = self._walk() if run.verify == "full" or self.copied else self.unproven
+        digest = sql.literal_digest if run.verify == "full" else sql.chunk_digest
+        for lo, hi in ranges:
+            sq, dq = digest(self.shape, lo, hi), digest(self.dst_shape, lo, hi)
+            src_d, dst_d = run.both(lambda sq=sq: _rows(run.src, sq)[0],
+                                    lambda dq=dq: _rows(run.dst, dq)[0])
+            if tuple(src_d) != tuple(dst_d):
+                raise VerificationFailed(
+                    f"verification failed for {self.shape.name}: key range"
+                    f" {_describe_range(self.shape, lo, hi)} still differs after applying"
+                    f" ({_what_differs(int(src_d[0]), int(dst_d[0]))}); the whole run was"
+                    " rolled back, the target is unchanged"
+                )
+            self.result.verified_ranges += 1
+            self._report("verify")
+        cq, dq = sql.row_count(self.shape), sql.row_count(self.dst_shape)
+        n_src, n_dst = run.both(lambda: int(_rows(run.src, cq)[0][0]),
+                                lambda: int(_rows(run.dst, dq)[0][0]))
+        if n_src != n_dst:
+            raise VerificationFailed(
+                f"verification failed for {self.shape.name}: {n_src} rows on the source,"
+                f" {n_dst} on the target after applying; the whole run was rolled back,"
+                " the target is unchanged"
+            )
+        self.result.verified_rows = n_src
+
+    def _walk(self) -> list[tuple[sql.Key | None, sql.Key | None]]:
+        """The source's key index cut into ranges of `chunk_rows` keys."""
+        run = self.run
+        out: list[tuple[sql.Key | None, sql.Key | None]] = []
+        lo: sql.Key | None = None
+        while True:
+            found = _rows(run.src, sql.next_boundary(self.shape, lo, run.chunk_rows))
+            hi: sql.Key | None = tuple(found[0]) if found else None
+            out.append((lo, hi))
+            if hi is None:
+                return out
+            lo = hi
 
     # -- compare --------------------------------------------------------------------------
 
@@ -294,6 +399,7 @@ class _Table:
         while True:
             found = _rows(run.src, sql.next_boundary(shape, lo, run.chunk_rows))
             hi: sql.Key | None = tuple(found[0]) if found else None
+            self.modes[mode] = self.modes.get(mode, 0) + 1
             if mode == "chunk":
                 sq = sql.chunk_digest(shape, lo, hi)
                 dq = sql.chunk_digest(self.dst_shape, lo, hi)
@@ -302,10 +408,13 @@ class _Table:
                 )
                 self.compared += int(src_c[0])
                 if src_c != dst_c:
+                    self.unproven.append((lo, hi))
                     mode = self._next_mode(self._buckets(lo, hi, count=False))
             elif mode == "bucket":
+                self.unproven.append((lo, hi))
                 mode = self._next_mode(self._buckets(lo, hi, count=True))
             else:
+                self.unproven.append((lo, hi))
                 rows, changed = self._drill(lo, hi, None)
                 self.compared += rows
                 # Dense enough that most buckets of ~chunk/buckets rows would differ?
@@ -392,9 +501,11 @@ class _Table:
 
     def _pending_table(self) -> str:
         if self.pending is None:
-            # TEMPORARY: created and dropped without committing the run's transaction.
-            self.pending = qualified(self.dst_shape.database, "dbrepl_pending")
-            _exec(self.run.dst, f"DROP TEMPORARY TABLE IF EXISTS {self.pending}")
+            # TEMPORARY: created and dropped without committing the run's transaction. Its
+            # name is one no table of the database has: a temporary table hides a base table
+            # of the same name from this session, so a user's `dbrepl_pending` must not be it.
+            self.pending = qualified(self.dst_shape.database, _unused_table_name(
+                self.run.dst, self.dst_shape.database, "dbrepl_pending"))
             _exec(self.run.dst, f"CREATE TEMPORARY TABLE {self.pending} LIKE {self.dst_shape.qname}")
         return self.pending
 
@@ -503,6 +614,42 @@ def _rows(conn, statement: str | bytes, args: Sequence[object] | None = None) ->
 
 def _digests(conn, statement: str) -> dict[int, tuple[int, int]]:
     return {int(b): (int(n), int(x)) for b, n, x in _rows(conn, statement)}
+
+
+def _unused_table_name(conn, database: str, stem: str) -> str:
+    """`stem`, or `stem_2`, `stem_3`...: the first name no table or view of `database` has."""
+    taken = {
+        r[0].lower() for r in _rows(
+            conn,
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s"
+            " AND TABLE_NAME LIKE %s",
+            (database, stem.replace("_", "\\_") + "%"),
+        )
+    }
+    name, n = stem, 1
+    while name.lower() in taken:
+        n += 1
+        name = f"{stem}_{n}"
+    return name
+
+
+def _what_differs(n_src: int, n_dst: int) -> str:
+    if n_src != n_dst:
+        return f"{n_src} rows on the source, {n_dst} on the target"
+    return f"{n_src} rows on each side, with different values"
+
+
+def _describe_range(shape: TableShape, lo: sql.Key | None, hi: sql.Key | None) -> str:
+    """`(k1, k2) > (lo...) and <= (hi...)` with the server-rendered key literals."""
+    cols = ", ".join(c.q for c in shape.key)
+    cols = f"({cols})" if len(shape.key) > 1 else cols
+
+    def lit(key: sql.Key) -> str:
+        text = ", ".join(v.decode("utf-8", "replace") for v in key)
+        return f"({text})" if len(key) > 1 else text
+
+    parts = ([f"> {lit(lo)}"] if lo is not None else []) + ([f"<= {lit(hi)}"] if hi is not None else [])
+    return f"{cols} {' and '.join(parts)}" if parts else f"{cols}: the whole table"
 
 
 def _estimate(conn, shape: TableShape) -> int:
