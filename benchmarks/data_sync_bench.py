@@ -2,8 +2,9 @@
 
     python benchmarks/data_sync_bench.py [--rows 1000000] [--skip-pt-10] [--repeat N] [--scenario "empty target"]
 
-Starts a private MariaDB (tests/mariadb_server.py) and builds a source table of N rows
-(integer key, VARCHAR, CHAR, INT, DECIMAL, DATETIME, nullable TEXT). For each scenario the
+Starts a private MariaDB (tests/mariadb_server.py) and builds a wide source table of N rows
+(integer key; VARCHAR(64), CHAR(8), INT, DECIMAL(12,2), DATETIME, nullable TEXT, and four more
+VARCHAR(40-80) filled to 25-70 characters, DECIMAL(14,4), DATETIME(3)). For each scenario the
 target is rebuilt from the source and then made to differ in the given share of rows, the
 same way for every tool:
 
@@ -18,7 +19,9 @@ Scenarios: 0%, 0.1% and 10% differing (dbrepl vs `pt-table-sync --execute
 h=127.0.0.1,P=PORT,u=root,D=src,t=t D=dst,t=t`), and an empty target (dbrepl vs
 `mysqldump --no-create-info --single-transaction src t | mariadb dst`), and "0.1% paired":
 0.1% of rows in pairs 150 apart flipping the same bit of `qty`, the changes pt-table-sync's
-BIT_XOR(CRC32()) checksum cancels out. Every tool's result
+BIT_XOR(CRC32()) checksum cancels out. dbrepl runs with its default verification before COMMIT
+(`verify="changed"`), and in the pt-table-sync scenarios also with `--verify full` and
+`--verify none`, so the price of each is printed beside the default. Every tool's result
 is then checked: CHECKSUM TABLE equal, and the number of rows still differing when compared
 byte for byte (BINARY, <=>). Times, ratios (dbrepl / other) and correctness are printed,
 and the figures are written as JSON to benchmarks/data_sync_results.json.
@@ -52,8 +55,11 @@ from tests import mariadb_server  # noqa: E402
 SRC, DST = "bench_src", "bench_dst"
 TABLE_DDL = (
     "CREATE TABLE `{db}`.t (id INT PRIMARY KEY, name VARCHAR(64) NOT NULL, code CHAR(8),"
-    " qty INT, price DECIMAL(12,2), updated DATETIME, note TEXT) ENGINE=InnoDB"
+    " qty INT, price DECIMAL(12,2), updated DATETIME, note TEXT, email VARCHAR(80),"
+    " street VARCHAR(60), city VARCHAR(40), company VARCHAR(50), amount DECIMAL(14,4),"
+    " created DATETIME(3)) ENGINE=InnoDB"
 )
+TABLE_KIND = "wide-13"  # results of another table shape are not mixed into the JSON file
 
 
 def run(conn, *statements):
@@ -67,7 +73,13 @@ def build_source(conn, rows: int) -> None:
     run(conn, f"DROP DATABASE IF EXISTS `{SRC}`", f"CREATE DATABASE `{SRC}`", TABLE_DDL.format(db=SRC),
         f"INSERT INTO `{SRC}`.t SELECT seq, CONCAT('name-', seq), LPAD(HEX(seq), 8, '0'),"
         f" seq % 1000, seq / 7, '2024-01-01' + INTERVAL seq SECOND,"
-        f" IF(seq % 3 = 0, NULL, REPEAT('x', seq % 50)) FROM `{SRC}`.seq_1_to_{rows}")
+        f" IF(seq % 3 = 0, NULL, REPEAT('x', seq % 50)),"
+        f" CONCAT('user.', seq, '@', REPEAT(CHAR(97 + seq % 26), 20 + seq % 30), '.example.com'),"
+        f" CONCAT(seq % 9999, ' ', REPEAT('Long Street Name ', 1 + seq % 3)),"
+        f" CONCAT('City of ', REPEAT(CHAR(65 + seq % 26), 10 + seq % 20)),"
+        f" CONCAT('Company ', HEX(seq * 7919), ' Holdings International Ltd'),"
+        f" seq / 13, '2020-01-01' + INTERVAL seq * 1001 MICROSECOND"
+        f" FROM `{SRC}`.seq_1_to_{rows}")
 
 
 def build_target(conn, rows: int, share: float | None) -> int:
@@ -112,7 +124,10 @@ def build_paired_target(conn, rows: int, share: float) -> int:
 def differing(conn) -> int:
     """Rows that differ byte for byte between source and target (both directions)."""
     same = ("BINARY s.name = BINARY d.name AND BINARY s.code <=> BINARY d.code AND s.qty <=> d.qty"
-            " AND s.price <=> d.price AND s.updated <=> d.updated AND BINARY s.note <=> BINARY d.note")
+            " AND s.price <=> d.price AND s.updated <=> d.updated AND BINARY s.note <=> BINARY d.note"
+            " AND BINARY s.email <=> BINARY d.email AND BINARY s.street <=> BINARY d.street"
+            " AND BINARY s.city <=> BINARY d.city AND BINARY s.company <=> BINARY d.company"
+            " AND s.amount <=> d.amount AND s.created <=> d.created")
     missing_or_changed = run(conn, f"SELECT COUNT(*) FROM `{SRC}`.t s LEFT JOIN `{DST}`.t d USING (id)"
                                    f" WHERE d.id IS NULL OR NOT ({same})")[0][0]
     extra = run(conn, f"SELECT COUNT(*) FROM `{DST}`.t d LEFT JOIN `{SRC}`.t s USING (id) WHERE s.id IS NULL")[0][0]
@@ -124,10 +139,10 @@ def checksums_equal(conn) -> bool:
     return rows[0][1] == rows[1][1]
 
 
-def time_dbrepl(server) -> float:
+def time_dbrepl(server, verify: str = "changed") -> float:
     source, target = server.connect(), server.connect()
     started = time.monotonic()
-    sync_data(source, target, [(SRC, "t")], target_databases={SRC: DST})
+    sync_data(source, target, [(SRC, "t")], target_databases={SRC: DST}, verify=verify)
     seconds = time.monotonic() - started
     source.close()
     target.close()
@@ -171,6 +186,8 @@ def main() -> None:
     parser.add_argument("--skip-pt-10", action="store_true", help="skip pt-table-sync at 10%% (minutes)")
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per tool and scenario, alternating which tool goes first; the fastest counts")
+    parser.add_argument("--no-verify-modes", dest="verify_modes", action="store_false",
+                        help="time dbrepl only with its default verification")
     parser.add_argument("--scenario", action="append", choices=[label for label, _, _ in SCENARIOS],
                         help="run only this scenario (repeatable); the JSON file keeps the others")
     args = parser.parse_args()
@@ -188,6 +205,8 @@ def main() -> None:
             row = {"scenario": label, "load_average_1min": round(os.getloadavg()[0], 2)}
             tools = [t for t in ("dbrepl", other)
                      if not (t == "pt-table-sync" and share == 0.1 and args.skip_pt_10)]
+            if other == "pt-table-sync" and args.verify_modes:
+                tools[1:1] = ["dbrepl --verify full", "dbrepl --verify none"]
             runs: dict[str, list[dict]] = {t: [] for t in tools}
             for rep in range(args.repeat):
                 for tool in (tools if rep % 2 == 0 else tools[::-1]):  # alternate who goes first
@@ -196,12 +215,14 @@ def main() -> None:
                     else:
                         before = build_target(admin, args.rows, share)
                     timer = {"dbrepl": time_dbrepl, "pt-table-sync": time_pt,
-                             "mysqldump | mysql": time_dump}[tool]
+                             "mysqldump | mysql": time_dump,
+                             "dbrepl --verify full": lambda s: time_dbrepl(s, "full"),
+                             "dbrepl --verify none": lambda s: time_dbrepl(s, "none")}[tool]
                     seconds = timer(server)
                     left = differing(admin)
                     same = checksums_equal(admin)
                     runs[tool].append({"seconds": round(seconds, 2), "before": before, "left": left, "same": same})
-                    print(f"  {label:>12}  {tool:<18} {seconds:7.1f} s   differing before {before:>7,}"
+                    print(f"  {label:>12}  {tool:<20} {seconds:7.1f} s   differing before {before:>7,}"
                           f"  after {left:>7,}  checksum {'equal' if same else 'DIFFERENT'}", flush=True)
             for tool, done in runs.items():
                 # Fastest run's time; correctness from the worst run.
@@ -214,6 +235,12 @@ def main() -> None:
             if other in row:
                 row["ratio"] = round(row["dbrepl"]["seconds"] / row[other]["seconds"], 3)
                 print(f"  {label:>12}  dbrepl / {other} = {row['ratio']:.2f}", flush=True)
+                for mode in ("full", "none"):
+                    if f"dbrepl --verify {mode}" in row:
+                        seconds = row[f"dbrepl --verify {mode}"]["seconds"]
+                        row[f"ratio_verify_{mode}"] = round(seconds / row[other]["seconds"], 3)
+                        print(f"  {label:>12}  dbrepl --verify {mode} / {other} ="
+                              f" {row[f'ratio_verify_{mode}']:.2f}", flush=True)
             results.append(row)
         admin.close()
     finally:
@@ -221,11 +248,11 @@ def main() -> None:
     out = ROOT / "benchmarks" / "data_sync_results.json"
     if args.scenario and out.exists():
         kept = json.loads(out.read_text())
-        if kept.get("rows") == args.rows:
+        if kept.get("rows") == args.rows and kept.get("table") == TABLE_KIND:
             new = {r["scenario"]: r for r in results}
             old = {r["scenario"]: r for r in kept.get("results", [])}
             results = [new.get(label) or old[label] for label, _, _ in SCENARIOS if label in new or label in old]
-    out.write_text(json.dumps({"rows": args.rows, "results": results}, indent=2) + "\n")
+    out.write_text(json.dumps({"rows": args.rows, "table": TABLE_KIND, "results": results}, indent=2) + "\n")
     print(f"written {out.relative_to(ROOT)}")
 
 
