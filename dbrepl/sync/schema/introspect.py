@@ -8,7 +8,7 @@ from typing import Any
 import pymysql
 
 from dbrepl.sync.errors import DatabaseError, InvalidInput
-from dbrepl.sync.ident import check_name, qualified
+from dbrepl.sync.ident import check_plain_name, qualified
 from dbrepl.sync.schema.model import (
     HISTORY_TABLE,
     SYSTEM_SCHEMAS,
@@ -31,7 +31,7 @@ def prepare_session(conn: Any) -> None:
 
 def check_database_name(name: object) -> str:
     """A configured database name: a plain identifier and never a system schema."""
-    name = check_name(name, "database")
+    name = check_plain_name(name, "database")
     if name.lower() in SYSTEM_SCHEMAS:
         raise InvalidInput(f"database {name!r} is a system schema; dbrepl never syncs it")
     return name

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbrepl.sync.errors import InvalidInput, SyncError
-from dbrepl.sync.ident import check_name
+from dbrepl.sync.ident import check_plain_name
 from dbrepl.sync.schema.model import Database
 
 
@@ -120,8 +120,8 @@ def parse_renames(hints: Iterable[str] | None) -> Renames:
             raise InvalidInput(f"rename hint {hint!r} must be db.old=new or db.table.old=new")
         left, new = hint.split("=")
         parts = left.split(".")
-        names = [check_name(p, "name in rename hint") for p in parts]
-        check_name(new, "name in rename hint")
+        names = [check_plain_name(p, "name in rename hint") for p in parts]
+        check_plain_name(new, "name in rename hint")
         if len(names) == 2:
             tables[(names[0], names[1])] = new
         elif len(names) == 3:
