@@ -632,17 +632,18 @@ def _apply(conn: Any, database: str, scripts: list[Script], dry_run: bool,
             installed_by = cur.fetchone()[0]
         conn.select_db(database)
         for script in pending:
-            _run_script(conn, cur, database, script, installed_by, result)
+            message = _run_script(conn, cur, database, script, installed_by, result)
             result.pending.remove(script.name)
-            if result.failed is not None:
-                raise MigrationFailed(result.error or script.name, result)
+            if message is not None:
+                raise MigrationFailed(message, result)
             result.applied.append(script.name)
     return result
 
 
 def _run_script(conn: Any, cur: Any, database: str, script: Script, installed_by: str,
-                result: MigrationResult) -> None:
-    """Run one script (atomic: one transaction with its history row) and record the outcome."""
+                result: MigrationResult) -> str | None:
+    """Run one script (atomic: one transaction with its history row) and record the outcome;
+    on failure fill `result` and return the message saying what failed and what is left."""
     statements = script.statements()
     commit = first_commit(statements)
     atomic = commit is None
@@ -670,7 +671,7 @@ def _run_script(conn: Any, cur: Any, database: str, script: Script, installed_by
         if atomic and error is None:
             _record(cur, database, **record)  # in the script's own transaction
             conn.commit()
-            return
+            return None
         kept = ""
         if atomic:
             conn.rollback()
@@ -686,8 +687,8 @@ def _run_script(conn: Any, cur: Any, database: str, script: Script, installed_by
         if conn.open and conn.get_autocommit() != autocommit:
             conn.autocommit(autocommit)
     if error is None:
-        return
-    result.failed, result.atomic = script.name, atomic
+        return None
+    result.failed, result.atomic, result.error = script.name, atomic, error
     result.failed_statement, result.failed_excerpt = failed_at, record["excerpt"]
     result.statements_run = ran
     where = f"statement {failed_at} of {len(statements)} ({record['excerpt']})"
@@ -700,7 +701,7 @@ def _run_script(conn: Any, cur: Any, database: str, script: Script, installed_by
             else f"statements 1-{ran} ran and stay applied")
         left = (f"{applied} (not atomic: statement {commit.number} ({commit.excerpt}) {commit.reason}); "
                 "repair the database and fix the script")
-    result.error = f"{database}: {script.name} failed at {where}: {error}; {left}; later scripts not applied"
+    return f"{database}: {script.name} failed at {where}: {error}; {left}; later scripts not applied"
 
 
 def _rollback_warning(cur: Any) -> str:
