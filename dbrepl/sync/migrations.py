@@ -19,6 +19,7 @@ applied script is not a change, altering anything the server would run is.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -673,15 +674,18 @@ def _run_script(conn: Any, cur: Any, database: str, script: Script, installed_by
             conn.commit()
             return None
         kept = ""
-        if atomic:
+        if error is not None:
+            # Atomic: undo the script. Not atomic: undo only a transaction the script opened
+            # itself (START TRANSACTION) and had not committed when it failed.
             conn.rollback()
-            kept = _rollback_warning(cur)
+            kept = _rollback_warning(cur) if atomic else ""
         conn.begin()  # the failure record survives the rollback: written after it
         _record(cur, database, **record)
         conn.commit()
     except BaseException:
         if conn.open:
-            conn.rollback()
+            with contextlib.suppress(pymysql.err.MySQLError):
+                conn.rollback()
         raise
     finally:
         if conn.open and conn.get_autocommit() != autocommit:
@@ -708,7 +712,7 @@ def _rollback_warning(cur: Any) -> str:
     """Warning 1196 after ROLLBACK: a non-transactional table (MyISAM, Aria...) kept changes."""
     cur.execute("SHOW WARNINGS")
     if any(row[1] == 1196 for row in cur.fetchall()):
-        return " except in non-transactional tables (MyISAM, Aria, MEMORY), which kept theirs"
+        return " (except in non-transactional tables such as MyISAM, Aria or MEMORY, which kept theirs)"
     return ""
 
 

@@ -505,3 +505,31 @@ def test_history_of_the_first_shape_is_read_and_upgraded(mariadb, db_pair):
     assert apply_migrations(conn, db, LocalScripts(scripts)).applied == ["V2__b.sql"]
     assert [(h.script, h.atomic_run, h.statements_run) for h in read_history(conn, db)] == [
         ("V1__a.sql", None, None), ("V2__b.sql", True, 1)]
+
+
+@pytest.mark.mariadb
+def test_rollback_says_when_a_non_transactional_table_kept_its_rows(mariadb, db_pair):
+    _, db = db_pair
+    conn = mariadb.connect(ssl_disabled=True)
+    scripts = {"V1__t.sql": "CREATE TABLE `my isam` (id INT PRIMARY KEY) ENGINE=MyISAM;",
+               "V2__seed.sql": "INSERT INTO `my isam` VALUES (1);\nINSERT INTO `my isam` VALUES (1);"}
+    with pytest.raises(MigrationFailed) as failed:
+        apply_migrations(conn, db, LocalScripts(scripts))
+    assert failed.value.result.atomic is True
+    assert ("rolled back: none of its changes remain (except in non-transactional tables such as MyISAM, "
+            "Aria or MEMORY, which kept theirs)") in str(failed.value)
+    assert rows(conn, f"SELECT id FROM `{db}`.`my isam`") == [(1,)]
+
+
+@pytest.mark.mariadb
+def test_non_atomic_script_own_open_transaction_is_rolled_back_on_failure(mariadb, db_pair):
+    _, db = db_pair
+    conn = mariadb.connect(ssl_disabled=True)
+    script = ("CREATE TABLE x (id INT PRIMARY KEY);\nSTART TRANSACTION;\nINSERT INTO x VALUES (1);\n"
+              "INSERT INTO x VALUES (1);\nCOMMIT;\n")
+    with pytest.raises(MigrationFailed) as failed:
+        apply_migrations(conn, db, LocalScripts({"V1__tx.sql": script}))
+    result = failed.value.result
+    assert (result.atomic, result.failed_statement, result.statements_run) == (False, 4, 3)
+    assert rows(conn, f"SELECT id FROM `{db}`.x") == [], "the script's own uncommitted transaction"
+    assert [(h.success, h.failed_statement) for h in read_history(conn, db)] == [(False, 4)]
