@@ -133,7 +133,7 @@ UNKNOWN = "is not known to be transactional"
 # LOAD DATA/XML commits only for NDB tables (MySQL 8.0); Aurora and MariaDB use InnoDB.
 _TRANSACTIONAL = frozenset({
     "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "VALUES", "TABLE", "DO",
-    "EXPLAIN", "DESCRIBE", "DESC", "SHOW", "HELP", "SAVEPOINT", "RELEASE",
+    "EXPLAIN", "DESCRIBE", "DESC", "SHOW", "HELP", "SAVEPOINT", "RELEASE", "USE",
 })
 # Listed by MySQL 8.0 and/or MariaDB as committing implicitly (DDL, grant tables,
 # transaction control and locking, administration, replication), plus statements of the

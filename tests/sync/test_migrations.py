@@ -221,6 +221,7 @@ CLASSIFIED = [
     ("LOAD DATA LOCAL INFILE 'x.csv' INTO TABLE t", None),
     ("SET STATEMENT max_statement_time=5 FOR INSERT INTO t VALUES (1)", None),
     ("INSERT /*! IGNORE */ INTO t VALUES (1)", None),
+    ("USE `app`", None),
     # Hidden behind comments and executable comments.
     ("/* x */ CREATE TABLE t (a INT)", COMMITS),
     ("-- c\nDROP TABLE t", COMMITS),
