@@ -329,11 +329,14 @@ def migrate_push(
 ) -> None:
     """Upload migration scripts to the estate's bucket (names checked first, all or nothing)."""
     paths = runner.check_script_files(files)
+    warnings = runner.script_warnings(paths)
     spec = runner.load_spec(config)
     estate = runner.Estate(spec, runner.check_suffix(suffix))
     bucket, keys = estate.push(paths)
     for key in keys:
         out.print(f"Uploaded s3://{escape(bucket)}/{escape(key)}")
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}")
     out.print(f"{len(keys)} script(s) pushed; apply them with: dbrepl migrate apply ENV --suffix {estate.suffix}")
 
 
@@ -379,10 +382,21 @@ def migrate_apply(
     else:
         for run in result.get("migrations") or []:
             db = escape(str(run.get("database")))
+            for warning in run.get("warnings") or []:
+                err.print(f"  {db}: [yellow]warning:[/] {escape(str(warning))}")
             for name in run.get("applied") or []:
                 out.print(f"  {db}: applied {escape(name)}")
             if run.get("failed"):
-                err.print(f"  {db}: [red]failed[/] {escape(run['failed'])}: {escape(str(run.get('error')))}")
+                where = ""
+                if run.get("failed_statement"):
+                    where = f" at statement {run['failed_statement']} ({run.get('failed_excerpt')})"
+                err.print(f"  {db}: [red]failed[/] {escape(run['failed'])}{escape(where)}: "
+                          f"{escape(str(run.get('error')))}")
+                if run.get("atomic"):
+                    err.print(f"  {db}: rolled back: none of its changes remain")
+                elif run.get("statements_run") is not None:
+                    err.print(f"  {db}: {run['statements_run']} statement(s) of it ran and stay applied "
+                              "(not atomic)")
             for name in run.get("pending") or []:
                 out.print(f"  {db}: {'would apply' if dry_run else 'not applied'} {escape(name)}")
         if result.get("status") == "success":
@@ -426,7 +440,15 @@ def migrate_status(
             for s in scripts:
                 state = s.get("state", "")
                 when = f"  {s['installed_on']}" if s.get("installed_on") else ""
+                atomic = {True: "atomic", False: "not atomic"}.get(s.get("atomic"), "")
                 out.print(f"  {escape(str(s.get('version'))):<8} [{colours.get(state, 'white')}]{state:<8}[/] "
-                          f"{escape(str(s.get('script')))}{escape(when)}")
+                          f"{atomic:<10} {escape(str(s.get('script')))}{escape(when)}")
+                if state == "pending" and s.get("not_atomic_because"):
+                    out.print(f"           {escape(str(s['not_atomic_because']))}")
+                if state == "failed" and s.get("failed_statement"):
+                    after = ("rolled back" if s.get("rolled_back")
+                             else f"{s.get('statements_run')} statement(s) ran and stay applied")
+                    out.print(f"           failed at statement {s['failed_statement']} "
+                              f"({escape(str(s.get('failed_excerpt')))}), {after}: {escape(str(s.get('error')))}")
     _exit_for(result, False, False)
 

@@ -419,6 +419,24 @@ def _aws(call: Callable[[], Any], what: str, suffix: str | None = None) -> Any:
         raise sync_error(exc) from None
 
 
+def script_warnings(paths: Sequence[Path]) -> list[str]:
+    """`V2__x.sql is not atomic: statement 1 (...) commits implicitly; ...` for each such file
+    (reads and splits every file first: a script that does not split is bad input)."""
+    from dbrepl.sync.migrations import Script
+
+    warnings = []
+    for path in paths:
+        try:
+            text = path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"{path}: cannot read it as UTF-8 text ({exc.__class__.__name__})") from None
+        with library_errors():
+            warning = Script(path.name, text).atomicity_warning()
+        if warning:
+            warnings.append(warning)
+    return warnings
+
+
 def check_script_files(files: Sequence[Path]) -> list[Path]:
     """Every file exists and is named V<version>__<words>.sql (all checked before any upload)."""
     from dbrepl.sync.migrations import parse_script_name

@@ -3,7 +3,14 @@
 Scripts are named `V<version>__<words>.sql` (version: digits with `.` or `_` between parts,
 e.g. V1, V1.2, V2_1). Each target database keeps `dbrepl_schema_history`; a script whose
 content changed after it was applied stops the run before anything runs, and a failing
-script is recorded as failed and stops the run (MySQL DDL cannot be rolled back).
+script is recorded as failed and stops the run.
+
+Atomicity (as Flyway does): a script none of whose statements commits implicitly runs in ONE
+transaction together with its history row, so a failure anywhere leaves none of its changes
+(the failure is recorded after the rollback). A script with a statement that commits
+implicitly (DDL, GRANT, LOCK TABLES, START TRANSACTION, ...; see `statement_commits`) is
+non-atomic: it is flagged before it runs, runs statement by statement with autocommit, and a
+failure records which statement failed and how many had run (and stayed applied).
 
 The checksum is SHA-256 of the script's statements, each normalised by the splitter
 (comments dropped, whitespace collapsed outside quotes): re-indenting or commenting an
@@ -12,6 +19,7 @@ applied script is not a change, altering anything the server would run is.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -27,7 +35,7 @@ from dbrepl.sync.errors import DatabaseError, InvalidInput, SyncError
 from dbrepl.sync.ident import qualified
 from dbrepl.sync.schema.introspect import check_database_name
 from dbrepl.sync.schema.model import HISTORY_TABLE
-from dbrepl.sync.splitter import normalise_statement, split_statements
+from dbrepl.sync.splitter import normalise_statement, split_statements, tokenize
 
 CHECKSUM_ALGORITHM = "sha256-statements-v1"
 DEFAULT_PREFIX = "migrations/"
@@ -40,6 +48,10 @@ class MigrationChecksumChanged(SyncError):
 
 class MigrationOrderError(SyncError):
     """A pending script is older than one already applied, or a failure blocks the run."""
+
+
+class MigrationHistoryConflict(SyncError):
+    """A table named like the history table exists but is not dbrepl's history; nothing was run."""
 
 
 class MigrationFailed(DatabaseError):
@@ -75,6 +87,18 @@ class Script:
         normalised = "\n;\n".join(normalise_statement(s) for s in self.statements())
         return hashlib.sha256(normalised.encode("utf-8")).hexdigest()
 
+    def first_commit(self) -> Commit | None:
+        """The first statement that commits (or may commit) implicitly; None: the script is atomic."""
+        return first_commit(self.statements())
+
+    def atomicity_warning(self) -> str | None:
+        """`V2__x.sql is not atomic: statement 1 (CREATE TABLE ...) commits implicitly; ...`."""
+        c = self.first_commit()
+        if c is None:
+            return None
+        return (f"{self.name} is not atomic: statement {c.number} ({c.excerpt}) {c.reason}; "
+                "a failure part-way leaves earlier statements applied")
+
 
 def parse_script_name(name: str) -> tuple[tuple[int, ...], str]:
     """(version parts, description) of `V<version>__<words>.sql`, else InvalidInput."""
@@ -88,6 +112,162 @@ def parse_script_name(name: str) -> tuple[tuple[int, ...], str]:
     while len(parts) > 1 and parts[-1] == 0:  # V1.0 is V1
         parts.pop()
     return tuple(parts), m.group(2).replace("_", " ")
+
+
+# ---- which statements commit implicitly -------------------------------------------------
+#
+# MySQL 8.0 "Statements That Cause an Implicit Commit" (refman 15.3.3) and MariaDB's "SQL
+# statements That Cause an Implicit Commit"; decisions in docs/schema-sync.md (Migrations).
+# Only statements known to run inside a transaction without ending it are transactional;
+# anything else (unknown, ambiguous, a stored program's body) counts as committing: the
+# classifier may only err on the safe side.
+
+COMMITS = "commits implicitly"
+ENDS = "ends the transaction"
+MAY_COMMIT_CALL = "may commit (a called procedure's body is not checked)"
+MAY_COMMIT_BLOCK = "may commit (a compound statement's body is not checked)"
+NO_TRANSACTION = "cannot run inside a transaction"
+UNKNOWN = "is not known to be transactional"
+
+# Read or change rows; run inside the transaction and are rolled back with it (InnoDB).
+# LOAD DATA/XML commits only for NDB tables (MySQL 8.0); Aurora and MariaDB use InnoDB.
+_TRANSACTIONAL = frozenset({
+    "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH", "VALUES", "TABLE", "DO",
+    "EXPLAIN", "DESCRIBE", "DESC", "SHOW", "HELP", "SAVEPOINT", "RELEASE", "USE",
+})
+# Listed by MySQL 8.0 and/or MariaDB as committing implicitly (DDL, grant tables,
+# transaction control and locking, administration, replication), plus statements of the
+# same families neither lists but that change server state outside a transaction.
+_COMMITTING = frozenset({
+    "ALTER", "RENAME", "TRUNCATE", "GRANT", "REVOKE", "LOCK", "UNLOCK", "FLUSH", "OPTIMIZE",
+    "REPAIR", "CHECK", "ANALYZE", "CACHE", "RESET", "INSTALL", "UNINSTALL", "CHANGE", "STOP",
+    "XA", "SHUTDOWN", "IMPORT", "PURGE", "BACKUP", "KILL", "CLONE", "RESTART",
+})
+_VCOMMENT = re.compile(r"/\*(M?)!(\d{5,6})?(.*)\*/\Z", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A statement of a script that commits (or may commit) the script's transaction."""
+
+    number: int  # 1-based position in the script
+    excerpt: str  # its first characters, comments dropped, one line
+    reason: str  # e.g. "commits implicitly"
+
+
+def excerpt(statement: str, width: int = 60) -> str:
+    """The statement on one line, comments dropped, cut to `width` characters."""
+    parts = [" " if t.kind in ("space", "comment") else t.text for t in tokenize(statement)]
+    text = re.sub(r"\s+", " ", "".join(parts)).strip()
+    return text if len(text) <= width else text[:width - 3].rstrip() + "..."
+
+
+def _words(text: str, group: int | None, out: list[tuple[int | None, str]],
+           groups: list[int]) -> None:
+    """Append (group, WORD) for the code of `text`; words of a versioned or MariaDB-only
+    executable comment get that comment's group number (the server may skip them)."""
+    for tok in tokenize(text):
+        if tok.kind in ("space", "comment"):
+            continue
+        if tok.kind == "vcomment":
+            m = _VCOMMENT.match(tok.text)
+            body = m.group(3) if m else ""
+            inner = group
+            if m and (m.group(1) or m.group(2)) and group is None:
+                inner = len(groups)
+                groups.append(inner)
+            _words(body, inner, out, groups)
+        elif tok.kind in ("string", "ident"):
+            out.append((group, tok.kind))  # never a keyword
+        else:
+            out.append((group, tok.text.upper()))
+
+
+def _readings(statement: str) -> list[list[str]]:
+    """The statement's words as the server may read them: every versioned executable comment
+    run; none run; and, for each one, it and the later ones run but the earlier ones not."""
+    words: list[tuple[int | None, str]] = []
+    groups: list[int] = []
+    _words(statement, None, words, groups)
+    drops = [set(groups), *({g for g in groups if g < j} for j in groups)]
+    readings = [[w for _, w in words]]
+    readings += [[w for g, w in words if g is None or g not in d] for d in drops]
+    return readings
+
+
+def _name(word: str) -> str:
+    """AUTOCOMMIT of autocommit, @@autocommit, @@session.autocommit; '' for a @user variable."""
+    if word.startswith("@@"):
+        word = word[2:]
+    elif word.startswith("@"):
+        return ""
+    return word.rsplit(".", 1)[-1]
+
+
+def _classify(w: list[str]) -> str | None:
+    """Why the statement (as upper-case words) commits, or None when it is transactional."""
+    while w and w[0] == "(":
+        w = w[1:]
+    if not w:
+        return None  # nothing the server runs in this reading
+    first, rest = w[0], w[1:]
+    second = rest[0] if rest else ""
+    if first in _TRANSACTIONAL:
+        return None
+    if first == "LOAD":
+        return None if second in ("DATA", "XML") else COMMITS  # LOAD INDEX INTO CACHE
+    if first == "ROLLBACK":
+        return None if "TO" in rest[:2] else ENDS  # ROLLBACK [WORK] TO [SAVEPOINT] sp
+    if first == "COMMIT":
+        return ENDS
+    if first == "BEGIN":
+        return MAY_COMMIT_BLOCK if second == "NOT" else COMMITS  # BEGIN NOT ATOMIC ... END
+    if first == "CALL":
+        return MAY_COMMIT_CALL
+    if first in ("CREATE", "DROP"):
+        # CREATE [OR REPLACE] TEMPORARY TABLE and DROP TEMPORARY TABLE do not commit.
+        head = rest[:4]
+        if "TEMPORARY" in head and head[head.index("TEMPORARY") + 1:][:1] == ["TABLE"]:
+            return None
+        return COMMITS
+    if first == "SET":
+        return _classify_set(rest)
+    if first in _COMMITTING or first == "START":  # START TRANSACTION, START SLAVE/REPLICA
+        return COMMITS
+    return UNKNOWN
+
+
+def _classify_set(rest: list[str]) -> str | None:
+    if rest[:1] == ["STATEMENT"]:  # MariaDB: SET STATEMENT var=value [, ...] FOR statement
+        return _classify(rest[rest.index("FOR") + 1:]) if "FOR" in rest else UNKNOWN
+    if rest[:1] == ["PASSWORD"] or rest[:2] == ["DEFAULT", "ROLE"]:
+        return COMMITS  # changes the grant tables
+    if "TRANSACTION" in rest[:2]:
+        return NO_TRANSACTION  # SET [GLOBAL|SESSION] TRANSACTION ...
+    if any(_name(word) == "AUTOCOMMIT" for word in rest):
+        return COMMITS  # SET autocommit = 1 commits; = 0 would leave the rest uncommitted
+    return None  # user and session variables, NAMES, sql_mode, foreign_key_checks, ...
+
+
+def statement_commits(statement: str) -> str | None:
+    """Why `statement` commits (or may commit) an open transaction, or None if it does not.
+
+    Classified by its leading keyword after comments; executable comments are read every way
+    the server may read them and the worst reading counts.
+    """
+    for words in _readings(statement):
+        reason = _classify(words)
+        if reason is not None:
+            return reason
+    return None
+
+
+def first_commit(statements: list[str]) -> Commit | None:
+    for number, statement in enumerate(statements, 1):
+        reason = statement_commits(statement)
+        if reason is not None:
+            return Commit(number, excerpt(statement), reason)
+    return None
 
 
 # ---- where scripts come from ---------------------------------------------------------------
@@ -166,6 +346,26 @@ def load_scripts(source: ScriptSource) -> list[Script]:
 
 
 # ---- history -------------------------------------------------------------------------------
+#
+# Every statement below names the history table qualified and quoted, and only its own fixed
+# columns; no alias, no unqualified table name a user's object could capture. A user table
+# that happens to be called `dbrepl_schema_history` is detected by its shape and refused.
+
+# Column -> information_schema DATA_TYPE, as created by dbrepl 1 (V1) and now (V2).
+_HISTORY_V1 = {
+    "installed_rank": "int", "version": "varchar", "description": "varchar", "script": "varchar",
+    "checksum": "char", "checksum_algorithm": "varchar", "installed_by": "varchar",
+    "installed_on": "timestamp", "execution_ms": "int", "success": "tinyint",
+}
+# Added for atomicity: how the script ran (1: one transaction, 0: statement by statement),
+# how many statements completed, which one failed (number, excerpt) and the server's error.
+_HISTORY_ADDED = {
+    "atomic_run": "TINYINT(1) NULL", "statements_run": "INT NULL",
+    "failed_statement": "INT NULL", "failed_excerpt": "VARCHAR(200) NULL",
+    "error_message": "VARCHAR(1000) NULL",
+}
+_HISTORY_V2 = {**_HISTORY_V1, **{c: t.split("(")[0].split()[0].lower() for c, t in _HISTORY_ADDED.items()}}
+_COLUMNS = list(_HISTORY_V2)
 
 
 @dataclass(frozen=True)
@@ -180,9 +380,20 @@ class HistoryRow:
     installed_on: Any
     execution_ms: int
     success: bool
+    atomic_run: bool | None = None  # None: recorded before dbrepl knew (history shape V1)
+    statements_run: int | None = None
+    failed_statement: int | None = None
+    failed_excerpt: str | None = None
+    error_message: str | None = None
+
+    @property
+    def rolled_back(self) -> bool:
+        """A failure that left nothing: the script ran in one transaction, rolled back."""
+        return not self.success and self.atomic_run is True
 
 
 def _create_history_sql(database: str) -> str:
+    added = "".join(f"{c} {t}, " for c, t in _HISTORY_ADDED.items())
     return (
         f"CREATE TABLE IF NOT EXISTS {qualified(database, HISTORY_TABLE)} ("
         "installed_rank INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
@@ -190,23 +401,65 @@ def _create_history_sql(database: str) -> str:
         "script VARCHAR(255) NOT NULL, checksum CHAR(64) NOT NULL, "
         "checksum_algorithm VARCHAR(32) NOT NULL, installed_by VARCHAR(100) NOT NULL, "
         "installed_on TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), "
-        "execution_ms INT NOT NULL, success TINYINT(1) NOT NULL, KEY version_idx (version)"
+        f"execution_ms INT NOT NULL, success TINYINT(1) NOT NULL, {added}KEY version_idx (version)"
         ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+
+
+def _history_shape(conn: Any, database: str) -> str | None:
+    """None (no history table), "v1" (dbrepl's first shape) or "v2"; else a conflict error."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_TYPE FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s", (database, HISTORY_TABLE))
+        row = cur.fetchone()
+        if row is None:
+            return None
+        cur.execute("SELECT COLUMN_NAME, DATA_TYPE FROM information_schema.COLUMNS "
+                    "WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s", (database, HISTORY_TABLE))
+        got = {str(name).lower(): str(kind).lower() for name, kind in cur.fetchall()}
+    if row[0] == "BASE TABLE" and got == _HISTORY_V2:
+        return "v2"
+    if row[0] == "BASE TABLE" and got == _HISTORY_V1:
+        return "v1"
+    what = "a view" if row[0] != "BASE TABLE" else "a table"
+    missing = [c for c in _HISTORY_V1 if c not in got]
+    other = sorted(c for c in got if c not in _HISTORY_V2)
+    typed = [c for c in _HISTORY_V2 if c in got and got[c] != _HISTORY_V2[c]]
+    detail = "; ".join(p for p in (
+        f"missing {', '.join(missing)}" if missing else "",
+        f"unexpected {', '.join(other)}" if other else "",
+        f"other types for {', '.join(typed)}" if typed else "") if p) or "another shape"
+    raise MigrationHistoryConflict(
+        f"{database}.{HISTORY_TABLE} is {what} that is not dbrepl's migration history ({detail}): "
+        "rename or drop it, dbrepl keeps its history under that name (nothing was run)")
 
 
 def read_history(conn: Any, database: str) -> list[HistoryRow]:
     """The history table's rows in installation order; none when it does not exist yet."""
     database = check_database_name(database)
+    shape = _history_shape(conn, database)
+    if shape is None:
+        return []
+    columns = _COLUMNS if shape == "v2" else list(_HISTORY_V1)
     with conn.cursor() as cur:
-        cur.execute("SELECT 1 FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
-                    (database, HISTORY_TABLE))
-        if cur.fetchone() is None:
-            return []
-        cur.execute(
-            "SELECT installed_rank, version, description, script, checksum, checksum_algorithm, "
-            f"installed_by, installed_on, execution_ms, success FROM {qualified(database, HISTORY_TABLE)} "
-            "ORDER BY installed_rank")
-        return [HistoryRow(*row[:9], bool(row[9])) for row in cur.fetchall()]
+        cur.execute(f"SELECT {', '.join(columns)} FROM {qualified(database, HISTORY_TABLE)} "
+                    "ORDER BY installed_rank")
+        rows = []
+        for row in cur.fetchall():
+            values = dict(zip(columns, row, strict=True))
+            values["success"] = bool(values["success"])
+            if values.get("atomic_run") is not None:
+                values["atomic_run"] = bool(values["atomic_run"])
+            rows.append(HistoryRow(*(values.get(c) for c in _COLUMNS)))
+        return rows
+
+
+def _ensure_history(cur: Any, database: str, shape: str | None) -> None:
+    """Create the history table, or bring dbrepl's first shape up to date (adds columns)."""
+    if shape is None:
+        cur.execute(_create_history_sql(database))
+    elif shape == "v1":
+        cur.execute(f"ALTER TABLE {qualified(database, HISTORY_TABLE)} "
+                    + ", ".join(f"ADD COLUMN {c} {t}" for c, t in _HISTORY_ADDED.items()))
 
 
 def _version_key(text: str) -> tuple[int, ...]:
@@ -219,10 +472,29 @@ class ScriptStatus:
     script: str
     state: str  # applied, pending, failed, changed, missing (applied but no longer in the source)
     installed_on: Any = None
+    atomic: bool | None = None  # the script in the source; None: not in the source, not known
+    not_atomic_because: str | None = None  # "statement 1 (CREATE TABLE t ...) commits implicitly"
+    failed_statement: int | None = None
+    failed_excerpt: str | None = None
+    statements_run: int | None = None
+    rolled_back: bool | None = None
+    error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "script": self.script, "state": self.state,
-                "installed_on": str(self.installed_on) if self.installed_on else None}
+                "installed_on": str(self.installed_on) if self.installed_on else None,
+                "atomic": self.atomic, "not_atomic_because": self.not_atomic_because,
+                "failed_statement": self.failed_statement, "failed_excerpt": self.failed_excerpt,
+                "statements_run": self.statements_run, "rolled_back": self.rolled_back,
+                "error": self.error}
+
+
+def _atomicity(script: Script | None, row: HistoryRow | None) -> dict[str, Any]:
+    if script is not None:
+        c = script.first_commit()
+        because = None if c is None else f"statement {c.number} ({c.excerpt}) {c.reason}"
+        return {"atomic": c is None, "not_atomic_because": because}
+    return {"atomic": row.atomic_run if row is not None else None}
 
 
 def migration_status(conn: Any, database: str, source: ScriptSource) -> list[ScriptStatus]:
@@ -233,16 +505,22 @@ def migration_status(conn: Any, database: str, source: ScriptSource) -> list[Scr
     latest: dict[str, HistoryRow] = {h.version: h for h in history}
     for version, row in latest.items():
         script = scripts.get(version)
+        failure: dict[str, Any] = {}
         if script is None:
             state = "missing" if row.success else "failed"
         elif not row.success:
             state = "failed"
         else:
             state = "changed" if script.checksum != row.checksum else "applied"
-        out.append(ScriptStatus(version, row.script, state, row.installed_on))
+        if not row.success:
+            failure = {"failed_statement": row.failed_statement, "failed_excerpt": row.failed_excerpt,
+                       "statements_run": row.statements_run, "error": row.error_message,
+                       "rolled_back": row.rolled_back if row.atomic_run is not None else None}
+        out.append(ScriptStatus(version, row.script, state, row.installed_on,
+                                **_atomicity(script, row), **failure))
     for version, script in scripts.items():
         if version not in latest:
-            out.append(ScriptStatus(version, script.name, "pending"))
+            out.append(ScriptStatus(version, script.name, "pending", **_atomicity(script, None)))
     out.sort(key=lambda s: _version_key(s.version))
     return out
 
@@ -258,6 +536,13 @@ class MigrationResult:
     failed: str | None = None
     error: str | None = None
     dry_run: bool = False
+    # The failed script: did it run in one transaction (rolled back), which statement failed
+    # (1-based) and its excerpt, how many statements had completed before it.
+    atomic: bool | None = None
+    failed_statement: int | None = None
+    failed_excerpt: str | None = None
+    statements_run: int | None = None
+    warnings: list[str] = field(default_factory=list)  # "V2__x.sql is not atomic: ..."
 
     @property
     def status(self) -> str:
@@ -266,7 +551,9 @@ class MigrationResult:
     def to_dict(self) -> dict[str, Any]:
         return {"database": self.database, "status": self.status, "applied": self.applied,
                 "pending": self.pending, "failed": self.failed, "error": self.error,
-                "dry_run": self.dry_run}
+                "dry_run": self.dry_run, "atomic": self.atomic,
+                "failed_statement": self.failed_statement, "failed_excerpt": self.failed_excerpt,
+                "statements_run": self.statements_run, "warnings": self.warnings}
 
 
 def apply_migrations(
@@ -292,12 +579,23 @@ def apply_migrations(
         raise DatabaseError(f"Failed to apply migrations to {database}: {exc}") from exc
 
 
+def _blocked(database: str, h: HistoryRow) -> str:
+    where = ""
+    if h.failed_statement is not None:
+        ran = h.statements_run or 0
+        where = (f" at statement {h.failed_statement} ({h.failed_excerpt}) after {ran} statement(s) "
+                 "ran and stayed applied")
+    return (f"{database}: {h.script} failed earlier{where}; repair the database and fix the script "
+            "(a changed script is retried), nothing was run")
+
+
 def _apply(conn: Any, database: str, scripts: list[Script], dry_run: bool,
            installed_by: str | None) -> MigrationResult:
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME=%s", (database,))
         if cur.fetchone() is None:
             raise InvalidInput(f"database {database!r} does not exist on the target (run a schema sync first)")
+    shape = _history_shape(conn, database)
     history = read_history(conn, database)
     done = {h.version: h for h in history if h.success}
     failed = {h.version: h for h in history if not h.success and h.version not in done}
@@ -310,14 +608,12 @@ def _apply(conn: Any, database: str, scripts: list[Script], dry_run: bool,
         raise MigrationChecksumChanged(
             f"{database}: applied script(s) changed since they ran: {', '.join(changed)}; "
             "restore the original or add a new script (nothing was run)")
-    retry = []
     for v, h in failed.items():
         script = by_version.get(v)
-        if script is None or script.checksum == h.checksum:
-            raise MigrationOrderError(
-                f"{database}: {h.script} failed earlier; repair the database and fix the script "
-                "(a changed script is retried), nothing was run")
-        retry.append(v)
+        # A rolled-back failure left nothing: the same script may run again (after the data
+        # is fixed). A non-atomic failure left statements applied: the script must change.
+        if script is None or (script.checksum == h.checksum and not h.rolled_back):
+            raise MigrationOrderError(_blocked(database, h))
     pending = [s for s in scripts if s.version_text not in done]
     newest = max((_version_key(v) for v in done), default=())
     older = [s.name for s in pending if s.version < newest]
@@ -326,52 +622,117 @@ def _apply(conn: Any, database: str, scripts: list[Script], dry_run: bool,
             f"{database}: {', '.join(older)} older than the applied version "
             f"{'.'.join(map(str, newest))}; give it a newer version (nothing was run)")
     result = MigrationResult(database=database, pending=[s.name for s in pending], dry_run=dry_run)
+    result.warnings = [w for s in pending if (w := s.atomicity_warning())]
     if dry_run or not pending:
         return result
 
     with conn.cursor() as cur:
-        cur.execute(_create_history_sql(database))
+        _ensure_history(cur, database, shape)
         if installed_by is None:
             cur.execute("SELECT CURRENT_USER()")
             installed_by = cur.fetchone()[0]
-        for v in retry:
-            cur.execute(f"DELETE FROM {qualified(database, HISTORY_TABLE)} WHERE version=%s AND success=0", (v,))
         conn.select_db(database)
         for script in pending:
-            started = time.monotonic()
-            error = None
-            for statement in script.statements():
-                try:
-                    cur.execute(statement)
-                    while cur.nextset():  # stored-program calls may return several results
-                        pass
-                except pymysql.err.MySQLError as exc:
-                    error = f"{exc.args[-1] if exc.args else exc}"
-                    break
-            if error is None:
-                conn.commit()  # scripts holding DML without autocommit
-            else:
-                conn.rollback()
-            ms = int((time.monotonic() - started) * 1000)
-            cur.execute(
-                f"INSERT INTO {qualified(database, HISTORY_TABLE)} (version, description, script, "
-                "checksum, checksum_algorithm, installed_by, execution_ms, success) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (script.version_text, script.description[:200], script.name, script.checksum,
-                 CHECKSUM_ALGORITHM, installed_by[:100], ms, error is None))
-            conn.commit()
+            message = _run_script(conn, cur, database, script, installed_by, result)
             result.pending.remove(script.name)
-            if error is not None:
-                result.failed, result.error = script.name, error
-                raise MigrationFailed(f"{database}: {script.name} failed: {error}; later scripts not applied",
-                                      result)
+            if message is not None:
+                raise MigrationFailed(message, result)
             result.applied.append(script.name)
     return result
 
 
+def _run_script(conn: Any, cur: Any, database: str, script: Script, installed_by: str,
+                result: MigrationResult) -> str | None:
+    """Run one script (atomic: one transaction with its history row) and record the outcome;
+    on failure fill `result` and return the message saying what failed and what is left."""
+    statements = script.statements()
+    commit = first_commit(statements)
+    atomic = commit is None
+    autocommit = conn.get_autocommit()
+    started = time.monotonic()
+    error, failed_at, ran = None, None, 0
+    try:
+        if atomic:
+            conn.begin()
+        else:
+            conn.autocommit(True)  # each statement is committed as it completes
+        for number, statement in enumerate(statements, 1):
+            try:
+                cur.execute(statement)
+                while cur.nextset():  # stored-program calls may return several results
+                    pass
+            except pymysql.err.MySQLError as exc:
+                error, failed_at = f"{exc.args[-1] if exc.args else exc}", number
+                break
+            ran += 1
+        ms = int((time.monotonic() - started) * 1000)
+        record = {"script": script, "installed_by": installed_by, "ms": ms, "atomic": atomic,
+                  "ran": ran, "failed_at": failed_at, "error": error,
+                  "excerpt": excerpt(statements[failed_at - 1]) if failed_at else None}
+        if atomic and error is None:
+            _record(cur, database, **record)  # in the script's own transaction
+            conn.commit()
+            return None
+        kept = ""
+        if error is not None:
+            # Atomic: undo the script. Not atomic: undo only a transaction the script opened
+            # itself (START TRANSACTION) and had not committed when it failed.
+            conn.rollback()
+            kept = _rollback_warning(cur) if atomic else ""
+        conn.begin()  # the failure record survives the rollback: written after it
+        _record(cur, database, **record)
+        conn.commit()
+    except BaseException:
+        if conn.open:
+            with contextlib.suppress(pymysql.err.MySQLError):
+                conn.rollback()
+        raise
+    finally:
+        if conn.open and conn.get_autocommit() != autocommit:
+            conn.autocommit(autocommit)
+    if error is None:
+        return None
+    result.failed, result.atomic, result.error = script.name, atomic, error
+    result.failed_statement, result.failed_excerpt = failed_at, record["excerpt"]
+    result.statements_run = ran
+    where = f"statement {failed_at} of {len(statements)} ({record['excerpt']})"
+    if atomic:
+        left = ("it ran in one transaction, rolled back: none of its changes remain" + kept
+                + "; fix the cause and run again")
+    else:
+        applied = "no statement of it ran" if ran == 0 else (
+            "statement 1 ran and stays applied" if ran == 1
+            else f"statements 1-{ran} ran and stay applied")
+        left = (f"{applied} (not atomic: statement {commit.number} ({commit.excerpt}) {commit.reason}); "
+                "repair the database and fix the script")
+    return f"{database}: {script.name} failed at {where}: {error}; {left}; later scripts not applied"
+
+
+def _rollback_warning(cur: Any) -> str:
+    """Warning 1196 after ROLLBACK: a non-transactional table (MyISAM, Aria...) kept changes."""
+    cur.execute("SHOW WARNINGS")
+    if any(row[1] == 1196 for row in cur.fetchall()):
+        return " (except in non-transactional tables such as MyISAM, Aria or MEMORY, which kept theirs)"
+    return ""
+
+
+def _record(cur: Any, database: str, *, script: Script, installed_by: str, ms: int, atomic: bool,
+            ran: int, failed_at: int | None, error: str | None, excerpt: str | None) -> None:
+    """The script's history row; an earlier failed row of the same version is replaced."""
+    table = qualified(database, HISTORY_TABLE)
+    cur.execute(f"DELETE FROM {table} WHERE version=%s AND success=0", (script.version_text,))
+    cur.execute(
+        f"INSERT INTO {table} (version, description, script, checksum, checksum_algorithm, "
+        "installed_by, execution_ms, success, atomic_run, statements_run, failed_statement, "
+        "failed_excerpt, error_message) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (script.version_text, script.description[:200], script.name, script.checksum,
+         CHECKSUM_ALGORITHM, installed_by[:100], ms, error is None, atomic, ran, failed_at,
+         None if excerpt is None else excerpt[:200], None if error is None else error[:1000]))
+
+
 __all__ = [
-    "CHECKSUM_ALGORITHM", "HISTORY_TABLE", "LocalScripts", "MigrationChecksumChanged",
-    "MigrationFailed", "MigrationOrderError", "MigrationResult", "S3Scripts", "Script",
-    "ScriptStatus", "apply_migrations", "load_scripts", "migration_status", "parse_script_name",
-    "push_scripts", "read_history",
+    "CHECKSUM_ALGORITHM", "HISTORY_TABLE", "Commit", "LocalScripts", "MigrationChecksumChanged",
+    "MigrationFailed", "MigrationHistoryConflict", "MigrationOrderError", "MigrationResult",
+    "S3Scripts", "Script", "ScriptStatus", "apply_migrations", "first_commit", "load_scripts",
+    "migration_status", "parse_script_name", "push_scripts", "read_history", "statement_commits",
 ]

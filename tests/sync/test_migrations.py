@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import boto3
+import pymysql
 import pytest
 from moto import mock_aws
 
 from dbrepl.sync.errors import InvalidInput
 from dbrepl.sync.migrations import (
     CHECKSUM_ALGORITHM,
+    COMMITS,
+    ENDS,
+    MAY_COMMIT_BLOCK,
+    MAY_COMMIT_CALL,
+    NO_TRANSACTION,
+    UNKNOWN,
     LocalScripts,
     MigrationChecksumChanged,
     MigrationFailed,
+    MigrationHistoryConflict,
     MigrationOrderError,
     S3Scripts,
     Script,
@@ -20,6 +28,7 @@ from dbrepl.sync.migrations import (
     parse_script_name,
     push_scripts,
     read_history,
+    statement_commits,
 )
 
 V1 = "CREATE TABLE customer (id INT PRIMARY KEY, name VARCHAR(50));\n"
@@ -180,3 +189,348 @@ def test_scripts_pushed_to_s3_apply(mariadb, db_pair, tmp_path, monkeypatch):
         assert sorted(source.names()) == sorted(SCRIPTS)
         assert apply_migrations(conn, db, source).applied == list(SCRIPTS)
         assert apply_migrations(conn, db, source).applied == []
+
+
+# ---- atomicity (issue 10, point 5) ---------------------------------------------------------
+
+PROCEDURE_SCRIPT = """-- a procedure behind DELIMITER; its body holds ';' and a DELETE
+INSERT INTO `select` (`from`) VALUES ('x');
+DELIMITER $$
+/* the body */ CREATE DEFINER=CURRENT_USER PROCEDURE `p;1`() BEGIN
+  DELETE FROM `select` WHERE `from` = 'a;b'; SELECT 'END$$ not here';
+END$$
+DELIMITER ;
+UPDATE `select` SET `from` = 'y';
+"""
+
+CLASSIFIED = [
+    # Transactional: rows only, session variables, temporary tables.
+    ("INSERT INTO `CREATE` (`DROP`) VALUES ('DROP TABLE x; -- ')", None),
+    ("  (SELECT 'ALTER') UNION (SELECT `TRUNCATE` FROM `LOCK`)", None),
+    ("WITH `commit` AS (SELECT 1 AS `begin`) DELETE FROM t WHERE id IN (SELECT `begin` FROM `commit`)", None),
+    ("update `drop` set `alter` = \"CREATE TABLE\"", None),
+    ("REPLACE INTO t VALUES (1)", None),
+    ("SET @autocommit := 1, @@session.sql_mode = 'ANSI'", None),
+    ("SET NAMES utf8mb4", None),
+    ("/*!40101 SET @OLD_SQL_MODE=@@SQL_MODE */", None),
+    ("CREATE TEMPORARY TABLE tmp (a INT)", None),
+    ("create or replace temporary table tmp (a INT)", None),
+    ("DROP TEMPORARY TABLE IF EXISTS tmp", None),
+    ("SAVEPOINT s", None),
+    ("ROLLBACK WORK TO SAVEPOINT s", None),
+    ("LOAD DATA LOCAL INFILE 'x.csv' INTO TABLE t", None),
+    ("SET STATEMENT max_statement_time=5 FOR INSERT INTO t VALUES (1)", None),
+    ("INSERT /*! IGNORE */ INTO t VALUES (1)", None),
+    ("USE `app`", None),
+    # Hidden behind comments and executable comments.
+    ("/* x */ CREATE TABLE t (a INT)", COMMITS),
+    ("-- c\nDROP TABLE t", COMMITS),
+    ("# hash comment\n  TRUNCATE t", COMMITS),
+    ("/*!50001 CREATE ALGORITHM=UNDEFINED */ /*!50013 DEFINER=`a`@`%` */ /*!50001 VIEW v AS SELECT 1 */",
+     COMMITS),
+    ("/*!40000 ALTER TABLE t DISABLE KEYS */", COMMITS),
+    ("/*M!100301 ALTER TABLE t FORCE */", COMMITS),
+    ("/*!99999 SELECT 1 */ DROP TABLE t", COMMITS),  # an older server skips the comment
+    ("CREATE /*!99999 TEMPORARY */ TABLE t (a INT)", COMMITS),
+    ("/*!CREATE TABLE t (a INT)*/", COMMITS),
+    # The families of the implicit-commit pages.
+    ("ALTER TABLE t ADD COLUMN b INT", COMMITS),
+    ("RENAME TABLE a TO b", COMMITS),
+    ("CREATE INDEX i ON tmp (a)", COMMITS),
+    ("CREATE PROCEDURE p() BEGIN SELECT 1; END", COMMITS),
+    ("GRANT SELECT ON db.* TO u", COMMITS),
+    ("CREATE USER u", COMMITS),
+    ("SET PASSWORD FOR u = PASSWORD('x')", COMMITS),
+    ("LOCK TABLES t WRITE", COMMITS),
+    ("UNLOCK TABLES", COMMITS),
+    ("START TRANSACTION", COMMITS),
+    ("BEGIN", COMMITS),
+    ("begin work", COMMITS),
+    ("SET autocommit = 1", COMMITS),
+    ("SET SESSION sql_mode = '', @@local.autocommit = 0", COMMITS),
+    ("ANALYZE TABLE t", COMMITS),
+    ("LOAD INDEX INTO CACHE t", COMMITS),
+    ("FLUSH PRIVILEGES", COMMITS),
+    ("START SLAVE", COMMITS),
+    ("SET STATEMENT max_statement_time=5 FOR CREATE TABLE t (a INT)", COMMITS),
+    ("COMMIT", ENDS),
+    ("ROLLBACK", ENDS),
+    ("CALL `CREATE`()", MAY_COMMIT_CALL),
+    ("BEGIN NOT ATOMIC INSERT INTO t VALUES (1); END", MAY_COMMIT_BLOCK),
+    ("SET TRANSACTION ISOLATION LEVEL READ COMMITTED", NO_TRANSACTION),
+    ("HANDLER t OPEN", UNKNOWN),
+]
+
+
+@pytest.mark.parametrize(("statement", "reason"), CLASSIFIED)
+def test_statements_are_classified_by_their_leading_keyword(statement, reason):
+    assert statement_commits(statement) == reason
+
+
+def test_script_atomicity_and_its_warning():
+    assert Script("V1__dml.sql", "INSERT INTO t VALUES (1);\n-- CREATE TABLE x\nDELETE FROM t;").first_commit() is None
+    assert Script("V1__dml.sql", "INSERT INTO t VALUES (1);").atomicity_warning() is None
+    proc = Script("V2__proc.sql", PROCEDURE_SCRIPT)
+    assert len(proc.statements()) == 3
+    c = proc.first_commit()
+    assert (c.number, c.reason) == (2, COMMITS)
+    assert c.excerpt.startswith("CREATE DEFINER=CURRENT_USER PROCEDURE `p;1`()") and c.excerpt.endswith("...")
+    assert proc.atomicity_warning() == (
+        f"V2__proc.sql is not atomic: statement 2 ({c.excerpt}) commits implicitly; "
+        "a failure part-way leaves earlier statements applied")
+    ddl = Script("V3__x.sql", "/* first */ CREATE TABLE `a``b` (id INT);\nINSERT INTO `a``b` VALUES (1);")
+    assert ddl.atomicity_warning() == (
+        "V3__x.sql is not atomic: statement 1 (CREATE TABLE `a``b` (id INT)) commits implicitly; "
+        "a failure part-way leaves earlier statements applied")
+
+
+# Statements whose effect on an open transaction the server itself shows: the transaction
+# ended (committed or rolled back) or not. Setup in _ground_truth_db.
+GROUND_TRUTH = [
+    "INSERT INTO t VALUES (100, 1)", "UPDATE t SET v = 2", "DELETE FROM t WHERE id = 1",
+    "REPLACE INTO t VALUES (101, 1)", "SELECT * FROM t", "(SELECT 1) UNION (SELECT 2)",
+    "WITH c AS (SELECT 1 AS x) SELECT x FROM c", "DO 1", "SET @x = 1", "SET NAMES utf8mb4",
+    "/*!40101 SET @y = 2 */", "SAVEPOINT s2", "ROLLBACK TO SAVEPOINT sp",
+    "CREATE TEMPORARY TABLE tmp_x (a INT)", "CREATE OR REPLACE TEMPORARY TABLE tmp_y (a INT)",
+    "DROP TEMPORARY TABLE IF EXISTS tmp_y", "SHOW TABLES",
+    "SET STATEMENT max_statement_time=10 FOR INSERT INTO t VALUES (102, 1)",
+    "/* x */ CREATE TABLE c1 (a INT)", "-- c\nDROP TABLE c1", "# h\nTRUNCATE TABLE m2",
+    "/*!50001 CREATE VIEW v1 AS SELECT 1 AS a */", "/*!40000 ALTER TABLE t DISABLE KEYS */",
+    "/*M!100000 ALTER TABLE t FORCE */", "CREATE INDEX i1 ON t (v)", "RENAME TABLE m3 TO m4",
+    "CREATE TABLE t (a INT)",  # fails (exists), and still commits
+    "LOCK TABLES t WRITE", "CREATE USER 'u_gt'@'localhost'", "DROP USER 'u_gt'@'localhost'",
+    "START TRANSACTION", "BEGIN", "COMMIT", "ROLLBACK", "ANALYZE TABLE t", "CHECK TABLE t",
+    "CREATE PROCEDURE p1() BEGIN SELECT 1; END", "DROP PROCEDURE p1",
+    "SET STATEMENT max_statement_time=10 FOR CREATE TABLE c4 (a INT)",
+]
+
+
+@pytest.mark.mariadb
+def test_classification_agrees_with_the_server(mariadb, db_pair):
+    """Each statement inside an open transaction: the server says whether it ended it."""
+    _, db = db_pair
+    conn = mariadb.connect(database=db, ssl_disabled=True)
+    with conn.cursor() as cur:
+        for ddl in ["CREATE TABLE t (id INT PRIMARY KEY, v INT)", "INSERT INTO t VALUES (1, 1)",
+                    "CREATE TABLE marker (id INT PRIMARY KEY)", "CREATE TABLE m2 (a INT)",
+                    "CREATE TABLE m3 (a INT)"]:
+            cur.execute(ddl)
+        seen = set()
+        for n, statement in enumerate(GROUND_TRUTH):
+            conn.begin()
+            cur.execute("INSERT INTO marker VALUES (%s)", (n,))
+            cur.execute("SAVEPOINT sp")
+            try:
+                cur.execute(statement)
+                while cur.nextset():
+                    pass
+            except pymysql.err.MySQLError:
+                assert statement == "CREATE TABLE t (a INT)", statement
+            cur.execute("SELECT @@in_transaction")
+            open_after = cur.fetchone()[0]
+            conn.rollback()
+            cur.execute("UNLOCK TABLES")
+            cur.execute("SELECT COUNT(*) FROM marker WHERE id = %s", (n,))
+            ended = cur.fetchone()[0] == 1 or open_after == 0
+            assert (statement_commits(statement) is not None) == ended, (statement, ended)
+            seen.add(ended)
+        assert seen == {True, False}
+        conn.begin()
+        with pytest.raises(pymysql.err.MySQLError) as exc:  # why SET TRANSACTION is not atomic
+            cur.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        assert exc.value.args[0] == 1568
+        conn.rollback()
+
+
+def rows(conn, sql):
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return list(cur.fetchall())
+
+
+NASTY_TABLE = "CREATE TABLE `select` (`from` VARCHAR(20) PRIMARY KEY, `order` INT);"
+DML_SCRIPT = """-- seed; quotes, comments and a ';' inside strings
+INSERT INTO `select` (`from`, `order`) VALUES ('it''s;', 1), ("d\\"q", 2);
+/* an update */ UPDATE `select` SET `order` = `order` + 10 WHERE `from` <> '-- not a comment';
+DELETE FROM `select` WHERE `order` = 999;
+INSERT INTO `select` (`from`, `order`) VALUES ('taken', 3);
+"""
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("autocommit", [True, False])
+def test_dml_script_failing_at_its_last_statement_leaves_no_row(mariadb, db_pair, autocommit):
+    _, db = db_pair
+    conn = mariadb.connect(database=db, ssl_disabled=True)
+    conn.autocommit(autocommit)
+    scripts = {"V1__table.sql": NASTY_TABLE, "V2__seed.sql": DML_SCRIPT}
+    assert apply_migrations(conn, db, LocalScripts(scripts), up_to="V1__table.sql").applied == ["V1__table.sql"]
+    with conn.cursor() as cur:
+        cur.execute(f"INSERT INTO `{db}`.`select` VALUES ('taken', 0)")  # the last INSERT will clash
+    conn.commit()
+    assert Script("V2__seed.sql", DML_SCRIPT).first_commit() is None
+
+    with pytest.raises(MigrationFailed) as failed:
+        apply_migrations(conn, db, LocalScripts(scripts))
+    result = failed.value.result
+    assert (result.failed, result.atomic, result.failed_statement, result.statements_run) == (
+        "V2__seed.sql", True, 4, 3)
+    assert result.failed_excerpt == "INSERT INTO `select` (`from`, `order`) VALUES ('taken', 3)"
+    assert result.error.startswith("Duplicate entry 'taken'")  # the server's message
+    message = str(failed.value)
+    assert "\n" not in message and message.startswith(f"{db}: V2__seed.sql failed at statement 4 of 4 (INSERT")
+    assert "Duplicate entry 'taken'" in message and "rolled back: none of its changes remain" in message
+    other = mariadb.connect(ssl_disabled=True)  # what any other session sees
+    assert rows(other, f"SELECT `from`, `order` FROM `{db}`.`select`") == [("taken", 0)]
+    history = read_history(other, db)
+    assert [(h.script, h.success, h.atomic_run, h.failed_statement, h.statements_run) for h in history] == [
+        ("V1__table.sql", True, False, None, 1), ("V2__seed.sql", False, True, 4, 3)]
+    assert "Duplicate entry" in history[1].error_message and history[1].rolled_back
+    status = migration_status(other, db, LocalScripts(scripts))[1]
+    assert (status.state, status.atomic, status.rolled_back, status.failed_statement) == ("failed", True, True, 4)
+
+    # Rolled back, so the same script may run again once the data is fixed.
+    with other.cursor() as cur:
+        cur.execute(f"DELETE FROM `{db}`.`select` WHERE `from` = 'taken'")
+    assert apply_migrations(conn, db, LocalScripts(scripts)).applied == ["V2__seed.sql"]
+    assert sorted(rows(other, f"SELECT `from`, `order` FROM `{db}`.`select`")) == [
+        ('d"q', 12), ("it's;", 11), ("taken", 3)]
+    assert [(h.script, h.success, h.atomic_run, h.statements_run) for h in read_history(other, db)] == [
+        ("V1__table.sql", True, False, 1), ("V2__seed.sql", True, True, 4)]
+    assert conn.get_autocommit() == autocommit, "the connection's autocommit is left as it was"
+
+
+@pytest.mark.mariadb
+def test_non_atomic_script_failing_at_statement_2_says_what_ran(mariadb, db_pair):
+    _, db = db_pair
+    conn = mariadb.connect(ssl_disabled=True)
+    script = ("/* make it */ CREATE TABLE `we;ird``t` (id INT PRIMARY KEY);\n"
+              "-- then\nINSERT INTO `nosuch` VALUES (1);\nINSERT INTO `we;ird``t` VALUES (1);\n")
+    scripts = {"V1__mixed.sql": script, "V2__later.sql": "INSERT INTO `we;ird``t` VALUES (2);"}
+    dry = apply_migrations(conn, db, LocalScripts(scripts), dry_run=True)
+    assert dry.warnings == [
+        "V1__mixed.sql is not atomic: statement 1 (CREATE TABLE `we;ird``t` (id INT PRIMARY KEY)) "
+        "commits implicitly; a failure part-way leaves earlier statements applied"]
+    pending = migration_status(conn, db, LocalScripts(scripts))
+    assert [(s.state, s.atomic) for s in pending] == [("pending", False), ("pending", True)]
+    assert pending[0].not_atomic_because == "statement 1 (CREATE TABLE `we;ird``t` (id INT PRIMARY KEY)) commits implicitly"
+
+    with pytest.raises(MigrationFailed) as failed:
+        apply_migrations(conn, db, LocalScripts(scripts))
+    result = failed.value.result
+    assert (result.failed, result.atomic, result.failed_statement, result.statements_run) == (
+        "V1__mixed.sql", False, 2, 1)
+    assert ("failed at statement 2 of 3 (INSERT INTO `nosuch` VALUES (1)): Table "
+            f"'{db}.nosuch' doesn't exist; statement 1 ran and stays applied (not atomic: statement 1 "
+            "(CREATE TABLE `we;ird``t` (id INT PRIMARY KEY)) commits implicitly)") in str(failed.value)
+    assert result.error == f"Table '{db}.nosuch' doesn't exist"
+    assert "we;ird`t" in tables(conn, db) and rows(conn, f"SELECT id FROM `{db}`.`we;ird``t`") == []
+    h = read_history(conn, db)[0]
+    assert (h.success, h.atomic_run, h.failed_statement, h.statements_run, h.failed_excerpt) == (
+        False, False, 2, 1, "INSERT INTO `nosuch` VALUES (1)")
+    s = migration_status(conn, db, LocalScripts(scripts))[0]
+    assert (s.state, s.atomic, s.rolled_back, s.failed_statement, s.statements_run) == ("failed", False, False, 2, 1)
+
+    # Statements stayed applied: the unchanged script is refused, naming where it stopped.
+    with pytest.raises(MigrationOrderError, match=r"at statement 2 \(INSERT INTO `nosuch` VALUES \(1\)\) "
+                                                  r"after 1 statement\(s\) ran and stayed applied"):
+        apply_migrations(conn, db, LocalScripts(scripts))
+    fixed = dict(scripts, **{"V1__mixed.sql": script.replace("`nosuch`", "`we;ird``t`").replace(
+        "VALUES (1);\nINSERT", "VALUES (3);\nINSERT").replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS")})
+    assert apply_migrations(conn, db, LocalScripts(fixed)).applied == ["V1__mixed.sql", "V2__later.sql"]
+    assert rows(conn, f"SELECT id FROM `{db}`.`we;ird``t` ORDER BY id") == [(1,), (2,), (3,)]
+    assert [(h.script, h.success) for h in read_history(conn, db)] == [
+        ("V1__mixed.sql", True), ("V2__later.sql", True)]
+
+
+@pytest.mark.mariadb
+def test_procedure_script_behind_delimiter_is_not_atomic(mariadb, db_pair):
+    _, db = db_pair
+    conn = mariadb.connect(ssl_disabled=True)
+    scripts = {"V1__t.sql": NASTY_TABLE, "V2__proc.sql": PROCEDURE_SCRIPT}
+    result = apply_migrations(conn, db, LocalScripts(scripts))
+    assert result.applied == list(scripts) and len(result.warnings) == 2
+    assert result.warnings[1].startswith("V2__proc.sql is not atomic: statement 2 (CREATE DEFINER")
+    assert rows(conn, f"SELECT `from` FROM `{db}`.`select`") == [("y",)]
+    assert rows(conn, f"SELECT ROUTINE_NAME FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA='{db}'") == [
+        ("p;1",)]
+    assert [h.atomic_run for h in read_history(conn, db)] == [False, False]
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("impostor", [
+    "CREATE TABLE {t} (id INT PRIMARY KEY, version VARCHAR(10), success INT)",
+    "CREATE VIEW {t} AS SELECT 1 AS installed_rank",
+])
+def test_a_user_table_named_like_the_history_is_refused(mariadb, db_pair, impostor):
+    _, db = db_pair
+    conn = mariadb.connect(database=db, ssl_disabled=True)
+    with conn.cursor() as cur:
+        cur.execute(impostor.format(t="dbrepl_schema_history"))
+        if impostor.startswith("CREATE TABLE"):
+            cur.execute("INSERT INTO dbrepl_schema_history VALUES (1, '1', 0)")
+    before = rows(conn, "SELECT * FROM dbrepl_schema_history")
+    source = LocalScripts({"V1__a.sql": "CREATE TABLE a (id INT);"})
+    for call in (lambda: apply_migrations(conn, db, source), lambda: migration_status(conn, db, source),
+                 lambda: read_history(conn, db)):
+        with pytest.raises(MigrationHistoryConflict) as exc:
+            call()
+        message = str(exc.value)
+        assert "\n" not in message and f"{db}.dbrepl_schema_history is a" in message
+        assert "not dbrepl's migration history" in message and "rename or drop it" in message
+    assert "missing " in message
+    assert "a" not in tables(conn, db), "nothing ran"
+    assert rows(conn, "SELECT * FROM dbrepl_schema_history") == before, "the user's table is untouched"
+
+
+@pytest.mark.mariadb
+def test_history_of_the_first_shape_is_read_and_upgraded(mariadb, db_pair):
+    _, db = db_pair
+    conn = mariadb.connect(database=db, ssl_disabled=True)
+    with conn.cursor() as cur:  # the table as dbrepl created it before atomicity was recorded
+        cur.execute(
+            "CREATE TABLE dbrepl_schema_history (installed_rank INT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+            "version VARCHAR(50) NOT NULL, description VARCHAR(200) NOT NULL, script VARCHAR(255) NOT NULL, "
+            "checksum CHAR(64) NOT NULL, checksum_algorithm VARCHAR(32) NOT NULL, "
+            "installed_by VARCHAR(100) NOT NULL, installed_on TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3), "
+            "execution_ms INT NOT NULL, success TINYINT(1) NOT NULL, KEY version_idx (version))")
+        v1 = Script("V1__a.sql", "CREATE TABLE a (id INT);")
+        cur.execute(v1.content)
+        cur.execute("INSERT INTO dbrepl_schema_history (version, description, script, checksum, "
+                    "checksum_algorithm, installed_by, execution_ms, success) VALUES "
+                    "('1', 'a', 'V1__a.sql', %s, %s, 'me', 1, 1)", (v1.checksum, CHECKSUM_ALGORITHM))
+    scripts = {"V1__a.sql": v1.content, "V2__b.sql": "INSERT INTO a VALUES (1);"}
+    old = read_history(conn, db)
+    assert [(h.script, h.success, h.atomic_run, h.statements_run) for h in old] == [("V1__a.sql", True, None, None)]
+    assert [s.state for s in migration_status(conn, db, LocalScripts(scripts))] == ["applied", "pending"]
+    assert apply_migrations(conn, db, LocalScripts(scripts)).applied == ["V2__b.sql"]
+    assert [(h.script, h.atomic_run, h.statements_run) for h in read_history(conn, db)] == [
+        ("V1__a.sql", None, None), ("V2__b.sql", True, 1)]
+
+
+@pytest.mark.mariadb
+def test_rollback_says_when_a_non_transactional_table_kept_its_rows(mariadb, db_pair):
+    _, db = db_pair
+    conn = mariadb.connect(ssl_disabled=True)
+    scripts = {"V1__t.sql": "CREATE TABLE `my isam` (id INT PRIMARY KEY) ENGINE=MyISAM;",
+               "V2__seed.sql": "INSERT INTO `my isam` VALUES (1);\nINSERT INTO `my isam` VALUES (1);"}
+    with pytest.raises(MigrationFailed) as failed:
+        apply_migrations(conn, db, LocalScripts(scripts))
+    assert failed.value.result.atomic is True
+    assert ("rolled back: none of its changes remain (except in non-transactional tables such as MyISAM, "
+            "Aria or MEMORY, which kept theirs)") in str(failed.value)
+    assert rows(conn, f"SELECT id FROM `{db}`.`my isam`") == [(1,)]
+
+
+@pytest.mark.mariadb
+def test_non_atomic_script_own_open_transaction_is_rolled_back_on_failure(mariadb, db_pair):
+    _, db = db_pair
+    conn = mariadb.connect(ssl_disabled=True)
+    script = ("CREATE TABLE x (id INT PRIMARY KEY);\nSTART TRANSACTION;\nINSERT INTO x VALUES (1);\n"
+              "INSERT INTO x VALUES (1);\nCOMMIT;\n")
+    with pytest.raises(MigrationFailed) as failed:
+        apply_migrations(conn, db, LocalScripts({"V1__tx.sql": script}))
+    result = failed.value.result
+    assert (result.atomic, result.failed_statement, result.statements_run) == (False, 4, 3)
+    assert rows(conn, f"SELECT id FROM `{db}`.x") == [], "the script's own uncommitted transaction"
+    assert [(h.success, h.failed_statement) for h in read_history(conn, db)] == [(False, 4)]

@@ -31,6 +31,7 @@ from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.migrations import (
     MigrationChecksumChanged,
     MigrationFailed,
+    MigrationHistoryConflict,
     MigrationOrderError,
     S3Scripts,
     apply_migrations,
@@ -133,7 +134,7 @@ def run_schema_event(
             _run_schema(checked, environ, get, result)
     except DestructiveChangeRefused as exc:
         result.update(status="refused", error=str(exc), refused=[c.label() for c in exc.clauses])
-    except (MigrationChecksumChanged, MigrationOrderError) as exc:
+    except (MigrationChecksumChanged, MigrationOrderError, MigrationHistoryConflict) as exc:
         result.update(status="refused", error=str(exc))
     except MigrationFailed as exc:
         # `migrations` is the list of runs, the failed one last, as on success.
@@ -198,6 +199,8 @@ def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: Cl
             except MigrationFailed as exc:
                 runs.append(exc.result.to_dict())
                 raise
+            for warning in run.warnings:
+                log.warning("%s: %s", db, warning)
             runs.append(run.to_dict())
     finally:
         dst.close()
