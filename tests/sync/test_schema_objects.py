@@ -383,3 +383,50 @@ def test_script_wraps_bodies_in_a_delimiter_the_body_does_not_contain():
         "SET SESSION sql_mode = @dbrepl_saved_sql_mode;\n")
     plain = Statement(sql="DROP TRIGGER `d`.`a;b`", database="d", clauses=())
     assert plain.script() == "DROP TRIGGER `d`.`a;b`;\n"
+
+
+def test_function_event_definer_field_checked_before_any_connection():
+    from dbrepl.sync.schema.event import validate_event
+
+    environ = {"SYNC_DATABASES": "app"}
+    assert validate_event({"definer": "keep"}, environ)["definer"] == "keep"
+    assert validate_event({}, environ)["definer"] == "omit"
+    for bad in ("KEEP", 1, None, "definer"):
+        with pytest.raises(InvalidInput, match="definer must be 'omit'"):
+            validate_event({"definer": bad}, environ)
+
+
+@pytest.mark.mariadb
+def test_cli_dry_run_prints_a_runnable_script_and_definer_keep_flows_through(dbs, mariadb):
+    from typer.testing import CliRunner
+
+    from dbrepl.cli import app
+
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if client is None:
+        pytest.skip("no mariadb/mysql client installed")
+    src, dst, conn = dbs
+    definer = f"{quote(DEFINER)}@`%`"
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE USER IF NOT EXISTS {definer}")
+        cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO {definer}")
+    try:
+        run(conn, src, tables() + objects(src, definer=definer))
+        s, d = (f"mysql://root@127.0.0.1:{mariadb.port}/{db}" for db in (src, dst))
+        cli = CliRunner()
+        r = cli.invoke(app, ["sync", "schema", s, d, "--dry-run", "--definer", "sideways"])
+        assert r.exit_code != 0 and "definer must be 'omit'" in r.output, r.output
+        r = cli.invoke(app, ["sync", "schema", s, d, "--dry-run", "--definer", "keep"])
+        assert r.exit_code == 0, r.output
+        assert "DELIMITER $$" in r.stdout and f"DEFINER={definer}" in r.stdout
+        assert objects_of(conn, dst) == {}, "a dry run changes nothing"
+        done = subprocess.run(
+            [client, "--no-defaults", "--comments", "-h", "127.0.0.1", "-P", str(mariadb.port), "-u", "root"],
+            input=r.stdout, text=True, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert objects_of(conn, dst, definer=True) == objects_of(conn, src, definer=True)
+        r = cli.invoke(app, ["sync", "schema", s, d, "--definer", "keep", "--json"])
+        assert r.exit_code == 0 and '"statements": []' in r.stdout, r.output
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP USER IF EXISTS {definer}")
