@@ -130,7 +130,8 @@ def dbs(mariadb):
 
 
 def sync(conn, src: str, dst: str, **kw):
-    plan = plan_schema(conn, conn, [(src, dst)], definer=kw.pop("definer", "omit"))
+    plan = plan_schema(conn, conn, [(src, dst)], definer=kw.pop("definer", "omit"),
+                       renames=kw.pop("renames", None))
     return plan, apply_schema(conn, plan, **kw)
 
 
@@ -430,3 +431,43 @@ def test_cli_dry_run_prints_a_runnable_script_and_definer_keep_flows_through(dbs
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP USER IF EXISTS {definer}")
+
+
+@pytest.mark.mariadb
+def test_a_one_time_event_past_its_time_is_noted_not_synced(dbs):
+    """With the scheduler off such an event stays on the source; re-created, the server
+    would drop it at once and the run could never converge."""
+    src, dst, conn = dbs
+    run(conn, src, tables() + [
+        "CREATE EVENT `gone; soon` ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL 1 SECOND DO SELECT 1",
+        "CREATE EVENT `kept` ON SCHEDULE AT '2020-01-01 00:00:00' ON COMPLETION PRESERVE DISABLE DO SELECT 1",
+    ])
+    with conn.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.event_scheduler")
+        assert cur.fetchone()[0] == "OFF"
+        cur.execute("SELECT SLEEP(2)")
+    plan, result = sync(conn, src, dst)
+    assert plan.notes == [f"event {src}.gone; soon is not synced: a one-time event past its time, "
+                          "which the server would drop or disable on creation"]
+    assert [c.description for s in plan.statements for c in s.clauses if "event" in c.description] == [
+        f"create event {qualified(dst, 'kept')}"]
+    assert result.converged is True
+    assert set(objects_of(conn, dst)) == {("event", "kept")}
+
+
+@pytest.mark.mariadb
+def test_a_renamed_table_keeps_its_triggers(dbs):
+    src, dst, conn = dbs
+    trg = "CREATE TRIGGER `t ü` BEFORE INSERT ON `{}` FOR EACH ROW SET NEW.id = NEW.id + 1"
+    run(conn, src, ["CREATE TABLE `New-Name` (id INT PRIMARY KEY)", trg.format("New-Name")])
+    run(conn, dst, ["CREATE TABLE `old-name` (id INT PRIMARY KEY)", trg.format("old-name")])
+    plan = plan_schema(conn, conn, [(src, dst)])
+    assert [c.description for c in plan.destructive_clauses()] == [
+        f"drop table {qualified(dst, 'old-name')}"], "without the hint: drop and create"
+    assert "DROP TRIGGER" not in plan.sql(), "the table's drop takes its trigger along"
+    # With the hint the server moves the trigger with its table: nothing else to do.
+    plan, result = sync(conn, src, dst, renames=[f"{src}.old-name=New-Name"])
+    assert [c.description for s in plan.statements for c in s.clauses] == [
+        f"rename table {qualified(dst, 'old-name')} to `New-Name`"]
+    assert result.converged is True
+    assert objects_of(conn, dst) == objects_of(conn, src)

@@ -52,6 +52,9 @@ class StoredObject:
     timing: str = ""  # triggers: BEFORE / AFTER
     event: str = ""  # triggers: INSERT / UPDATE / DELETE
     order: int = 0  # triggers: ACTION_ORDER within (table, timing, event)
+    # events: a one-time event past its time that the server would drop or disable on
+    # creation (it still exists on a source whose event scheduler is off): not synced
+    expired: bool = False
 
     def key(self, definer: str) -> tuple:
         return (self.kind, self.keyword, self.definition, self.sql_mode, self.time_zone,
@@ -153,15 +156,22 @@ def read_objects(cur: Any, database: str) -> tuple[dict[tuple[str, str], StoredO
         objects[(kind, name)] = StoredObject(kind=kind, name=name, definition=rest,
                                              sql_mode=row[1] or "", definer=definer or "",
                                              keyword=keyword)
-    cur.execute("SELECT EVENT_NAME, DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s",
-                (database,))
-    for name, definer in cur.fetchall():
+    cur.execute(
+        "SELECT EVENT_NAME, DEFINER, EVENT_TYPE = 'ONE TIME' "
+        "AND CONVERT_TZ(EXECUTE_AT, TIME_ZONE, @@SESSION.time_zone) < NOW() "
+        "AND NOT (ON_COMPLETION = 'PRESERVE' AND STATUS = 'DISABLED') "
+        "FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s", (database,))
+    for name, definer, expired in cur.fetchall():
+        if expired:
+            skipped.append(f"event {database}.{name} is not synced: a one-time event past its time, "
+                           "which the server would drop or disable on creation")
         cur.execute(f"SHOW CREATE EVENT {qualified(database, name)}")
         row = cur.fetchone()  # Event, sql_mode, time_zone, Create Event, ...
         keyword, rest = _split_create(row[3], ("EVENT",), f"event {database}.{name}")
         objects[("event", name)] = StoredObject(kind="event", name=name, definition=rest,
                                                 sql_mode=row[1] or "", definer=definer or "",
-                                                keyword=keyword, time_zone=row[2] or "SYSTEM")
+                                                keyword=keyword, time_zone=row[2] or "SYSTEM",
+                                                expired=bool(expired))
     return objects, skipped
 
 
@@ -217,9 +227,12 @@ def diff_objects(src: Database, dst: Database, sdb: str, tdb: str, db_map: dict[
     triggers) are safe; dropping an object the source does not have is destructive.
     """
     moved = _applied_table_renames(src, dst, sdb, renames)
-    wanted = {k: _mapped(o, db_map) for k, o in src.objects.items()}
+    expired = {k for k, o in src.objects.items() if o.expired}  # noted, left alone on both sides
+    wanted = {k: _mapped(o, db_map) for k, o in src.objects.items() if k not in expired}
     have = {}
     for k, o in dst.objects.items():
+        if k in expired:
+            continue
         if o.kind == "trigger":
             table = moved.get(o.table, o.table)
             if table not in src.tables:
