@@ -434,12 +434,14 @@ def test_cli_dry_run_prints_a_runnable_script_and_definer_keep_flows_through(dbs
 
 
 @pytest.mark.mariadb
-def test_a_one_time_event_past_its_time_is_noted_not_synced(dbs):
+def test_an_event_past_its_time_is_noted_not_synced(dbs):
     """With the scheduler off such an event stays on the source; re-created, the server
     would drop it at once and the run could never converge."""
     src, dst, conn = dbs
     run(conn, src, tables() + [
         "CREATE EVENT `gone; soon` ON SCHEDULE AT CURRENT_TIMESTAMP + INTERVAL 1 SECOND DO SELECT 1",
+        "CREATE EVENT `ends soon` ON SCHEDULE EVERY 1 HOUR ENDS CURRENT_TIMESTAMP + INTERVAL 1 SECOND "
+        "DO SELECT 1",
         "CREATE EVENT `kept` ON SCHEDULE AT '2020-01-01 00:00:00' ON COMPLETION PRESERVE DISABLE DO SELECT 1",
     ])
     with conn.cursor() as cur:
@@ -447,8 +449,9 @@ def test_a_one_time_event_past_its_time_is_noted_not_synced(dbs):
         assert cur.fetchone()[0] == "OFF"
         cur.execute("SELECT SLEEP(2)")
     plan, result = sync(conn, src, dst)
-    assert plan.notes == [f"event {src}.gone; soon is not synced: a one-time event past its time, "
-                          "which the server would drop or disable on creation"]
+    assert sorted(plan.notes) == [
+        f"event {src}.{name} is not synced: its AT or ENDS time is past, so the server would drop "
+        "or disable it on creation" for name in ("ends soon", "gone; soon")]
     assert [c.description for s in plan.statements for c in s.clauses if "event" in c.description] == [
         f"create event {qualified(dst, 'kept')}"]
     assert result.converged is True

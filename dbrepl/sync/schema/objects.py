@@ -52,8 +52,8 @@ class StoredObject:
     timing: str = ""  # triggers: BEFORE / AFTER
     event: str = ""  # triggers: INSERT / UPDATE / DELETE
     order: int = 0  # triggers: ACTION_ORDER within (table, timing, event)
-    # events: a one-time event past its time that the server would drop or disable on
-    # creation (it still exists on a source whose event scheduler is off): not synced
+    # events: past its AT or ENDS time, so the server would drop or disable it on creation
+    # (it still exists on a source whose event scheduler is off): not synced
     expired: bool = False
 
     def key(self, definer: str) -> tuple:
@@ -157,14 +157,14 @@ def read_objects(cur: Any, database: str) -> tuple[dict[tuple[str, str], StoredO
                                              sql_mode=row[1] or "", definer=definer or "",
                                              keyword=keyword)
     cur.execute(
-        "SELECT EVENT_NAME, DEFINER, EVENT_TYPE = 'ONE TIME' "
-        "AND CONVERT_TZ(EXECUTE_AT, TIME_ZONE, @@SESSION.time_zone) < NOW() "
+        "SELECT EVENT_NAME, DEFINER, "
+        "CONVERT_TZ(COALESCE(EXECUTE_AT, ENDS), TIME_ZONE, @@SESSION.time_zone) < NOW() "
         "AND NOT (ON_COMPLETION = 'PRESERVE' AND STATUS = 'DISABLED') "
         "FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s", (database,))
     for name, definer, expired in cur.fetchall():
         if expired:
-            skipped.append(f"event {database}.{name} is not synced: a one-time event past its time, "
-                           "which the server would drop or disable on creation")
+            skipped.append(f"event {database}.{name} is not synced: its AT or ENDS time is past, so "
+                           "the server would drop or disable it on creation")
         cur.execute(f"SHOW CREATE EVENT {qualified(database, name)}")
         row = cur.fetchone()  # Event, sql_mode, time_zone, Create Event, ...
         keyword, rest = _split_create(row[3], ("EVENT",), f"event {database}.{name}")
