@@ -115,11 +115,14 @@ def sync_schema(
     config: ConfigOpt = None,
     rename: Annotated[list[str] | None, typer.Option("--rename", help="Rename hint db.old=new (table) or "
                                                      "db.table.old=new (column); repeatable.")] = None,
+    definer: Annotated[str, typer.Option("--definer", help="Triggers, routines, events: omit the source's "
+                                         "DEFINER (the connecting user owns them) or keep it.")] = "omit",
     yes: YesOpt = False,
 ) -> None:
     """Make DST's schema equal to SRC's: ordered DDL, destructive clauses only when allowed."""
     pair = runner.resolve_pair(src, dst, config=config, suffix=suffix)
     renames = runner.check_renames(rename or [])
+    runner.check_definer(definer)
     databases = runner.check_databases(database) if database else None
     if pair.dsn and databases:
         raise BadInput("--database goes with environment names; a DSN names its database")
@@ -127,7 +130,7 @@ def sync_schema(
         _confirm_target(pair.spec, pair.target, f"change the schema of {pair.target}", yes)
     if pair.dsn:
         result = runner.schema_between_dsns(pair, renames=renames, dry_run=dry_run,
-                                            allow_destructive=allow_destructive)
+                                            allow_destructive=allow_destructive, definer=definer)
     else:
         event: dict[str, Any] = {"source_env": pair.source, "target_env": pair.target, "dry_run": dry_run,
                                  "allow_destructive": allow_destructive}
@@ -135,6 +138,8 @@ def sync_schema(
             event["databases"] = databases
         if renames:
             event["renames"] = renames
+        if definer != "omit":
+            event["definer"] = definer
         result = _run_env(ctx, pair, "schema", event, direct)
     if json_:
         print(json.dumps(result, default=str))
@@ -173,10 +178,12 @@ def _print_statement(st: dict[str, Any]) -> None:
     comment = f"-- {mark}{st.get('description', '')}"
     if out.is_terminal:
         out.print(f"[{'red' if mark else 'dim'}]{escape(comment)}[/]")
-        out.print(Syntax(f"{st['sql']};", "sql", theme="ansi_dark", background_color="default", word_wrap=True))
+        # the script: DELIMITER around stored-program bodies, their sql_mode set and restored
+        out.print(Syntax(st.get("script") or f"{st['sql']};", "sql", theme="ansi_dark",
+                         background_color="default", word_wrap=True))
     else:
         print(comment)
-        print(f"{st['sql']};")
+        print(st.get("script") or f"{st['sql']};\n", end="")
 
 
 # --------------------------------------------------------------------------- sync data

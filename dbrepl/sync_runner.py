@@ -167,8 +167,15 @@ def check_renames(renames: Sequence[str]) -> list[str]:
 
 # --------------------------------------------------------------------------- DSN runs
 
+def check_definer(definer: str) -> str:
+    from dbrepl.sync.schema.objects import check_definer_mode
+
+    with library_errors():
+        return check_definer_mode(definer)
+
+
 def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: bool = False,
-                        allow_destructive: bool = False,
+                        allow_destructive: bool = False, definer: str = "omit",
                         progress: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
     """Schema sync of the DSN's database, in this process; the function's result shape."""
     from dbrepl.sync.connection import connect
@@ -183,7 +190,7 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
         try:
             dst = connect(pair.target_endpoint, select_database=False)
             try:
-                plan = plan_schema(src, dst, [(src_db, dst_db)], renames)
+                plan = plan_schema(src, dst, [(src_db, dst_db)], renames, definer=definer)
                 result.update(statements=[s.to_dict() for s in plan.statements], notes=plan.notes,
                               counts=plan.counts())
                 applied = apply_schema(dst, plan, allow_destructive=allow_destructive, dry_run=dry_run,

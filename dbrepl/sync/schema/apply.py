@@ -19,6 +19,7 @@ from dbrepl.sync.schema.introspect import (
     prepare_session,
     read_database,
 )
+from dbrepl.sync.schema.objects import check_definer_mode, execute_statement
 from dbrepl.sync.schema.plan import (
     DestructiveChangeRefused,
     Renames,
@@ -85,9 +86,14 @@ def plan_schema(
     dst_conn: Any,
     databases: Sequence[DatabaseSpec],
     renames: Renames | Iterable[str] | None = None,
+    definer: str = "omit",
 ) -> SchemaPlan:
-    """Ordered DDL making `dst_conn`'s databases equal to `src_conn`'s. Writes nothing."""
+    """Ordered DDL making `dst_conn`'s databases equal to `src_conn`'s. Writes nothing.
+
+    `definer`: "omit" (triggers, routines and events get the connecting user as definer and
+    a definer difference alone is no change) or "keep" (the source's, compared)."""
     pairs = database_pairs(databases)
+    check_definer_mode(definer)
     hints = renames if isinstance(renames, Renames) else parse_renames(renames)
     sources = {s for s, _ in pairs}
     for db, *_ in list(hints.tables) + list(hints.columns):
@@ -110,17 +116,20 @@ def plan_schema(
             later = pool.submit(lambda: {t: read_database(dst_conn, t) for _, t in pairs})
             source = {s: read_database(src_conn, s) for s, _ in pairs}
             target = later.result()
-    statements, notes = diff_databases(source, target, pairs, hints)
+    statements, notes = diff_databases(source, target, pairs, hints, definer=definer)
     notes += [n for db in source.values() for n in db.skipped]
-    return SchemaPlan(statements=statements, databases=pairs, source=source, notes=notes)
+    return SchemaPlan(statements=statements, databases=pairs, source=source, notes=notes,
+                      definer=definer)
 
 
 def diff_against(dst_conn: Any, plan: SchemaPlan) -> SchemaPlan:
     """Re-read the target and diff it against the source snapshot the plan was made from."""
     prepare_session(dst_conn)
     target = {t: read_database(dst_conn, t) for _, t in plan.databases}
-    statements, notes = diff_databases(plan.source, target, plan.databases, Renames())
-    return SchemaPlan(statements=statements, databases=plan.databases, source=plan.source, notes=notes)
+    statements, notes = diff_databases(plan.source, target, plan.databases, Renames(),
+                                       definer=plan.definer)
+    return SchemaPlan(statements=statements, databases=plan.databases, source=plan.source, notes=notes,
+                      definer=plan.definer)
 
 
 def apply_schema(
@@ -163,7 +172,7 @@ def apply_schema(
                 if st.phase in ("add foreign keys", "create views"):
                     cur.execute("SET SESSION foreign_key_checks = 1")
                 try:
-                    cur.execute(st.sql)
+                    execute_statement(cur, st)  # with its own sql_mode if it has one
                 except pymysql.err.MySQLError as exc:
                     raise SchemaApplyFailed(st, executed, exc) from exc
                 executed.append(st)
@@ -190,10 +199,11 @@ def sync_schema(
     renames: Renames | Iterable[str] | None = None,
     allow_destructive: bool = False,
     dry_run: bool = False,
+    definer: str = "omit",
 ) -> SchemaResult:
     """plan_schema then apply_schema."""
     started = time.monotonic()
-    plan = plan_schema(src_conn, dst_conn, databases, renames)
+    plan = plan_schema(src_conn, dst_conn, databases, renames, definer=definer)
     result = apply_schema(dst_conn, plan, allow_destructive=allow_destructive, dry_run=dry_run)
     result.seconds = time.monotonic() - started
     return result

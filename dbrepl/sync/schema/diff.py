@@ -14,14 +14,15 @@ from dataclasses import dataclass, field, replace
 from dbrepl.sync.ident import qualified, quote
 from dbrepl.sync.schema.classify import column_loss, engine_loss
 from dbrepl.sync.schema.model import Database, ForeignKey, Index, Table, View
+from dbrepl.sync.schema.objects import diff_objects
 from dbrepl.sync.schema.plan import Clause, Renames, Statement
 from dbrepl.sync.splitter import tokenize
 
 PHASES = (
-    "databases", "drop foreign keys", "drop views", "rename tables", "remove partitioning",
-    "create tables", "alter tables", "finish tables", "partition tables", "drop tables",
-    "add foreign keys", "create views",
-)
+    "databases", "drop foreign keys", "drop views", "drop objects", "rename tables",
+    "remove partitioning", "create tables", "alter tables", "finish tables", "partition tables",
+    "drop tables", "add foreign keys", "create routines", "create views", "create objects",
+)  # the "objects" and "routines" phases (triggers, routines, events) are filled by objects.py
 
 # Values that put a table option back to "not set" (the server then omits it).
 _OPTION_RESET = {
@@ -66,8 +67,11 @@ def diff_databases(
     target: dict[str, Database],
     pairs: list[tuple[str, str]],
     renames: Renames | None = None,
+    definer: str = "omit",
 ) -> tuple[list[Statement], list[str]]:
-    """Statements making each target database of `pairs` equal to its source, and notes."""
+    """Statements making each target database of `pairs` equal to its source, and notes.
+
+    `definer` ("omit" or "keep") is how triggers, routines and events treat DEFINER."""
     renames = renames or Renames()
     out = _Out()
     db_map = dict(pairs)
@@ -101,6 +105,8 @@ def diff_databases(
             col_renames = {old: new for (d, t, old), new in renames.columns.items() if d == sdb and t == name}
             changes[(tdb, name)] = _alter_table(src.tables[name], dst_tables[name], tdb, col_renames, out)
         _diff_views(src.views, target[tdb].views, sdb, tdb, db_map, out)
+        for st in diff_objects(src, target[tdb], sdb, tdb, db_map, renames, definer):
+            out.phases[st.phase].append(st)
 
     _diff_foreign_keys(source, after_rename, pairs, db_map, changes, dropped_tables, out)
     return out.statements(), out.notes

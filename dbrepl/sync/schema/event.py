@@ -5,6 +5,7 @@ Event (the seed's keys plus ours):
      "migration_script": "s3://bucket/migrations/V3__x.sql",   # optional
      "databases": ["app"], "dry_run": false, "allow_destructive": false,
      "renames": ["app.old=new", "app.t.old_col=new_col"],      # optional
+     "definer": "omit" | "keep",     # triggers, routines, events (optional, default omit)
      "action": "schema" | "migrate" | "migrate_status"}        # optional
 
 `action` defaults to "migrate" when `migration_script` is given, else "schema".
@@ -39,6 +40,7 @@ from dbrepl.sync.migrations import (
     parse_script_name,
 )
 from dbrepl.sync.schema.apply import apply_schema, database_pairs, plan_schema
+from dbrepl.sync.schema.objects import check_definer_mode
 from dbrepl.sync.schema.plan import (
     DestructiveChangeRefused,
     SchemaNotConverged,
@@ -48,7 +50,7 @@ from dbrepl.sync.schema.plan import (
 ClientFactory = aws.ClientFactory
 log = logging.getLogger(__name__)
 _KEYS = {"source_env", "target_env", "migration_script", "databases", "dry_run",
-         "allow_destructive", "renames", "action"}
+         "allow_destructive", "renames", "action", "definer"}
 ACTIONS = ("schema", "migrate", "migrate_status")
 # The record of a migrate run without a source_env: /last-schema-sync/migrations-to-<target>.
 MIGRATIONS_SOURCE = "migrations"
@@ -99,6 +101,7 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
         "dry_run": aws.event_bool(event, "dry_run"),
         "allow_destructive": aws.event_bool(event, "allow_destructive"),
         "renames": parse_renames(renames),
+        "definer": check_definer_mode(event.get("definer", "omit")),
         "migration_script": None if script is None else _script_name(script, environ.get("MIGRATION_BUCKET")),
     }
 
@@ -165,7 +168,8 @@ def _run_schema(checked: dict[str, Any], environ: Mapping[str, str], get: Client
     try:
         dst = _connect(checked["target"], environ, get)
         try:
-            plan = plan_schema(src, dst, checked["databases"], checked["renames"])
+            plan = plan_schema(src, dst, checked["databases"], checked["renames"],
+                               definer=checked["definer"])
             result.update(statements=[s.to_dict() for s in plan.statements], notes=plan.notes,
                           counts=plan.counts())
             applied = apply_schema(dst, plan, allow_destructive=checked["allow_destructive"],

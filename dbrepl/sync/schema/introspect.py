@@ -17,6 +17,7 @@ from dbrepl.sync.schema.model import (
     View,
     parse_create_table,
 )
+from dbrepl.sync.schema.objects import read_objects
 
 # Charset and collation names go into DDL unquoted: accept only what servers name them.
 _PLAIN = re.compile(r"^[A-Za-z0-9_]+$")
@@ -94,4 +95,7 @@ def _read(conn: Any, name: str) -> Database:
             db.views[table] = View(
                 name=table, definition=definition, algorithm=algorithm or "UNDEFINED",
                 security=security or "DEFINER", check_option=check_option or "NONE")
+        objects, skipped = read_objects(cur, name)
+        db.objects.update(objects)
+        db.skipped.extend(skipped)
     return db

@@ -8,10 +8,14 @@ text leaves implicit (the effective charset and collation of every string column
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dbrepl.sync.errors import SyncError
 from dbrepl.sync.ident import quote
 from dbrepl.sync.splitter import Token, matching_paren, split_top_level, tokenize
+
+if TYPE_CHECKING:
+    from dbrepl.sync.schema.objects import StoredObject
 
 SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 # The migrations history belongs to each environment, not to the schema being synced.
@@ -119,6 +123,8 @@ class Database:
     collation: str
     tables: dict[str, Table] = field(default_factory=dict)
     views: dict[str, View] = field(default_factory=dict)
+    # triggers, procedures, functions, events keyed (kind, name)
+    objects: dict[tuple[str, str], StoredObject] = field(default_factory=dict)
     exists: bool = True
     skipped: list[str] = field(default_factory=list)  # objects seen but not synced
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbrepl.sync.errors import InvalidInput, SyncError
-from dbrepl.sync.ident import check_plain_name
+from dbrepl.sync.ident import check_plain_name, quote
 from dbrepl.sync.schema.model import Database
+from dbrepl.sync.splitter import tokenize
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class Statement:
     database: str
     clauses: tuple[Clause, ...]
     phase: str = ""
+    # (variable, value) set for this statement only, e.g. a trigger's sql_mode (objects.py)
+    session: tuple[tuple[str, str], ...] = ()
 
     @property
     def destructive(self) -> bool:
@@ -38,9 +41,27 @@ class Statement:
     def description(self) -> str:
         return "; ".join(c.label() for c in self.clauses)
 
+    def script(self) -> str:
+        """The statement as the mysql client runs it: DELIMITER around a body holding `;`,
+        its session settings set before and restored after."""
+        text = f"{self.sql};\n"
+        tokens = list(tokenize(self.sql))
+        if any(t.kind == "punct" and t.text == ";" for t in tokens):
+            delimiter = next(d for d in ("$$", "//", ";;", "$$$$$$") if d not in self.sql)
+            text = f"DELIMITER {delimiter}\n{self.sql}{delimiter}\nDELIMITER ;\n"
+        if self.session and any(t.kind == "comment" for t in tokens):
+            text = "-- (run with mysql --comments: the client drops comments from the body otherwise)\n" + text
+        for name, value in self.session:
+            literal = "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+            text = (f"SET @dbrepl_saved_{name} = @@SESSION.{name}, SESSION {name} = {literal};\n"
+                    f"{text}SET SESSION {name} = @dbrepl_saved_{name};\n")
+        if self.phase == "create views":  # see objects.execute_statement
+            text = f"USE {quote(self.database)};\n{text}"
+        return text
+
     def to_dict(self) -> dict[str, Any]:
         return {"sql": self.sql, "database": self.database, "destructive": self.destructive,
-                "description": self.description, "phase": self.phase}
+                "description": self.description, "phase": self.phase, "script": self.script()}
 
 
 @dataclass
@@ -53,6 +74,7 @@ class SchemaPlan:
     databases: list[tuple[str, str]]
     source: dict[str, Database] = field(default_factory=dict, repr=False)
     notes: list[str] = field(default_factory=list)
+    definer: str = "omit"  # triggers, routines, events: "omit" or "keep" the source's DEFINER
 
     @property
     def empty(self) -> bool:
@@ -63,7 +85,7 @@ class SchemaPlan:
 
     def sql(self) -> str:
         """The whole plan as a script (for --dry-run)."""
-        return "".join(f"-- {s.description}\n{s.sql};\n" for s in self.statements)
+        return "".join(f"-- {s.description}\n{s.script()}" for s in self.statements)
 
     def counts(self) -> dict[str, int]:
         return {
