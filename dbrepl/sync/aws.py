@@ -19,7 +19,7 @@ from botocore.config import Config
 
 from dbrepl.sync.connection import DEFAULT_PORT, Endpoint
 from dbrepl.sync.errors import InvalidInput, SyncError
-from dbrepl.sync.ident import check_name, check_plain_name
+from dbrepl.sync.ident import check_plain_name
 
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 KINDS = ("schema", "data")
@@ -115,7 +115,7 @@ def sync_databases(environ: Mapping[str, str] | None = None) -> list[str]:
     """Databases named by `SYNC_DATABASES` (comma-separated), each checked."""
     environ = os.environ if environ is None else environ
     names = [n.strip() for n in environ.get("SYNC_DATABASES", "").split(",") if n.strip()]
-    return [check_name(n, "database") for n in names]
+    return [check_plain_name(n, "database") for n in names]
 
 
 def reference_tables(environ: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
@@ -129,7 +129,7 @@ def reference_tables(environ: Mapping[str, str] | None = None) -> list[tuple[str
         db, dot, table = item.partition(".")
         if not dot:
             raise InvalidInput(f"reference table {item!r} must be written db.table")
-        pairs.append((check_name(db, "database"), check_name(table, "table")))
+        pairs.append((check_plain_name(db, "database"), check_plain_name(table, "table")))
     return pairs
 
 

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 import pymysql
 
 from dbrepl.sync.errors import DatabaseError, InvalidInput
-from dbrepl.sync.ident import check_name
+from dbrepl.sync.ident import check_plain_name
 
 DEFAULT_PORT = 3306
 CONNECT_TIMEOUT = 10
@@ -55,7 +55,7 @@ def parse_dsn(dsn: str, environ: Mapping[str, str] | None = None) -> Endpoint:
     database = unquote(parts.path.lstrip("/"))
     if not database:
         raise InvalidInput(f"DSN {_redact(dsn)} names no database (mysql://user@host:port/database)")
-    check_name(database, "database")
+    check_plain_name(database, "database")
     if parts.query or parts.fragment or "/" in database:
         raise InvalidInput(f"DSN {_redact(dsn)}: only one database name may follow the host")
     password = unquote(parts.password) if parts.password is not None else environ.get("MYSQL_PWD", "")
