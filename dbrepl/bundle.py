@@ -31,9 +31,9 @@ HANDLERS_DIR = PACKAGE / "sync" / "handlers"
 
 def entry_module(kind: str) -> tuple[str, bytes]:
     """The zip's top-level `schema_sync.py` / `data_sync.py`: the handler Lambda imports."""
-    module = contract.handler_module(kind)
-    text = (f'"""Lambda entry point: {contract.HANDLERS[kind]} (see {contract.HANDLER_PACKAGE}.{module})."""\n\n'
-            f"from {contract.HANDLER_PACKAGE}.{module} import lambda_handler  # noqa: F401\n")
+    module, target = contract.handler_module(kind), contract.handler_package_module(kind)
+    text = (f'"""Lambda entry point: {contract.HANDLERS[kind]} (see {target})."""\n\n'
+            f"from {target} import lambda_handler  # noqa: F401\n")
     return f"{module}.py", text.encode()
 
 

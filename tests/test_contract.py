@@ -5,6 +5,7 @@ handlers read, the SSM paths, the event schema, the bundle's entry points, and
 from __future__ import annotations
 
 import ast
+import importlib
 import io
 import json
 import zipfile
@@ -135,6 +136,8 @@ def test_bundle_entry_modules_name_the_contract_handlers() -> None:
         name, text = entry_module(kind)
         assert name == handler.split(".")[0] + ".py" and z.read(name) == text
         assert f"dbrepl/sync/handlers/{name}" in z.namelist()
+        module = importlib.import_module(contract.handler_package_module(kind))
+        assert callable(module.lambda_handler)
 
 
 def test_init_writes_the_default_spec_with_its_comments(tmp_path: Path) -> None:

@@ -127,6 +127,11 @@ def handler_module(kind: str) -> str:
     return HANDLERS[kind].partition(".")[0]
 
 
+def handler_package_module(kind: str) -> str:
+    """`dbrepl.sync.handlers.schema_sync`: where the handler lives in the installed package."""
+    return f"{HANDLER_PACKAGE}.{handler_module(kind)}"
+
+
 DEFAULT_SOURCE_ENV = "dev"
 DEFAULT_TARGET_ENV = "staging"
 
