@@ -1,5 +1,8 @@
 """The Lambda bundle: a deterministic zip of the handlers, dbrepl.sync and pymysql.
 
+Built from the installed packages: the handlers are dbrepl.sync.handlers, behind two
+top-level entry modules written here.
+
 Same inputs, same bytes (fixed timestamps, permissions and order), so apply compares the
 zip's SHA-256 with the function's CodeSha256 and uploads only when the code changed.
 """
@@ -15,39 +18,48 @@ from pathlib import Path
 import pymysql
 
 import dbrepl
+from dbrepl.sync import contract
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
-ROOT = Path(dbrepl.__file__).resolve().parent.parent
-HANDLERS_DIR = ROOT / "lambda_bundle"
-HANDLERS = {"schema": "schema_sync.lambda_handler", "data": "data_sync.lambda_handler"}
+PACKAGE = Path(dbrepl.__file__).resolve().parent
+HANDLERS = contract.HANDLERS
+# Where `import schema_sync` finds the handler modules outside the zip. Kept for
+# dbrepl.sync_runner.handler_module, which puts it on sys.path; new code imports
+# dbrepl.sync.handlers.<module> instead.
+HANDLERS_DIR = PACKAGE / "sync" / "handlers"
 
 
-def _files() -> list[tuple[str, Path]]:
-    out: list[tuple[str, Path]] = []
-    if not HANDLERS_DIR.is_dir():
-        raise FileNotFoundError(f"{HANDLERS_DIR} not found: run dbrepl from a checkout of the project")
-    for p in sorted(HANDLERS_DIR.glob("*.py")):
-        out.append((p.name, p))
-    pkg = Path(dbrepl.__file__).resolve().parent
-    out.append(("dbrepl/__init__.py", pkg / "__init__.py"))
-    for p in sorted((pkg / "sync").rglob("*.py")):
-        out.append((f"dbrepl/{p.relative_to(pkg).as_posix()}", p))
+def entry_module(kind: str) -> tuple[str, bytes]:
+    """The zip's top-level `schema_sync.py` / `data_sync.py`: the handler Lambda imports."""
+    module, target = contract.handler_module(kind), contract.handler_package_module(kind)
+    text = (f'"""Lambda entry point: {contract.HANDLERS[kind]} (see {target})."""\n\n'
+            f"from {target} import lambda_handler  # noqa: F401\n")
+    return f"{module}.py", text.encode()
+
+
+def _files() -> list[tuple[str, bytes | Path]]:
+    """(name in the zip, content or file): the entry modules, dbrepl.sync and pymysql, all
+    taken from the installed packages (no checkout needed)."""
+    out: list[tuple[str, bytes | Path]] = [entry_module(kind) for kind in HANDLERS]
+    out.append(("dbrepl/__init__.py", PACKAGE / "__init__.py"))
+    for p in sorted((PACKAGE / "sync").rglob("*.py")):
+        out.append((f"dbrepl/{p.relative_to(PACKAGE).as_posix()}", p))
     pm = Path(pymysql.__file__).resolve().parent
     for p in sorted(pm.rglob("*")):
         if p.is_file() and "__pycache__" not in p.parts and p.suffix in (".py", ".txt", ".typed"):
             out.append((f"pymysql/{p.relative_to(pm).as_posix()}", p))
-    return sorted(out)
+    return sorted(out, key=lambda item: item[0])
 
 
 def build_bundle() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for arc, path in _files():
+        for arc, data in _files():
             info = zipfile.ZipInfo(arc, date_time=FIXED_TIME)
             info.external_attr = 0o100644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3
-            z.writestr(info, path.read_bytes(), compresslevel=9)
+            z.writestr(info, data if isinstance(data, bytes) else data.read_bytes(), compresslevel=9)
     return buf.getvalue()
 
 

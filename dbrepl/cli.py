@@ -244,6 +244,18 @@ app.add_typer(migrate_app, name="migrate")
 app.command("demo")(demo_command)
 
 
+
+@app.command()
+@handled
+def init(path: Annotated[Path | None, typer.Argument(help="Where to write it [default: config/environments.yaml].",
+                                                     show_default=False)] = None,
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+    """Write the default spec (with its comments) to start from; edit it, then plan."""
+    from dbrepl.init import write_default_spec
+
+    out.print(f"Wrote {write_default_spec(path, force=force)}: edit it, then run `dbrepl plan`")
+
+
 def main() -> None:
     app()
 

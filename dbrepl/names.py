@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dbrepl.sync import contract
+
 
 def vpc(env: str, s: str) -> str:
     return f"{env}-vpc-{s}"
@@ -52,7 +54,7 @@ def instance(env: str, i: int, s: str) -> str:
 
 
 def connection_parameter(env: str, s: str) -> str:
-    return f"/db-replication/{s}/{env}/connection-string"
+    return contract.connection_parameter(env, s)
 
 
 def peering(a: str, b: str, s: str) -> str:

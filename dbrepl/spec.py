@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,7 +24,11 @@ from pydantic import (
 
 from dbrepl.errors import BadInput, SpecError
 
+# The spec's lookup (spec_path): --config, then DBREPL_CONFIG, then DEFAULT_CONFIG under the
+# working directory. PACKAGED_SPEC (package data) is the default spec `dbrepl init` writes.
 DEFAULT_CONFIG = Path("config/environments.yaml")
+CONFIG_VARIABLE = "DBREPL_CONFIG"
+PACKAGED_SPEC = "environments.yaml"
 
 SUFFIX_RE = re.compile(r"^[a-z0-9-]{1,20}$")
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
@@ -377,13 +382,29 @@ def _one_line(path: Path, err: ValidationError) -> str:
     return f"{path}: {loc}: {msg}{more}"
 
 
+def spec_path(path: Path | str | None = None, environ: Mapping[str, str] | None = None) -> Path:
+    """Where the spec is read from: `path` (--config), else DBREPL_CONFIG, else
+    ./config/environments.yaml. No fallback to the packaged default: `dbrepl init` writes it."""
+    environ = os.environ if environ is None else environ
+    return Path(path) if path else Path(environ.get(CONFIG_VARIABLE) or DEFAULT_CONFIG)
+
+
+def missing_spec_message(path: Path, given: bool) -> str:
+    """What to do when there is no spec at `path` (`given`: named by --config or DBREPL_CONFIG)."""
+    if given:
+        return (f"{path}: file not found; pass --config PATH, or run `dbrepl init {path}` "
+                "to write the default spec there")
+    return f"no spec found at {path}: run `dbrepl init` to write the default one, or pass --config"
+
+
 def load_spec(path: Path | str | None = None) -> Spec:
     """Read and validate the spec; every problem is a SpecError naming file, key and fix."""
-    path = Path(path) if path else Path(os.environ.get("DBREPL_CONFIG", DEFAULT_CONFIG))
+    given = bool(path) or bool(os.environ.get(CONFIG_VARIABLE))
+    path = spec_path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise SpecError(f"{path}: file not found; pass --config PATH or create it") from None
+        raise SpecError(missing_spec_message(path, given)) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise SpecError(f"{path}: cannot read the spec ({e.__class__.__name__})") from None
     try:

@@ -13,9 +13,11 @@ from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict
 from dbrepl.aws.policy import normalise_policy
 from dbrepl.aws.tagging import tagged
-from dbrepl.bundle import HANDLERS, code_sha256
+from dbrepl.bundle import code_sha256
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, Unknown, register
 from dbrepl.steps.bucket import bucket_name
+from dbrepl.sync import contract
+from dbrepl.sync.contract import HANDLERS
 
 VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 INLINE_POLICY = "DatabaseSyncPolicy"
@@ -40,7 +42,7 @@ def inline_policy(ctx: Context) -> dict[str, Any]:
         {"Sid": "MigrationScripts", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
          "Resource": [bucket_arn, f"{bucket_arn}/*"]},
         {"Sid": "SyncRecords", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
-         "Resource": [f"arn:aws:ssm:{region}:{account}:parameter/db-replication/{s}/*"]},
+         "Resource": [f"arn:aws:ssm:{region}:{account}:parameter{contract.parameter_prefix(s)}*"]},
         {"Sid": "DescribeClusters", "Effect": "Allow", "Action": ["rds:DescribeDBClusters", "rds:DescribeDBInstances"],
          "Resource": "*"},
         {"Sid": "FunctionLogs", "Effect": "Allow",
@@ -50,16 +52,12 @@ def inline_policy(ctx: Context) -> dict[str, Any]:
 
 
 def function_environment(ctx: Context) -> dict[str, Any]:
-    v: dict[str, Any] = {}
-    for env in ctx.all_envs:
-        up = env.upper()
-        v[f"{up}_SECRET_ARN"] = ctx.attr("secrets", env, "secret", "arn")
-        v[f"{up}_ENDPOINT"] = ctx.attr("aurora", env, "cluster", "endpoint")
-    v["MIGRATION_BUCKET"] = bucket_name(ctx)
-    v["ENVIRONMENT_SUFFIX"] = ctx.suffix
-    v["SYNC_DATABASES"] = ",".join(ctx.spec.sync.databases)
-    v["REFERENCE_TABLES"] = ",".join(ctx.spec.sync.reference_tables)
-    return v
+    """The functions' variables, named and written by the contract (dbrepl.sync.contract)."""
+    return contract.function_variables(
+        environments={env: (ctx.attr("secrets", env, "secret", "arn"),
+                            ctx.attr("aurora", env, "cluster", "endpoint")) for env in ctx.all_envs},
+        migration_bucket=bucket_name(ctx), suffix=ctx.suffix,
+        databases=ctx.spec.sync.databases, reference_tables=ctx.spec.sync.reference_tables)
 
 
 @register

@@ -2,7 +2,8 @@
 
 The deployed functions learn where each environment's database is from their environment
 variables (`<ENV>_SECRET_ARN`, `<ENV>_ENDPOINT`, optional `<ENV>_PORT`) and its credentials
-from the `{"username", "password"}` secret; every run leaves a record in SSM.
+from the `{"username", "password"}` secret; every run leaves a record in SSM. The names and
+paths are dbrepl.sync.contract's.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from dbrepl.sync import contract
 from dbrepl.sync.connection import DEFAULT_PORT, Endpoint
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_plain_name
 
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-KINDS = ("schema", "data")
+KINDS = contract.RECORD_KINDS
 # Standard-tier SSM parameters hold 4 KB; the record must always fit, even with a long error.
 SSM_VALUE_LIMIT = 4096
 ERROR_LIMIT = 1000
@@ -57,10 +59,9 @@ def known_envs(environ: Mapping[str, str] | None = None) -> list[str]:
     environ = os.environ if environ is None else environ
     envs = []
     for key in environ:
-        if key.endswith("_SECRET_ARN"):
-            name = key[: -len("_SECRET_ARN")]
-            if f"{name}_ENDPOINT" in environ and _ENV_NAME.match(name.lower()):
-                envs.append(name.lower())
+        name = contract.env_of_secret_variable(key)
+        if name is not None and contract.endpoint_variable(name) in environ and _ENV_NAME.match(name):
+            envs.append(name)
     return sorted(envs)
 
 
@@ -72,13 +73,12 @@ def endpoint_for_env(
     """Endpoint and credentials of environment `env` as the deployed function sees them."""
     environ = os.environ if environ is None else environ
     name = check_env(env)
-    prefix = name.upper()
-    arn = environ.get(f"{prefix}_SECRET_ARN")
-    host = environ.get(f"{prefix}_ENDPOINT")
+    arn = environ.get(contract.secret_arn_variable(name))
+    host = environ.get(contract.endpoint_variable(name))
     if not arn or not host:
         valid = ", ".join(known_envs(environ)) or "none configured"
         raise InvalidInput(f"unknown environment {env!r} (known: {valid})")
-    port_text = environ.get(f"{prefix}_PORT", "")
+    port_text = environ.get(contract.port_variable(name), "")
     host, port = _split_host(host, port_text)
     client = secrets_client if secrets_client is not None else boto3.client("secretsmanager")
     try:
@@ -114,7 +114,7 @@ def _split_host(host: str, port_text: str) -> tuple[str, int]:
 def sync_databases(environ: Mapping[str, str] | None = None) -> list[str]:
     """Databases named by `SYNC_DATABASES` (comma-separated), each checked."""
     environ = os.environ if environ is None else environ
-    names = [n.strip() for n in environ.get("SYNC_DATABASES", "").split(",") if n.strip()]
+    names = contract.split_list(environ.get(contract.SYNC_DATABASES))
     return [check_plain_name(n, "database") for n in names]
 
 
@@ -122,10 +122,7 @@ def reference_tables(environ: Mapping[str, str] | None = None) -> list[tuple[str
     """(database, table) pairs named by `REFERENCE_TABLES` (comma-separated `db.table`)."""
     environ = os.environ if environ is None else environ
     pairs = []
-    for item in environ.get("REFERENCE_TABLES", "").split(","):
-        item = item.strip()
-        if not item:
-            continue
+    for item in contract.split_list(environ.get(contract.REFERENCE_TABLES)):
         db, dot, table = item.partition(".")
         if not dot:
             raise InvalidInput(f"reference table {item!r} must be written db.table")
@@ -136,7 +133,7 @@ def reference_tables(environ: Mapping[str, str] | None = None) -> list[tuple[str
 def record_name(suffix: str, kind: str, source: str, target: str) -> str:
     if kind not in KINDS:
         raise InvalidInput(f"record kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    return f"/db-replication/{suffix}/last-{kind}-sync/{source}-to-{target}"
+    return contract.record_name(suffix, kind, source, target)
 
 
 def record_result(
@@ -216,7 +213,7 @@ def record_run(result: dict[str, Any], environ: Mapping[str, str], get: ClientFa
     """Write a run's SSM record under ENVIRONMENT_SUFFIX (nothing without one) and note its
     name and time in `result`; a failure to write is noted as `record_error`, never raised:
     the sync's own outcome stays the answer."""
-    suffix = environ.get("ENVIRONMENT_SUFFIX")
+    suffix = environ.get(contract.ENVIRONMENT_SUFFIX)
     if not suffix:
         return
     try:

@@ -9,7 +9,7 @@ import uuid
 import pytest
 from moto import mock_aws
 
-from lambda_bundle import data_sync
+from dbrepl.sync.handlers import data_sync
 from tests import mariadb_server
 from tests.sync.test_data_sync import checksum, run, snapshot
 

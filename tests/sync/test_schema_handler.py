@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from dbrepl.sync.handlers import schema_sync
 from dbrepl.sync.migrations import push_scripts, read_history
-from lambda_bundle import schema_sync
 from tests import mariadb_server
 
 PASSWORD = "s3cret-Pw_0123456789abcdefghijkl"

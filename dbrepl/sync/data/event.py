@@ -25,7 +25,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from dbrepl.sync import aws
+from dbrepl.sync import aws, contract
 from dbrepl.sync.connection import connect
 from dbrepl.sync.data.sync import DEFAULT_VERIFY, ProgressHook, check_verify, sync_data
 from dbrepl.sync.data.tables import check_not_system, resolve_tables
@@ -33,7 +33,7 @@ from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
 
 ClientFactory = aws.ClientFactory
-_KEYS = {"source_env", "target_env", "tables", "dry_run", "verbose", "verify"}
+_KEYS = contract.DATA_EVENT_KEYS
 # A Lambda response holds 6 MB: a verbose result keeps at most this many statements a table.
 MAX_STATEMENTS = 200
 
@@ -41,8 +41,8 @@ MAX_STATEMENTS = 200
 def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     """The event's checked values, or InvalidInput naming the first bad one (no I/O)."""
     event = aws.check_event(event, _KEYS)
-    source = aws.check_env(event.get("source_env", "dev"))
-    target = aws.check_env(event.get("target_env", "staging"))
+    source = aws.check_env(event.get("source_env", contract.DEFAULT_SOURCE_ENV))
+    target = aws.check_env(event.get("target_env", contract.DEFAULT_TARGET_ENV))
     if source == target:
         raise InvalidInput("source_env and target_env must differ")
     dry_run = aws.event_bool(event, "dry_run")
@@ -53,7 +53,7 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     if tables is None or tables == []:
         tables = [f"{d}.{t}" for d, t in aws.reference_tables(environ)]
     if not isinstance(tables, list) or not tables:
-        raise InvalidInput("tables must be a non-empty list of table names (or set REFERENCE_TABLES)")
+        raise InvalidInput(f"tables must be a non-empty list of table names (or set {contract.REFERENCE_TABLES})")
     names = []
     for name in tables:
         if not isinstance(name, str):
@@ -89,7 +89,8 @@ def run_data_event(
     get = aws.client_cache(client)
     result: dict[str, Any] = {"status": "error", "kind": "data"}
     if isinstance(event, Mapping):
-        for key, default in (("source_env", "dev"), ("target_env", "staging")):
+        for key, default in (("source_env", contract.DEFAULT_SOURCE_ENV),
+                             ("target_env", contract.DEFAULT_TARGET_ENV)):
             with contextlib.suppress(InvalidInput):
                 result[key.split("_")[0]] = aws.check_env(event.get(key, default))
     try:

@@ -26,7 +26,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from dbrepl.sync import aws
+from dbrepl.sync import aws, contract
 from dbrepl.sync.connection import connect
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.migrations import (
@@ -49,11 +49,10 @@ from dbrepl.sync.schema.plan import (
 
 ClientFactory = aws.ClientFactory
 log = logging.getLogger(__name__)
-_KEYS = {"source_env", "target_env", "migration_script", "databases", "dry_run",
-         "allow_destructive", "renames", "action", "definer"}
-ACTIONS = ("schema", "migrate", "migrate_status")
+_KEYS = contract.SCHEMA_EVENT_KEYS
+ACTIONS = contract.SCHEMA_ACTIONS
 # The record of a migrate run without a source_env: /last-schema-sync/migrations-to-<target>.
-MIGRATIONS_SOURCE = "migrations"
+MIGRATIONS_SOURCE = contract.MIGRATIONS_SOURCE
 
 
 def _script_name(value: object, bucket: str | None) -> str:
@@ -79,11 +78,11 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
         raise InvalidInput(f"action must be one of {', '.join(ACTIONS)}, not {action!r}")
     if script is not None and action == "schema":
         raise InvalidInput("migration_script goes with action migrate")
-    target = aws.check_env(event.get("target_env", "staging"))
+    target = aws.check_env(event.get("target_env", contract.DEFAULT_TARGET_ENV))
     if action != "schema" and "source_env" not in event:
         source = MIGRATIONS_SOURCE  # scripts come from the bucket, not from an environment
     else:
-        source = aws.check_env(event.get("source_env", "dev"))
+        source = aws.check_env(event.get("source_env", contract.DEFAULT_SOURCE_ENV))
         if source == target:
             raise InvalidInput("source_env and target_env must differ")
     databases = event.get("databases")
@@ -101,8 +100,8 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
         "dry_run": aws.event_bool(event, "dry_run"),
         "allow_destructive": aws.event_bool(event, "allow_destructive"),
         "renames": parse_renames(renames),
-        "definer": check_definer_mode(event.get("definer", "omit")),
-        "migration_script": None if script is None else _script_name(script, environ.get("MIGRATION_BUCKET")),
+        "definer": check_definer_mode(event.get("definer", contract.DEFAULT_DEFINER)),
+        "migration_script": None if script is None else _script_name(script, environ.get(contract.MIGRATION_BUCKET)),
     }
 
 
@@ -120,10 +119,10 @@ def run_schema_event(
         migrate = "migration_script" in event or event.get("action") == "migrate"
         result["action"] = "migrate" if migrate else event.get("action", "schema")
         with contextlib.suppress(InvalidInput):
-            result["target"] = aws.check_env(event.get("target_env", "staging"))
+            result["target"] = aws.check_env(event.get("target_env", contract.DEFAULT_TARGET_ENV))
         with contextlib.suppress(InvalidInput):
             result["source"] = (MIGRATIONS_SOURCE if migrate and "source_env" not in event
-                                else aws.check_env(event.get("source_env", "dev")))
+                                else aws.check_env(event.get("source_env", contract.DEFAULT_SOURCE_ENV)))
     try:
         checked = validate_event(event, environ)
         result.update(source=checked["source"], target=checked["target"],
@@ -188,9 +187,9 @@ def _run_schema(checked: dict[str, Any], environ: Mapping[str, str], get: Client
 
 def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
                     result: dict[str, Any]) -> None:
-    bucket = environ.get("MIGRATION_BUCKET")
+    bucket = environ.get(contract.MIGRATION_BUCKET)
     if not bucket:
-        raise InvalidInput("MIGRATION_BUCKET is not set for this function")
+        raise InvalidInput(f"{contract.MIGRATION_BUCKET} is not set for this function")
     source = S3Scripts(get("s3"), bucket)
     dst = _connect(checked["target"], environ, get)
     runs = []
@@ -218,9 +217,9 @@ def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: Cl
 
 def _migration_status(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
                       result: dict[str, Any]) -> None:
-    bucket = environ.get("MIGRATION_BUCKET")
+    bucket = environ.get(contract.MIGRATION_BUCKET)
     if not bucket:
-        raise InvalidInput("MIGRATION_BUCKET is not set for this function")
+        raise InvalidInput(f"{contract.MIGRATION_BUCKET} is not set for this function")
     source = S3Scripts(get("s3"), bucket)
     dst = _connect(checked["target"], environ, get)
     try:

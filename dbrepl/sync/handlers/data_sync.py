@@ -12,13 +12,13 @@ import logging
 
 import pymysql  # noqa: F401  - the bundle must carry pymysql (seed's functions failed at import)
 
-import dbrepl.sync  # noqa: F401
+from dbrepl.sync import contract
 from dbrepl.sync.data.event import run_data_event
 
 logger = logging.getLogger()
 logger.setLevel(logging.INFO)
 
-_STATUS_CODES = {"success": 200, "invalid": 400, "error": 500}
+_STATUS_CODES = contract.STATUS_CODES
 
 
 def lambda_handler(event, context):

@@ -1,0 +1,166 @@
+"""The function contract: what the estate and the two sync functions agree on, written once.
+
+- the functions' environment variables (`<ENV>_SECRET_ARN`, `<ENV>_ENDPOINT`, optional
+  `<ENV>_PORT`, `MIGRATION_BUCKET`, `ENVIRONMENT_SUFFIX`, `SYNC_DATABASES`, `REFERENCE_TABLES`):
+  `function_variables` writes them (the lambdas step), the name functions below read them
+  (dbrepl.sync.aws, the event modules) and `endpoint_variables` rewrites them (the sandbox);
+- the SSM paths: the last-sync records and the seed's connection-string parameter;
+- the Lambda handler names and each function's event schema (keys and defaults).
+
+Standard library only: the steps, the sandbox and the handlers import it without pymysql or boto3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+# --------------------------------------------------------------------------- environment variables
+
+SECRET_ARN_SUFFIX = "_SECRET_ARN"  # <ENV>_SECRET_ARN: the {"username", "password"} secret
+ENDPOINT_SUFFIX = "_ENDPOINT"      # <ENV>_ENDPOINT: host, host:port or mysql://host:port
+PORT_SUFFIX = "_PORT"              # <ENV>_PORT: optional; the estate never writes it, the sandbox does
+
+MIGRATION_BUCKET = "MIGRATION_BUCKET"      # the S3 bucket of migration scripts
+ENVIRONMENT_SUFFIX = "ENVIRONMENT_SUFFIX"  # the estate's suffix: where the SSM records go
+SYNC_DATABASES = "SYNC_DATABASES"          # comma-separated database names
+REFERENCE_TABLES = "REFERENCE_TABLES"      # comma-separated db.table: the data function's default
+SHARED_VARIABLES = (MIGRATION_BUCKET, ENVIRONMENT_SUFFIX, SYNC_DATABASES, REFERENCE_TABLES)
+
+
+def secret_arn_variable(env: str) -> str:
+    return f"{env.upper()}{SECRET_ARN_SUFFIX}"
+
+
+def endpoint_variable(env: str) -> str:
+    return f"{env.upper()}{ENDPOINT_SUFFIX}"
+
+
+def port_variable(env: str) -> str:
+    return f"{env.upper()}{PORT_SUFFIX}"
+
+
+def endpoint_variables(env: str) -> tuple[str, str]:
+    """(`<ENV>_ENDPOINT`, `<ENV>_PORT`): what the sandbox sets to point a function at a stand-in."""
+    return endpoint_variable(env), port_variable(env)
+
+
+def env_of_secret_variable(name: str) -> str | None:
+    """`dev` for `DEV_SECRET_ARN`, None for any other variable (the name is not checked)."""
+    if name.endswith(SECRET_ARN_SUFFIX) and len(name) > len(SECRET_ARN_SUFFIX):
+        return name[: -len(SECRET_ARN_SUFFIX)].lower()
+    return None
+
+
+def variable_names(envs: Iterable[str]) -> list[str]:
+    """Every variable the estate writes for a function reaching `envs` (sorted)."""
+    out = list(SHARED_VARIABLES)
+    for env in envs:
+        out += [secret_arn_variable(env), endpoint_variable(env)]
+    return sorted(out)
+
+
+def function_variables(
+    *,
+    environments: Mapping[str, tuple[object, object]],
+    migration_bucket: object,
+    suffix: str,
+    databases: Iterable[str],
+    reference_tables: Iterable[str],
+) -> dict[str, object]:
+    """The functions' environment: `environments` maps each env to (secret ARN, endpoint).
+
+    Values are `object` because the engine plans with placeholders for values not known yet.
+    """
+    v: dict[str, object] = {}
+    for env, (arn, endpoint) in environments.items():
+        v[secret_arn_variable(env)] = arn
+        v[endpoint_variable(env)] = endpoint
+    v[MIGRATION_BUCKET] = migration_bucket
+    v[ENVIRONMENT_SUFFIX] = suffix
+    v[SYNC_DATABASES] = ",".join(databases)
+    v[REFERENCE_TABLES] = ",".join(reference_tables)
+    return v
+
+
+def split_list(value: str | None) -> list[str]:
+    """`SYNC_DATABASES` / `REFERENCE_TABLES` back into their items (blanks dropped)."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+# --------------------------------------------------------------------------- SSM paths
+
+PARAMETER_ROOT = "/db-replication"
+RECORD_KINDS = ("schema", "data")
+
+
+def parameter_prefix(suffix: str) -> str:
+    """Every SSM parameter of the estate `suffix` lies under this path (the function role's grant)."""
+    return f"{PARAMETER_ROOT}/{suffix}/"
+
+
+def record_prefix(suffix: str, kind: str) -> str:
+    """`/db-replication/<suffix>/last-<kind>-sync`: the records of one kind."""
+    if kind not in RECORD_KINDS:
+        raise ValueError(f"record kind must be one of {', '.join(RECORD_KINDS)}, not {kind!r}")
+    return f"{PARAMETER_ROOT}/{suffix}/last-{kind}-sync"
+
+
+def record_name(suffix: str, kind: str, source: str, target: str) -> str:
+    """`/db-replication/<suffix>/last-<kind>-sync/<source>-to-<target>`: a run's last-sync record."""
+    return f"{record_prefix(suffix, kind)}/{source}-to-{target}"
+
+
+def connection_parameter(env: str, suffix: str) -> str:
+    """The seed's connection-string parameter of environment `env`."""
+    return f"{PARAMETER_ROOT}/{suffix}/{env}/connection-string"
+
+
+# --------------------------------------------------------------------------- handlers and events
+
+# Module (top level of the bundle) and function Lambda calls; and the package module behind each.
+HANDLERS = {"schema": "schema_sync.lambda_handler", "data": "data_sync.lambda_handler"}
+HANDLER_PACKAGE = "dbrepl.sync.handlers"
+
+
+def handler_module(kind: str) -> str:
+    """`schema_sync` / `data_sync`: the bundle's top-level entry module of a function."""
+    return HANDLERS[kind].partition(".")[0]
+
+
+def handler_package_module(kind: str) -> str:
+    """`dbrepl.sync.handlers.schema_sync`: where the handler lives in the installed package."""
+    return f"{HANDLER_PACKAGE}.{handler_module(kind)}"
+
+
+DEFAULT_SOURCE_ENV = "dev"
+DEFAULT_TARGET_ENV = "staging"
+
+# Schema function: {"source_env", "target_env", "migration_script", "databases", "dry_run",
+# "allow_destructive", "renames", "action", "definer"}; see dbrepl/sync/schema/event.py.
+SCHEMA_ACTIONS = ("schema", "migrate", "migrate_status")
+DEFAULT_DEFINER = "omit"
+SCHEMA_EVENT_DEFAULTS: Mapping[str, object] = {
+    "source_env": DEFAULT_SOURCE_ENV, "target_env": DEFAULT_TARGET_ENV,
+    "migration_script": None,  # given: action defaults to "migrate"
+    "databases": None,         # None: SYNC_DATABASES
+    "dry_run": False, "allow_destructive": False, "renames": [],
+    "action": None,            # None: "migrate" with a migration_script, else "schema"
+    "definer": DEFAULT_DEFINER,
+}
+SCHEMA_EVENT_KEYS = frozenset(SCHEMA_EVENT_DEFAULTS)
+# The record of a migrate run without a source_env: /last-schema-sync/migrations-to-<target>.
+MIGRATIONS_SOURCE = "migrations"
+
+# Data function: see dbrepl/sync/data/event.py.
+DATA_EVENT_DEFAULTS: Mapping[str, object] = {
+    "source_env": DEFAULT_SOURCE_ENV, "target_env": DEFAULT_TARGET_ENV,
+    "tables": None,            # None or []: REFERENCE_TABLES
+    "dry_run": False, "verbose": False,
+    "verify": None,            # None: dbrepl.sync.data.sync.DEFAULT_VERIFY
+}
+DATA_EVENT_KEYS = frozenset(DATA_EVENT_DEFAULTS)
+
+EVENT_KEYS = {"schema": SCHEMA_EVENT_KEYS, "data": DATA_EVENT_KEYS}
+
+# A result's status as the handler's statusCode.
+STATUS_CODES = {"success": 200, "invalid": 400, "refused": 409, "error": 500}
