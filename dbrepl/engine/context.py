@@ -90,10 +90,6 @@ class Context:
                 self._cache[key] = fn()
             return self._cache[key]
 
-    def forget(self, key: str) -> None:
-        with self._lock:
-            self._cache.pop(key, None)
-
     def account_id(self, env: str | None = None) -> str:
         env = self.hub if env in (None, SHARED) else env
         gk = self.sessions.group_key(env)

@@ -66,14 +66,16 @@ class Engine:
                 for o in found:
                     self.ctx.record(name, o)
 
-    def _select(self, items: Iterable[Any]) -> list[Any]:
-        return [x for x in items if self.ctx.selected(x.env)]
+    def desired(self, name: str) -> list[Resource]:
+        """What step `name` wants in the selected environments."""
+        return [r for r in self.steps[name].desired(self.ctx) if self.ctx.selected(r.env)]
+
+    def observed(self, name: str) -> dict[tuple[str, str], Observed]:
+        """What discovery found for step `name` in the selected environments, by (env, key)."""
+        return {k: o for k, o in self.ctx.observed.get(name, {}).items() if self.ctx.selected(o.env)}
 
     def plan_step(self, name: str) -> list[Change]:
-        step = self.steps[name]
-        desired = self._select(step.desired(self.ctx))
-        observed = {k: o for k, o in self.ctx.observed.get(name, {}).items() if self.ctx.selected(o.env)}
-        return diff_step(name, desired, observed)
+        return diff_step(name, self.desired(name), self.observed(name))
 
     def plan(self) -> Plan:
         self.discover()
@@ -86,8 +88,7 @@ class Engine:
         self.discover()
         changes = []
         for name in reversed(self.order):
-            obs = [o for o in self.ctx.observed.get(name, {}).values() if self.ctx.selected(o.env)]
-            for o in sorted(obs, key=lambda o: -o.phase):
+            for o in sorted(self.observed(name).values(), key=lambda o: -o.phase):
                 d = {k: (v, None) for k, v in o.props.items()}
                 changes.append(Change("delete", o.type, o.env, o.name, d, name, o.key, o.phase))
         return Plan(changes)
@@ -100,7 +101,7 @@ class Engine:
         if plan is None:
             plan = self.plan()
         for name in self.order:  # refuse before anything changes, not halfway through
-            self._refuse_replacements(self.steps[name], [c for c in plan.changes if c.step == name])
+            self._refuse_replacements(name, [c for c in plan.changes if c.step == name])
         phases = {n: self._phases(n) for n in self.order}
         nodes = [(n, p) for n in self.order for p in phases[n]]
 
@@ -128,8 +129,8 @@ class Engine:
 
     def _phases(self, name: str) -> list[int]:
         """The phases a step has here: those of what it wants and of what exists."""
-        wanted = {r.phase for r in self._select(self.steps[name].desired(self.ctx))}
-        found = {o.phase for o in self.ctx.observed.get(name, {}).values() if self.ctx.selected(o.env)}
+        wanted = {r.phase for r in self.desired(name)}
+        found = {o.phase for o in self.observed(name).values()}
         return sorted(wanted | found)
 
     @staticmethod
@@ -185,9 +186,9 @@ class Engine:
 
     def _apply_phase(self, name: str, phase: int, done: list[Change]) -> None:
         step = self.steps[name]
-        desired = {(r.env, r.key): r for r in self._select(step.desired(self.ctx))}
+        desired = {(r.env, r.key): r for r in self.desired(name)}
         batch = [c for c in self.plan_step(name) if c.phase == phase]
-        self._refuse_replacements(step, batch)
+        self._refuse_replacements(name, batch)
         self._check_known(name, batch, desired)
 
         def one(c: Change) -> None:
@@ -205,7 +206,7 @@ class Engine:
                     if new is not None:
                         self.ctx.record(name, new)
             except (ClientError, BotoCoreError) as e:
-                raise AwsFailure(f"{_verb(c)} {c.type} {c.name}", _why(e)) from e
+                raise AwsFailure(f"{c.action} {c.type} {c.name}", _why(e)) from e
             done.append(c)
             self.ctx.report("done", change=c, elapsed=time.monotonic() - t0)
 
@@ -225,8 +226,8 @@ class Engine:
             raise DbreplError(f"{c.type} {c.name} needs {missing.what}, which is not made yet: "
                               f"the {name} step's needs are wrong (a bug in dbrepl)")
 
-    def _refuse_replacements(self, step: Step, changes: list[Change]) -> None:
-        desired = {(r.env, r.key): r for r in self._select(step.desired(self.ctx))}
+    def _refuse_replacements(self, name: str, changes: list[Change]) -> None:
+        desired = {(r.env, r.key): r for r in self.desired(name)}
         for c in changes:
             if c.action == "replace":
                 fields = ", ".join(k for k in c.diff if k in desired[(c.env, c.key)].replace_on)
@@ -238,7 +239,7 @@ class Engine:
 
     def _destroy_step(self, name: str, done: list[Change]) -> None:
         step = self.steps[name]
-        doomed = [o for o in self.ctx.observed.get(name, {}).values() if self.ctx.selected(o.env)]
+        doomed = list(self.observed(name).values())
         if not doomed:
             return
         try:
@@ -283,16 +284,13 @@ class Engine:
 
 
 def _with_left(exc: DbreplError, not_run: list[str]) -> DbreplError:
-    left = f"steps not finished: {', '.join(not_run)}; resources already made were left in place and the next apply picks them up"
+    left = (f"steps not finished: {', '.join(not_run)}; resources already made were left in place "
+            "and the next apply picks them up")
     if isinstance(exc, AwsFailure) and not exc.left:
         return AwsFailure(exc.what, exc.why, left)
     if type(exc) is DbreplError:  # a plain one (e.g. a value not made yet): say what was left too
         return DbreplError(f"{exc} ({left})")
     return exc
-
-
-def _verb(c: Change) -> str:
-    return {"create": "create", "update": "update", "delete": "delete", "replace": "replace"}[c.action]
 
 
 def _why(e: BaseException) -> str:

@@ -12,6 +12,7 @@ from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict, tag_list
 from dbrepl.aws.tagging import tagged
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
+from dbrepl.steps.network import sorted_ids
 from dbrepl.steps.secrets import read_credentials
 
 CLUSTER_STATE_FAULTS = ("InvalidDBClusterStateFault", "InvalidDBInstanceState", "InvalidDBInstanceStateFault")
@@ -289,12 +290,6 @@ def cluster_props(c: dict) -> dict[str, Any]:
         "EnableCloudwatchLogsExports": sorted(c.get("EnabledCloudwatchLogsExports") or []),
         "DeletionProtection": bool(c.get("DeletionProtection")), "Port": c.get("Port"),
     }
-
-
-def sorted_ids(ids: list[Any]) -> list[Any]:
-    if any(not isinstance(i, str) for i in ids):
-        return ids
-    return sorted(ids)
 
 
 def _get_parameters(ssm: Any, names_: list[str]) -> list[dict]:

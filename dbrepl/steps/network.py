@@ -415,6 +415,7 @@ def _peering_owned(ctx: Context, env: str, rule: dict, fn_id: str | None) -> boo
 
 
 def sorted_ids(ids: list[Any]) -> list[Any]:
+    """Ids sorted, as the describe calls' answers are compared; left as they are while one is Unknown."""
     return ids if any(not isinstance(i, str) for i in ids) else sorted(ids)
 
 
