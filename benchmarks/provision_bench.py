@@ -485,7 +485,7 @@ class Bench:
 
     def plan(self, suffix: str, spec: Spec) -> Run:
         run, eng = self._timed("no-op plan", suffix, spec, lambda e: e.plan())
-        run.resources = sum(len(eng._select(eng.steps[n].desired(eng.ctx))) for n in eng.order)
+        run.resources = sum(len(eng.desired(n)) for n in eng.order)
         return run
 
 

@@ -13,8 +13,8 @@ def estate_status(engine: Engine) -> dict[str, Any]:
     engine.discover()
     resources = []
     for step in engine.order:
-        desired = engine._select(engine.steps[step].desired(ctx))
-        observed = {k: o for k, o in ctx.observed.get(step, {}).items() if ctx.selected(o.env)}
+        desired = engine.desired(step)
+        observed = engine.observed(step)
         changes = {(c.env, c.key): c for c in diff_step(step, desired, observed)}
         for r in desired:
             c = changes.get((r.env, r.key))

@@ -29,19 +29,6 @@ def ensure_tags(ec2: Any, resource_id: str, tags: dict[str, str]) -> None:
     ec2.create_tags(Resources=[resource_id], Tags=tag_list(tags))
 
 
-def permission(proto: str, port: int | None, *, cidr: str | None = None, group: str | None = None,
-               description: str = "") -> dict[str, Any]:
-    p: dict[str, Any] = {"IpProtocol": proto}
-    if port is not None:
-        p["FromPort"] = port
-        p["ToPort"] = port
-    if cidr:
-        p["IpRanges"] = [{"CidrIp": cidr, "Description": description}]
-    if group:
-        p["UserIdGroupPairs"] = [{"GroupId": group, "Description": description}]
-    return p
-
-
 def flatten_rules(perms: list[dict]) -> list[dict[str, Any]]:
     """One entry per (protocol, ports, source): the unit dbrepl adds and removes."""
     out = []

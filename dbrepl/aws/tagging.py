@@ -8,7 +8,7 @@ service's own describe call and only borrows tags from here.
 from __future__ import annotations
 
 from dbrepl.aws import paginate, tag_dict
-from dbrepl.engine import Context
+from dbrepl.engine.context import Context
 
 
 def tagged(ctx: Context, env: str) -> dict[str, dict[str, str]]:

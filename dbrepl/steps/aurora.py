@@ -5,12 +5,14 @@ instances (not public) and the seed's SSM connection-string parameter."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict, tag_list
 from dbrepl.aws.tagging import tagged
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
+from dbrepl.steps.network import sorted_ids
 from dbrepl.steps.secrets import read_credentials
 
 CLUSTER_STATE_FAULTS = ("InvalidDBClusterStateFault", "InvalidDBInstanceState", "InvalidDBInstanceStateFault")
@@ -40,7 +42,8 @@ class Aurora(Step):
             out.append(Resource(
                 "subnet-group", "AWS::RDS::DBSubnetGroup", env, sg,
                 {"DBSubnetGroupDescription": f"Subnet group for {env} Aurora cluster",
-                 "SubnetIds": sorted_ids([ctx.id_of("network", env, f"subnet-{i}") for i in range(1, len(e.subnets) + 1)])},
+                 "SubnetIds": sorted_ids([ctx.id_of("network", env, f"subnet-{i}")
+                                          for i in range(1, len(e.subnets) + 1)])},
                 ctx.tags(env, self.name, sg), phase=0,
             ))
             cl = names.cluster(env, s)
@@ -69,7 +72,8 @@ class Aurora(Step):
             pname = names.connection_parameter(env, s)
             out.append(Resource(
                 "connection-parameter", "AWS::SSM::Parameter", env, pname,
-                {"Type": "String", "Value": value, "Description": f"{env.capitalize()} Aurora cluster connection string"},
+                {"Type": "String", "Value": value,
+                 "Description": f"{env.capitalize()} Aurora cluster connection string"},
                 {**ctx.tags(env, self.name, f"{env}-connection-{s}")}, phase=2,
             ))
         return out
@@ -80,70 +84,15 @@ class Aurora(Step):
 
     def _discover(self, ctx: Context, envs: list[str]) -> list[Observed]:
         s = ctx.suffix
-        rds = ctx.client("rds", envs[0])
-        ssm = ctx.client("ssm", envs[0])
         sg_names = {names.subnet_group(e, s): e for e in envs}
         cl_names = {names.cluster(e, s): e for e in envs}
         inst_names = {names.instance(e, i, s): (e, i) for e in envs for i in range(1, ctx.spec.aurora.instances + 1)}
         param_names = {names.connection_parameter(e, s): e for e in envs}
-        with ThreadPoolExecutor(max_workers=5) as pool:
-            f_sg = pool.submit(paginate, rds, "describe_db_subnet_groups", "DBSubnetGroups")
-            f_cl = pool.submit(paginate, rds, "describe_db_clusters", "DBClusters",
-                               Filters=[{"Name": "db-cluster-id", "Values": list(cl_names)}])
-            f_in = pool.submit(paginate, rds, "describe_db_instances", "DBInstances",
-                               Filters=[{"Name": "db-instance-id", "Values": list(inst_names)}])
-            f_pa = pool.submit(_get_parameters, ssm, list(param_names))
-            f_tags = pool.submit(tagged, ctx, envs[0])
-            subnet_groups = [g for g in f_sg.result() if g["DBSubnetGroupName"] in sg_names]
-            # Subnet groups carry tags only through ListTagsForResource.
-            sg_tags = dict(zip([g["DBSubnetGroupArn"] for g in subnet_groups],
-                               pool.map(lambda g: tag_dict(rds.list_tags_for_resource(
-                                   ResourceName=g["DBSubnetGroupArn"])["TagList"]), subnet_groups), strict=True))
-            clusters, instances, params, tags = f_cl.result(), f_in.result(), f_pa.result(), f_tags.result()
-        out = []
-        for g in subnet_groups:
-            env = sg_names[g["DBSubnetGroupName"]]
-            t = sg_tags[g["DBSubnetGroupArn"]]
-            if not ctx.owns(t):
-                continue
-            out.append(Observed("subnet-group", "AWS::RDS::DBSubnetGroup", env, g["DBSubnetGroupName"],
-                                g["DBSubnetGroupName"],
-                                {"DBSubnetGroupDescription": g.get("DBSubnetGroupDescription"),
-                                 "SubnetIds": sorted_ids([x["SubnetIdentifier"] for x in g.get("Subnets", [])])},
-                                t, attrs={"arn": g["DBSubnetGroupArn"]}, phase=0))
-        for c in clusters:
-            env = cl_names.get(c["DBClusterIdentifier"])
-            t = tag_dict(c.get("TagList"))
-            if env is None or not ctx.owns(t) or c.get("Status") == "deleting":
-                continue
-            out.append(Observed("cluster", "AWS::RDS::DBCluster", env, c["DBClusterIdentifier"], c["DBClusterIdentifier"],
-                                cluster_props(c), t, attrs={"arn": c["DBClusterArn"], "endpoint": c.get("Endpoint"),
-                                                            "status": c.get("Status"),
-                                                            "reader": c.get("ReaderEndpoint")}, phase=1))
-        for i in instances:
-            key = inst_names.get(i["DBInstanceIdentifier"])
-            t = tag_dict(i.get("TagList"))
-            if key is None or not ctx.owns(t) or i.get("DBInstanceStatus") == "deleting":
-                continue
-            env, n = key
-            out.append(Observed(f"instance-{n}", "AWS::RDS::DBInstance", env, i["DBInstanceIdentifier"],
-                                i["DBInstanceIdentifier"],
-                                {"DBClusterIdentifier": i.get("DBClusterIdentifier"), "Engine": i.get("Engine"),
-                                 "DBInstanceClass": i.get("DBInstanceClass"),
-                                 "PubliclyAccessible": bool(i.get("PubliclyAccessible")),
-                                 "AutoMinorVersionUpgrade": bool(i.get("AutoMinorVersionUpgrade"))},
-                                t, attrs={"arn": i["DBInstanceArn"], "status": i.get("DBInstanceStatus")}, phase=2))
-        for p in params:
-            env = param_names[p["Name"]]
-            arn = p.get("ARN", "")
-            t = tags.get(arn, {})
-            if not ctx.owns(t):
-                continue
-            out.append(Observed("connection-parameter", "AWS::SSM::Parameter", env, p["Name"], p["Name"],
-                                {"Type": p.get("Type"), "Value": p.get("Value"),
-                                 "Description": p.get("Description", "_unknown_")},
-                                t, attrs={"arn": arn}, phase=2))
-        return out
+        found = _describe(ctx, envs[0], sg_names, list(cl_names), list(inst_names), list(param_names))
+        return [*_observe_subnet_groups(ctx, found.subnet_groups, found.subnet_group_tags, sg_names),
+                *_observe_clusters(ctx, found.clusters, cl_names),
+                *_observe_instances(ctx, found.instances, inst_names),
+                *_observe_parameters(ctx, found.parameters, found.tagged, param_names)]
 
     # ------------------------------------------------------------------ apply
     def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:
@@ -207,9 +156,11 @@ class Aurora(Step):
         for f in CLUSTER_FIELDS:
             if f in p and have.props.get(f) != p[f]:
                 mod[f] = p[f]
-        if "EngineVersion" in mod and mod["EngineVersion"].split(".")[0] != str(have.props.get("EngineVersion")).split(".")[0]:
+        major = str(have.props.get("EngineVersion")).split(".")[0]
+        if "EngineVersion" in mod and mod["EngineVersion"].split(".")[0] != major:
             mod["AllowMajorVersionUpgrade"] = True
-        want_logs, have_logs = set(p["EnableCloudwatchLogsExports"]), set(have.props.get("EnableCloudwatchLogsExports") or [])
+        want_logs = set(p["EnableCloudwatchLogsExports"])
+        have_logs = set(have.props.get("EnableCloudwatchLogsExports") or [])
         if want_logs != have_logs:
             mod["CloudwatchLogsExportConfiguration"] = {"EnableLogTypes": sorted(want_logs - have_logs),
                                                         "DisableLogTypes": sorted(have_logs - want_logs)}
@@ -333,17 +284,12 @@ def cluster_props(c: dict) -> dict[str, Any]:
         "DBSubnetGroupName": c.get("DBSubnetGroup"),
         "VpcSecurityGroupIds": sorted(g["VpcSecurityGroupId"] for g in c.get("VpcSecurityGroups", [])),
         "StorageEncrypted": bool(c.get("StorageEncrypted")), "KmsKeyId": c.get("KmsKeyId"),
-        "BackupRetentionPeriod": c.get("BackupRetentionPeriod"), "PreferredBackupWindow": c.get("PreferredBackupWindow"),
+        "BackupRetentionPeriod": c.get("BackupRetentionPeriod"),
+        "PreferredBackupWindow": c.get("PreferredBackupWindow"),
         "PreferredMaintenanceWindow": c.get("PreferredMaintenanceWindow"),
         "EnableCloudwatchLogsExports": sorted(c.get("EnabledCloudwatchLogsExports") or []),
         "DeletionProtection": bool(c.get("DeletionProtection")), "Port": c.get("Port"),
     }
-
-
-def sorted_ids(ids: list[Any]) -> list[Any]:
-    if any(not isinstance(i, str) for i in ids):
-        return ids
-    return sorted(ids)
 
 
 def _get_parameters(ssm: Any, names_: list[str]) -> list[dict]:
@@ -382,3 +328,103 @@ def _cluster_gone(rds: Any, name: str) -> bool:
         if is_code(e, ["DBClusterNotFoundFault"]):
             return True
         raise
+
+
+# ---------------------------------------------------------------------- discover, by part
+
+@dataclass
+class _Found:
+    """What the describe calls of one group (account and region) returned."""
+
+    subnet_groups: list[dict]  # ours by name
+    subnet_group_tags: dict[str, dict[str, str]]  # subnet group ARN -> tags
+    clusters: list[dict]
+    instances: list[dict]
+    parameters: list[dict]
+    tagged: dict[str, dict[str, str]]  # ARN -> tags, from the tagging API
+
+
+def _describe(ctx: Context, env0: str, sg_names: dict[str, str], cl_names: list[str], inst_names: list[str],
+              param_names: list[str]) -> _Found:
+    """The group's describe calls side by side."""
+    rds = ctx.client("rds", env0)
+    ssm = ctx.client("ssm", env0)
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        f_sg = pool.submit(paginate, rds, "describe_db_subnet_groups", "DBSubnetGroups")
+        f_cl = pool.submit(paginate, rds, "describe_db_clusters", "DBClusters",
+                           Filters=[{"Name": "db-cluster-id", "Values": cl_names}])
+        f_in = pool.submit(paginate, rds, "describe_db_instances", "DBInstances",
+                           Filters=[{"Name": "db-instance-id", "Values": inst_names}])
+        f_pa = pool.submit(_get_parameters, ssm, param_names)
+        f_tags = pool.submit(tagged, ctx, env0)
+        subnet_groups = [g for g in f_sg.result() if g["DBSubnetGroupName"] in sg_names]
+        # Subnet groups carry tags only through ListTagsForResource.
+        sg_tags = dict(zip([g["DBSubnetGroupArn"] for g in subnet_groups],
+                           pool.map(lambda g: tag_dict(rds.list_tags_for_resource(
+                               ResourceName=g["DBSubnetGroupArn"])["TagList"]), subnet_groups), strict=True))
+        return _Found(subnet_groups, sg_tags, f_cl.result(), f_in.result(), f_pa.result(), f_tags.result())
+
+
+def _observe_subnet_groups(ctx: Context, subnet_groups: list[dict], sg_tags: dict[str, dict[str, str]],
+                           sg_names: dict[str, str]) -> list[Observed]:
+    out = []
+    for g in subnet_groups:
+        env = sg_names[g["DBSubnetGroupName"]]
+        t = sg_tags[g["DBSubnetGroupArn"]]
+        if not ctx.owns(t):
+            continue
+        out.append(Observed("subnet-group", "AWS::RDS::DBSubnetGroup", env, g["DBSubnetGroupName"],
+                            g["DBSubnetGroupName"],
+                            {"DBSubnetGroupDescription": g.get("DBSubnetGroupDescription"),
+                             "SubnetIds": sorted_ids([x["SubnetIdentifier"] for x in g.get("Subnets", [])])},
+                            t, attrs={"arn": g["DBSubnetGroupArn"]}, phase=0))
+    return out
+
+
+def _observe_clusters(ctx: Context, clusters: list[dict], cl_names: dict[str, str]) -> list[Observed]:
+    out = []
+    for c in clusters:
+        env = cl_names.get(c["DBClusterIdentifier"])
+        t = tag_dict(c.get("TagList"))
+        if env is None or not ctx.owns(t) or c.get("Status") == "deleting":
+            continue
+        out.append(Observed("cluster", "AWS::RDS::DBCluster", env, c["DBClusterIdentifier"],
+                            c["DBClusterIdentifier"], cluster_props(c), t,
+                            attrs={"arn": c["DBClusterArn"], "endpoint": c.get("Endpoint"),
+                                   "status": c.get("Status"), "reader": c.get("ReaderEndpoint")}, phase=1))
+    return out
+
+
+def _observe_instances(ctx: Context, instances: list[dict], inst_names: dict[str, tuple[str, int]],
+                       ) -> list[Observed]:
+    out = []
+    for i in instances:
+        key = inst_names.get(i["DBInstanceIdentifier"])
+        t = tag_dict(i.get("TagList"))
+        if key is None or not ctx.owns(t) or i.get("DBInstanceStatus") == "deleting":
+            continue
+        env, n = key
+        out.append(Observed(f"instance-{n}", "AWS::RDS::DBInstance", env, i["DBInstanceIdentifier"],
+                            i["DBInstanceIdentifier"],
+                            {"DBClusterIdentifier": i.get("DBClusterIdentifier"), "Engine": i.get("Engine"),
+                             "DBInstanceClass": i.get("DBInstanceClass"),
+                             "PubliclyAccessible": bool(i.get("PubliclyAccessible")),
+                             "AutoMinorVersionUpgrade": bool(i.get("AutoMinorVersionUpgrade"))},
+                            t, attrs={"arn": i["DBInstanceArn"], "status": i.get("DBInstanceStatus")}, phase=2))
+    return out
+
+
+def _observe_parameters(ctx: Context, params: list[dict], tags: dict[str, dict[str, str]],
+                        param_names: dict[str, str]) -> list[Observed]:
+    out = []
+    for p in params:
+        env = param_names[p["Name"]]
+        arn = p.get("ARN", "")
+        t = tags.get(arn, {})
+        if not ctx.owns(t):
+            continue
+        out.append(Observed("connection-parameter", "AWS::SSM::Parameter", env, p["Name"], p["Name"],
+                            {"Type": p.get("Type"), "Value": p.get("Value"),
+                             "Description": p.get("Description", "_unknown_")},
+                            t, attrs={"arn": arn}, phase=2))
+    return out

@@ -6,6 +6,7 @@ gateway endpoint) and their security group (DESIGN §2 items 1-3)."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from dbrepl import names
@@ -21,6 +22,7 @@ from dbrepl.aws.ec2 import (
     tag_specs,
 )
 from dbrepl.engine import Change, Context, Observed, Resource, Step, Unknown, register
+from dbrepl.errors import BadInput
 
 DB_SG_DESCRIPTION = "Security group for {env} Aurora cluster - allows MySQL from its own VPC and the sync functions"
 FN_SG_DESCRIPTION = "Security group for Lambda functions accessing Aurora clusters"
@@ -101,64 +103,84 @@ class Network(Step):
 
     # ------------------------------------------------------------------ desired
     def desired(self, ctx: Context) -> list[Resource]:
-        s, hub = ctx.suffix, ctx.hub
         out: list[Resource] = []
-        for env, spec in ctx.spec.environments.items():
-            vpc_id = ctx.id_of(self.name, env, "vpc")
-            out.append(Resource(
-                "vpc", "AWS::EC2::VPC", env, names.vpc(env, s),
-                {"CidrBlock": spec.cidr, "EnableDnsSupport": True, "EnableDnsHostnames": True},
-                ctx.tags(env, self.name, names.vpc(env, s)), phase=0, replace_on=frozenset({"CidrBlock"}),
-            ))
-            azs = az_names(ctx, env)
-            rt = names.route_table(env, s)
-            out.append(Resource(
-                "route-table", "AWS::EC2::RouteTable", env, rt, {"VpcId": vpc_id},
-                ctx.tags(env, self.name, rt), phase=1, replace_on=frozenset({"VpcId"}),
-            ))
-            for i, sub in enumerate(spec.subnets, start=1):
-                if sub.az_index >= len(azs):
-                    from dbrepl.errors import BadInput
+        for env in ctx.spec.environments:
+            out += self._environment(ctx, env)
+        out += self._hub_groups(ctx)
+        out += self._endpoints(ctx)
+        return out
 
-                    raise BadInput(
-                        f"environments.{env}.subnets[{i - 1}].az_index {sub.az_index}: the region has only "
-                        f"{len(azs)} availability zones"
-                    )
-                sn = names.subnet(env, i, s)
-                out.append(Resource(
-                    f"subnet-{i}", "AWS::EC2::Subnet", env, sn,
-                    {"CidrBlock": sub.cidr, "AvailabilityZone": azs[sub.az_index], "VpcId": vpc_id},
-                    ctx.tags(env, self.name, sn), phase=1,
-                    replace_on=frozenset({"CidrBlock", "AvailabilityZone", "VpcId"}),
-                ))
-                out.append(Resource(
-                    f"assoc-{i}", "AWS::EC2::SubnetRouteTableAssociation", env, f"{sn} -> {rt}",
-                    {"SubnetId": ctx.id_of(self.name, env, f"subnet-{i}"),
-                     "RouteTableId": ctx.id_of(self.name, env, "route-table")},
-                    None, phase=2,
-                ))
-            sg = names.db_sg(env, s)
-            out.append(Resource(
-                "db-sg", "AWS::EC2::SecurityGroup", env, sg,
-                {"GroupName": sg, "GroupDescription": DB_SG_DESCRIPTION.format(env=env), "VpcId": vpc_id},
-                ctx.tags(env, self.name, sg), phase=1,
-                replace_on=frozenset({"GroupName", "GroupDescription", "VpcId"}),
-            ))
-            rules = [{"IpProtocol": "tcp", "FromPort": ctx.spec.aurora.port, "ToPort": ctx.spec.aurora.port,
-                      "cidr": spec.cidr, "description": f"MySQL from {env} VPC"}]
-            if env == hub:
-                rules.append({"IpProtocol": "tcp", "FromPort": ctx.spec.aurora.port, "ToPort": ctx.spec.aurora.port,
-                              "group": ctx.id_of(self.name, hub, "fn-sg"),
-                              "description": "MySQL from the sync functions"})
-            out += self._rules(ctx, env, "db-sg", sg, rules)
+    def _environment(self, ctx: Context, env: str) -> list[Resource]:
+        """An environment's VPC, route table, subnets (each associated) and Aurora security group."""
+        s, spec = ctx.suffix, ctx.spec.environments[env]
+        vpc_id = ctx.id_of(self.name, env, "vpc")
+        out = [Resource(
+            "vpc", "AWS::EC2::VPC", env, names.vpc(env, s),
+            {"CidrBlock": spec.cidr, "EnableDnsSupport": True, "EnableDnsHostnames": True},
+            ctx.tags(env, self.name, names.vpc(env, s)), phase=0, replace_on=frozenset({"CidrBlock"}),
+        )]
+        azs = az_names(ctx, env)
+        rt = names.route_table(env, s)
+        out.append(Resource(
+            "route-table", "AWS::EC2::RouteTable", env, rt, {"VpcId": vpc_id},
+            ctx.tags(env, self.name, rt), phase=1, replace_on=frozenset({"VpcId"}),
+        ))
+        out += self._subnets(ctx, env, vpc_id, azs, rt)
+        out += self._db_group(ctx, env, vpc_id)
+        return out
 
+    def _subnets(self, ctx: Context, env: str, vpc_id: Any, azs: list[str], rt: str) -> list[Resource]:
+        """Each subnet of the spec, and its association with the environment's route table."""
+        out = []
+        for i, sub in enumerate(ctx.spec.environments[env].subnets, start=1):
+            if sub.az_index >= len(azs):
+                raise BadInput(
+                    f"environments.{env}.subnets[{i - 1}].az_index {sub.az_index}: the region has only "
+                    f"{len(azs)} availability zones"
+                )
+            sn = names.subnet(env, i, ctx.suffix)
+            out.append(Resource(
+                f"subnet-{i}", "AWS::EC2::Subnet", env, sn,
+                {"CidrBlock": sub.cidr, "AvailabilityZone": azs[sub.az_index], "VpcId": vpc_id},
+                ctx.tags(env, self.name, sn), phase=1,
+                replace_on=frozenset({"CidrBlock", "AvailabilityZone", "VpcId"}),
+            ))
+            out.append(Resource(
+                f"assoc-{i}", "AWS::EC2::SubnetRouteTableAssociation", env, f"{sn} -> {rt}",
+                {"SubnetId": ctx.id_of(self.name, env, f"subnet-{i}"),
+                 "RouteTableId": ctx.id_of(self.name, env, "route-table")},
+                None, phase=2,
+            ))
+        return out
+
+    def _db_group(self, ctx: Context, env: str, vpc_id: Any) -> list[Resource]:
+        """The Aurora security group: MySQL from its own VPC, and in the hub from the functions."""
+        sg = names.db_sg(env, ctx.suffix)
+        port, hub = ctx.spec.aurora.port, ctx.hub
+        group = Resource(
+            "db-sg", "AWS::EC2::SecurityGroup", env, sg,
+            {"GroupName": sg, "GroupDescription": DB_SG_DESCRIPTION.format(env=env), "VpcId": vpc_id},
+            ctx.tags(env, self.name, sg), phase=1,
+            replace_on=frozenset({"GroupName", "GroupDescription", "VpcId"}),
+        )
+        rules = [{"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                  "cidr": ctx.spec.environments[env].cidr, "description": f"MySQL from {env} VPC"}]
+        if env == hub:
+            rules.append({"IpProtocol": "tcp", "FromPort": port, "ToPort": port,
+                          "group": ctx.id_of(self.name, hub, "fn-sg"),
+                          "description": "MySQL from the sync functions"})
+        return [group, *self._rules(ctx, env, "db-sg", sg, rules)]
+
+    def _hub_groups(self, ctx: Context) -> list[Resource]:
+        """In the hub VPC: the functions' security group and the endpoints' (HTTPS from the functions)."""
+        s, hub = ctx.suffix, ctx.hub
         fn = names.function_sg(s)
         hub_vpc = ctx.id_of(self.name, hub, "vpc")
-        out.append(Resource(
+        out = [Resource(
             "fn-sg", "AWS::EC2::SecurityGroup", hub, fn,
             {"GroupName": fn, "GroupDescription": FN_SG_DESCRIPTION, "VpcId": hub_vpc},
             ctx.tags(hub, self.name, fn), phase=1, replace_on=frozenset({"GroupName", "GroupDescription", "VpcId"}),
-        ))
+        )]
         ep = names.endpoint_sg(hub, s)
         out.append(Resource(
             "endpoint-sg", "AWS::EC2::SecurityGroup", hub, ep,
@@ -169,9 +191,16 @@ class Network(Step):
             {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "group": ctx.id_of(self.name, hub, "fn-sg"),
              "description": "HTTPS from the sync functions"},
         ])
+        return out
+
+    def _endpoints(self, ctx: Context) -> list[Resource]:
+        """In the hub VPC: interface endpoints in its subnets (private DNS), gateway ones on its route table."""
+        s, hub = ctx.suffix, ctx.hub
+        hub_vpc = ctx.id_of(self.name, hub, "vpc")
         region = ctx.region(hub)
         subnets = sorted_ids([ctx.id_of(self.name, hub, f"subnet-{i}")
                               for i in range(1, len(ctx.spec.environments[hub].subnets) + 1)])
+        out = []
         for svc in INTERFACE_SERVICES:
             n = names.endpoint(hub, svc, s)
             out.append(Resource(
@@ -214,119 +243,14 @@ class Network(Step):
         return ctx.each_group(lambda envs: self._discover_group(ctx, envs, ctx.suffix, ctx.hub))
 
     def _discover_group(self, ctx: Context, envs: list[str], s: str, hub: str) -> list[Observed]:
-        env0 = envs[0]
-        ec2 = ctx.client("ec2", env0)
-        vpc_names = {names.vpc(e, s): e for e in envs}
-        subnet_names = {names.subnet(e, i, s): (e, i) for e in envs
-                        for i in range(1, len(ctx.spec.environments[e].subnets) + 1)}
-        rt_names = {names.route_table(e, s): e for e in envs}
-        ep_names = {names.endpoint(hub, svc, s): svc for svc in INTERFACE_SERVICES + GATEWAY_SERVICES} if hub in envs else {}
-
-        with ThreadPoolExecutor(max_workers=6) as pool:
-            f_vpcs = pool.submit(describe_by_names, ec2, "describe_vpcs", "Vpcs", list(vpc_names))
-            f_subnets = pool.submit(describe_by_names, ec2, "describe_subnets", "Subnets", list(subnet_names))
-            f_rts = pool.submit(describe_route_tables, ctx, env0)
-            f_sgs = pool.submit(describe_groups, ctx, env0, all_group_names(ctx))
-            f_eps = pool.submit(describe_by_names, ec2, "describe_vpc_endpoints", "VpcEndpoints", list(ep_names))
-            f_azs = pool.submit(az_names, ctx, env0)
-            vpcs = _pick(f_vpcs.result(), ctx)
-            subnets = _pick(f_subnets.result(), ctx)
-            rts = _pick(f_rts.result(), ctx)
-            sgs = f_sgs.result()
-            eps = _pick([e for e in f_eps.result() if e.get("State", "").lower() not in ("deleted", "deleting")], ctx)
-            f_azs.result()
-            attr_futures = {
-                (v["VpcId"], attr): pool.submit(ec2.describe_vpc_attribute, VpcId=v["VpcId"], Attribute=attr)
-                for v in vpcs for attr in ("enableDnsSupport", "enableDnsHostnames")
-            }
-            attrs = {k: f.result() for k, f in attr_futures.items()}
-
-        out: list[Observed] = []
-        vpc_ids: dict[str, str] = {}
-        for v in vpcs:
-            nm = tag_dict(v.get("Tags"))["Name"]
-            env = vpc_names[nm]
-            vpc_ids[env] = v["VpcId"]
-            out.append(Observed(
-                "vpc", "AWS::EC2::VPC", env, nm, v["VpcId"],
-                {"CidrBlock": v["CidrBlock"],
-                 "EnableDnsSupport": attrs[(v["VpcId"], "enableDnsSupport")]["EnableDnsSupport"]["Value"],
-                 "EnableDnsHostnames": attrs[(v["VpcId"], "enableDnsHostnames")]["EnableDnsHostnames"]["Value"]},
-                tag_dict(v.get("Tags")), phase=0,
-            ))
-        subnet_keys: dict[str, tuple[str, int]] = {}
-        for sn in subnets:
-            nm = tag_dict(sn.get("Tags"))["Name"]
-            env, i = subnet_names[nm]
-            subnet_keys[sn["SubnetId"]] = (env, i)
-            out.append(Observed(
-                f"subnet-{i}", "AWS::EC2::Subnet", env, nm, sn["SubnetId"],
-                {"CidrBlock": sn["CidrBlock"], "AvailabilityZone": sn["AvailabilityZone"], "VpcId": sn["VpcId"]},
-                tag_dict(sn.get("Tags")), phase=1,
-            ))
-        for rt in rts:
-            nm = tag_dict(rt.get("Tags"))["Name"]
-            env = rt_names[nm]
-            out.append(Observed(
-                "route-table", "AWS::EC2::RouteTable", env, nm, rt["RouteTableId"], {"VpcId": rt["VpcId"]},
-                tag_dict(rt.get("Tags")), attrs={"routes": rt.get("Routes", [])}, phase=1,
-            ))
-            for a in rt.get("Associations", []):
-                sid = a.get("SubnetId")
-                if a.get("Main") or sid not in subnet_keys or a.get("AssociationState", {}).get("State") in (
-                    "disassociated", "disassociating"
-                ):
-                    continue
-                aenv, i = subnet_keys[sid]
-                out.append(Observed(
-                    f"assoc-{i}", "AWS::EC2::SubnetRouteTableAssociation", aenv,
-                    f"{names.subnet(aenv, i, s)} -> {nm}", a["RouteTableAssociationId"],
-                    {"SubnetId": sid, "RouteTableId": rt["RouteTableId"]}, None, phase=2,
-                ))
-        # Security groups: only those inside our VPCs count (names are unique per VPC only).
-        our_vpcs = set(vpc_ids.values())
-        by_name = {g["GroupName"]: g for g in sgs if g.get("VpcId") in our_vpcs and ctx.owns(tag_dict(g.get("Tags")))}
-        fn_id = by_name.get(names.function_sg(s), {}).get("GroupId")
-        gnames = {fn_id: "fn-sg"} if fn_id else {}
-        sg_defs = [(e, "db-sg", names.db_sg(e, s)) for e in envs]
-        if hub in envs:
-            sg_defs += [(hub, "fn-sg", names.function_sg(s)), (hub, "endpoint-sg", names.endpoint_sg(hub, s))]
-        for env, key, gname in sg_defs:
-            g = by_name.get(gname)
-            if g is None:
-                continue
-            out.append(Observed(
-                key, "AWS::EC2::SecurityGroup", env, gname, g["GroupId"],
-                {"GroupName": g["GroupName"], "GroupDescription": g["Description"], "VpcId": g["VpcId"]},
-                tag_dict(g.get("Tags")), phase=1,
-            ))
-            if key == "fn-sg":
-                continue  # egress only (AWS default: all outbound), as in the seed
-            for rule in flatten_rules(g.get("IpPermissions", [])):
-                if key == "db-sg" and env != hub and _peering_owned(ctx, env, rule, fn_id):
-                    continue  # owned by the peering step: it needs the peering active first
-                rk = rule_key(f"{key}-in", rule, gnames)
-                src = rule.get("cidr") or (names.function_sg(s) if fn_id and rule.get("group") == fn_id
-                                           else rule.get("group"))
-                props = {"GroupId": g["GroupId"], **rule}
-                out.append(Observed(
-                    rk, "AWS::EC2::SecurityGroupIngress", env,
-                    f"{gname} {rule['IpProtocol']}/{rule.get('FromPort')} from {src}", None, props, None,
-                    attrs={"rule": rule}, phase=2,
-                ))
-        for e in eps:
-            nm = tag_dict(e.get("Tags"))["Name"]
-            svc = ep_names[nm]
-            props: dict[str, Any] = {"VpcEndpointType": e["VpcEndpointType"], "ServiceName": e["ServiceName"],
-                                     "VpcId": e["VpcId"]}
-            if e["VpcEndpointType"] == "Interface":
-                props["SubnetIds"] = sorted(e.get("SubnetIds", []))
-                props["SecurityGroupIds"] = sorted(g["GroupId"] for g in e.get("Groups", []))
-                props["PrivateDnsEnabled"] = bool(e.get("PrivateDnsEnabled"))
-            else:
-                props["RouteTableIds"] = sorted(e.get("RouteTableIds", []))
-            out.append(Observed(f"vpce-{svc}", "AWS::EC2::VPCEndpoint", hub, nm, e["VpcEndpointId"], props,
-                                tag_dict(e.get("Tags")), phase=2))
+        wanted = _Names.of(ctx, envs, s, hub)
+        found = _describe(ctx, envs[0], wanted)
+        out, vpc_ids = _observe_vpcs(found.vpcs, found.vpc_attrs, wanted.vpcs)
+        subnets, subnet_keys = _observe_subnets(found.subnets, wanted.subnets)
+        out += subnets
+        out += _observe_route_tables(found.route_tables, wanted.route_tables, subnet_keys, s)
+        out += _observe_groups(ctx, envs, found.groups, set(vpc_ids.values()), s, hub)
+        out += _observe_endpoints(found.endpoints, wanted.endpoints, hub)
         return out
 
     # ------------------------------------------------------------------ apply
@@ -353,7 +277,8 @@ class Network(Step):
         elif kind == "subnet":
             vid = have.id if have else None
             if vid is None:
-                vid = ec2.create_subnet(VpcId=p["VpcId"], CidrBlock=p["CidrBlock"], AvailabilityZone=p["AvailabilityZone"],
+                vid = ec2.create_subnet(VpcId=p["VpcId"], CidrBlock=p["CidrBlock"],
+                                        AvailabilityZone=p["AvailabilityZone"],
                                         TagSpecifications=tag_specs("subnet", want.tags))["Subnet"]["SubnetId"]
         elif kind == "route-table":
             vid = have.id if have else None
@@ -406,7 +331,8 @@ class Network(Step):
             if not is_code(e, ["Resource.AlreadyAssociated"]):
                 raise
         # The subnet sits in another table: move it to ours.
-        rts = ec2.describe_route_tables(Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])["RouteTables"]
+        rts = ec2.describe_route_tables(
+            Filters=[{"Name": "association.subnet-id", "Values": [subnet_id]}])["RouteTables"]
         for rt in rts:
             for a in rt.get("Associations", []):
                 if a.get("SubnetId") == subnet_id:
@@ -489,6 +415,7 @@ def _peering_owned(ctx: Context, env: str, rule: dict, fn_id: str | None) -> boo
 
 
 def sorted_ids(ids: list[Any]) -> list[Any]:
+    """Ids sorted, as the describe calls' answers are compared; left as they are while one is Unknown."""
     return ids if any(not isinstance(i, str) for i in ids) else sorted(ids)
 
 
@@ -519,3 +446,180 @@ def _pick(items: list[dict], ctx: Context) -> list[dict]:
                             and tag_dict(prev.get("Tags")).get("dbrepl:suffix") != ctx.suffix):
             chosen[nm] = it
     return list(chosen.values())
+
+
+# ---------------------------------------------------------------------- discover, by part
+
+@dataclass
+class _Names:
+    """The physical names a group of environments (one account and region) should have."""
+
+    vpcs: dict[str, str]  # name -> env
+    subnets: dict[str, tuple[str, int]]  # name -> (env, index)
+    route_tables: dict[str, str]  # name -> env
+    endpoints: dict[str, str]  # name -> service; only in the hub's group
+
+    @classmethod
+    def of(cls, ctx: Context, envs: list[str], s: str, hub: str) -> _Names:
+        return cls(
+            vpcs={names.vpc(e, s): e for e in envs},
+            subnets={names.subnet(e, i, s): (e, i) for e in envs
+                     for i in range(1, len(ctx.spec.environments[e].subnets) + 1)},
+            route_tables={names.route_table(e, s): e for e in envs},
+            endpoints={names.endpoint(hub, svc, s): svc for svc in INTERFACE_SERVICES + GATEWAY_SERVICES}
+            if hub in envs else {},
+        )
+
+
+@dataclass
+class _Found:
+    """What the describe calls returned (ours only, one per name), before it becomes `Observed`."""
+
+    vpcs: list[dict]
+    vpc_attrs: dict[tuple[str, str], dict]  # (vpc id, attribute) -> DescribeVpcAttribute answer
+    subnets: list[dict]
+    route_tables: list[dict]
+    groups: list[dict]
+    endpoints: list[dict]
+
+
+def _describe(ctx: Context, env0: str, wanted: _Names) -> _Found:
+    """The group's describe calls side by side, then the VPCs' DNS attributes."""
+    ec2 = ctx.client("ec2", env0)
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        f_vpcs = pool.submit(describe_by_names, ec2, "describe_vpcs", "Vpcs", list(wanted.vpcs))
+        f_subnets = pool.submit(describe_by_names, ec2, "describe_subnets", "Subnets", list(wanted.subnets))
+        f_rts = pool.submit(describe_route_tables, ctx, env0)
+        f_sgs = pool.submit(describe_groups, ctx, env0, all_group_names(ctx))
+        f_eps = pool.submit(describe_by_names, ec2, "describe_vpc_endpoints", "VpcEndpoints", list(wanted.endpoints))
+        f_azs = pool.submit(az_names, ctx, env0)
+        vpcs = _pick(f_vpcs.result(), ctx)
+        subnets = _pick(f_subnets.result(), ctx)
+        rts = _pick(f_rts.result(), ctx)
+        sgs = f_sgs.result()
+        eps = _pick([e for e in f_eps.result() if e.get("State", "").lower() not in ("deleted", "deleting")], ctx)
+        f_azs.result()
+        attr_futures = {
+            (v["VpcId"], attr): pool.submit(ec2.describe_vpc_attribute, VpcId=v["VpcId"], Attribute=attr)
+            for v in vpcs for attr in ("enableDnsSupport", "enableDnsHostnames")
+        }
+        attrs = {k: f.result() for k, f in attr_futures.items()}
+    return _Found(vpcs, attrs, subnets, rts, sgs, eps)
+
+
+def _observe_vpcs(vpcs: list[dict], attrs: dict[tuple[str, str], dict],
+                  vpc_names: dict[str, str]) -> tuple[list[Observed], dict[str, str]]:
+    """The VPCs, and env -> VPC id."""
+    out: list[Observed] = []
+    vpc_ids: dict[str, str] = {}
+    for v in vpcs:
+        nm = tag_dict(v.get("Tags"))["Name"]
+        env = vpc_names[nm]
+        vpc_ids[env] = v["VpcId"]
+        out.append(Observed(
+            "vpc", "AWS::EC2::VPC", env, nm, v["VpcId"],
+            {"CidrBlock": v["CidrBlock"],
+             "EnableDnsSupport": attrs[(v["VpcId"], "enableDnsSupport")]["EnableDnsSupport"]["Value"],
+             "EnableDnsHostnames": attrs[(v["VpcId"], "enableDnsHostnames")]["EnableDnsHostnames"]["Value"]},
+            tag_dict(v.get("Tags")), phase=0,
+        ))
+    return out, vpc_ids
+
+
+def _observe_subnets(subnets: list[dict], subnet_names: dict[str, tuple[str, int]],
+                     ) -> tuple[list[Observed], dict[str, tuple[str, int]]]:
+    """The subnets, and subnet id -> (env, index)."""
+    out: list[Observed] = []
+    subnet_keys: dict[str, tuple[str, int]] = {}
+    for sn in subnets:
+        nm = tag_dict(sn.get("Tags"))["Name"]
+        env, i = subnet_names[nm]
+        subnet_keys[sn["SubnetId"]] = (env, i)
+        out.append(Observed(
+            f"subnet-{i}", "AWS::EC2::Subnet", env, nm, sn["SubnetId"],
+            {"CidrBlock": sn["CidrBlock"], "AvailabilityZone": sn["AvailabilityZone"], "VpcId": sn["VpcId"]},
+            tag_dict(sn.get("Tags")), phase=1,
+        ))
+    return out, subnet_keys
+
+
+def _observe_route_tables(rts: list[dict], rt_names: dict[str, str], subnet_keys: dict[str, tuple[str, int]],
+                          s: str) -> list[Observed]:
+    """Each route table, followed by its live associations with our subnets."""
+    out: list[Observed] = []
+    for rt in rts:
+        nm = tag_dict(rt.get("Tags"))["Name"]
+        env = rt_names[nm]
+        out.append(Observed(
+            "route-table", "AWS::EC2::RouteTable", env, nm, rt["RouteTableId"], {"VpcId": rt["VpcId"]},
+            tag_dict(rt.get("Tags")), attrs={"routes": rt.get("Routes", [])}, phase=1,
+        ))
+        for a in rt.get("Associations", []):
+            sid = a.get("SubnetId")
+            if a.get("Main") or sid not in subnet_keys or a.get("AssociationState", {}).get("State") in (
+                "disassociated", "disassociating"
+            ):
+                continue
+            aenv, i = subnet_keys[sid]
+            out.append(Observed(
+                f"assoc-{i}", "AWS::EC2::SubnetRouteTableAssociation", aenv,
+                f"{names.subnet(aenv, i, s)} -> {nm}", a["RouteTableAssociationId"],
+                {"SubnetId": sid, "RouteTableId": rt["RouteTableId"]}, None, phase=2,
+            ))
+    return out
+
+
+def _observe_groups(ctx: Context, envs: list[str], sgs: list[dict], our_vpcs: set[str], s: str,
+                    hub: str) -> list[Observed]:
+    """Each security group, followed by its ingress rules (except those the peering step owns)."""
+    # Only groups inside our VPCs count (names are unique per VPC only).
+    by_name = {g["GroupName"]: g for g in sgs if g.get("VpcId") in our_vpcs and ctx.owns(tag_dict(g.get("Tags")))}
+    fn_id = by_name.get(names.function_sg(s), {}).get("GroupId")
+    gnames = {fn_id: "fn-sg"} if fn_id else {}
+    sg_defs = [(e, "db-sg", names.db_sg(e, s)) for e in envs]
+    if hub in envs:
+        sg_defs += [(hub, "fn-sg", names.function_sg(s)), (hub, "endpoint-sg", names.endpoint_sg(hub, s))]
+    out: list[Observed] = []
+    for env, key, gname in sg_defs:
+        g = by_name.get(gname)
+        if g is None:
+            continue
+        out.append(Observed(
+            key, "AWS::EC2::SecurityGroup", env, gname, g["GroupId"],
+            {"GroupName": g["GroupName"], "GroupDescription": g["Description"], "VpcId": g["VpcId"]},
+            tag_dict(g.get("Tags")), phase=1,
+        ))
+        if key == "fn-sg":
+            continue  # egress only (AWS default: all outbound), as in the seed
+        for rule in flatten_rules(g.get("IpPermissions", [])):
+            if key == "db-sg" and env != hub and _peering_owned(ctx, env, rule, fn_id):
+                continue  # owned by the peering step: it needs the peering active first
+            rk = rule_key(f"{key}-in", rule, gnames)
+            src = rule.get("cidr") or (names.function_sg(s) if fn_id and rule.get("group") == fn_id
+                                       else rule.get("group"))
+            props = {"GroupId": g["GroupId"], **rule}
+            out.append(Observed(
+                rk, "AWS::EC2::SecurityGroupIngress", env,
+                f"{gname} {rule['IpProtocol']}/{rule.get('FromPort')} from {src}", None, props, None,
+                attrs={"rule": rule}, phase=2,
+            ))
+    return out
+
+
+def _observe_endpoints(eps: list[dict], ep_names: dict[str, str], hub: str) -> list[Observed]:
+    """The hub's VPC endpoints, with the props of their type (interface or gateway)."""
+    out: list[Observed] = []
+    for e in eps:
+        nm = tag_dict(e.get("Tags"))["Name"]
+        svc = ep_names[nm]
+        props: dict[str, Any] = {"VpcEndpointType": e["VpcEndpointType"], "ServiceName": e["ServiceName"],
+                                 "VpcId": e["VpcId"]}
+        if e["VpcEndpointType"] == "Interface":
+            props["SubnetIds"] = sorted(e.get("SubnetIds", []))
+            props["SecurityGroupIds"] = sorted(g["GroupId"] for g in e.get("Groups", []))
+            props["PrivateDnsEnabled"] = bool(e.get("PrivateDnsEnabled"))
+        else:
+            props["RouteTableIds"] = sorted(e.get("RouteTableIds", []))
+        out.append(Observed(f"vpce-{svc}", "AWS::EC2::VPCEndpoint", hub, nm, e["VpcEndpointId"], props,
+                            tag_dict(e.get("Tags")), phase=2))
+    return out

@@ -35,7 +35,8 @@ def hub_read_policy(ctx: Context) -> dict[str, Any]:
 class Secrets(Step):
     name = "secrets"
     depends_on = ("kms",)
-    permissions = ("secretsmanager:ListSecrets", "secretsmanager:GetResourcePolicy", "secretsmanager:PutResourcePolicy", "secretsmanager:CreateSecret", "secretsmanager:GetRandomPassword",
+    permissions = ("secretsmanager:ListSecrets", "secretsmanager:GetResourcePolicy", "secretsmanager:PutResourcePolicy",
+                   "secretsmanager:CreateSecret", "secretsmanager:GetRandomPassword",
                    "secretsmanager:UpdateSecret", "secretsmanager:RestoreSecret", "secretsmanager:TagResource",
                    "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret")
 
