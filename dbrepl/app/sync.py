@@ -244,16 +244,23 @@ def script_warnings(paths: Sequence[Path]) -> list[str]:
     return warnings
 
 
+def check_script_name(name: str) -> str:
+    """`V<version>__<words>.sql`, or bad input."""
+    from dbrepl.sync.migrations import parse_script_name
+
+    with library_errors():
+        parse_script_name(name)
+    return name
+
+
 def check_script_files(files: Sequence[Path]) -> list[Path]:
     """Every file exists and is named V<version>__<words>.sql (all checked before any upload)."""
-    from dbrepl.sync.migrations import parse_script_name
 
     if not files:
         raise BadInput("name at least one script file")
     seen: dict[str, Path] = {}
     for f in files:
-        with library_errors():
-            parse_script_name(f.name)
+        check_script_name(f.name)
         if not f.is_file():
             raise BadInput(f"{f}: no such file")
         if f.name in seen:

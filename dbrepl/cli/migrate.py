@@ -24,7 +24,6 @@ from dbrepl.cli.common import (
     sandbox_of,
 )
 from dbrepl.cli.sync import confirm_target, exit_for
-from dbrepl.errors import library_errors
 
 migrate_app = typer.Typer(no_args_is_help=True, help="Versioned migration scripts: push, apply once, in order.")
 
@@ -75,10 +74,7 @@ def migrate_apply(
     spec, sfx = _migrate_target(env, config, suffix)
     databases = runner.check_databases(database) if database else None
     if to is not None:
-        from dbrepl.sync.migrations import parse_script_name
-
-        with library_errors():
-            parse_script_name(to)
+        runner.check_script_name(to)
     if not dry_run:
         confirm_target(spec, env, f"apply migrations to {env}", yes)
     event: dict[str, Any] = {"action": "migrate", "target_env": env, "dry_run": dry_run}
