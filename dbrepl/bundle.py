@@ -23,10 +23,6 @@ from dbrepl.sync import contract
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 PACKAGE = Path(dbrepl.__file__).resolve().parent
 HANDLERS = contract.HANDLERS
-# Where `import schema_sync` finds the handler modules outside the zip. Kept for
-# dbrepl.sync_runner.handler_module, which puts it on sys.path; new code imports
-# dbrepl.sync.handlers.<module> instead.
-HANDLERS_DIR = PACKAGE / "sync" / "handlers"
 
 
 def entry_module(kind: str) -> tuple[str, bytes]:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from dbrepl.sync.errors import InvalidInput, SyncError
+
 
 class DbreplError(Exception):
     """Base of every error dbrepl raises on purpose."""
@@ -39,3 +44,19 @@ class WaitTimeout(DbreplError):
 
 class Refused(DbreplError):
     """dbrepl refuses a change that would lose data without an explicit action."""
+
+
+def sync_error(exc: SyncError) -> DbreplError:
+    """The sync library's errors in this tree: InvalidInput is bad input (exit 2)."""
+    if isinstance(exc, InvalidInput):
+        return BadInput(str(exc))
+    return DbreplError(str(exc))
+
+
+@contextmanager
+def library_errors() -> Iterator[None]:
+    """Re-raise sync library errors as dbrepl errors (mapped once, by the CLI)."""
+    try:
+        yield
+    except SyncError as exc:
+        raise sync_error(exc) from None

@@ -23,7 +23,7 @@ import pytest
 from moto import mock_aws
 from typer.testing import CliRunner
 
-from dbrepl import sync_runner
+from dbrepl.app import functions as app_functions
 from dbrepl.cli import app
 from tests import mariadb_server
 
@@ -396,7 +396,7 @@ def test_direct_schema_and_data_sync_with_env_names_then_status(dev, staging, ap
 @pytest.mark.mariadb
 def test_direct_data_sync_feeds_the_progress_bar(dev, staging, app_dbs, monkeypatch) -> None:
     """--direct runs the handler's code here, so the CLI's progress bar gets its Progress events."""
-    from dbrepl import cli_sync
+    from dbrepl.cli import sync as cli_sync
 
     seen: list[Any] = []
 
@@ -425,7 +425,7 @@ def test_direct_data_sync_feeds_the_progress_bar(dev, staging, app_dbs, monkeypa
 def test_progress_bar_follows_compared_rows(monkeypatch) -> None:
     from rich.console import Console
 
-    from dbrepl import cli_sync
+    from dbrepl.cli import sync as cli_sync
     from dbrepl.sync.data import Progress
 
     monkeypatch.setattr(cli_sync, "err", Console(file=io.StringIO(), force_terminal=True, width=100))
@@ -469,14 +469,14 @@ def test_invoke_sends_the_seed_event_and_renders_the_result(dev, staging, app_db
             event = json.loads(Payload)
             events.append({"function": FunctionName, **event})
             kind = "schema" if "schema" in FunctionName else "data"
-            module = sync_runner.handler_module(kind)
+            module = app_functions.handler_module(kind)
             with monkeypatch.context() as mp:
                 for k, v in estate.items():
                     mp.setenv(k, v)
                 response = module.lambda_handler(event, None)
             return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(response).encode())}
 
-    monkeypatch.setattr(sync_runner.Estate, "_invoke_client", lambda self: Lambda())
+    monkeypatch.setattr(app_functions.Functions, "_invoke_client", lambda self: Lambda())
     r = cli("sync", "schema", "dev", "staging", "--database", "app", *ENV_ARGS)
     assert r.exit_code == 0 and "verified" in r.output, r.output
     r = cli("sync", "data", "dev", "staging", "--table", "lookup_data", "--dry-run", *ENV_ARGS)
@@ -540,9 +540,9 @@ def test_migrate_push_apply_status(dev, staging, app_dbs, tmp_path) -> None:
 
 @pytest.mark.mariadb
 def test_protected_target_asks_on_a_terminal(app_dbs, monkeypatch) -> None:
-    import dbrepl.cli_sync
+    from dbrepl.cli import sync as cli_sync
 
-    monkeypatch.setattr(dbrepl.cli_sync, "_on_terminal", lambda: True)
+    monkeypatch.setattr(cli_sync, "_on_terminal", lambda: True)
     r = runner.invoke(app, ["sync", "schema", "staging", "prod", "--direct", *ENV_ARGS], input="n\n")
     assert r.exit_code == 1 and "protected environment" in r.output and "Nothing was changed" in r.output, r.output
     r = runner.invoke(app, ["sync", "schema", "staging", "prod", "--direct", *ENV_ARGS], input="y\n")
@@ -578,7 +578,7 @@ def test_invoke_errors_name_the_function(app_dbs, monkeypatch) -> None:
             raise ClientError({"Error": {"Code": "ResourceNotFoundException",
                                          "Message": f"Function not found: {kw.get('FunctionName')}"}}, "Invoke")
 
-    monkeypatch.setattr(sync_runner.Estate, "_invoke_client", lambda self: Missing())
+    monkeypatch.setattr(app_functions.Functions, "_invoke_client", lambda self: Missing())
     r = cli("sync", "data", "dev", "staging", "--suffix", "other", "--config", CONFIG)
     assert r.exit_code == 1, r.output
     assert "Failed to invoke function db-sync-data-replication-other" in r.output and "dbrepl apply" in r.output
@@ -588,7 +588,7 @@ def test_invoke_errors_name_the_function(app_dbs, monkeypatch) -> None:
             body = {"errorMessage": "Unable to import module 'schema_sync'", "errorType": "Runtime.ImportModuleError"}
             return {"StatusCode": 200, "FunctionError": "Unhandled", "Payload": io.BytesIO(json.dumps(body).encode())}
 
-    monkeypatch.setattr(sync_runner.Estate, "_invoke_client", lambda self: Crashing())
+    monkeypatch.setattr(app_functions.Functions, "_invoke_client", lambda self: Crashing())
     r = cli("sync", "schema", "dev", "staging", *ENV_ARGS)
     assert r.exit_code == 1 and "Unable to import module" in r.output and f"/aws/lambda/db-sync-schema-replication-{SUFFIX}" in r.output, r.output
 

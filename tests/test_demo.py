@@ -50,7 +50,7 @@ def _our_processes(root: Path) -> list[int]:
     pids = []
     for proc in Path("/proc").iterdir():
         if proc.name.isdigit():
-            cmd = sandbox._cmdline(int(proc.name))
+            cmd = sandbox.cmdline(int(proc.name))
             if cmd and str(root) in cmd:
                 pids.append(int(proc.name))
     return pids
@@ -186,4 +186,4 @@ def test_stand_in_environment_maps_only_the_function_environments() -> None:
         "qa": sandbox.Database("qa", "127.0.0.1", 3308, 3, "/d", "/s")})
     variables = {"DEV_ENDPOINT": "dev.cluster.example", "DEV_SECRET_ARN": "arn", "STAGING_ENDPOINT": "s"}
     assert sandbox.stand_in_environment(st, variables) == {"DEV_ENDPOINT": "127.0.0.1", "DEV_PORT": "3307"}
-    assert sandbox.active_state({}) is None
+    assert sandbox.Sandbox(st).database_environment(variables) == sandbox.stand_in_environment(st, variables)

@@ -23,7 +23,7 @@ import pymysql
 import pytest
 
 from dbrepl import sandbox
-from dbrepl.cli_sandbox import hoist_sandbox_flag
+from dbrepl.cli.common import hoist_sandbox_flag
 
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = ROOT / "config" / "environments.yaml"
@@ -56,13 +56,13 @@ def dbrepl(cwd: Path, *args: str, env: dict[str, str] | None = None, timeout: fl
 
 
 def _alive(pid: int) -> bool:
-    return sandbox._cmdline(pid) is not None
+    return sandbox.cmdline(pid) is not None
 
 
 def _kill_leftovers(root: Path) -> None:
     """Last resort after `sandbox stop`: end our own processes still named by a pid file."""
     for f in root.glob("*.pid"):
-        pid = sandbox._read_pid(f)
+        pid = sandbox.read_pid(f)
         if pid and sandbox.is_ours(root, f.stem, pid):
             os.kill(pid, signal.SIGKILL)
 

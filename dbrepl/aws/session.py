@@ -24,7 +24,13 @@ import botocore.loaders
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import RefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, NoRegionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ProfileNotFound,
+)
 
 from dbrepl.errors import BadInput
 
@@ -64,7 +70,10 @@ def shared_loader() -> botocore.loaders.Loader:
     """The process's one botocore data loader (it caches what it parses)."""
     with _models_lock:
         if not _models:
-            extra = botocore.session.Session().get_config_variable("data_path")  # AWS_DATA_PATH or config
+            try:
+                extra = botocore.session.Session().get_config_variable("data_path")  # AWS_DATA_PATH or config
+            except ProfileNotFound:  # AWS_PROFILE names no profile: the sandbox ignores it anyway
+                extra = os.environ.get("AWS_DATA_PATH")
             loader = botocore.loaders.Loader(
                 extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra.split(os.pathsep)] if extra else None,
                 file_loader=_JSONFiles())
@@ -107,10 +116,19 @@ def _parsing(service: str) -> Iterator[None]:
                 gc.enable()
 
 
-def new_session(region: str | None, cls: type[boto3.Session] = boto3.Session) -> boto3.Session:
-    """A boto3 session on the default credential chain that shares the process's models."""
-    bs = botocore.session.get_session()
+def new_session(region: str | None, cls: type[boto3.Session] = boto3.Session, *,
+                credentials: tuple[str, str] | None = None) -> boto3.Session:
+    """A boto3 session that shares the process's models: on the default credential chain, or,
+    with `credentials` (key id, secret), on those alone, reading no profile, config or
+    credentials file of the user's (the sandbox: nothing can send a call to real AWS)."""
+    isolated = None
+    if credentials is not None:  # (config name, environment variable, default, conversion)
+        isolated = {"profile": (None, None, None, None), "config_file": (None, None, os.devnull, None),
+                    "credentials_file": (None, None, os.devnull, None)}
+    bs = botocore.session.get_session(isolated)
     bs.register_component("data_loader", shared_loader())
+    if credentials is not None:
+        bs.set_credentials(*credentials)
     return cls(botocore_session=bs, region_name=region)
 
 
@@ -125,7 +143,9 @@ class SessionFactory:
     """Hands out boto3 clients per environment.
 
     `hooks` are called with every new client (tests count and fault calls through the
-    client's event system; nothing patches boto3 globally).
+    client's event system; nothing patches boto3 globally). `endpoint_url` and `credentials`
+    send every call to an emulator (the sandbox) with its fake credentials; nothing else of
+    the process's environment then decides where a call goes.
     """
 
     def __init__(
@@ -137,23 +157,29 @@ class SessionFactory:
         max_attempts: int = 10,
         hooks: list[ClientHook] | None = None,
         session_maker: Callable[[str | None], boto3.Session] | None = None,
+        endpoint_url: str | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
         self._region = region
         self._env_regions = env_regions or {}
         self._env_roles = {k: v for k, v in (env_roles or {}).items() if v is not None}
         self._max_attempts = max_attempts
         self.hooks: list[ClientHook] = list(hooks or [])
-        self._session_maker = session_maker or new_session
+        self.endpoint_url = endpoint_url
+        self._session_maker = session_maker or (lambda region: new_session(region, credentials=credentials))
         self._sessions: dict[tuple[str, str], boto3.Session] = {}
         self._clients: dict[tuple[str, str, str], Any] = {}
         self._lock = threading.RLock()
 
     @classmethod
-    def from_spec(cls, spec: Any, **kw: Any) -> SessionFactory:
+    def from_spec(cls, spec: Any, default_region: str | None = None, **kw: Any) -> SessionFactory:
+        """`default_region`: where environments with no region of their own live when the
+        spec names none either (the sandbox's region, instead of AWS_REGION)."""
         regions = {name: e.region for name, e in spec.environments.items()}
         roles = {name: RoleSpec(e.account.role_arn, e.account.external_id, e.account.session_name)
                  for name, e in spec.environments.items() if e.account is not None}
-        return cls(spec.region, env_regions=regions, env_roles=roles, max_attempts=spec.timing.max_attempts, **kw)
+        return cls(spec.region or default_region, env_regions=regions, env_roles=roles,
+                   max_attempts=spec.timing.max_attempts, **kw)
 
     # -- where an environment lives
     def region_for(self, env: str | None) -> str:
@@ -204,18 +230,20 @@ class SessionFactory:
 
             # Refreshed by botocore shortly before expiry: long Aurora waits outlive one hour.
             creds = RefreshableCredentials.create_from_metadata(fetch(), fetch, "sts-assume-role")
-            bs = botocore.session.get_session()
-            bs.register_component("data_loader", shared_loader())
-            bs._credentials = creds
-            sess = self._sessions[key] = boto3.Session(botocore_session=bs, region_name=region)
+            sess = self._session_maker(region)
+            sess._session._credentials = creds
+            self._sessions[key] = sess
         return sess
 
-    def client(self, service: str, env: str | None = None, *, region: str | None = None) -> Any:
+    def client(self, service: str, env: str | None = None, *, region: str | None = None,
+               config: Config | None = None) -> Any:
+        """The environment's client of `service` (one per account, region and service).
+        With `config` (merged over the default), a client of its own, not shared."""
         region = region or self.region_for(env)
         identity = self.identity_for(env)
         key = (identity, region, service)
         with self._lock:
-            cli = self._clients.get(key)
+            cli = None if config is not None else self._clients.get(key)
             if cli is None:
                 sess = self._session(env, region)
                 cfg = Config(
@@ -224,11 +252,14 @@ class SessionFactory:
                     read_timeout=60,
                     max_pool_connections=32,
                 )
+                if config is not None:
+                    cfg = cfg.merge(config)
                 with _parsing(service):
-                    cli = sess.client(service, region_name=region, config=cfg)
+                    cli = sess.client(service, region_name=region, config=cfg, endpoint_url=self.endpoint_url)
                 for hook in self.hooks:
                     hook(cli)
-                self._clients[key] = cli
+                if config is None:
+                    self._clients[key] = cli
             return cli
 
     def check_credentials(self) -> None:

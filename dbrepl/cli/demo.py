@@ -1,47 +1,30 @@
-"""`dbrepl demo`: the whole flow in the local sandbox, each step narrated (library: dbrepl.demo)."""
+"""`dbrepl demo`: the whole flow in the local sandbox, each step narrated (dbrepl.app.demo)."""
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from dbrepl import sandbox
-from dbrepl.demo import NO_MARIADB_ENV, Demo, Line
-
-out = Console(highlight=False, soft_wrap=True)
+from dbrepl.app.demo import NO_MARIADB_ENV, Demo, Line
+from dbrepl.cli.common import ConfigOpt, PortOpt, handled, out
 
 MARKS = {"ok": "[green]✓[/]", "skipped": "[yellow]-[/]", "failed": "[red]✗[/]"}
-
-
-def _handled(fn: Any) -> Any:
-    """The CLI's own error mapping, looked up at call time (dbrepl.cli imports this module)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from dbrepl.cli import handled
-
-        return handled(fn)(*args, **kwargs)
-
-    return wrapper
 
 
 def _say(line: Line) -> None:
     out.print(f"{MARKS[line.status]} {escape(line.step)}: {escape(line.message)}")
 
 
-@_handled
+@handled
 def demo(
     keep: Annotated[bool, typer.Option("--keep", help="Leave the sandbox running afterwards (if the demo started it).")] = False,
     suffix: Annotated[str, typer.Option("--suffix", "-s", help="Estate suffix of the demo.")] = "demo",
-    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="DBREPL_CONFIG",
-                                                help="Spec file (default: config/environments.yaml).")] = None,
-    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535,
-                                      help="AWS endpoint port if the demo starts the sandbox.")] = sandbox.DEFAULT_PORT,
+    config: ConfigOpt = None,
+    port: PortOpt = sandbox.DEFAULT_PORT,
     no_databases: Annotated[bool, typer.Option("--no-databases", help=f"AWS only, no MariaDB stand-ins (also "
                                                f"{NO_MARIADB_ENV}=1).")] = False,
 ) -> None:

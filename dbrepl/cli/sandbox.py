@@ -1,64 +1,20 @@
-"""`dbrepl sandbox start|stop|status` and the global `--sandbox` switch (library: dbrepl.sandbox)."""
+"""`dbrepl sandbox start|stop|status` (library: dbrepl.sandbox; the global `--sandbox` is in dbrepl.cli)."""
 
 from __future__ import annotations
 
-import functools
 import json
-import os
-import sys
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from dbrepl import sandbox
-from dbrepl.errors import BadInput
-
-out = Console(highlight=False, soft_wrap=True)
+from dbrepl.cli.common import ConfigOpt, PortOpt, handled, out
 
 sandbox_app = typer.Typer(
     no_args_is_help=True,
     help="A local AWS (moto server) and one MariaDB server per environment: dbrepl with no AWS account.",
 )
-
-
-def _handled(fn: Any) -> Any:
-    """The CLI's own error mapping, looked up at call time (dbrepl.cli imports this module)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from dbrepl.cli import handled
-
-        return handled(fn)(*args, **kwargs)
-
-    return wrapper
-
-
-def use_sandbox() -> sandbox.State:
-    """Point this process's AWS calls at the running sandbox (fake credentials, its region)."""
-    root = sandbox.state_dir()
-    st = sandbox.running_state(root)
-    if st is None:
-        raise BadInput(f"--sandbox: no sandbox is running in {Path.cwd()}; start one with `dbrepl sandbox start`")
-    sandbox.point_at_sandbox(os.environ, st)
-    return st
-
-
-def bind_if_sandboxed(spec: Any, suffix: str, sessions: Any, envs: Sequence[str] | None = None) -> None:
-    """After apply in the sandbox: each stand-in gets its cluster's master user (never printed)."""
-    st = sandbox.active_state()
-    if st is None:
-        return
-    wanted = [e for e in (envs or spec.environments) if e in spec.environments]
-    bound, notes = sandbox.bind_stand_ins(st, spec, suffix, sessions, wanted)
-    for b in bound:
-        out.print(f"Stand-in for {b.env} ({sandbox.HOST}:{b.port}): master user {escape(b.user)} "
-                  "with the password of its secret.")
-    for note in notes:
-        out.print(f"[yellow]note:[/] {escape(note)}")
 
 
 def _render(st: sandbox.State, alive: dict[str, bool]) -> None:
@@ -76,14 +32,11 @@ def _render(st: sandbox.State, alive: dict[str, bool]) -> None:
 
 
 @sandbox_app.command()
-@_handled
+@handled
 def start(
-    port: Annotated[int, typer.Option("--port", "-p", min=1, max=65535,
-                                      help="Port of the AWS endpoint on 127.0.0.1.")] = sandbox.DEFAULT_PORT,
+    port: PortOpt = sandbox.DEFAULT_PORT,
     no_databases: Annotated[bool, typer.Option("--no-databases", help="AWS only: no MariaDB stand-ins.")] = False,
-    config: Annotated[Path | None, typer.Option("--config", "-c", envvar="DBREPL_CONFIG",
-                                                help="Spec whose environments get a stand-in "
-                                                     "[default: config/environments.yaml].")] = None,
+    config: ConfigOpt = None,
 ) -> None:
     """Start the sandbox in the background (state in .dbrepl/sandbox/); does nothing if it runs."""
     root = sandbox.state_dir()
@@ -106,7 +59,7 @@ def start(
 
 
 @sandbox_app.command()
-@_handled
+@handled
 def stop() -> None:
     """Stop what `sandbox start` started here and discard its data."""
     res = sandbox.stop(sandbox.state_dir())
@@ -121,7 +74,7 @@ def stop() -> None:
 
 
 @sandbox_app.command()
-@_handled
+@handled
 def status(json_: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False) -> None:
     """Endpoints, ports and process ids of the sandbox here. Reads only."""
     root = sandbox.state_dir()
@@ -140,12 +93,3 @@ def status(json_: Annotated[bool, typer.Option("--json", help="Machine-readable 
     _render(st, alive)
     if not all(alive.values()):
         out.print("[yellow]Some processes are gone:[/] run `dbrepl sandbox stop`, then `dbrepl sandbox start`.")
-
-
-def hoist_sandbox_flag(args: Sequence[str] | None) -> list[str]:
-    """Move `--sandbox` to the front, so it works after a command too (`dbrepl plan --sandbox`)."""
-    args = list(sys.argv[1:] if args is None else args)
-    end = args.index("--") if "--" in args else len(args)
-    if "--sandbox" not in args[:end]:
-        return args
-    return ["--sandbox", *(a for i, a in enumerate(args) if not (i < end and a == "--sandbox"))]

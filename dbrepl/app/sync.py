@@ -1,11 +1,12 @@
-"""Glue between `dbrepl sync` / `dbrepl migrate` and the sync library.
+"""Schema, data and migration runs between two environments or two DSNs (application layer of
+`dbrepl sync` / `dbrepl migrate`; no typer or rich here).
 
 SRC and DST are environment names from the spec or DSNs (`mysql://user[:password]@host[:port]/db`):
 
 - DSN to DSN: the library runs here, against the two servers; no AWS call.
 - environment names: the deployed function is invoked (RequestResponse) with the seed's event,
-  or with `direct` its handler code runs in this process with the function's configured
-  environment variables (read from Lambda, applied to a copy of os.environ).
+  or its handler code runs in this process with the function's configured environment
+  variables (dbrepl.app.functions).
 
 Every path returns the function's JSON result shape (`status`: success, invalid, refused,
 error), so the CLI renders and maps exit codes in one place. Input is checked before any
@@ -14,45 +15,18 @@ connection is opened or any AWS call is made; a bad input raises BadInput (exit 
 
 from __future__ import annotations
 
-import importlib
-import json
-import os
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from dbrepl import names, sandbox
-from dbrepl.errors import AwsFailure, BadInput, DbreplError
+from dbrepl.errors import BadInput, library_errors
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
 
 if TYPE_CHECKING:  # pymysql is imported only by the commands that connect
     from dbrepl.sync.connection import Endpoint
 
-KINDS = ("schema", "data")
-# The handler module in lambda_bundle and the function in it that runs one event.
-HANDLER_MODULES = {"schema": "schema_sync", "data": "data_sync"}
-EVENT_RUNNERS = {"schema": "run_schema_event", "data": "run_data_event"}
-
-
-def sync_error(exc: SyncError) -> DbreplError:
-    """The sync library's errors in the CLI's tree: InvalidInput is bad input (exit 2)."""
-    if isinstance(exc, InvalidInput):
-        return BadInput(str(exc))
-    return DbreplError(str(exc))
-
-
-@contextmanager
-def library_errors() -> Iterator[None]:
-    """Re-raise sync library errors as dbrepl errors (mapped once, by the CLI)."""
-    try:
-        yield
-    except SyncError as exc:
-        raise sync_error(exc) from None
 
 
 # --------------------------------------------------------------------------- SRC and DST
@@ -252,180 +226,6 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
     return result
 
 
-# --------------------------------------------------------------------------- the deployed functions
-
-@dataclass
-class Estate:
-    """AWS side of one estate (suffix): the sync functions, their records and the bucket."""
-
-    spec: Any
-    suffix: str
-    sessions: Any = None
-    _account: str | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.sessions is None:
-            from dbrepl.aws.session import SessionFactory
-
-            if hasattr(SessionFactory, "from_spec"):  # honours per-environment accounts (roles)
-                self.sessions = SessionFactory.from_spec(self.spec)
-            else:
-                regions = {name: e.region for name, e in self.spec.environments.items()}
-                self.sessions = SessionFactory(self.spec.region, env_regions=regions,
-                                               max_attempts=self.spec.timing.max_attempts)
-            self.sessions.check_credentials()
-
-    @property
-    def hub(self) -> str:
-        return str(self.spec.sync.hub)
-
-    def client(self, service: str) -> Any:
-        """The functions, bucket and records all live in the hub's account and region."""
-        return self.sessions.client(service, self.hub)
-
-    def function_name(self, kind: str) -> str:
-        return names.function(kind, self.suffix)
-
-    def account(self) -> str:
-        if self._account is None:
-            self._account = str(_aws(lambda: self.client("sts").get_caller_identity()["Account"],
-                                     "read the AWS account id"))
-        return self._account
-
-    def bucket(self) -> str:
-        return names.bucket(self.suffix, self.account())
-
-    # -- running an event
-
-    def run(self, kind: str, event: dict[str, Any], *, direct: bool,
-            progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
-        """`progress` reaches the data handler's code when it runs here (`direct`); an
-        invoked function reports nothing until it returns."""
-        return self.run_direct(kind, event, progress=progress) if direct else self.invoke(kind, event)
-
-    def invoke(self, kind: str, event: dict[str, Any]) -> dict[str, Any]:
-        """Invoke the deployed function (RequestResponse) and return its result body."""
-        name = self.function_name(kind)
-        client = self._invoke_client()
-        resp = _aws(lambda: client.invoke(FunctionName=name, InvocationType="RequestResponse",
-                                          Payload=json.dumps(event).encode()),
-                    f"invoke function {name}", self.suffix)
-        raw = resp["Payload"].read()
-        try:
-            payload = json.loads(raw or b"null")
-        except ValueError:
-            raise DbreplError(f"function {name} returned something that is not JSON") from None
-        if resp.get("FunctionError"):
-            msg = payload.get("errorMessage") if isinstance(payload, dict) else None
-            raise DbreplError(f"function {name} failed: {msg or resp['FunctionError']} (see its log group "
-                              f"{names.log_group(kind, self.suffix)})")
-        try:
-            body = payload["body"]
-            return dict(json.loads(body) if isinstance(body, str) else body)
-        except (TypeError, KeyError, ValueError):
-            raise DbreplError(f"function {name} answered without a result body; is it dbrepl's handler?") from None
-
-    def _invoke_client(self) -> Any:
-        # A sync may take the function's whole timeout; retrying a timed-out invoke would run
-        # the sync twice, so one attempt and a read timeout longer than the function's.
-        import boto3
-        from botocore.config import Config
-
-        if getattr(self.spec.environments[self.hub], "account", None) is not None:
-            # The hub is in another account: only the session factory holds its role.
-            # TODO: ask SessionFactory for a client with this config (its read timeout is 60 s).
-            return self.client("lambda")
-        cfg = Config(read_timeout=self.spec.lambdas.timeout + 60, connect_timeout=10,
-                     retries={"mode": "standard", "total_max_attempts": 1})
-        return boto3.Session().client("lambda", region_name=self.sessions.region_for(self.hub), config=cfg)
-
-    def function_environment(self, kind: str) -> dict[str, str]:
-        name = self.function_name(kind)
-        conf = _aws(lambda: self.client("lambda").get_function_configuration(FunctionName=name),
-                    f"read the configuration of function {name}", self.suffix)
-        return dict((conf.get("Environment") or {}).get("Variables") or {})
-
-    def run_direct(self, kind: str, event: dict[str, Any],
-                   progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
-        """The handler's code in this process, with the function's environment variables
-        (`progress`: the data sync's Progress hook; the schema runner takes none)."""
-        variables = self.function_environment(kind)
-        environ = {**os.environ, **variables}
-        if (st := sandbox.active_state()) is not None:  # in the sandbox: the clusters' MariaDB stand-ins
-            environ.update(sandbox.stand_in_environment(st, variables))
-        runner = getattr(handler_module(kind), EVENT_RUNNERS[kind])
-        extra = {"progress": progress} if progress is not None else {}
-        result = runner(event, environ=environ, client=self.client, **extra)
-        # What Lambda would have returned: the body is JSON (dates as text).
-        return dict(json.loads(json.dumps(result, default=str)))
-
-    # -- records and scripts
-
-    def records(self) -> list[dict[str, Any]]:
-        """The last-sync records of both kinds (`/db-replication/<suffix>/last-*-sync/...`)."""
-        ssm = self.client("ssm")
-        out: list[dict[str, Any]] = []
-        for kind in KINDS:
-            path = f"/db-replication/{self.suffix}/last-{kind}-sync"
-
-            def read(path: str = path) -> list[dict[str, Any]]:
-                params: list[dict[str, Any]] = []
-                for page in ssm.get_paginator("get_parameters_by_path").paginate(Path=path, Recursive=True):
-                    params.extend(page.get("Parameters", []))
-                return params
-
-            for p in _aws(read, f"read SSM parameters under {path}"):
-                try:
-                    value = json.loads(p["Value"])
-                except ValueError:
-                    value = {"status": "unreadable", "error": "the parameter is not JSON"}
-                if not isinstance(value, dict):
-                    value = {"status": "unreadable", "error": "the parameter is not a JSON object"}
-                out.append({"kind": kind, "name": p["Name"], "pair": p["Name"].rsplit("/", 1)[-1], **value})
-        out.sort(key=lambda r: (r["kind"], r["pair"]))
-        return out
-
-    def push(self, paths: Sequence[Path]) -> tuple[str, list[str]]:
-        from dbrepl.sync.migrations import push_scripts
-
-        bucket = self.bucket()
-        s3 = self.client("s3")
-        keys = _aws(lambda: push_scripts(s3, bucket, paths), f"upload migration scripts to bucket {bucket}",
-                    self.suffix)
-        return bucket, list(keys)
-
-
-def handler_module(kind: str) -> ModuleType:
-    """`import schema_sync` / `data_sync` from lambda_bundle, as Lambda imports them."""
-    from dbrepl.bundle import HANDLERS_DIR
-
-    path = str(HANDLERS_DIR)
-    if not HANDLERS_DIR.is_dir():
-        raise DbreplError(f"{HANDLERS_DIR} not found: --direct runs from a checkout of the project")
-    if path not in sys.path:
-        sys.path.insert(0, path)
-    return importlib.import_module(HANDLER_MODULES[kind])
-
-
-def _aws(call: Callable[[], Any], what: str, suffix: str | None = None) -> Any:
-    """One AWS call; a failure becomes 'Failed to <what>: <why>'."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        return call()
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        msg = exc.response.get("Error", {}).get("Message", "") or code
-        left = ""
-        if code in ("ResourceNotFoundException", "NoSuchBucket") and suffix:
-            left = f"is estate {suffix} deployed? run dbrepl apply --suffix {suffix}"
-        raise AwsFailure(what, f"{code}: {msg}" if code and code not in msg else msg, left) from None
-    except BotoCoreError as exc:
-        raise AwsFailure(what, str(exc)) from None
-    except SyncError as exc:
-        raise sync_error(exc) from None
-
-
 def script_warnings(paths: Sequence[Path]) -> list[str]:
     """`V2__x.sql is not atomic: statement 1 (...) commits implicitly; ...` for each such file
     (reads and splits every file first: a script that does not split is bad input)."""
@@ -444,16 +244,23 @@ def script_warnings(paths: Sequence[Path]) -> list[str]:
     return warnings
 
 
+def check_script_name(name: str) -> str:
+    """`V<version>__<words>.sql`, or bad input."""
+    from dbrepl.sync.migrations import parse_script_name
+
+    with library_errors():
+        parse_script_name(name)
+    return name
+
+
 def check_script_files(files: Sequence[Path]) -> list[Path]:
     """Every file exists and is named V<version>__<words>.sql (all checked before any upload)."""
-    from dbrepl.sync.migrations import parse_script_name
 
     if not files:
         raise BadInput("name at least one script file")
     seen: dict[str, Path] = {}
     for f in files:
-        with library_errors():
-            parse_script_name(f.name)
+        check_script_name(f.name)
         if not f.is_file():
             raise BadInput(f"{f}: no such file")
         if f.name in seen:

@@ -1,4 +1,4 @@
-"""`dbrepl sync schema|data|status` and `dbrepl migrate push|apply|status` (glue: dbrepl.sync_runner).
+"""`dbrepl sync schema|data|status`: make a target's schema or reference data equal to a source's.
 
 Exit codes as for the rest of the CLI: 0 done, 1 failed or refused (a destructive change
 without --allow-destructive, a changed migration script), 2 bad input (nothing run, no AWS
@@ -7,63 +7,42 @@ call), 3 differences found with --detailed-exitcode.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.syntax import Syntax
 
 from dbrepl import names
-from dbrepl import sync_runner as runner
+from dbrepl.app import sync as runner
+from dbrepl.cli.common import (
+    ConfigOpt,
+    DetailedOpt,
+    DirectOpt,
+    DryRunOpt,
+    JsonOpt,
+    SuffixOpt,
+    YesOpt,
+    err,
+    estate,
+    handled,
+    out,
+    sandbox_of,
+)
 from dbrepl.errors import BadInput
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
 sync_app = typer.Typer(no_args_is_help=True, help="Make a target's schema or reference data equal to a source's.")
-migrate_app = typer.Typer(no_args_is_help=True, help="Versioned migration scripts: push, apply once, in order.")
-
-SuffixOpt = Annotated[str | None, typer.Option("--suffix", "-s", envvar="DBREPL_SUFFIX",
-                                               help="Estate suffix (needed with environment names); also DBREPL_SUFFIX.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", envvar="DBREPL_CONFIG",
-                                                help="Spec file (default config/environments.yaml).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="The result as JSON on stdout.")]
-DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
-DirectOpt = Annotated[bool, typer.Option("--direct", help="Run the function's code in this process with its "
-                                                          "configured environment, instead of invoking it.")]
-YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Write into a protected environment without asking.")]
-DetailedOpt = Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 3 when there were differences.")]
 SRC_HELP = "Source: an environment name of the spec, or mysql://user[:password]@host[:port]/database."
 DST_HELP = "Target: an environment name of the spec, or a DSN (password also from MYSQL_PWD)."
-
-
-def _handled(fn: Any) -> Any:
-    """The CLI's own error mapping, looked up at call time (dbrepl.cli imports this module)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from dbrepl.cli import handled
-
-        return handled(fn)(*args, **kwargs)
-
-    return wrapper
-
-
-def _sandboxed(ctx: typer.Context) -> bool:
-    """In the sandbox nothing can run inside moto's Lambda: always run the handler here."""
-    return bool(ctx.find_root().params.get("sandbox"))
 
 
 def _on_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def _confirm_target(pair_spec: Any, target: str, what: str, yes: bool) -> None:
+def confirm_target(pair_spec: Any, target: str, what: str, yes: bool) -> None:
     """A protected target needs --yes, or a 'yes' on a terminal; without a terminal: exit 2."""
     if yes or not runner.is_protected(pair_spec, target):
         return
@@ -74,7 +53,7 @@ def _confirm_target(pair_spec: Any, target: str, what: str, yes: bool) -> None:
         raise typer.Exit(1)
 
 
-def _exit_for(result: dict[str, Any], changed: bool, detailed: bool) -> None:
+def exit_for(result: dict[str, Any], changed: bool, detailed: bool) -> None:
     status = result.get("status")
     if status != "success":
         first, *rest = str(result.get("error") or status).splitlines() or [str(status)]
@@ -88,17 +67,17 @@ def _exit_for(result: dict[str, Any], changed: bool, detailed: bool) -> None:
         raise typer.Exit(3)
 
 
-def _run_env(ctx: typer.Context, pair: runner.Pair, kind: str, event: dict[str, Any], direct: bool,
-             progress: Any = None) -> dict[str, Any]:
-    assert pair.suffix is not None
-    estate = runner.Estate(pair.spec, pair.suffix)
-    return estate.run(kind, event, direct=direct or _sandboxed(ctx), progress=progress)
+def run_env(ctx: typer.Context, spec: Any, suffix: str, kind: str, event: dict[str, Any], direct: bool,
+            progress: Any = None) -> dict[str, Any]:
+    """Run a function's event: invoked, or its code here (--direct, and always in the sandbox)."""
+    functions = estate(ctx, spec, suffix).functions
+    return functions.run(kind, event, direct=direct or sandbox_of(ctx) is not None, progress=progress)
 
 
 # --------------------------------------------------------------------------- sync schema
 
 @sync_app.command("schema")
-@_handled
+@handled
 def sync_schema(
     ctx: typer.Context,
     src: Annotated[str, typer.Argument(metavar="SRC", help=SRC_HELP)],
@@ -127,7 +106,7 @@ def sync_schema(
     if pair.dsn and databases:
         raise BadInput("--database goes with environment names; a DSN names its database")
     if not dry_run:
-        _confirm_target(pair.spec, pair.target, f"change the schema of {pair.target}", yes)
+        confirm_target(pair.spec, pair.target, f"change the schema of {pair.target}", yes)
     if pair.dsn:
         result = runner.schema_between_dsns(pair, renames=renames, dry_run=dry_run,
                                             allow_destructive=allow_destructive, definer=definer)
@@ -140,12 +119,12 @@ def sync_schema(
             event["renames"] = renames
         if definer != "omit":
             event["definer"] = definer
-        result = _run_env(ctx, pair, "schema", event, direct)
+        result = run_env(ctx, pair.spec, pair.suffix or "", "schema", event, direct)
     if json_:
         print(json.dumps(result, default=str))
     else:
         _render_schema(pair, result)
-    _exit_for(result, bool(result.get("statements")), detailed_exitcode)
+    exit_for(result, bool(result.get("statements")), detailed_exitcode)
 
 
 def _render_schema(pair: runner.Pair, result: dict[str, Any]) -> None:
@@ -189,7 +168,7 @@ def _print_statement(st: dict[str, Any]) -> None:
 # --------------------------------------------------------------------------- sync data
 
 @sync_app.command("data")
-@_handled
+@handled
 def sync_data(
     ctx: typer.Context,
     src: Annotated[str, typer.Argument(metavar="SRC", help=SRC_HELP)],
@@ -217,7 +196,7 @@ def sync_data(
     if pair.dsn and not tables:
         raise BadInput("with DSNs name the tables to sync: --table T (repeatable)")
     if not dry_run:
-        _confirm_target(pair.spec, pair.target, f"change the reference data of {pair.target}", yes)
+        confirm_target(pair.spec, pair.target, f"change the reference data of {pair.target}", yes)
     if pair.dsn:
         with _progress_bar() as hook:
             result = runner.data_between_dsns(pair, tables, dry_run=dry_run, verbose=verbose, progress=hook,
@@ -230,18 +209,18 @@ def sync_data(
             event["verify"] = verify
         if tables:
             event["tables"] = tables
-        if direct or _sandboxed(ctx):  # the handler's code runs here: it can report progress
+        if direct or sandbox_of(ctx) is not None:  # the handler's code runs here: it can report progress
             with _progress_bar() as hook:
-                result = _run_env(ctx, pair, "data", event, direct, progress=hook)
+                result = run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct, progress=hook)
         else:
             err.print(f"Invoking function {escape(names.function('data', pair.suffix or ''))}: no progress "
                       "is shown until it returns (--direct runs it here, with a progress bar).")
-            result = _run_env(ctx, pair, "data", event, direct)
+            result = run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct)
     if json_:
         print(json.dumps(result, default=str))
     else:
         _render_data(pair, result, verbose)
-    _exit_for(result, bool(result.get("rows_synced")), detailed_exitcode)
+    exit_for(result, bool(result.get("rows_synced")), detailed_exitcode)
 
 
 def _render_data(pair: runner.Pair, result: dict[str, Any], verbose: bool) -> None:
@@ -303,17 +282,17 @@ class _progress_bar:  # noqa: N801 - used as a context manager like a function
 # --------------------------------------------------------------------------- sync status
 
 @sync_app.command("status")
-@_handled
-def sync_status(suffix: SuffixOpt = None, config: ConfigOpt = None, json_: JsonOpt = False) -> None:
+@handled
+def sync_status(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, json_: JsonOpt = False) -> None:
     """The last schema and data sync records of the estate (SSM). Reads only."""
     spec = runner.load_spec(config)
-    estate = runner.Estate(spec, runner.check_suffix(suffix))
-    records = estate.records()
+    sfx = runner.check_suffix(suffix)
+    records = estate(ctx, spec, sfx).functions.records()
     if json_:
         print(json.dumps(records, default=str))
         return
     if not records:
-        out.print(f"No sync has been recorded for estate {escape(estate.suffix)} yet.")
+        out.print(f"No sync has been recorded for estate {escape(sfx)} yet.")
         return
     for r in records:
         colour = "green" if r.get("status") == "success" else "red"
@@ -323,139 +302,3 @@ def sync_status(suffix: SuffixOpt = None, config: ConfigOpt = None, json_: JsonO
                   f"{escape(str(r.get('timestamp', '')))}  {escape(counts)}")
         if r.get("error"):
             out.print(f"       [red]{escape(str(r['error']).splitlines()[0])}[/]")
-
-
-# --------------------------------------------------------------------------- migrate
-
-@migrate_app.command("push")
-@_handled
-def migrate_push(
-    files: Annotated[list[Path], typer.Argument(metavar="FILE...", help="Scripts named V<version>__<words>.sql.")],
-    suffix: SuffixOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Upload migration scripts to the estate's bucket (names checked first, all or nothing)."""
-    paths = runner.check_script_files(files)
-    warnings = runner.script_warnings(paths)
-    spec = runner.load_spec(config)
-    estate = runner.Estate(spec, runner.check_suffix(suffix))
-    bucket, keys = estate.push(paths)
-    for key in keys:
-        out.print(f"Uploaded s3://{escape(bucket)}/{escape(key)}")
-    for warning in warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}")
-    out.print(f"{len(keys)} script(s) pushed; apply them with: dbrepl migrate apply ENV --suffix {estate.suffix}")
-
-
-def _migrate_target(env: str, config: Path | None, suffix: str | None) -> tuple[Any, str]:
-    spec = runner.load_spec(config)
-    runner.check_environment(spec, env)
-    return spec, runner.check_suffix(suffix)
-
-
-@migrate_app.command("apply")
-@_handled
-def migrate_apply(
-    ctx: typer.Context,
-    env: Annotated[str, typer.Argument(metavar="ENV", help="Target environment.")],
-    dry_run: DryRunOpt = False,
-    direct: DirectOpt = False,
-    database: Annotated[list[str] | None, typer.Option("--database", "-d", help="Only this database "
-                                                       "(default: sync.databases); repeatable.")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="Apply up to this script (V<version>__<words>.sql).")] = None,
-    json_: JsonOpt = False,
-    suffix: SuffixOpt = None,
-    config: ConfigOpt = None,
-    yes: YesOpt = False,
-) -> None:
-    """Apply the bucket's pending scripts to ENV's databases, in version order, each once."""
-    spec, sfx = _migrate_target(env, config, suffix)
-    databases = runner.check_databases(database) if database else None
-    if to is not None:
-        from dbrepl.sync.migrations import parse_script_name
-
-        with runner.library_errors():
-            parse_script_name(to)
-    if not dry_run:
-        _confirm_target(spec, env, f"apply migrations to {env}", yes)
-    event: dict[str, Any] = {"action": "migrate", "target_env": env, "dry_run": dry_run}
-    if databases:
-        event["databases"] = databases
-    if to:
-        event["migration_script"] = to
-    result = runner.Estate(spec, sfx).run("schema", event, direct=direct or _sandboxed(ctx))
-    if json_:
-        print(json.dumps(result, default=str))
-    else:
-        for run in result.get("migrations") or []:
-            db = escape(str(run.get("database")))
-            for warning in run.get("warnings") or []:
-                err.print(f"  {db}: [yellow]warning:[/] {escape(str(warning))}")
-            for name in run.get("applied") or []:
-                out.print(f"  {db}: applied {escape(name)}")
-            if run.get("failed"):
-                where = ""
-                if run.get("failed_statement"):
-                    where = f" at statement {run['failed_statement']} ({run.get('failed_excerpt')})"
-                err.print(f"  {db}: [red]failed[/] {escape(run['failed'])}{escape(where)}: "
-                          f"{escape(str(run.get('error')))}")
-                if run.get("atomic"):
-                    err.print(f"  {db}: rolled back: none of its changes remain")
-                elif run.get("statements_run") is not None:
-                    err.print(f"  {db}: {run['statements_run']} statement(s) of it ran and stay applied "
-                              "(not atomic)")
-            for name in run.get("pending") or []:
-                out.print(f"  {db}: {'would apply' if dry_run else 'not applied'} {escape(name)}")
-        if result.get("status") == "success":
-            c = result.get("counts") or {}
-            if dry_run:
-                out.print(f"{c.get('pending', 0)} script(s) pending on {escape(env)}; nothing was changed.")
-            elif c.get("applied"):
-                out.print(f"Applied {c['applied']} script(s) to {escape(env)}.")
-            else:
-                out.print(f"Nothing to apply: {escape(env)} is up to date.")
-    _exit_for(result, False, False)
-
-
-@migrate_app.command("status")
-@_handled
-def migrate_status(
-    ctx: typer.Context,
-    env: Annotated[str, typer.Argument(metavar="ENV", help="Target environment.")],
-    database: Annotated[list[str] | None, typer.Option("--database", "-d", help="Only this database "
-                                                       "(default: sync.databases); repeatable.")] = None,
-    direct: DirectOpt = False,
-    json_: JsonOpt = False,
-    suffix: SuffixOpt = None,
-    config: ConfigOpt = None,
-) -> None:
-    """Every script's state in ENV's databases: applied, pending, failed, changed, missing. Reads only."""
-    spec, sfx = _migrate_target(env, config, suffix)
-    databases = runner.check_databases(database) if database else None
-    event: dict[str, Any] = {"action": "migrate_status", "target_env": env}
-    if databases:
-        event["databases"] = databases
-    result = runner.Estate(spec, sfx).run("schema", event, direct=direct or _sandboxed(ctx))
-    if json_:
-        print(json.dumps(result, default=str))
-    else:
-        colours = {"applied": "green", "pending": "yellow", "failed": "red", "changed": "red", "missing": "red"}
-        for db, scripts in (result.get("status_by_database") or {}).items():
-            out.print(f"{escape(db)}:")
-            if not scripts:
-                out.print("  no scripts in the bucket and no history")
-            for s in scripts:
-                state = s.get("state", "")
-                when = f"  {s['installed_on']}" if s.get("installed_on") else ""
-                atomic = {True: "atomic", False: "not atomic"}.get(s.get("atomic"), "")
-                out.print(f"  {escape(str(s.get('version'))):<8} [{colours.get(state, 'white')}]{state:<8}[/] "
-                          f"{atomic:<10} {escape(str(s.get('script')))}{escape(when)}")
-                if state == "pending" and s.get("not_atomic_because"):
-                    out.print(f"           {escape(str(s['not_atomic_because']))}")
-                if state == "failed" and s.get("failed_statement"):
-                    after = ("rolled back" if s.get("rolled_back")
-                             else f"{s.get('statements_run')} statement(s) ran and stay applied")
-                    out.print(f"           failed at statement {s['failed_statement']} "
-                              f"({escape(str(s.get('failed_excerpt')))}), {after}: {escape(str(s.get('error')))}")
-    _exit_for(result, False, False)
-

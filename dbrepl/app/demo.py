@@ -4,7 +4,8 @@ Start the sandbox if none runs (and remember that), apply, plan (no changes), a 
 application schema and reference data in the source environment, schema sync and data sync
 source -> target, a migration pushed and applied to the target, status, destroy, and stop
 what the demo started unless `keep`. Every step reports one line through `say`; nothing is
-shelled out: the engine, the runner and the handlers run in this process, as the CLI does.
+shelled out: the engine, the functions' handlers and the sandbox are used through the
+application layer (dbrepl.app), as the CLI uses them; nothing touches os.environ.
 
 Without MariaDB the sandbox runs AWS only: the demo provisions and destroys and says which
 steps it skipped and how to install MariaDB. No password is ever passed to `say`.
@@ -14,13 +15,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dbrepl import sandbox
+from dbrepl.app.estate import Estate, Target, open_estate
 from dbrepl.errors import DbreplError
 
 # Sample application: a reference table (synced as data) and a table with a FK to it.
@@ -85,16 +86,6 @@ def sample_names(spec: Any) -> tuple[str, str]:
     return (spec.sync.databases[0] if spec.sync.databases else "app"), "lookup_data"
 
 
-@contextmanager
-def _environ_kept() -> Iterator[None]:
-    saved = dict(os.environ)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 class Demo:
     def __init__(self, *, config: Path | None, suffix: str, keep: bool, port: int,
                  no_databases: bool, say: Callable[[Line], None]) -> None:
@@ -106,8 +97,7 @@ class Demo:
         self.started = False
         self.state: sandbox.State | None = None
         self.spec: Any = None
-        self.engine: Any = None
-        self.estate: Any = None
+        self.estate: Estate | None = None  # the demo's estate in the sandbox, once it runs
 
     # -- narration
 
@@ -133,21 +123,20 @@ class Demo:
     # -- the run
 
     def run(self) -> Outcome:
-        with _environ_kept():
-            self.spec = demo_spec(self.config)
-            self.source, self.target = pick_pair(self.spec)
-            self.database, self.table = sample_names(self.spec)
-            if not self._step("sandbox", self._start):
-                return self.outcome
-            try:
-                self._flow()
-            finally:
-                self._stop()
+        self.spec = demo_spec(self.config)
+        self.source, self.target = pick_pair(self.spec)
+        self.database, self.table = sample_names(self.spec)
+        if not self._step("sandbox", self._start):
+            return self.outcome
+        try:
+            self._flow()
+        finally:
+            self._stop()
         return self.outcome
 
     def _flow(self) -> None:
         assert self.state is not None
-        sandbox.point_at_sandbox(os.environ, self.state)
+        self.estate = open_estate(Target(self.spec, self.suffix), sandbox=sandbox.Sandbox(self.state))
         if not self._step("apply", self._apply):
             self._step("destroy", self._destroy)
             return
@@ -190,23 +179,19 @@ class Demo:
         return f"started: AWS only at {res.state.endpoint}, no MariaDB stand-ins ({why})"
 
     def _new_engine(self) -> Any:
-        from dbrepl.cli import _engine
-
-        return _engine(self.spec, self.suffix, None)
+        assert self.estate is not None
+        return self.estate.engine()
 
     def _apply(self) -> str:
-        from dbrepl.sync_runner import Estate
-
-        self.engine = self._new_engine()
-        p = self.engine.plan()
-        done = self.engine.apply(p)
-        self.estate = Estate(self.spec, self.suffix, sessions=self.engine.ctx.sessions)
+        engine = self._new_engine()
+        done = engine.apply(engine.plan())
         s = done.summary
         return f"ok, estate {self.suffix}: {s['create']} created, {s['update']} updated, {s['delete']} deleted"
 
     def _bind(self) -> str:
         assert self.state is not None
-        bound, notes = sandbox.bind_stand_ins(self.state, self.spec, self.suffix, self.engine.ctx.sessions)
+        assert self.estate is not None
+        bound, notes = self.estate.bind_stand_ins()
         if not bound:
             raise StepFailed("no stand-in was bound: " + "; ".join(notes))
         users = sorted({b.user for b in bound})
@@ -225,9 +210,11 @@ class Demo:
         from dbrepl.sync import aws
 
         assert self.state is not None
-        variables = self.estate.function_environment("schema")
-        environ = {**variables, **sandbox.stand_in_environment(self.state, variables)}
-        return aws.endpoint_for_env(env, environ, self.estate.client("secretsmanager"))
+        assert self.estate is not None and self.estate.sandbox is not None
+        functions = self.estate.functions
+        variables = functions.function_environment("schema")
+        environ = {**variables, **self.estate.sandbox.database_environment(variables)}
+        return aws.endpoint_for_env(env, environ, functions.client("secretsmanager"))
 
     def _connect(self, env: str, database: str | None = None) -> Any:
         from dbrepl.sync.connection import connect
@@ -264,7 +251,8 @@ class Demo:
                 f"orders ({len(ORDER_ROWS)} rows, foreign key to {table})")
 
     def _run(self, kind: str, event: dict[str, Any]) -> dict[str, Any]:
-        result = self.estate.run_direct(kind, event)
+        assert self.estate is not None
+        result = self.estate.functions.run_direct(kind, event)
         if result.get("status") != "success":
             raise StepFailed(f"{result.get('status')}: {result.get('error')}")
         return result
@@ -309,7 +297,8 @@ class Demo:
         with tempfile.TemporaryDirectory(prefix="dbrepl-demo-") as tmp:
             script = Path(tmp) / MIGRATION_NAME
             script.write_text(MIGRATION_SQL, encoding="utf-8")
-            bucket, _ = self.estate.push([script])
+            assert self.estate is not None
+            bucket, _ = self.estate.functions.push([script])
         r = self._run("schema", {"action": "migrate", "target_env": self.target, "dry_run": False})
         applied = int((r.get("counts") or {}).get("applied", 0))
         if applied < 1:

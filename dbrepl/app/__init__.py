@@ -1,0 +1,16 @@
+"""The application layer: what the commands, the demo and the sync runs do, typed and free of
+typer and rich (the CLI parses, calls this, and renders).
+
+- `estate`: `load_checked(config, suffix, envs) -> Target`, `open_estate(target, sandbox=...)
+  -> Estate` (the session factory, the engine, the functions, the sandbox's stand-ins).
+- `functions`: the deployed sync functions (invoke, or run the handler's code here), their
+  records in SSM, the migration scripts bucket.
+- `sync`: SRC/DST resolution (environment names or DSNs), argument checks, DSN runs.
+- `demo`: `dbrepl demo`'s whole flow.
+
+Nothing here imports from dbrepl.cli.
+"""
+
+from dbrepl.app.estate import Estate, Target, load_checked, open_estate
+
+__all__ = ["Estate", "Target", "load_checked", "open_estate"]

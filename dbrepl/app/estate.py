@@ -1,0 +1,94 @@
+"""One estate as the commands, the demo and the sync runs use it: the checked spec, the suffix,
+the session factory (AWS or the sandbox's) and what is built from them (engine, functions).
+
+    estate = open_estate(load_checked(config, suffix, envs), sandbox=Sandbox.running())
+    plan = estate.engine().plan()
+    result = estate.functions.run("data", event, direct=True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dbrepl.errors import BadInput
+
+if TYPE_CHECKING:
+    from dbrepl.app.functions import Functions
+    from dbrepl.aws.session import SessionFactory
+    from dbrepl.engine import Engine
+    from dbrepl.sandbox import Bound, Sandbox
+    from dbrepl.spec import Spec
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a provisioning command works on: the spec, the suffix and the environments."""
+
+    spec: Spec
+    suffix: str
+    envs: list[str] | None = None  # None: all, and 'shared'
+
+
+def load_checked(config: Path | None, suffix: str | None, envs: Sequence[str] | None = None) -> Target:
+    """The spec, the suffix and `--env` values, each checked (bad input: exit 2, no AWS call)."""
+    from dbrepl.spec import check_suffix, load_spec
+
+    spec = load_spec(config)
+    checked = check_suffix(suffix)
+    if envs:
+        known = [*spec.environments, "shared"]
+        for e in envs:
+            if e not in known:
+                raise BadInput(f"unknown environment {e!r} in --env; choose from {', '.join(known)}")
+    return Target(spec, checked, list(envs) if envs else None)
+
+
+@dataclass
+class Estate:
+    spec: Spec
+    suffix: str
+    sessions: SessionFactory
+    envs: list[str] | None = None
+    sandbox: Sandbox | None = None
+    _functions: Functions | None = field(default=None, repr=False)
+    _roles_checked: bool = field(default=False, repr=False)
+
+    def engine(self, reporter: Any = None) -> Engine:
+        """A new engine over this estate (every environment's role assumed first: a role that
+        cannot be assumed is bad input, found before anything is read or changed)."""
+        import dbrepl.steps  # noqa: F401  (registers the steps)
+        from dbrepl.engine import Context, Engine
+
+        if not self._roles_checked:
+            self.sessions.check_roles(list(self.spec.environments))
+            self._roles_checked = True
+        return Engine(Context(self.spec, self.suffix, self.sessions, envs=self.envs, reporter=reporter))
+
+    @property
+    def functions(self) -> Functions:
+        """The deployed sync functions, their records and the scripts bucket."""
+        if self._functions is None:
+            from dbrepl.app.functions import Functions
+
+            self._functions = Functions(self.spec, self.suffix, self.sessions, self.sandbox)
+        return self._functions
+
+    def bind_stand_ins(self) -> tuple[list[Bound], list[str]]:
+        """In the sandbox: each stand-in gets its cluster's master user (never printed)."""
+        if self.sandbox is None:
+            return [], []
+        wanted = [e for e in (self.envs or self.spec.environments) if e in self.spec.environments]
+        return self.sandbox.bind_stand_ins(self.spec, self.suffix, self.sessions, wanted)
+
+
+def open_estate(target: Target, *, sandbox: Sandbox | None = None) -> Estate:
+    """The estate of `target` on AWS (the standard credential chain) or in `sandbox`."""
+    from dbrepl.aws.session import SessionFactory
+
+    sessions = sandbox.session_factory(target.spec) if sandbox else SessionFactory.from_spec(target.spec)
+    sessions.check_credentials()
+    sessions.region_for(None)
+    return Estate(target.spec, target.suffix, sessions, target.envs, sandbox)

@@ -1,0 +1,3 @@
+from dbrepl.cli import main
+
+main()

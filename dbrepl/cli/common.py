@@ -1,0 +1,135 @@
+"""What every command shares: the consoles, the common options, the error mapping (the only
+place exit codes are decided), confirmations, and the sandbox the global `--sandbox` chose."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+try:  # typer >= 0.25 vendors click; older typer uses the click package
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import NoArgsIsHelpError, UsageError
+
+from dbrepl.errors import BadInput, DbreplError
+
+if TYPE_CHECKING:
+    from dbrepl.app import Estate
+    from dbrepl.sandbox import Sandbox
+    from dbrepl.spec import Spec
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+SuffixOpt = Annotated[str | None, typer.Option("--suffix", "-s", envvar="DBREPL_SUFFIX",
+                                               help="Estate suffix (1-20 of a-z, 0-9, '-'); also DBREPL_SUFFIX.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", envvar="DBREPL_CONFIG",
+                                                help="Spec file [default: config/environments.yaml].")]
+EnvOpt = Annotated[list[str] | None, typer.Option("--env", "-e", help="Only these environments ('shared' for the "
+                                                  "bucket and functions); repeatable.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
+DirectOpt = Annotated[bool, typer.Option("--direct", help="Run the function's code in this process with its "
+                                                          "configured environment, instead of invoking it.")]
+DetailedOpt = Annotated[bool, typer.Option("--detailed-exitcode", help="Exit 3 when there were differences.")]
+PortOpt = Annotated[int, typer.Option("--port", "-p", min=1, max=65535,
+                                      help="Port of the sandbox's AWS endpoint on 127.0.0.1.")]
+
+
+def one_line(s: str) -> str:
+    return " ".join(s.split())
+
+
+def handled(fn: Any) -> Any:
+    """Map dbrepl errors to one line on stderr and an exit code; tracebacks only with DBREPL_DEBUG."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, UsageError):
+            raise
+        except DbreplError as e:
+            if os.environ.get("DBREPL_DEBUG"):
+                raise
+            err.print(f"[red]error:[/] {escape(one_line(str(e)))}")
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted: resources already made were left in place; run the same command again")
+            raise typer.Exit(130) from None
+        except Exception as e:  # a bug: say so in one line, traceback on demand
+            if os.environ.get("DBREPL_DEBUG"):
+                raise
+            err.print(f"[red]error:[/] unexpected {type(e).__name__}: {escape(one_line(str(e)))} "
+                      "(set DBREPL_DEBUG=1 for the traceback)")
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+class OneLineUsage(TyperGroup):
+    """Usage errors as one line and exit 2, like every other bad input."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        kwargs["args"], args = hoist_sandbox_flag(args[0] if args else kwargs.get("args")), args[1:]
+        try:
+            rv = super().main(*args, **kwargs)
+        except NoArgsIsHelpError as e:
+            e.show()
+            sys.exit(0)
+        except UsageError as e:
+            where = f" (see {e.ctx.command_path} --help)" if e.ctx else ""
+            err.print(f"[red]error:[/] {escape(one_line(e.format_message()))}{where}")
+            sys.exit(2)
+        except typer.Abort:
+            err.print("Aborted: nothing was changed.")
+            sys.exit(1)
+        except typer.Exit as e:
+            sys.exit(e.exit_code)
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def hoist_sandbox_flag(args: Sequence[str] | None) -> list[str]:
+    """Move `--sandbox` to the front, so it works after a command too (`dbrepl plan --sandbox`)."""
+    args = list(sys.argv[1:] if args is None else args)
+    end = args.index("--") if "--" in args else len(args)
+    if "--sandbox" not in args[:end]:
+        return args
+    return ["--sandbox", *(a for i, a in enumerate(args) if not (i < end and a == "--sandbox"))]
+
+
+def sandbox_of(ctx: typer.Context) -> Sandbox | None:
+    """The running sandbox the global `--sandbox` (or DBREPL_SANDBOX=1) chose, else None."""
+    obj = ctx.find_root().obj
+    return obj if obj is not None else None
+
+
+def estate(ctx: typer.Context, spec: Spec, suffix: str, envs: list[str] | None = None) -> Estate:
+    """The estate on AWS, or in the sandbox when `--sandbox` was given."""
+    from dbrepl.app import Target, open_estate
+
+    return open_estate(Target(spec, suffix, envs), sandbox=sandbox_of(ctx))
+
+
+def confirm(action: str, yes: bool) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise BadInput(f"{action} needs confirmation: pass --yes when not running on a terminal")
+
+
+def ask(question: str) -> None:
+    if not typer.confirm(question, default=False):
+        err.print("Nothing was changed.")
+        raise typer.Exit(1)

@@ -1,0 +1,130 @@
+"""`dbrepl init|plan|apply|destroy|status|bundle`: the spec and the estate itself."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from dbrepl.app import load_checked
+from dbrepl.cli.common import (
+    ConfigOpt,
+    EnvOpt,
+    JsonOpt,
+    SuffixOpt,
+    YesOpt,
+    ask,
+    confirm,
+    err,
+    estate,
+    handled,
+    out,
+)
+
+app = typer.Typer()
+
+
+@app.command()
+@handled
+def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
+         json_: JsonOpt = False,
+         detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
+                                                         help="Exit 3 when there are changes.")] = False) -> None:
+    """Show what apply would change. Reads only."""
+    from dbrepl.render import render_plan
+
+    target = load_checked(config, suffix, env)
+    p = estate(ctx, target.spec, target.suffix, target.envs).engine().plan()
+    if json_:
+        print(json.dumps(p.to_json(), default=str))
+    else:
+        render_plan(out, p)
+    if detailed_exitcode and p.changes:
+        raise typer.Exit(3)
+
+
+@app.command()
+@handled
+def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
+          yes: YesOpt = False) -> None:
+    """Create or repair the estate so it matches the spec."""
+    from dbrepl.render import Progress, render_plan
+
+    target = load_checked(config, suffix, env)
+    confirm("apply", yes)
+    est = estate(ctx, target.spec, target.suffix, target.envs)
+    engine = est.engine(reporter=Progress(err))
+    p = engine.plan()
+    render_plan(out, p)
+    if p.changes:
+        if not yes:
+            ask(f"Apply these changes to estate {target.suffix}?")
+        s = engine.apply(p).summary
+        out.print(f"[bold green]Apply complete:[/] {s['create']} created, {s['update']} updated, {s['delete']} deleted.")
+    # Also when nothing changed: a stand-in restarted or rebuilt since gets its master user back.
+    bound, notes = est.bind_stand_ins()
+    for b in bound:
+        out.print(f"Stand-in for {b.env} (127.0.0.1:{b.port}): master user {escape(b.user)} "
+                  "with the password of its secret.")
+    for note in notes:
+        out.print(f"[yellow]note:[/] {escape(note)}")
+
+
+@app.command()
+@handled
+def destroy(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
+            yes: YesOpt = False) -> None:
+    """Delete everything dbrepl made for this suffix (and nothing else)."""
+    from dbrepl.render import Progress, render_plan
+
+    target = load_checked(config, suffix, env)
+    confirm("destroy", yes)
+    engine = estate(ctx, target.spec, target.suffix, target.envs).engine(reporter=Progress(err))
+    p = engine.destroy_plan()
+    render_plan(out, p, verb="Destroy")
+    if not p.changes:
+        return
+    if not yes:
+        ask(f"Destroy estate {target.suffix}? Databases, secrets and scripts will be deleted for good.")
+    done = engine.destroy(p)
+    out.print(f"[bold green]Destroy complete:[/] {done.summary['delete']} deleted.")
+
+
+@app.command()
+@handled
+def status(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
+           json_: JsonOpt = False) -> None:
+    """The seed's outputs (endpoints, bucket, function ARNs) and every resource's state. Reads only."""
+    from dbrepl.render import render_status
+    from dbrepl.status import estate_status
+
+    target = load_checked(config, suffix, env)
+    st = estate_status(estate(ctx, target.spec, target.suffix, target.envs).engine())
+    if json_:
+        print(json.dumps(st, default=str))
+    else:
+        render_status(out, st)
+
+
+@app.command()
+@handled
+def init(path: Annotated[Path | None, typer.Argument(help="Where to write it [default: config/environments.yaml].",
+                                                     show_default=False)] = None,
+         force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
+    """Write the default spec (with its comments) to start from; edit it, then plan."""
+    from dbrepl.init import write_default_spec
+
+    out.print(f"Wrote {write_default_spec(path, force=force)}: edit it, then run `dbrepl plan`")
+
+
+@app.command()
+@handled
+def bundle(output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the zip.")] = Path("bundle.zip")) -> None:
+    """Write the deterministic Lambda bundle (handlers, dbrepl.sync, pymysql)."""
+    from dbrepl.bundle import write_bundle
+
+    path, sha, size = write_bundle(output)
+    out.print(f"Wrote {path} ({size} bytes, CodeSha256 {sha})")

@@ -1,0 +1,96 @@
+"""The local sandbox: a moto server standing in for AWS and one MariaDB server per environment
+standing in for its Aurora cluster (DESIGN §6).
+
+Split by what it runs: `state` (the files under `.dbrepl/sandbox/`), `procs` (starting and
+stopping processes safely), `moto` (the AWS server), `mariadb` (the stand-ins), `control`
+(start/stop/look), `binding` (the stand-ins as the clusters).
+
+A running sandbox is a `Sandbox` object handed to whatever talks to AWS or to the databases:
+it yields the session factory (every call to its endpoint, with fake credentials, no
+profile or config file of the user's) and the database targets of a function's variables.
+Nothing rewrites the process's environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dbrepl.errors import BadInput
+from dbrepl.sandbox.binding import Bound, bind_stand_ins, stand_in_environment
+from dbrepl.sandbox.control import Started, Stopped, liveness, running_state, start, stop
+from dbrepl.sandbox.mariadb import (
+    MariaDBBinaries,
+    find_mariadb,
+    init_datadir,
+    server_argv,
+    wait_for_mariadb,
+)
+from dbrepl.sandbox.moto import moto_missing, serve_aws
+from dbrepl.sandbox.procs import cmdline, free_port, is_ours, port_free, read_pid
+from dbrepl.sandbox.state import (
+    DEFAULT_PORT,
+    FAKE_CREDENTIALS,
+    HOST,
+    INSTALL_HINT,
+    Database,
+    SandboxError,
+    State,
+    read_state,
+    state_dir,
+)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A running sandbox, passed down to what talks to AWS and to the databases."""
+
+    state: State
+
+    @classmethod
+    def running(cls, cwd: Path | None = None) -> Sandbox | None:
+        """The sandbox running in `cwd` (default: the working directory), or None."""
+        st = running_state(state_dir(cwd))
+        return cls(st) if st is not None else None
+
+    @classmethod
+    def require(cls, cwd: Path | None = None) -> Sandbox:
+        found = cls.running(cwd)
+        if found is None:
+            where = cwd or Path.cwd()
+            raise BadInput(f"--sandbox: no sandbox is running in {where}; start one with `dbrepl sandbox start`")
+        return found
+
+    @property
+    def endpoint(self) -> str:
+        return self.state.endpoint
+
+    @property
+    def region(self) -> str:
+        return self.state.region
+
+    def session_factory(self, spec: Any) -> Any:
+        """Clients for `spec`'s environments, every call to the sandbox's AWS."""
+        from dbrepl.aws.session import SessionFactory
+
+        credentials = (FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"], FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"])
+        return SessionFactory.from_spec(spec, endpoint_url=self.endpoint, credentials=credentials,
+                                        default_region=self.region)
+
+    def database_environment(self, variables: Mapping[str, str]) -> dict[str, str]:
+        """A function's endpoint variables mapped to the stand-ins (see binding)."""
+        return stand_in_environment(self.state, variables)
+
+    def bind_stand_ins(self, spec: Any, suffix: str, sessions: Any,
+                       envs: Sequence[str] | None = None) -> tuple[list[Bound], list[str]]:
+        return bind_stand_ins(self.state, spec, suffix, sessions, envs)
+
+
+__all__ = [
+    "DEFAULT_PORT", "FAKE_CREDENTIALS", "HOST", "INSTALL_HINT", "Bound", "Database", "MariaDBBinaries", "Sandbox",
+    "SandboxError", "Started", "State", "Stopped", "bind_stand_ins", "cmdline", "find_mariadb", "free_port",
+    "init_datadir", "is_ours", "liveness", "moto_missing", "port_free", "read_pid", "read_state", "running_state",
+    "serve_aws", "server_argv", "stand_in_environment", "start", "state_dir", "stop", "wait_for_mariadb",
+]

@@ -1,0 +1,165 @@
+"""Start, stop and look at a sandbox: moto and the MariaDB stand-ins together, idempotently."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dbrepl.errors import BadInput
+from dbrepl.sandbox.mariadb import MariaDBBinaries, pick_db_ports, start_database
+from dbrepl.sandbox.moto import moto_missing, start_aws
+from dbrepl.sandbox.procs import cmdline, is_ours, pid_files, port_free, read_pid, terminate
+from dbrepl.sandbox.state import (
+    DEFAULT_PORT,
+    FIRST_DB_PORT,
+    HOST,
+    INSTALL_HINT,
+    STOP_TIMEOUT,
+    SandboxError,
+    State,
+    locked,
+    read_state,
+    write_state,
+)
+
+
+@dataclass
+class Started:
+    state: State
+    already_running: bool
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Stopped:
+    stopped: list[str] = field(default_factory=list)  # "aws (pid 123)"
+    stale: list[str] = field(default_factory=list)  # pid files whose process was gone or not ours
+    failed: list[str] = field(default_factory=list)
+
+
+def running_state(root: Path) -> State | None:
+    """The sandbox's state when its AWS server is running, else None."""
+    st = read_state(root)
+    if st is None or not is_ours(root, "aws", st.pid):
+        return None
+    return st
+
+
+def liveness(root: Path, st: State) -> dict[str, bool]:
+    return {p.name: is_ours(root, p.name, p.pid) for p in st.procs()}
+
+
+def start(root: Path, *, port: int = DEFAULT_PORT, environments: Sequence[str] = (),
+          mariadb: MariaDBBinaries | None = None) -> Started:
+    """Start moto and, with `mariadb` given, one stand-in per environment; idempotent."""
+    with locked(root):
+        notes: list[str] = []
+        st = read_state(root)
+        if st is not None:
+            alive = liveness(root, st)
+            if all(alive.values()):
+                if port != st.port:
+                    notes.append(f"--port {port} ignored: the running sandbox uses {st.port}")
+                return Started(st, True, notes)
+            if any(alive.values()):
+                down = ", ".join(n for n, ok in alive.items() if not ok)
+                raise SandboxError(f"the sandbox is partly running ({down} stopped); "
+                                   "run `dbrepl sandbox stop`, then `dbrepl sandbox start`")
+        stale = _clear_stale(root)
+        if stale:
+            notes.append(f"removed stale pid files: {', '.join(stale)}")
+        why = moto_missing()
+        if why:
+            raise BadInput(why)
+        if not port_free(port):
+            raise BadInput(f"port {port} on {HOST} is already in use; stop what uses it or pass --port N")
+
+        started: list[tuple[str, int]] = []
+        try:
+            proc = start_aws(root, port)
+            started.append(("aws", proc.pid))
+            st = State(root=str(root), endpoint=f"http://{HOST}:{port}", port=port, pid=proc.pid,
+                       started_at=time.time())
+            if environments and mariadb is None:
+                st.skipped = (f"MariaDB server binaries not found: no database stand-ins for "
+                              f"{', '.join(environments)} (AWS only); install them with `{INSTALL_HINT}`, "
+                              "then `dbrepl sandbox stop` and `dbrepl sandbox start`")
+                notes.append(st.skipped)
+            elif environments and mariadb is not None:
+                ports = pick_db_ports(len(environments), {port})
+                if len(ports) < len(environments):
+                    raise BadInput(f"no free ports from {FIRST_DB_PORT} for the database stand-ins")
+                with ThreadPoolExecutor(max_workers=len(environments)) as pool:
+                    futures = {e: pool.submit(start_database, root, e, mariadb, p)
+                               for e, p in zip(environments, ports, strict=True)}
+                    errors: list[BaseException] = []
+                    for e, f in futures.items():
+                        try:
+                            st.databases[e] = f.result()
+                        except BaseException as exc:  # noqa: BLE001 - collected, re-raised below
+                            errors.append(exc)
+                        pid = read_pid(root / f"mariadb-{e}.pid")
+                        if pid is not None:
+                            started.append((f"mariadb-{e}", pid))
+                    if errors:
+                        raise errors[0]
+            write_state(root, st)
+            return Started(st, False, notes)
+        except BaseException:
+            # Leave nothing half-started behind.
+            deadline = time.monotonic() + STOP_TIMEOUT
+            for name, pid in started:
+                if is_ours(root, name, pid):
+                    terminate(pid, deadline)
+            for f in pid_files(root):
+                f.unlink(missing_ok=True)
+            raise
+
+
+def _clear_stale(root: Path) -> list[str]:
+    """Remove pid files (and state) of processes that are gone or no longer ours."""
+    stale = []
+    for f in pid_files(root):
+        pid = read_pid(f)
+        if pid is not None and is_ours(root, f.stem, pid):
+            raise SandboxError(f"{f.stem} (pid {pid}) of an earlier sandbox still runs; "
+                               "run `dbrepl sandbox stop`, then `dbrepl sandbox start`")
+        stale.append(f.name)
+        f.unlink(missing_ok=True)
+    (root / "state.json").unlink(missing_ok=True)
+    return stale
+
+
+def stop(root: Path) -> Stopped:
+    """End what start started (by pid file, confirmed by command line); remove the stand-ins' data."""
+    result = Stopped()
+    if not root.is_dir():
+        return result
+    with locked(root):
+        deadline = time.monotonic() + STOP_TIMEOUT
+        # Databases first, the AWS server last.
+        files = sorted(pid_files(root), key=lambda f: f.name == "aws.pid")
+        for f in files:
+            name = f.stem
+            pid = read_pid(f)
+            if pid is None:
+                result.stale.append(f"{name} (unreadable pid file)")
+            elif not is_ours(root, name, pid):
+                gone = cmdline(pid) is None
+                why = "process gone" if gone else "pid now belongs to another program, left alone"
+                result.stale.append(f"{name} (pid {pid}: {why})")
+            elif terminate(pid, deadline):
+                result.stopped.append(f"{name} (pid {pid})")
+            else:
+                result.failed.append(f"{name} (pid {pid})")
+                continue
+            f.unlink(missing_ok=True)
+        if result.failed:
+            return result
+        (root / "state.json").unlink(missing_ok=True)
+        shutil.rmtree(root / "mariadb", ignore_errors=True)
+        return result
