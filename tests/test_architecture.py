@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "dbrepl"
 ALLOWED: dict[str, set[str]] = {
     "dbrepl.sync": set(),
     "dbrepl.errors": {"dbrepl.sync"},
-    "dbrepl.names": set(),
+    "dbrepl.names": {"dbrepl.sync"},  # the SSM parameter path is the function contract's
     "dbrepl.spec": {"dbrepl.errors", "dbrepl.names"},
     "dbrepl.bundle": {"dbrepl", "dbrepl.sync"},
     "dbrepl.init": {"dbrepl", "dbrepl.errors", "dbrepl.spec"},
