@@ -331,6 +331,23 @@ def estate(dev, staging) -> Iterator[dict[str, str]]:
                                     Code={"ZipFile": _zip()}, Environment={"Variables": variables})
             boto3.client("s3").create_bucket(Bucket=BUCKET)
             yield variables
+            _remove_estate()
+
+
+def _remove_estate() -> None:
+    """What `estate` made, removed: another module's `estate` (test_cli_migrate shares this
+    fixture) may run inside the same moto state when an outer mock is active."""
+    lam, sm, s3, ssm = (boto3.client(s) for s in ("lambda", "secretsmanager", "s3", "ssm"))
+    for kind in ("schema", "data"):
+        lam.delete_function(FunctionName=f"db-sync-{kind}-replication-{SUFFIX}")
+    boto3.client("iam").delete_role(RoleName=f"db-sync-lambda-role-{SUFFIX}")
+    for env in ("dev", "staging"):
+        sm.delete_secret(SecretId=f"{env}-aurora-secret-{SUFFIX}", ForceDeleteWithoutRecovery=True)
+    for obj in s3.list_objects_v2(Bucket=BUCKET).get("Contents", []):
+        s3.delete_object(Bucket=BUCKET, Key=obj["Key"])
+    s3.delete_bucket(Bucket=BUCKET)
+    for p in ssm.get_parameters_by_path(Path=f"/db-replication/{SUFFIX}", Recursive=True)["Parameters"]:
+        ssm.delete_parameter(Name=p["Name"])
 
 
 def _zip() -> bytes:
