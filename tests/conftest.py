@@ -22,13 +22,23 @@ for _svc in ("ec2", "rds", "kms", "secretsmanager", "ssm", "s3", "iam", "lambda"
     get_backend(_svc)
 
 
+# The fast slice for day-to-day work is `pytest -m "not slow"` (a couple of minutes on two
+# cores); `pytest` runs everything, as CI does. Slow: the moto-heavy provisioner suites, the
+# sandbox, demo, end-to-end and wheel tests (each starts servers or whole processes), the
+# million-row and hypothesis-heavy data-sync runs. Measured with --durations on 2026-11-29:
+# these modules take ~900 of the suite's ~1050 s.
+SLOW_MODULES = (
+    "tests/aws/", "tests/test_demo.py", "tests/test_cli_e2e.py", "tests/test_wheel.py", "tests/test_sandbox.py",
+    "tests/sync/test_data_large.py", "tests/sync/test_data_property.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
-    if os.environ.get("DBREPL_RUN_SLOW"):
-        return
-    skip = pytest.mark.skip(reason="slow: set DBREPL_RUN_SLOW=1 to run")
+    root = config.rootpath
     for item in items:
-        if "slow" in item.keywords and not os.environ.get("CI"):
-            item.add_marker(skip)
+        where = item.path.relative_to(root).as_posix() if item.path.is_relative_to(root) else ""
+        if where.startswith(SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
 
 
 # moto's in-process backends are not thread-safe (dicts mutated while another request
