@@ -225,6 +225,7 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
     src_names = [c.name for c in src.columns]
     dst_by_name = {c.name: c for c in dst_cols}
     back = {new: old for old, new in renamed.items()}
+    readded: set[str] = set()  # columns dropped and re-added (source names)
 
     for c in dst_cols:
         if c.name not in src_names:
@@ -251,8 +252,11 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
                                    bool(reasons), reasons)))
         elif modified and d.generated != s.generated:
             # The server cannot MODIFY a column between stored, virtual and generated kinds:
-            # drop and re-add it (generated values are recomputed from the row).
+            # drop and re-add it (generated values are recomputed from the row). Indexes and
+            # CHECKs over it are dropped and re-added around it (below): the server would
+            # silently shrink the indexes and refuses the drop under a CHECK (error 1054).
             change.changed_columns.add(s.name)
+            readded.add(s.name)
             reasons = tuple(column_loss(d, s))
             clauses.append((f"DROP COLUMN {quote(s.name)}",
                             Clause(f"drop column {qname}.{quote(s.name)} to re-add it", bool(reasons), reasons)))
@@ -271,26 +275,47 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
     # re-added in one statement keeps its old place, so moves go to a second statement.
     dst_indexes = [replace(i, definition=_rename_in_column_list(i.definition, renamed),
                            columns=tuple(renamed.get(c, c) for c in i.columns)) for i in dst.indexes]
+
+    def over_readded(i: Index) -> bool:
+        return bool(readded.intersection(i.columns))
+
+    # The primary key always prints first: its drop and add go in this one statement, or an
+    # AUTO_INCREMENT column would be left without a key in between (error 1075).
+    s_pk = next((i for i in src.indexes if i.kind == "primary"), None)
+    d_pk = next((i for i in dst_indexes if i.kind == "primary"), None)
+    pk_changed = (s_pk and s_pk.definition) != (d_pk and d_pk.definition)
+    if d_pk and (pk_changed or over_readded(d_pk)):
+        change.dropped_indexes.append(d_pk)
+        clauses.append((d_pk.drop_sql(), Clause(f"drop primary key on {qname}")))
+    if s_pk and (pk_changed or over_readded(s_pk)):
+        clauses.append((f"ADD {s_pk.definition}", Clause(f"add primary key on {qname}")))
     for group in (0, 1, 2):
-        s_g = [i for i in src.indexes if i.group == group]
-        d_g = [i for i in dst_indexes if i.group == group]
+        s_g = [i for i in src.indexes if i.group == group and i.kind != "primary"]
+        d_g = [i for i in dst_indexes if i.group == group and i.kind != "primary"]
         p = 0
-        while p < min(len(s_g), len(d_g)) and s_g[p].definition == d_g[p].definition:
+        while p < min(len(s_g), len(d_g)) and s_g[p].definition == d_g[p].definition \
+                and not over_readded(s_g[p]):
             p += 1
         src_defs = {i.definition for i in s_g[p:]}
         moves = any(i.definition in src_defs for i in d_g[p:])
+        dropped_defs = {i.definition for i in d_g[p:]}
         for i in d_g[p:]:
             change.dropped_indexes.append(i)
             what = "move" if i.definition in src_defs else "drop"
             clauses.append((i.drop_sql(), Clause(f"{what} index {quote(i.name)} on {qname}")))
+        # New indexes ahead of the first moved one are added in this statement (in order, and
+        # an AUTO_INCREMENT column keeps a key); from the first moved one on, in the next.
+        deferred = False
         for i in s_g[p:]:
-            (second if moves else clauses).append(
+            deferred = deferred or (moves and i.definition in dropped_defs)
+            (second if deferred else clauses).append(
                 (f"ADD {i.definition}", Clause(f"add index {quote(i.name)} on {qname}")))
 
     # Table-level CHECK constraints: appended in order, even when re-added unchanged.
     dst_checks = [replace(c, definition=_rename_in_column_list(c.definition, renamed)) for c in dst.checks]
     p = 0
-    while p < min(len(src.checks), len(dst_checks)) and src.checks[p].definition == dst_checks[p].definition:
+    while p < min(len(src.checks), len(dst_checks)) and src.checks[p].definition == dst_checks[p].definition \
+            and not readded.intersection(_idents(src.checks[p].definition)):
         p += 1
     for c in dst_checks[p:]:
         clauses.append((f"DROP CONSTRAINT {quote(c.name)}", Clause(f"drop check {quote(c.name)} on {qname}")))
@@ -344,6 +369,11 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
     return change
 
 
+def _idents(text: str) -> set[str]:
+    """Every backtick-quoted name in an expression or definition, unquoted."""
+    return {tok.text[1:-1].replace("``", "`") for tok in tokenize(text) if tok.kind == "ident"}
+
+
 def _without_fks(table: Table) -> str:
     """SHOW CREATE text minus foreign keys (compared separately, across databases)."""
     text = table.create_sql
@@ -381,6 +411,16 @@ def _diff_foreign_keys(
         src_tables = source[sdb].tables
         for name, dst_table in sorted(after_rename[tdb].items()):
             if (tdb, name) in dropped_tables:
+                # The table goes in "drop tables", but its foreign keys first when the columns
+                # or key they reference are altered before that (error 1829 otherwise).
+                for fk in dst_table.foreign_keys:
+                    ref_db = fk.ref_database or tdb
+                    if (ref_db, fk.ref_table) not in dropped_tables \
+                            and rebuilt(ref_db, fk.ref_table, fk.ref_columns):
+                        out.add("drop foreign keys",
+                                f"ALTER TABLE {qualified(tdb, name)} DROP FOREIGN KEY {quote(fk.name)}", tdb,
+                                Clause(f"drop foreign key {quote(fk.name)} on {qualified(tdb, name)} "
+                                       f"(its table is dropped later)"))
                 continue
             src_table = src_tables.get(name)
             wanted = {}
@@ -401,6 +441,7 @@ def _diff_foreign_keys(
                     wanted.pop(fk.name)
             if src_table is not None:
                 adds = [fk for fk in src_table.foreign_keys if fk.name in wanted]
+                _keep_index_names(src_table, dst_table, adds, changes.get((tdb, name)), tdb, out)
                 if adds:
                     out.add("add foreign keys",
                             f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
@@ -417,6 +458,34 @@ def _diff_foreign_keys(
                         for fk in src_table.foreign_keys), tdb,
                     *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}")
                       for fk in src_table.foreign_keys))
+
+
+def _keep_index_names(src: Table, dst: Table, adds: list[ForeignKey], change: _TableChange | None,
+                      tdb: str, out: _Out) -> None:
+    """Re-create explicitly the kept indexes that foreign keys about to be added will use.
+
+    An index the server created implicitly for a foreign key (`KEY author_id`) is renamed
+    after the next foreign key added under a name over the same columns (`KEY posts_ibfk_1`),
+    so a dropped and re-added key would leave the index name different. SHOW CREATE does not
+    tell implicit indexes apart: every kept index a re-added key can use is dropped and
+    re-added in one statement (it keeps its place and becomes explicit).
+    """
+    dropped = {i.name for i in change.dropped_indexes} if change else set()
+    dst_defs = {i.name: i.definition for i in dst.indexes}
+    redo: list[Index] = []
+    for fk in adds:
+        for i in src.indexes:
+            if i.kind in ("primary", "fulltext", "spatial") or i.name == fk.name or i in redo:
+                continue
+            if i.columns[: len(fk.columns)] == fk.columns and i.name not in dropped \
+                    and dst_defs.get(i.name) == i.definition:
+                redo.append(i)
+    if redo:
+        qname = qualified(tdb, src.name)
+        out.add("finish tables", f"ALTER TABLE {qname} " + ", ".join(
+            f"{i.drop_sql()}, ADD {i.definition}" for i in redo), tdb,
+            *(Clause(f"re-create index {quote(i.name)} on {qname} explicitly (a re-added foreign key "
+                     f"would rename an implicit one)") for i in redo))
 
 
 # ---- views ---------------------------------------------------------------------------------
