@@ -11,11 +11,20 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from dbrepl.sync.ident import qualified, quote
+from dbrepl.sync.errors import InvalidInput
+from dbrepl.sync.ident import check_name, qualified, quote
 from dbrepl.sync.schema.classify import column_loss, engine_loss
 from dbrepl.sync.schema.model import Database, ForeignKey, Index, Table, View
 from dbrepl.sync.schema.plan import Clause, Renames, Statement
-from dbrepl.sync.splitter import tokenize
+from dbrepl.sync.schema.preflight import (
+    added_column_precheck,
+    check_precheck,
+    column_prechecks,
+    foreign_key_precheck,
+    inline_check,
+    unique_precheck,
+)
+from dbrepl.sync.splitter import matching_paren, tokenize
 
 PHASES = (
     "databases", "drop foreign keys", "drop views", "rename tables", "remove partitioning",
@@ -45,6 +54,8 @@ class _Out:
 
     phases: dict[str, list[Statement]] = field(default_factory=lambda: {p: [] for p in PHASES})
     notes: list[str] = field(default_factory=list)
+    # (target database, name after renames) -> the table's name on the target now
+    current: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def add(self, phase: str, sql: str, database: str, *clauses: Clause) -> None:
         self.phases[phase].append(Statement(sql=sql, database=database, clauses=clauses, phase=phase))
@@ -59,6 +70,10 @@ class _TableChange:
 
     changed_columns: set[str] = field(default_factory=set)  # target-side names
     dropped_indexes: list[Index] = field(default_factory=list)
+    # For the preflight: the table's name on the target now, and source column name -> the
+    # name of that column on the target now (columns the target has before the run).
+    current_table: str = ""
+    names: dict[str, str] = field(default_factory=dict)
 
 
 def diff_databases(
@@ -92,14 +107,19 @@ def diff_databases(
         for name in _creation_order(src.tables, sdb):
             if name not in dst_tables:
                 _create_table(src.tables[name], tdb, out)
+        created = [n for n in sorted(src.tables) if n not in dst_tables]
         for name in sorted(dst_tables):
             if name not in src.tables:
                 dropped_tables.add((tdb, name))
+                # A table created with the same columns may be this one renamed.
+                shape = [(c.name, c.key()) for c in dst_tables[name].columns]
+                twins = [n for n in created if [(c.name, c.key()) for c in src.tables[n].columns] == shape]
+                hint = (rename_hint(sdb, (name,), twins[0]),) if len(twins) == 1 else ()
                 out.add("drop tables", f"DROP TABLE {qualified(tdb, name)}", tdb,
-                        Clause(f"drop table {qualified(tdb, name)}", True, ("its rows are lost",)))
+                        Clause(f"drop table {qualified(tdb, name)}", True, ("its rows are lost", *hint)))
         for name in sorted(set(src.tables) & set(dst_tables)):
             col_renames = {old: new for (d, t, old), new in renames.columns.items() if d == sdb and t == name}
-            changes[(tdb, name)] = _alter_table(src.tables[name], dst_tables[name], tdb, col_renames, out)
+            changes[(tdb, name)] = _alter_table(src.tables[name], dst_tables[name], tdb, col_renames, out, sdb)
         _diff_views(src.views, target[tdb].views, sdb, tdb, db_map, out)
 
     _diff_foreign_keys(source, after_rename, pairs, db_map, changes, dropped_tables, out)
@@ -119,6 +139,7 @@ def _rename_tables(src: Database, dst: Database, sdb: str, tdb: str, renames: Re
             out.add("rename tables", f"RENAME TABLE {qualified(tdb, old)} TO {qualified(tdb, new)}",
                     tdb, Clause(f"rename table {qualified(tdb, old)} to {quote(new)}"))
             tables[new] = replace(tables.pop(old), name=new)
+            out.current[(tdb, new)] = old
             # InnoDB points the children's foreign keys at the new name.
             for name, table in tables.items():
                 fks = tuple(
@@ -212,7 +233,19 @@ def _lis(seq: list[int]) -> set[int]:
     return keep
 
 
-def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], out: _Out) -> _TableChange:
+def rename_hint(sdb: str, old: tuple[str, ...], new: str) -> str:
+    """The --rename hint that would turn a drop plus an add into a rename (old: table[, column])."""
+    what = "column" if len(old) == 2 else "table"
+    try:
+        hint = f"{'.'.join(check_name(n) for n in (sdb, *old))}={check_name(new)}"
+    except InvalidInput:
+        return (f"if {what} {quote(old[-1])} was renamed to {quote(new)}, rename it in a migration: "
+                f"a --rename hint cannot name it")
+    return f"if {what} {quote(old[-1])} was renamed to {quote(new)}, pass --rename {hint}"
+
+
+def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], out: _Out,
+                 sdb: str = "") -> _TableChange:
     qname = qualified(tdb, src.name)
     change = _TableChange()
     clauses: list[tuple[str, Clause]] = []
@@ -226,12 +259,20 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
     dst_by_name = {c.name: c for c in dst_cols}
     back = {new: old for old, new in renamed.items()}
     readded: set[str] = set()  # columns dropped and re-added (source names)
+    table_now = out.current.get((tdb, src.name), src.name)
+    names = {n: back.get(n, n) for n in dst_by_name}
+    change.current_table, change.names = table_now, names
 
-    for c in dst_cols:
+    for pos, c in enumerate(dst_cols):
         if c.name not in src_names:
             change.changed_columns.add(c.name)
+            # An added column of the same definition at the same place may be this one renamed.
+            twin = src.columns[pos] if pos < len(src.columns) else None
+            hint = ()
+            if twin is not None and twin.name not in dst_by_name and twin.key() == c.key():
+                hint = (rename_hint(sdb or tdb, (src.name, c.name), twin.name),)
             clauses.append((f"DROP COLUMN {quote(c.name)}",
-                            Clause(f"drop column {qname}.{quote(c.name)}", True, ("its values are lost",))))
+                            Clause(f"drop column {qname}.{quote(c.name)}", True, ("its values are lost", *hint))))
     common = [c.name for c in dst_cols if c.name in src_names]
     src_pos = {n: i for i, n in enumerate(src_names)}
     seq = [src_pos[n] for n in common]
@@ -240,16 +281,28 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
         position = "FIRST" if i == 0 else f"AFTER {quote(src_names[i - 1])}"
         d = dst_by_name.get(s.name)
         if d is None:
-            clauses.append((f"ADD COLUMN {s.sql()} {position}", Clause(f"add column {qname}.{quote(s.name)}")))
+            what = f"add column {quote(s.name)} {s.definition}"
+            pre = added_column_precheck(tdb, table_now, what, s)
+            clauses.append((f"ADD COLUMN {s.sql()} {position}",
+                            Clause(f"add column {qname}.{quote(s.name)}", prechecks=(pre,) if pre else ())))
             continue
         moved = s.name not in in_place
         modified = d.key() != s.key()
+        col_pre: tuple = ()
+        if modified or s.name in back:
+            what = f"{'change' if s.name in back else 'modify'} column {quote(back.get(s.name, s.name))} " \
+                   f"to {quote(s.name)} {s.definition}"
+            col_pre = tuple(column_prechecks(tdb, table_now, what, d, s, back.get(s.name, s.name)))
+            new_check = inline_check(s.definition)
+            if new_check and new_check != inline_check(d.definition) \
+                    and (cp := check_precheck(tdb, table_now, what, new_check, names)):
+                col_pre += (cp,)
         if s.name in back:
             change.changed_columns.update({back[s.name], s.name})
             reasons = tuple(column_loss(d, s))
             clauses.append((f"CHANGE COLUMN {quote(back[s.name])} {s.sql()}" + (f" {position}" if moved else ""),
                             Clause(f"rename column {qname}.{quote(back[s.name])} to {quote(s.name)}",
-                                   bool(reasons), reasons)))
+                                   bool(reasons), reasons, prechecks=col_pre)))
         elif modified and d.generated != s.generated:
             # The server cannot MODIFY a column between stored, virtual and generated kinds:
             # drop and re-add it (generated values are recomputed from the row). Indexes and
@@ -268,7 +321,8 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
             if modified:
                 change.changed_columns.add(s.name)
             clauses.append((f"MODIFY COLUMN {s.sql()}" + (f" {position}" if moved else ""),
-                            Clause(f"{what} column {qname}.{quote(s.name)}", bool(reasons), reasons)))
+                            Clause(f"{what} column {qname}.{quote(s.name)}", bool(reasons), reasons,
+                                   prechecks=col_pre)))
 
     # Indexes: the server keeps each group (unique, plain, fulltext) in creation order, so a
     # group must match the source from its first difference on; an identical index dropped and
@@ -288,7 +342,9 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
         change.dropped_indexes.append(d_pk)
         clauses.append((d_pk.drop_sql(), Clause(f"drop primary key on {qname}")))
     if s_pk and (pk_changed or over_readded(s_pk)):
-        clauses.append((f"ADD {s_pk.definition}", Clause(f"add primary key on {qname}")))
+        pre = unique_precheck(tdb, table_now, f"add {s_pk.definition}", s_pk, names) if pk_changed else None
+        clauses.append((f"ADD {s_pk.definition}",
+                        Clause(f"add primary key on {qname}", prechecks=(pre,) if pre else ())))
     for group in (0, 1, 2):
         s_g = [i for i in src.indexes if i.group == group and i.kind != "primary"]
         d_g = [i for i in dst_indexes if i.group == group and i.kind != "primary"]
@@ -308,8 +364,12 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
         deferred = False
         for i in s_g[p:]:
             deferred = deferred or (moves and i.definition in dropped_defs)
+            pre = None
+            if i.kind == "unique" and i.definition not in dropped_defs:
+                pre = unique_precheck(tdb, table_now, f"add {i.definition}", i, names)
             (second if deferred else clauses).append(
-                (f"ADD {i.definition}", Clause(f"add index {quote(i.name)} on {qname}")))
+                (f"ADD {i.definition}",
+                 Clause(f"add index {quote(i.name)} on {qname}", prechecks=(pre,) if pre else ())))
 
     # Table-level CHECK constraints: appended in order, even when re-added unchanged.
     dst_checks = [replace(c, definition=_rename_in_column_list(c.definition, renamed)) for c in dst.checks]
@@ -319,8 +379,14 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
         p += 1
     for c in dst_checks[p:]:
         clauses.append((f"DROP CONSTRAINT {quote(c.name)}", Clause(f"drop check {quote(c.name)} on {qname}")))
+    dst_check_defs = {c.definition for c in dst_checks[p:]}
     for c in src.checks[p:]:
-        clauses.append((f"ADD {c.definition}", Clause(f"add check {quote(c.name)} on {qname}")))
+        pre = None
+        expr = _check_expr(c.definition)
+        if c.definition not in dst_check_defs and expr:
+            pre = check_precheck(tdb, table_now, f"add {c.definition}", expr, names)
+        clauses.append((f"ADD {c.definition}",
+                        Clause(f"add check {quote(c.name)} on {qname}", prechecks=(pre,) if pre else ())))
 
     # Table options.
     s_opts, d_opts = dict(src.options), dict(dst.options)
@@ -369,6 +435,21 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
     return change
 
 
+def _check_expr(definition: str) -> str | None:
+    """The `(expr)` of "CONSTRAINT `c` CHECK (expr)", or None for a check the server does
+    not enforce (MySQL 8.0 prints `CHECK ((expr)) /*!80016 NOT ENFORCED */`)."""
+    pos = 0
+    for tok in tokenize(definition):
+        if tok.kind == "word" and tok.text.upper() == "CHECK":
+            start = definition.index("(", pos)
+            end = matching_paren(definition, start) + 1
+            if "ENFORCED" in definition[end:].upper():
+                return None
+            return definition[start:end]
+        pos += len(tok.text)
+    return None
+
+
 def _idents(text: str) -> set[str]:
     """Every backtick-quoted name in an expression or definition, unquoted."""
     return {tok.text[1:-1].replace("``", "`") for tok in tokenize(text) if tok.kind == "ident"}
@@ -406,6 +487,25 @@ def _diff_foreign_keys(
         if ch.changed_columns & set(columns):
             return True
         return any(i.columns[: len(columns)] == columns for i in ch.dropped_indexes)
+
+    def fk_prechecks(sdb: str, tdb: str, name: str, dst_table: Table, fk: ForeignKey) -> tuple:
+        """Orphan rows of a key new to the target's table (one it had already is satisfied)."""
+        ch = changes.get((tdb, name))
+        ref_db = db_map.get(fk.ref_database or sdb, fk.ref_database or sdb)
+        if ch is None or any((f.columns, f.ref_table, f.ref_columns) == (fk.columns, fk.ref_table, fk.ref_columns)
+                             and (f.ref_database or tdb) == ref_db for f in dst_table.foreign_keys):
+            return ()
+        parent_ch = changes.get((ref_db, fk.ref_table))
+        if parent_ch is not None:
+            parent: tuple[str, str] | None = (ref_db, parent_ch.current_table)
+            parent_names = parent_ch.names
+        elif ref_db in after_rename and fk.ref_table not in after_rename[ref_db]:
+            parent, parent_names = None, {}  # created by this run: no rows yet
+        else:
+            return ()
+        what = f"add {fk.sql(ref_db)}"
+        pre = foreign_key_precheck(tdb, ch.current_table, what, fk, ch.names, parent, parent_names)
+        return (pre,) if pre else ()
 
     for sdb, tdb in pairs:
         src_tables = source[sdb].tables
@@ -447,7 +547,8 @@ def _diff_foreign_keys(
                             f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
                                 "ADD " + fk.sql(db_map.get(fk.ref_database or sdb, fk.ref_database or sdb))
                                 for fk in adds), tdb,
-                            *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}") for fk in adds))
+                            *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}",
+                                     prechecks=fk_prechecks(sdb, tdb, name, dst_table, fk)) for fk in adds))
         # Tables created in this run get all their foreign keys here.
         for name, src_table in sorted(src_tables.items()):
             if name in after_rename[tdb] or not src_table.foreign_keys:

@@ -1,0 +1,306 @@
+"""Read-only checks, before any DDL, for changes the target's existing rows make impossible.
+
+The diff attaches a `Precheck` to each clause the rows can block (a new CHECK the rows
+violate, an enum member removed that rows use, a column narrowed below its data, NULLs under
+a new NOT NULL, a NOT NULL column without default added to a table with rows, a new unique
+or primary key over duplicates, a new foreign key with rows whose parent row is missing).
+`preflight` counts the rows in the way with one `SELECT COUNT(*)` per check and raises
+`RowsPreventChange` naming the table, the clause and the count, so nothing half-runs.
+
+Every query here reads a user's table, so it is written capture-proof: only `COUNT(*)` and
+fully qualified, quoted column names (`db`.`t`.`c`); the one alias (a derived table's count
+column) is read through its derived table's name, where no user column can be in scope;
+values (enum members) are bound as parameters. A CHECK expression is the user's own text
+over its own table, run against that table alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pymysql
+
+from dbrepl.sync.errors import DatabaseError
+from dbrepl.sync.ident import qualified, quote
+from dbrepl.sync.schema.classify import _int, _parse
+from dbrepl.sync.schema.model import Column, ForeignKey, Index
+from dbrepl.sync.schema.plan import Clause, DestructiveChangeRefused, SchemaPlan
+from dbrepl.sync.splitter import matching_paren, split_top_level, tokenize
+
+
+@dataclass(frozen=True)
+class Precheck:
+    """Rows of `database`.`table` (its name on the target now) that block one clause.
+
+    `where` is a condition over the table's columns, written with `col()` names; with
+    `group_by` the rows counted are those sharing one value of these expressions with
+    another row (duplicates for a new unique key).
+    """
+
+    database: str
+    table: str
+    what: str  # e.g. "add check `c` (CHECK (`a` > 0))"
+    why: str  # e.g. "violate the new CHECK"
+    where: str = "1 = 1"
+    params: tuple[Any, ...] = ()
+    group_by: tuple[str, ...] = ()
+
+    def sql(self) -> str:
+        source = qualified(self.database, self.table)
+        if not self.group_by:
+            return f"SELECT COUNT(*) FROM {source} WHERE {self.where}"
+        groups = ", ".join(self.group_by)
+        return (f"SELECT COALESCE(SUM(`dbrepl_dups`.`dbrepl_n`), 0) FROM (SELECT COUNT(*) AS `dbrepl_n` "
+                f"FROM {source} WHERE {self.where} GROUP BY {groups} HAVING COUNT(*) > 1) AS `dbrepl_dups`")
+
+
+def col(database: str, table: str, column: str) -> str:
+    """A column name no alias can capture: database, table and column, each quoted."""
+    return f"{qualified(database, table)}.{quote(column)}"
+
+
+class RowsPreventChange(DestructiveChangeRefused):
+    """Rows on the target make clauses of the plan impossible; nothing was run.
+
+    A refusal like DestructiveChangeRefused (the CLI and the function report it as
+    `refused`, exit 1), but --allow-destructive does not lift it: the server would fail
+    the statement half-way through the run, or invent values for the rows.
+    """
+
+    def __init__(self, blocked: list[tuple[Precheck, int]]):
+        self.blocked = blocked
+        self.clauses = [Clause(f"table {qualified(p.database, p.table)}: {p.what}", True,
+                               (f"{n} row(s) in the way: they {p.why}",)) for p, n in blocked]
+        lines = "\n".join(f"  - {c.label()}" for c in self.clauses)
+        super(DestructiveChangeRefused, self).__init__(
+            f"refusing {len(blocked)} change(s) the target's rows make impossible (no DDL was run); "
+            f"fix those rows on the target (or the source schema), then run again:\n{lines}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"blocked": [{"database": p.database, "table": p.table, "clause": p.what, "rows": n,
+                             "why": p.why} for p, n in self.blocked]}
+
+
+def prechecks(plan: SchemaPlan) -> list[Precheck]:
+    seen: list[Precheck] = []
+    for st in plan.statements:
+        for clause in st.clauses:
+            for p in clause.prechecks:
+                if p not in seen:
+                    seen.append(p)
+    return seen
+
+
+def preflight(conn: Any, plan: SchemaPlan) -> list[tuple[Precheck, int]]:
+    """Count the rows in the way of every precheck of the plan; raise if any. Read-only."""
+    blocked = []
+    try:
+        with conn.cursor() as cur:
+            for p in prechecks(plan):
+                cur.execute(p.sql(), p.params or None)
+                n = int(cur.fetchone()[0] or 0)
+                if n:
+                    blocked.append((p, n))
+    except pymysql.err.MySQLError as exc:
+        raise DatabaseError(f"Failed to check the target's rows before the schema change: {exc}") from exc
+    if blocked:
+        raise RowsPreventChange(blocked)
+    return blocked
+
+
+# ---- building the checks (called by the diff) ----------------------------------------------
+
+_INT_RANGE = {"tinyint": 8, "smallint": 16, "mediumint": 24, "int": 32, "integer": 32, "bigint": 64}
+_TEXT_BYTES = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "tinyblob": 255, "blob": 65535,
+               "mediumblob": 16777215}
+
+
+def _members(args: list[str]) -> list[str]:
+    """ENUM/SET members as the server prints them ('a','it''s') -> plain strings."""
+    out = []
+    for a in args:
+        a = a.strip()
+        if len(a) >= 2 and a[0] == a[-1] == "'":
+            out.append(a[1:-1].replace("''", "'").replace("\\\\", "\\"))
+    return out
+
+
+def _words_at_top(definition: str) -> list[tuple[int, Any]]:
+    """(depth, token) for every token of a column definition."""
+    out = []
+    depth = 0
+    for tok in tokenize(definition):
+        if tok.kind == "punct" and tok.text == "(":
+            depth += 1
+        elif tok.kind == "punct" and tok.text == ")":
+            depth -= 1
+        out.append((depth, tok))
+    return out
+
+
+def inline_check(definition: str) -> str | None:
+    """The `(expr)` of a column-level CHECK in a column definition, or None."""
+    toks = list(tokenize(definition))
+    depth = 0
+    pos = 0
+    for tok in toks:
+        if tok.kind == "punct" and tok.text == "(":
+            depth += 1
+        elif tok.kind == "punct" and tok.text == ")":
+            depth -= 1
+        elif depth == 0 and tok.kind == "word" and tok.text.upper() == "CHECK":
+            rest = definition[pos + len(tok.text):]
+            start = rest.index("(")
+            return rest[start:matching_paren(rest, start) + 1]
+        pos += len(tok.text)
+    return None
+
+
+def has_default(definition: str) -> bool:
+    """Does a column definition give the column a value for existing rows?
+
+    DEFAULT, AUTO_INCREMENT and generated columns (MariaDB `AS (...)`, MySQL and MariaDB
+    `GENERATED ALWAYS AS (...)`) all do.
+    """
+    words = {tok.text.upper() for depth, tok in _words_at_top(definition) if depth == 0 and tok.kind == "word"}
+    return bool(words & {"DEFAULT", "AUTO_INCREMENT", "AS", "GENERATED"})
+
+
+def _map_idents(expr: str, names: dict[str, str]) -> str | None:
+    """Rename the quoted names of an expression; None if one is not a current column."""
+    out = []
+    for tok in tokenize(expr):
+        if tok.kind == "ident":
+            name = tok.text[1:-1].replace("``", "`")
+            if name not in names:
+                return None
+            out.append(quote(names[name]))
+        else:
+            out.append(tok.text)
+    return "".join(out)
+
+
+def check_precheck(database: str, table: str, what: str, expr: str, names: dict[str, str]) -> Precheck | None:
+    """Rows for which a new CHECK `(expr)` is false (NULL passes a CHECK, as on the server).
+
+    `names` maps the source's column names to the target's current ones; an expression over
+    a column the target does not have yet cannot be checked before the run (None).
+    """
+    mapped = _map_idents(expr, names)
+    if mapped is None:
+        return None
+    return Precheck(database, table, what, "violate it", where=f"NOT {mapped}")
+
+
+def column_prechecks(database: str, table: str, what: str, old: Column, new: Column,
+                     current: str) -> list[Precheck]:
+    """Rows a MODIFY/CHANGE of `old` (named `current` on the target now) into `new` cannot keep."""
+    c = col(database, table, current)
+    checks: list[Precheck] = []
+    if old.nullable and not new.nullable and not new.generated:
+        checks.append(Precheck(database, table, what, "are NULL", where=f"{c} IS NULL"))
+    if new.generated:
+        return checks
+    ob, oa, _ = _parse(old.column_type)
+    nb, na, nattr = _parse(new.column_type)
+    if old.column_type.lower() != new.column_type.lower():
+        unsigned = "unsigned" in nattr
+        if nb in _INT_RANGE:
+            bits = _INT_RANGE[nb]
+            lo, hi = (0, 2 ** bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+            checks.append(Precheck(database, table, what, f"hold values outside {lo}..{hi}",
+                                   where=f"{c} NOT BETWEEN {lo} AND {hi}"))
+        elif nb in ("decimal", "numeric"):
+            p, s = (_int(na[0], 10) if na else 10), (_int(na[1]) if len(na) > 1 else 0)
+            limit = "1" + "0" * (p - s)
+            cond = f"ABS({c}) >= {limit}" + (f" OR {c} < 0" if unsigned else "")
+            checks.append(Precheck(database, table, what, f"hold values that need more than {p - s} "
+                                   f"integer digit(s)" + (" or are negative" if unsigned else ""), where=cond))
+        elif nb in ("char", "varchar") and na:
+            n = _int(na[0])
+            checks.append(Precheck(database, table, what, f"hold values longer than {n} character(s)",
+                                   where=f"CHAR_LENGTH({c}) > {n}"))
+        elif nb in ("binary", "varbinary") and na:
+            n = _int(na[0])
+            checks.append(Precheck(database, table, what, f"hold values longer than {n} byte(s)",
+                                   where=f"LENGTH({c}) > {n}"))
+        elif nb in _TEXT_BYTES:
+            n = _TEXT_BYTES[nb]
+            checks.append(Precheck(database, table, what, f"hold values longer than {n} byte(s)",
+                                   where=f"LENGTH({c}) > {n}"))
+        elif nb == "enum" and ob == "enum":
+            kept = {m.lower() for m in _members(na)}
+            gone = [m for m in _members(oa) if m.lower() not in kept]
+            if gone:
+                marks = ", ".join(["%s"] * len(gone))
+                checks.append(Precheck(database, table, what, "use the removed member(s) "
+                                       + ", ".join(repr(m) for m in gone),
+                                       where=f"{c} IN ({marks})", params=tuple(gone)))
+        elif nb == "set" and ob == "set":
+            kept = {m.lower() for m in _members(na)}
+            gone = [m for m in _members(oa) if m.lower() not in kept]
+            if gone:
+                cond = " OR ".join(f"FIND_IN_SET(%s, {c}) > 0" for _ in gone)
+                checks.append(Precheck(database, table, what, "use the removed member(s) "
+                                       + ", ".join(repr(m) for m in gone), where=cond, params=tuple(gone)))
+    return checks
+
+
+def added_column_precheck(database: str, table: str, what: str, new: Column) -> Precheck | None:
+    """A NOT NULL column without a default added to a table with rows would invent values."""
+    if new.nullable or new.generated or has_default(new.definition):
+        return None
+    return Precheck(database, table, what, "would get a value nobody chose (the column is NOT NULL "
+                    "without a DEFAULT): give it a DEFAULT or add it as NULL and fill it first")
+
+
+def _key_parts(definition: str) -> list[tuple[str, int | None]] | None:
+    """(column, prefix length) of an index's key parts; None for functional parts."""
+    open_at = definition.index("(")
+    inner = definition[open_at + 1:matching_paren(definition, open_at)]
+    parts = []
+    for part in split_top_level(inner):
+        toks = [t for t in tokenize(part) if t.kind not in ("space", "comment")]
+        if not toks or toks[0].kind != "ident":
+            return None
+        length = None
+        if len(toks) >= 4 and toks[1].text == "(" and toks[2].text.isdigit():
+            length = int(toks[2].text)
+        parts.append((toks[0].text[1:-1].replace("``", "`"), length))
+    return parts
+
+
+def unique_precheck(database: str, table: str, what: str, index: Index,
+                    names: dict[str, str]) -> Precheck | None:
+    """Rows sharing a value of a new unique (or primary) key; NULLs never collide."""
+    parts = _key_parts(index.definition)
+    if not parts or any(name not in names for name, _ in parts):
+        return None
+    exprs = []
+    for name, length in parts:
+        c = col(database, table, names[name])
+        exprs.append(f"LEFT({c}, {length})" if length else c)
+    where = " AND ".join(f"{col(database, table, names[name])} IS NOT NULL" for name, _ in parts)
+    return Precheck(database, table, what, "share a value of the new key with another row",
+                    where=where, group_by=tuple(exprs))
+
+
+def foreign_key_precheck(database: str, table: str, what: str, fk: ForeignKey, names: dict[str, str],
+                         parent: tuple[str, str] | None, parent_names: dict[str, str]) -> Precheck | None:
+    """Rows whose parent row is missing: `parent` is the referenced table's current
+    (database, name) on the target, None when this run creates it (then it has no rows)."""
+    if any(c not in names for c in fk.columns):
+        return None
+    child_cols = [col(database, table, names[c]) for c in fk.columns]
+    where = " AND ".join(f"{c} IS NOT NULL" for c in child_cols)
+    if parent is not None:
+        if any(c not in parent_names for c in fk.ref_columns):
+            return None
+        # The parent is read under an alias, so the child's qualified names (even of a
+        # self-referencing key) can only mean the outer row.
+        match = " AND ".join(f"`dbrepl_parent`.{quote(parent_names[r])} = {c}"
+                             for r, c in zip(fk.ref_columns, child_cols, strict=True))
+        where += (f" AND NOT EXISTS (SELECT 1 FROM {qualified(*parent)} AS `dbrepl_parent` "
+                  f"WHERE {match})")
+    return Precheck(database, table, what, "reference a parent row that does not exist", where=where)

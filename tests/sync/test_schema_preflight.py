@@ -1,0 +1,192 @@
+"""Issue 10 point 4: changes the target's rows make impossible are refused before any DDL.
+
+Each case has a `before` and `after` schema and rows of the `before` side that block the
+change to `after` (forward). Forward: the run is refused by a read-only preflight, naming
+the table, the clause and how many rows are in the way; nothing changed (schema and rows);
+after the rows are fixed the same sync converges. Backward (target `after`, rows valid
+for it): the corpus runner converges. Column names include the preflight's own aliases
+(`dbrepl_n`, `dbrepl_dups`, `dbrepl_parent`) so a capture would show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from typer.testing import CliRunner
+
+from dbrepl.cli import app
+from dbrepl.sync.schema import RowsPreventChange, apply_schema, plan_schema
+from dbrepl.sync.schema.plan import DestructiveChangeRefused
+from dbrepl.sync.schema.preflight import Precheck, has_default, inline_check
+from tests.sync.test_schema_corpus import (  # noqa: F401 (fresh_dbs is a fixture)
+    _sync_one_direction,
+    fresh_dbs,
+    row_ids,
+    run,
+    snapshot,
+)
+
+
+@dataclass
+class Blocked:
+    name: str
+    before: list[str]
+    after: list[str]
+    rows: list[str]  # target rows (for `before`) that block the forward change
+    table: str  # the blocked table as named in the error
+    clause: str  # a piece of the blocked clause's text
+    count: int  # rows in the way
+    fix: list[str]  # statements on the target that remove the obstacle
+    forward_destructive: bool = False
+    backward_destructive: bool = False
+    after_rows: list[str] = field(default_factory=list)
+
+
+T = "CREATE TABLE `Tab le` (`id` INT NOT NULL PRIMARY KEY, {cols})"
+
+
+def t(cols: str) -> str:
+    return T.format(cols=cols)
+
+
+PARENT = "CREATE TABLE `Éltern` (`id` INT NOT NULL PRIMARY KEY, `dbrepl_n` INT)"
+CHILD = "CREATE TABLE `child ``c```(`id` INT NOT NULL PRIMARY KEY, `dbrepl_parent` INT, KEY `k p` (`dbrepl_parent`){fk})"
+FK = ", CONSTRAINT `fk'p` FOREIGN KEY (`dbrepl_parent`) REFERENCES `Éltern` (`id`)"
+NODE = ("CREATE TABLE `node` (`id` INT NOT NULL PRIMARY KEY, `parent id` INT, KEY `kp` (`parent id`){fk})")
+NODE_FK = ", CONSTRAINT `self` FOREIGN KEY (`parent id`) REFERENCES `node` (`id`)"
+
+CASES = [
+    Blocked("new_check_violated", [t("`select` INT")],
+            [t("`select` INT, CONSTRAINT `ck \"x\"` CHECK (`select` >= 0)")],
+            ["INSERT INTO `Tab le` VALUES (1, -1), (2, -5), (3, 4), (4, NULL)"],
+            "`Tab le`", "CHECK (`select` >= 0)", 2, ["UPDATE `Tab le` SET `select` = 0 WHERE `select` < 0"],
+            after_rows=["INSERT INTO `Tab le` VALUES (1, 0)"]),
+    Blocked("new_column_check_violated", [t("`order` INT")], [t("`order` INT CHECK (`order` < 10)")],
+            ["INSERT INTO `Tab le` VALUES (1, 10), (2, 9)"], "`Tab le`", "CHECK (`order` < 10)", 1,
+            ["DELETE FROM `Tab le` WHERE `order` >= 10"]),
+    Blocked("enum_member_removed", [t("`état` ENUM('a','b','c''q')")], [t("`état` ENUM('a','b')")],
+            ["INSERT INTO `Tab le` VALUES (1, 'c''q'), (2, 'c''q'), (3, 'a'), (4, NULL)"],
+            "`Tab le`", "enum('a','b')", 2, ["UPDATE `Tab le` SET `état` = 'b' WHERE `état` = 'c''q'"],
+            forward_destructive=True),
+    Blocked("set_member_removed", [t("`Flags` SET('x','y','z')")], [t("`Flags` SET('x','y')")],
+            ["INSERT INTO `Tab le` VALUES (1, 'x,z'), (2, 'x,y'), (3, '')"], "`Tab le`", "set('x','y')", 1,
+            ["UPDATE `Tab le` SET `Flags` = 'x' WHERE `id` = 1"], forward_destructive=True),
+    Blocked("not_null_column_without_default", [t("`a` INT")], [t("`a` INT, `NoDefault` DATE NOT NULL")],
+            ["INSERT INTO `Tab le` VALUES (1, 1), (2, 2), (3, 3)"], "`Tab le`", "add column `NoDefault`", 3,
+            ["DELETE FROM `Tab le`"], backward_destructive=True),
+    Blocked("unique_key_over_duplicates", [t("`dbrepl_n` VARCHAR(10), `group` INT")],
+            [t("`dbrepl_n` VARCHAR(10), `group` INT, UNIQUE KEY `u``1` (`dbrepl_n`(3), `group`)")],
+            ["INSERT INTO `Tab le` VALUES (1, 'abcX', 1), (2, 'ABCy', 1), (3, 'abc', 2), (4, NULL, 1), "
+             "(5, NULL, 1), (6, 'zz', 1)"],
+            "`Tab le`", "UNIQUE KEY `u``1`", 2, ["UPDATE `Tab le` SET `group` = 3 WHERE `id` = 2"]),
+    Blocked("primary_key_over_duplicates",
+            ["CREATE TABLE `Tab le` (`id` INT NOT NULL, `dbrepl_dups` INT NOT NULL DEFAULT 0, PRIMARY KEY (`id`))"],
+            ["CREATE TABLE `Tab le` (`id` INT NOT NULL, `dbrepl_dups` INT NOT NULL DEFAULT 0, "
+             "PRIMARY KEY (`dbrepl_dups`))"],
+            ["INSERT INTO `Tab le` VALUES (1, 7), (2, 7), (3, 7), (4, 8)"], "`Tab le`", "PRIMARY KEY", 3,
+            ["UPDATE `Tab le` SET `dbrepl_dups` = `id` + 100"]),
+    Blocked("varchar_narrowed_below_data", [t("`Näme` VARCHAR(20)")], [t("`Näme` VARCHAR(3)")],
+            ["INSERT INTO `Tab le` VALUES (1, 'äbcd'), (2, 'äbc'), (3, NULL)"], "`Tab le`", "varchar(3)", 1,
+            ["UPDATE `Tab le` SET `Näme` = 'x' WHERE `id` = 1"], forward_destructive=True),
+    Blocked("int_narrowed_below_data", [t("`count` INT")], [t("`count` TINYINT UNSIGNED")],
+            ["INSERT INTO `Tab le` VALUES (1, 300), (2, -1), (3, 255), (4, 0)"], "`Tab le`", "tinyint(3) unsigned",
+            2, ["UPDATE `Tab le` SET `count` = 1 WHERE `count` NOT BETWEEN 0 AND 255"],
+            forward_destructive=True, backward_destructive=False),
+    Blocked("decimal_narrowed_below_data", [t("`amount` DECIMAL(10,2)")], [t("`amount` DECIMAL(4,2)")],
+            ["INSERT INTO `Tab le` VALUES (1, 100.00), (2, -99.99), (3, -12345.5)"], "`Tab le`", "decimal(4,2)", 2,
+            ["UPDATE `Tab le` SET `amount` = 1 WHERE ABS(`amount`) >= 100"], forward_destructive=True),
+    Blocked("null_to_not_null", [t("`v` INT NULL")], [t("`v` INT NOT NULL DEFAULT 0")],
+            ["INSERT INTO `Tab le` VALUES (1, NULL), (2, 1), (3, NULL)"], "`Tab le`", "modify column `v`", 2,
+            ["UPDATE `Tab le` SET `v` = 0 WHERE `v` IS NULL"], forward_destructive=True),
+    Blocked("foreign_key_orphans", [PARENT, CHILD.format(fk="")], [PARENT, CHILD.format(fk=FK)],
+            ["INSERT INTO `Éltern` VALUES (1, 1), (2, 2)",
+             "INSERT INTO `child ``c``` VALUES (10, 1), (11, 99), (12, NULL), (13, 98)"],
+            "`child ``c```", "FOREIGN KEY (`dbrepl_parent`)", 2,
+            ["UPDATE `child ``c``` SET `dbrepl_parent` = NULL WHERE `dbrepl_parent` > 2"]),
+    Blocked("self_referencing_foreign_key_orphans", [NODE.format(fk="")], [NODE.format(fk=NODE_FK)],
+            ["INSERT INTO `node` VALUES (1, NULL), (2, 1), (3, 42), (4, 4)"], "`node`",
+            "FOREIGN KEY (`parent id`)", 1, ["DELETE FROM `node` WHERE `id` = 3"]),
+    Blocked("foreign_key_to_new_parent", [CHILD.format(fk="")], [PARENT, CHILD.format(fk=FK)],
+            ["INSERT INTO `child ``c``` VALUES (10, 1), (12, NULL)"], "`child ``c```", "REFERENCES", 1,
+            ["UPDATE `child ``c``` SET `dbrepl_parent` = NULL"], backward_destructive=True),
+]
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_forward_refused_before_any_ddl(mariadb, fresh_dbs, case: Blocked):  # noqa: F811
+    src_db, dst_db = fresh_dbs()
+    src, dst = mariadb.connect(ssl_disabled=True), mariadb.connect(ssl_disabled=True)
+    run(src, src_db, case.after)
+    run(dst, dst_db, case.before + case.rows)
+    schema_before, rows_before = snapshot(dst, dst_db), row_ids(dst, dst_db)
+
+    plan = plan_schema(src, dst, [(src_db, dst_db)])
+    assert bool(plan.destructive_clauses()) == case.forward_destructive, plan.sql()
+    with pytest.raises(RowsPreventChange) as refused:
+        apply_schema(dst, plan, allow_destructive=True)
+    message = str(refused.value)
+    assert "no DDL was run" in message
+    assert f"table `{dst_db}`.{case.table}" in message, message
+    assert case.clause in message, message
+    assert f"{case.count} row(s) in the way" in message, message
+    assert [n for _, n in refused.value.blocked] == [case.count]
+    assert refused.value.to_dict()["blocked"][0]["rows"] == case.count
+    assert isinstance(refused.value, DestructiveChangeRefused), "reported as a refusal"
+    assert snapshot(dst, dst_db) == schema_before and row_ids(dst, dst_db) == rows_before
+
+    # Fixed rows: the same plan now passes the preflight and converges.
+    run(dst, dst_db, case.fix)
+    assert apply_schema(dst, plan, allow_destructive=True).converged
+    assert snapshot(dst, dst_db) == snapshot(src, src_db)
+    assert plan_schema(src, dst, [(src_db, dst_db)]).statements == []
+    src.close()
+    dst.close()
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_backward_converges(mariadb, fresh_dbs, case: Blocked):  # noqa: F811
+    _sync_one_direction(mariadb, fresh_dbs, case.before, case.after, case.after_rows,
+                        case.backward_destructive, [])
+
+
+@pytest.mark.mariadb
+def test_refusal_reaches_the_cli_as_refused_exit_1(mariadb, fresh_dbs):  # noqa: F811
+    src_db, dst_db = fresh_dbs()
+    conn = mariadb.connect(ssl_disabled=True)
+    case = CASES[0]
+    run(conn, src_db, case.after)
+    run(conn, dst_db, case.before + case.rows)
+    before = snapshot(conn, dst_db)
+    base = f"mysql://root@127.0.0.1:{mariadb.port}/"
+    r = CliRunner().invoke(app, ["sync", "schema", base + src_db, base + dst_db, "--yes", "--json"])
+    assert r.exit_code == 1, r.output
+    assert '"status": "refused"' in r.output and "2 row(s) in the way" in r.output, r.output
+    assert snapshot(conn, dst_db) == before
+
+
+def test_precheck_sql_is_capture_proof():
+    p = Precheck("d b", "t`x", "add key", "dup", where="`d b`.`t``x`.`c` IS NOT NULL",
+                 group_by=("`d b`.`t``x`.`c`",))
+    sql = p.sql()
+    # Grouping by a qualified column, the count read through its derived table's name.
+    assert "GROUP BY `d b`.`t``x`.`c` HAVING COUNT(*) > 1" in sql
+    assert sql.startswith("SELECT COALESCE(SUM(`dbrepl_dups`.`dbrepl_n`), 0) FROM (SELECT COUNT(*)")
+    assert Precheck("d", "t", "w", "y", where="`x` > 0").sql() == "SELECT COUNT(*) FROM `d`.`t` WHERE `x` > 0"
+
+
+@pytest.mark.parametrize("definition, default", [
+    ("int(11) NOT NULL", False), ("int(11) NOT NULL DEFAULT 0", True),
+    ("varchar(5) NOT NULL COMMENT 'DEFAULT AS'", False), ("int(11) NOT NULL AUTO_INCREMENT", True),
+    ("int(11) GENERATED ALWAYS AS (`a` + 1) STORED", True),  # MariaDB and MySQL 8.0 print this
+    ("int(11) AS (`a` + 1) PERSISTENT", True),
+])
+def test_has_default(definition, default):
+    assert has_default(definition) is default
+
+
+def test_inline_check():
+    assert inline_check("int(11) DEFAULT NULL CHECK (`a` > 0 and (`a` < 9))") == "(`a` > 0 and (`a` < 9))"
+    assert inline_check("varchar(9) DEFAULT 'CHECK (x)'") is None
