@@ -64,6 +64,10 @@ CASES = [
          [AUTHORS.replace("`id` INT", "`id` BIGINT"), POSTS.format(action="").replace("`author id` INT",
                                                                                        "`author id` BIGINT")],
          backward_destructive=True, before_rows=POSTS_ROWS, after_rows=POSTS_ROWS),
+    # 7. an index renamed (same key parts, same place): RENAME INDEX, no drop and rebuild
+    Case("index_renamed_in_place",
+         [GEN.format(expr="`a b` * 2", kind="VIRTUAL").replace("KEY `k'2`", "KEY `Old Näme`")],
+         [GEN.format(expr="`a b` * 2", kind="VIRTUAL")], before_rows=GEN_ROWS, after_rows=GEN_ROWS),
     # 4. a referencing table is dropped while the column it references goes with its key (1829)
     Case("drop_referencing_table_and_referenced_key",
          [PARENT, CHILD],

@@ -116,3 +116,18 @@ def test_no_hint_when_the_added_column_differs(mariadb, db_pair):
     run(conn, dst_db, ["CREATE TABLE `t` (`id` INT NOT NULL PRIMARY KEY, `a` INT)"])
     plan = plan_schema(conn, conn, [(src_db, dst_db)])
     assert plan.destructive_clauses() and "--rename" not in str(DestructiveChangeRefused(plan.destructive_clauses()))
+
+
+@pytest.mark.mariadb
+def test_index_renamed_in_place_is_a_rename_not_a_rebuild(mariadb, db_pair):
+    src_db, dst_db = db_pair
+    conn = mariadb.connect(ssl_disabled=True)
+    run(conn, src_db, ["CREATE TABLE `t` (`id` INT NOT NULL PRIMARY KEY, `a` INT, `b` INT, "
+                       "KEY `New ``k```(`a`, `b` DESC), KEY `kb` (`b`))"])
+    run(conn, dst_db, ["CREATE TABLE `t` (`id` INT NOT NULL PRIMARY KEY, `a` INT, `b` INT, "
+                       "KEY `old k` (`a`, `b` DESC), KEY `kb` (`b`))"])
+    plan = plan_schema(conn, conn, [(src_db, dst_db)])
+    assert [s.sql for s in plan.statements] == [
+        f"ALTER TABLE `{dst_db}`.`t` RENAME INDEX `old k` TO `New ``k```"]
+    assert apply_schema(conn, plan).converged
+    assert snapshot(conn, dst_db) == snapshot(conn, src_db)

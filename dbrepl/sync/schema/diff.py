@@ -345,12 +345,21 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
         pre = unique_precheck(tdb, table_now, f"add {s_pk.definition}", s_pk, names) if pk_changed else None
         clauses.append((f"ADD {s_pk.definition}",
                         Clause(f"add primary key on {qname}", prechecks=(pre,) if pre else ())))
+    src_index_names = {i.name.lower() for i in src.indexes}
+    dst_index_names = {i.name.lower() for i in dst_indexes}
     for group in (0, 1, 2):
         s_g = [i for i in src.indexes if i.group == group and i.kind != "primary"]
         d_g = [i for i in dst_indexes if i.group == group and i.kind != "primary"]
         p = 0
-        while p < min(len(s_g), len(d_g)) and s_g[p].definition == d_g[p].definition \
-                and not over_readded(s_g[p]):
+        while p < min(len(s_g), len(d_g)) and not over_readded(s_g[p]):
+            a, b = s_g[p], d_g[p]
+            if a.definition != b.definition:
+                # Same place, same key parts, another name: renamed in place (no rebuild).
+                if _unnamed(a) != _unnamed(b) or a.name.lower() in dst_index_names \
+                        or b.name.lower() in src_index_names:
+                    break
+                clauses.append((f"RENAME INDEX {quote(b.name)} TO {quote(a.name)}",
+                                Clause(f"rename index {quote(b.name)} on {qname} to {quote(a.name)}")))
             p += 1
         src_defs = {i.definition for i in s_g[p:]}
         moves = any(i.definition in src_defs for i in d_g[p:])
@@ -433,6 +442,17 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
             and not renamed and _without_fks(src) != _without_fks(dst):
         out.notes.append(f"table {qname}: a difference this engine does not handle remains")
     return change
+
+
+def _unnamed(index: Index) -> str:
+    """An index definition without its name (the first quoted name in it)."""
+    out, named = [], False
+    for tok in tokenize(index.definition):
+        if tok.kind == "ident" and not named:
+            named = True
+            continue
+        out.append(tok.text)
+    return "".join(out)
 
 
 def _check_expr(definition: str) -> str | None:
