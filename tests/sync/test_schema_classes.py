@@ -45,6 +45,10 @@ CASES = [
          [AI.format(keys="PRIMARY KEY (`id`), KEY `by select` (`select`)")],
          [AI.format(keys="PRIMARY KEY (`select`, `id`), KEY `by id` (`id`), KEY `by select` (`select`)")],
          before_rows=AI_ROWS, after_rows=AI_ROWS),
+    Case("auto_increment_key_moves_between_statements",
+         [AI.format(keys="PRIMARY KEY (`select`, `id`), KEY `by id` (`id`), KEY `by select` (`select`)")],
+         [AI.format(keys="PRIMARY KEY (`select`, `id`), KEY `by select` (`select`), KEY `by id` (`id`)")],
+         before_rows=AI_ROWS, after_rows=AI_ROWS),
     # 2. generated column kind or expression changed while indexes and CHECKs depend on it
     Case("generated_virtual_to_persistent_with_dependents",
          [GEN.format(expr="`a b` * 2", kind="VIRTUAL")], [GEN.format(expr="`a b` * 2", kind="PERSISTENT")],

@@ -190,3 +190,24 @@ def test_has_default(definition, default):
 def test_inline_check():
     assert inline_check("int(11) DEFAULT NULL CHECK (`a` > 0 and (`a` < 9))") == "(`a` > 0 and (`a` < 9))"
     assert inline_check("varchar(9) DEFAULT 'CHECK (x)'") is None
+
+
+@pytest.mark.mariadb
+def test_preflight_reads_the_target_under_its_names_before_renames(mariadb, fresh_dbs):  # noqa: F811
+    src_db, dst_db = fresh_dbs()
+    conn = mariadb.connect(ssl_disabled=True)
+    run(conn, src_db, ["CREATE TABLE `new_t` (`id` INT NOT NULL PRIMARY KEY, `quantity` INT, "
+                       "CONSTRAINT `ck` CHECK (`quantity` >= 0), UNIQUE KEY `uq` (`quantity`))"])
+    run(conn, dst_db, ["CREATE TABLE `old_t` (`id` INT NOT NULL PRIMARY KEY, `qty` INT)",
+                       "INSERT INTO `old_t` VALUES (1, -1), (2, 5), (3, 5), (4, 6)"])
+    hints = [f"{src_db}.old_t=new_t", f"{src_db}.new_t.qty=quantity"]
+    plan = plan_schema(conn, conn, [(src_db, dst_db)], renames=hints)
+    before = snapshot(conn, dst_db)
+    with pytest.raises(RowsPreventChange) as refused:
+        apply_schema(conn, plan)
+    blocked = {(p.table, p.what): n for p, n in refused.value.blocked}
+    assert blocked == {("old_t", "add CONSTRAINT `ck` CHECK (`quantity` >= 0)"): 1,
+                       ("old_t", "add UNIQUE KEY `uq` (`quantity`)"): 2}
+    assert snapshot(conn, dst_db) == before
+    run(conn, dst_db, ["DELETE FROM `old_t` WHERE `id` IN (1, 3)"])
+    assert apply_schema(conn, plan).converged

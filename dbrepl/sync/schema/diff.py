@@ -345,6 +345,7 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
         pre = unique_precheck(tdb, table_now, f"add {s_pk.definition}", s_pk, names) if pk_changed else None
         clauses.append((f"ADD {s_pk.definition}",
                         Clause(f"add primary key on {qname}", prechecks=(pre,) if pre else ())))
+    first_adds: list[Index] = [s_pk] if s_pk and (pk_changed or over_readded(s_pk)) else []
     src_index_names = {i.name.lower() for i in src.indexes}
     dst_index_names = {i.name.lower() for i in dst_indexes}
     for group in (0, 1, 2):
@@ -379,6 +380,9 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
             (second if deferred else clauses).append(
                 (f"ADD {i.definition}",
                  Clause(f"add index {quote(i.name)} on {qname}", prechecks=(pre,) if pre else ())))
+            if not deferred:
+                first_adds.append(i)
+    _bridge_auto_increment(src, dst_indexes, change.dropped_indexes, first_adds, qname, clauses, second)
 
     # Table-level CHECK constraints: appended in order, even when re-added unchanged.
     dst_checks = [replace(c, definition=_rename_in_column_list(c.definition, renamed)) for c in dst.checks]
@@ -442,6 +446,41 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
             and not renamed and _without_fks(src) != _without_fks(dst):
         out.notes.append(f"table {qname}: a difference this engine does not handle remains")
     return change
+
+
+_BRIDGE = "dbrepl_auto_increment_key"
+
+
+def _bridge_auto_increment(src: Table, dst_indexes: list[Index], dropped: list[Index], first_adds: list[Index],
+                           qname: str, clauses: list, second: list) -> None:
+    """Keep a key on the AUTO_INCREMENT column while its own key moves to the next statement.
+
+    A moved index is dropped in the table's first ALTER and re-added in the second; when it
+    is the only key leading with the AUTO_INCREMENT column, the first ALTER would leave that
+    column without one (error 1075). A temporary key bridges the two statements.
+    """
+    auto = next((c.name for c in src.columns if "AUTO_INCREMENT" in _top_words(c.definition)), None)
+    if auto is None or not second:
+        return
+    dropped_names = {i.name for i in dropped}
+    after_first = [i for i in dst_indexes if i.name not in dropped_names] + first_adds
+    if any(i.columns[:1] == (auto,) for i in after_first):
+        return
+    clauses.append((f"ADD KEY {quote(_BRIDGE)} ({quote(auto)})",
+                    Clause(f"add temporary key {quote(_BRIDGE)} on {qname} (the AUTO_INCREMENT column's "
+                           f"key moves in the next statement)")))
+    second.append((f"DROP INDEX {quote(_BRIDGE)}", Clause(f"drop temporary key {quote(_BRIDGE)} on {qname}")))
+
+
+def _top_words(definition: str) -> set[str]:
+    """Upper-cased words of a column definition outside parentheses, strings and comments."""
+    words, depth = set(), 0
+    for tok in tokenize(definition):
+        if tok.kind == "punct" and tok.text in "()":
+            depth += 1 if tok.text == "(" else -1
+        elif depth == 0 and tok.kind == "word":
+            words.add(tok.text.upper())
+    return words
 
 
 def _unnamed(index: Index) -> str:
