@@ -466,10 +466,12 @@ def _bridge_auto_increment(src: Table, dst_indexes: list[Index], dropped: list[I
     after_first = [i for i in dst_indexes if i.name not in dropped_names] + first_adds
     if any(i.columns[:1] == (auto,) for i in after_first):
         return
-    clauses.append((f"ADD KEY {quote(_BRIDGE)} ({quote(auto)})",
-                    Clause(f"add temporary key {quote(_BRIDGE)} on {qname} (the AUTO_INCREMENT column's "
+    taken = {i.name.lower() for i in [*src.indexes, *dst_indexes]}
+    name = next(n for n in (f"{_BRIDGE}{k or ''}" for k in range(len(taken) + 1)) if n not in taken)
+    clauses.append((f"ADD KEY {quote(name)} ({quote(auto)})",
+                    Clause(f"add temporary key {quote(name)} on {qname} (the AUTO_INCREMENT column's "
                            f"key moves in the next statement)")))
-    second.append((f"DROP INDEX {quote(_BRIDGE)}", Clause(f"drop temporary key {quote(_BRIDGE)} on {qname}")))
+    second.append((f"DROP INDEX {quote(name)}", Clause(f"drop temporary key {quote(name)} on {qname}")))
 
 
 def _top_words(definition: str) -> set[str]:
