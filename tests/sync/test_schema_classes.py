@@ -94,3 +94,43 @@ def test_forward(mariadb, fresh_dbs, case: Case):  # noqa: F811 (the imported fi
 def test_backward(mariadb, fresh_dbs, case: Case):  # noqa: F811
     _sync_one_direction(mariadb, fresh_dbs, case.before, case.after, case.after_rows,
                         case.backward_destructive, case.backward_renames)
+
+
+# ---- point 1 audit: a view's table alias spelled like the source database is not rewritten ----
+
+
+@pytest.mark.mariadb
+def test_view_alias_named_like_the_source_database_is_not_rewritten(mariadb, db_pair):
+    from dbrepl.sync.schema import apply_schema, plan_schema
+    from tests.sync.test_schema_corpus import run, snapshot
+
+    src_db, dst_db = db_pair
+    conn = mariadb.connect(ssl_disabled=True)
+    run(conn, src_db, [
+        "CREATE TABLE `t` (`id` INT NOT NULL PRIMARY KEY, `v` INT)",
+        "CREATE TABLE `u` (`id` INT NOT NULL PRIMARY KEY)",
+        f"CREATE VIEW `w` AS SELECT `{src_db}`.`id`, `x`.`id` AS `xid` FROM `t` AS `{src_db}` "
+        f"JOIN `u` AS `x` ON `{src_db}`.`id` = `x`.`id` WHERE `{src_db}`.`v` > 0",
+    ])
+    plan = plan_schema(conn, conn, [(src_db, dst_db)])
+    (view,) = [s.sql for s in plan.statements if s.phase == "create views"]
+    assert f"`{dst_db}`.`t` `{src_db}`" in view and f"`{src_db}`.`id` AS `id`" in view, view
+    assert apply_schema(conn, plan).converged
+    assert snapshot(conn, dst_db) == snapshot(conn, src_db)
+    # The target's view reads the target's tables (the source's stay empty).
+    run(conn, dst_db, ["INSERT INTO `t` VALUES (1, 5), (2, 0)", "INSERT INTO `u` VALUES (1), (2)"])
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM `{dst_db}`.`w`")
+        assert cur.fetchall() == ((1, 1),)
+
+
+def test_map_databases_keeps_aliases_and_rewrites_tables():
+    from dbrepl.sync.schema.diff import map_databases
+
+    m = {"app": "stg"}
+    assert map_databases("select `app`.`id` AS `id` from `app`.`t` `app`", m) == \
+        "select `app`.`id` AS `id` from `stg`.`t` `app`"
+    assert map_databases("select `app`.`t`.`id` AS `id` from `app`.`t`", m) == \
+        "select `stg`.`t`.`id` AS `id` from `stg`.`t`"
+    assert map_databases("select `d`.`a` AS `a` from (select `app`.`t`.`a` AS `a` from `app`.`t`) `d`", m) == \
+        "select `d`.`a` AS `a` from (select `stg`.`t`.`a` AS `a` from `stg`.`t`) `d`"

@@ -653,19 +653,57 @@ def _keep_index_names(src: Table, dst: Table, adds: list[ForeignKey], change: _T
 # ---- views ---------------------------------------------------------------------------------
 
 
+_TABLE_REF_BEFORE = {"FROM", "JOIN", "STRAIGHT_JOIN"}
+_TABLE_REF_AFTER = {"JOIN", "STRAIGHT_JOIN", "LEFT", "RIGHT", "INNER", "CROSS", "NATURAL", "ON", "USING",
+                    "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "UNION", "WINDOW"}
+
+
 def map_databases(definition: str, db_map: dict[str, str]) -> str:
-    """Rewrite `db`. qualifiers of a view definition from source to target database names."""
+    """Rewrite `db`. qualifiers of a view definition from source to target database names.
+
+    The server prints every table as `db`.`t` and every column as `db`.`t`.`c` or, under a
+    table alias, `alias`.`c`; an alias spelled like a synced database must not be rewritten
+    (it would capture the alias). Aliases are the names printed right after a table or a
+    derived table (`db`.`t` `alias`, `(select ...) `alias``); a two-part name under such a
+    name is rewritten only where a table stands (after FROM/JOIN, before its alias or a
+    join keyword).
+    """
     if all(k == v for k, v in db_map.items()):
         return definition
     toks = list(tokenize(definition))
+    sig = [i for i, t in enumerate(toks) if t.kind not in ("space", "comment")]
+    at = {i: n for n, i in enumerate(sig)}
+
+    def tok(n: int):
+        return toks[sig[n]] if 0 <= n < len(sig) else None
+
+    def is_dot(n: int) -> bool:
+        t = tok(n)
+        return t is not None and t.text == "."
+
+    def word(n: int) -> str:
+        t = tok(n)
+        return t.text.upper() if t is not None and t.kind == "word" else ""
+
+    aliases = set()
+    for n in range(len(sig)):
+        t, prev = tok(n), tok(n - 1)
+        if t.kind == "ident" and not is_dot(n + 1) and prev is not None and not is_dot(n - 1) \
+                and (prev.kind == "ident" or prev.text == ")"):
+            aliases.add(t.text[1:-1].replace("``", "`"))
     out = []
-    for i, tok in enumerate(toks):
-        if tok.kind == "ident" and i + 1 < len(toks) and toks[i + 1].text.startswith("."):
-            name = tok.text[1:-1].replace("``", "`")
-            if name in db_map:
+    for i, t in enumerate(toks):
+        n = at.get(i)
+        if n is not None and t.kind == "ident" and is_dot(n + 1) and not is_dot(n - 1):
+            name = t.text[1:-1].replace("``", "`")
+            three_part = is_dot(n + 3)
+            after = tok(n + 3)
+            table_ref = (word(n - 1) in _TABLE_REF_BEFORE or (after is not None and after.kind == "ident")
+                         or word(n + 3) in _TABLE_REF_AFTER or after is None)
+            if name in db_map and (three_part or name not in aliases or table_ref):
                 out.append(quote(db_map[name]))
                 continue
-        out.append(tok.text)
+        out.append(t.text)
     return "".join(out)
 
 
