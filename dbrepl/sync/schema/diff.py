@@ -22,6 +22,7 @@ from dbrepl.sync.schema.preflight import (
     column_prechecks,
     foreign_key_precheck,
     inline_check,
+    top_words,
     unique_precheck,
 )
 from dbrepl.sync.splitter import matching_paren, tokenize
@@ -459,7 +460,7 @@ def _bridge_auto_increment(src: Table, dst_indexes: list[Index], dropped: list[I
     is the only key leading with the AUTO_INCREMENT column, the first ALTER would leave that
     column without one (error 1075). A temporary key bridges the two statements.
     """
-    auto = next((c.name for c in src.columns if "AUTO_INCREMENT" in _top_words(c.definition)), None)
+    auto = next((c.name for c in src.columns if "AUTO_INCREMENT" in top_words(c.definition)), None)
     if auto is None or not second:
         return
     dropped_names = {i.name for i in dropped}
@@ -472,17 +473,6 @@ def _bridge_auto_increment(src: Table, dst_indexes: list[Index], dropped: list[I
                     Clause(f"add temporary key {quote(name)} on {qname} (the AUTO_INCREMENT column's "
                            f"key moves in the next statement)")))
     second.append((f"DROP INDEX {quote(name)}", Clause(f"drop temporary key {quote(name)} on {qname}")))
-
-
-def _top_words(definition: str) -> set[str]:
-    """Upper-cased words of a column definition outside parentheses, strings and comments."""
-    words, depth = set(), 0
-    for tok in tokenize(definition):
-        if tok.kind == "punct" and tok.text in "()":
-            depth += 1 if tok.text == "(" else -1
-        elif depth == 0 and tok.kind == "word":
-            words.add(tok.text.upper())
-    return words
 
 
 def _unnamed(index: Index) -> str:

@@ -139,6 +139,11 @@ def _words_at_top(definition: str) -> list[tuple[int, Any]]:
     return out
 
 
+def top_words(definition: str) -> set[str]:
+    """Upper-cased words of a definition outside parentheses, strings and comments."""
+    return {tok.text.upper() for depth, tok in _words_at_top(definition) if depth == 0 and tok.kind == "word"}
+
+
 def inline_check(definition: str) -> str | None:
     """The `(expr)` of a column-level CHECK in a column definition, or None."""
     toks = list(tokenize(definition))
@@ -163,8 +168,7 @@ def has_default(definition: str) -> bool:
     DEFAULT, AUTO_INCREMENT and generated columns (MariaDB `AS (...)`, MySQL and MariaDB
     `GENERATED ALWAYS AS (...)`) all do.
     """
-    words = {tok.text.upper() for depth, tok in _words_at_top(definition) if depth == 0 and tok.kind == "word"}
-    return bool(words & {"DEFAULT", "AUTO_INCREMENT", "AS", "GENERATED"})
+    return bool(top_words(definition) & {"DEFAULT", "AUTO_INCREMENT", "AS", "GENERATED"})
 
 
 def _map_idents(expr: str, names: dict[str, str]) -> str | None:
@@ -202,6 +206,10 @@ def column_prechecks(database: str, table: str, what: str, old: Column, new: Col
         checks.append(Precheck(database, table, what, "are NULL", where=f"{c} IS NULL"))
     if new.generated:
         return checks
+    if "AUTO_INCREMENT" in top_words(new.definition) and "AUTO_INCREMENT" not in top_words(old.definition):
+        # The server renumbers a 0 while copying (silently, or error 1062 on a collision).
+        checks.append(Precheck(database, table, what, "hold 0, which becoming AUTO_INCREMENT renumbers",
+                               where=f"{c} = 0"))
     ob, oa, _ = _parse(old.column_type)
     nb, na, nattr = _parse(new.column_type)
     if old.column_type.lower() != new.column_type.lower():
