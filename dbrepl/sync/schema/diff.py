@@ -540,11 +540,12 @@ def _diff_foreign_keys(
         return any(i.columns[: len(columns)] == columns for i in ch.dropped_indexes)
 
     def fk_prechecks(sdb: str, tdb: str, name: str, dst_table: Table, fk: ForeignKey) -> tuple:
-        """Orphan rows of a key new to the target's table (one it had already is satisfied)."""
+        """Orphan rows of a key added to an existing table. Even a key the target had is
+        checked again: rows loaded with foreign_key_checks=0 can break it, and re-adding it
+        validates every row."""
         ch = changes.get((tdb, name))
         ref_db = db_map.get(fk.ref_database or sdb, fk.ref_database or sdb)
-        if ch is None or any((f.columns, f.ref_table, f.ref_columns) == (fk.columns, fk.ref_table, fk.ref_columns)
-                             and (f.ref_database or tdb) == ref_db for f in dst_table.foreign_keys):
+        if ch is None:
             return ()
         parent_ch = changes.get((ref_db, fk.ref_table))
         if parent_ch is not None:

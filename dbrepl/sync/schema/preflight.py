@@ -213,6 +213,7 @@ def column_prechecks(database: str, table: str, what: str, old: Column, new: Col
     ob, oa, _ = _parse(old.column_type)
     nb, na, nattr = _parse(new.column_type)
     if old.column_type.lower() != new.column_type.lower():
+        checks += _conversion_prechecks(database, table, what, c, ob, nb, na)
         unsigned = "unsigned" in nattr
         if nb in _INT_RANGE:
             bits = _INT_RANGE[nb]
@@ -253,6 +254,33 @@ def column_prechecks(database: str, table: str, what: str, old: Column, new: Col
                 checks.append(Precheck(database, table, what, "use the removed member(s) "
                                        + ", ".join(repr(m) for m in gone), where=cond, params=tuple(gone)))
     return checks
+
+
+_NUMERIC = {*_INT_RANGE, "decimal", "numeric", "float", "double", "real", "bit"}
+_STRINGS = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext"}
+_TEMPORAL = {"date": "DATE", "datetime": "DATETIME(6)", "timestamp": "DATETIME(6)", "time": "TIME(6)"}
+# A number as the server reads one from a string while converting a column (spaces allowed).
+NUMBER_PATTERN = "^ *[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)([eE][-+]?[0-9]+)? *$"
+
+
+def _conversion_prechecks(database: str, table: str, what: str, c: str, ob: str, nb: str,
+                          na: list[str]) -> list[Precheck]:
+    """Rows whose value the server cannot convert into the new type (strict mode fails)."""
+    if ob in _STRINGS and nb in _NUMERIC - {"bit"}:
+        return [Precheck(database, table, what, "hold text that is not a number",
+                         where=f"{c} NOT REGEXP %s", params=(NUMBER_PATTERN,))]
+    if nb in _TEMPORAL and ob not in _TEMPORAL:
+        return [Precheck(database, table, what, f"hold values that are not a valid {nb}",
+                         where=f"{c} IS NOT NULL AND CAST({c} AS {_TEMPORAL[nb]}) IS NULL")]
+    if nb == "enum" and ob != "enum":
+        members = _members(na)
+        if ob in _NUMERIC:  # a number is read as a member's position
+            return [Precheck(database, table, what, f"hold numbers that are not a member position "
+                             f"1..{len(members)}", where=f"{c} NOT BETWEEN 1 AND {len(members)} OR {c} <> FLOOR({c})")]
+        marks = ", ".join(["%s"] * len(members))
+        return [Precheck(database, table, what, "hold values that are not a member of the new ENUM",
+                         where=f"CAST({c} AS CHAR) NOT IN ({marks})", params=tuple(members))]
+    return []
 
 
 def added_column_precheck(database: str, table: str, what: str, new: Column) -> Precheck | None:
