@@ -1,8 +1,10 @@
 """Compare two normalised schemas and emit ordered DDL with every clause classed.
 
 Order across the whole run (DESIGN §5): foreign keys are dropped first and added last, so
-tables can be created, altered and dropped in any state of their references; new tables
-are created in dependency order; views come last because they read the final tables.
+tables can be created, altered and dropped in any state of their references (a table to be
+dropped loses its keys first when what they reference is altered); new tables are created
+in dependency order; views come last because they read the final tables. Clauses the
+target's rows can block carry a `preflight.Precheck`, run read-only before any DDL.
 """
 
 from __future__ import annotations
