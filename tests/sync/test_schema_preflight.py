@@ -69,9 +69,10 @@ CASES = [
             ["INSERT INTO `Tab le` VALUES (1, 'c''q'), (2, 'c''q'), (3, 'a'), (4, NULL)"],
             "`Tab le`", "enum('a','b')", 2, ["UPDATE `Tab le` SET `état` = 'b' WHERE `état` = 'c''q'"],
             forward_destructive=True),
-    Blocked("set_member_removed", [t("`Flags` SET('x','y','z')")], [t("`Flags` SET('x','y')")],
+    # A name holding "%s": the checks with bound values must not read it as a placeholder.
+    Blocked("set_member_removed", [t("`Flags %s` SET('x','y','z')")], [t("`Flags %s` SET('x','y')")],
             ["INSERT INTO `Tab le` VALUES (1, 'x,z'), (2, 'x,y'), (3, '')"], "`Tab le`", "set('x','y')", 1,
-            ["UPDATE `Tab le` SET `Flags` = 'x' WHERE `id` = 1"], forward_destructive=True),
+            ["UPDATE `Tab le` SET `Flags %s` = 'x' WHERE `id` = 1"], forward_destructive=True),
     Blocked("not_null_column_without_default", [t("`a` INT")], [t("`a` INT, `NoDefault` DATE NOT NULL")],
             ["INSERT INTO `Tab le` VALUES (1, 1), (2, 2), (3, 3)"], "`Tab le`", "add column `NoDefault`", 3,
             ["DELETE FROM `Tab le`"], backward_destructive=True),
@@ -188,6 +189,8 @@ def test_precheck_sql_is_capture_proof():
     p = Precheck("d b", "t`x", "add key", "dup", where="`d b`.`t``x`.`c` IS NOT NULL",
                  group_by=("`d b`.`t``x`.`c`",))
     sql = p.sql()
+    with_values = Precheck("d%b", "t", "w", "y", where="`d%b`.`t`.`c` IN (%s)", params=("a%b",))
+    assert with_values.sql() == "SELECT COUNT(*) FROM `d%%b`.`t` WHERE `d%%b`.`t`.`c` IN (%s)"
     # Grouping by a qualified column, the count read through its derived table's name.
     assert "GROUP BY `d b`.`t``x`.`c` HAVING COUNT(*) > 1" in sql
     assert sql.startswith("SELECT COALESCE(SUM(`dbrepl_dups`.`dbrepl_n`), 0) FROM (SELECT COUNT(*)")

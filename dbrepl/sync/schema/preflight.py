@@ -47,12 +47,18 @@ class Precheck:
     group_by: tuple[str, ...] = ()
 
     def sql(self) -> str:
+        """The query; with `params`, a `%` inside a quoted name is doubled (pymysql formats
+        the text with the parameters, and a column may be called `100 %s`)."""
         source = qualified(self.database, self.table)
         if not self.group_by:
-            return f"SELECT COUNT(*) FROM {source} WHERE {self.where}"
-        groups = ", ".join(self.group_by)
-        return (f"SELECT COALESCE(SUM(`dbrepl_dups`.`dbrepl_n`), 0) FROM (SELECT COUNT(*) AS `dbrepl_n` "
-                f"FROM {source} WHERE {self.where} GROUP BY {groups} HAVING COUNT(*) > 1) AS `dbrepl_dups`")
+            text = f"SELECT COUNT(*) FROM {source} WHERE {self.where}"
+        else:
+            groups = ", ".join(self.group_by)
+            text = (f"SELECT COALESCE(SUM(`dbrepl_dups`.`dbrepl_n`), 0) FROM (SELECT COUNT(*) AS `dbrepl_n` "
+                    f"FROM {source} WHERE {self.where} GROUP BY {groups} HAVING COUNT(*) > 1) AS `dbrepl_dups`")
+        if not self.params:
+            return text
+        return "".join(t.text.replace("%", "%%") if t.kind == "ident" else t.text for t in tokenize(text))
 
 
 def col(database: str, table: str, column: str) -> str:
