@@ -81,6 +81,12 @@ CASES = [
             ["INSERT INTO `Tab le` VALUES (1, 'abcX', 1), (2, 'ABCy', 1), (3, 'abc', 2), (4, NULL, 1), "
              "(5, NULL, 1), (6, 'zz', 1)"],
             "`Tab le`", "UNIQUE KEY `u``1`", 2, ["UPDATE `Tab le` SET `group` = 3 WHERE `id` = 2"]),
+    Blocked("collation_change_under_unique_key",
+            [t("`Näme` VARCHAR(10) COLLATE utf8mb4_bin, UNIQUE KEY `u` (`Näme`)")],
+            [t("`Näme` VARCHAR(10) COLLATE utf8mb4_general_ci, UNIQUE KEY `u` (`Näme`)")],
+            ["INSERT INTO `Tab le` VALUES (1, 'Äbc'), (2, 'äbc'), (3, 'abc'), (4, 'x')"], "`Tab le`",
+            "under UNIQUE KEY `u`", 3,  # general_ci ignores case and accents: Äbc = äbc = abc
+            ["UPDATE `Tab le` SET `Näme` = CONCAT('y', `id`) WHERE `id` IN (2, 3)"]),
     Blocked("primary_key_over_duplicates",
             ["CREATE TABLE `Tab le` (`id` INT NOT NULL, `dbrepl_dups` INT NOT NULL DEFAULT 0, PRIMARY KEY (`id`))"],
             ["CREATE TABLE `Tab le` (`id` INT NOT NULL, `dbrepl_dups` INT NOT NULL DEFAULT 0, "

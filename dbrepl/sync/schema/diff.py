@@ -265,6 +265,12 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
     table_now = out.current.get((tdb, src.name), src.name)
     names = {n: back.get(n, n) for n in dst_by_name}
     change.current_table, change.names = table_now, names
+    # Columns converted to another charset or collation: unique keys over them are checked
+    # for values that collide once compared the new way.
+    recollated = {c.name: (c.charset, c.collation) for c in src.columns
+                  if c.name in dst_by_name and c.collation
+                  and (c.charset, c.collation) != (dst_by_name[c.name].charset, dst_by_name[c.name].collation)}
+    dst_index_defs = {i.definition for i in dst.indexes}
 
     for pos, c in enumerate(dst_cols):
         if c.name not in src_names:
@@ -300,6 +306,12 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
             if new_check and new_check != inline_check(d.definition) \
                     and (cp := check_precheck(tdb, table_now, what, new_check, names)):
                 col_pre += (cp,)
+            for i in src.indexes if s.name in recollated else ():
+                if i.kind in ("primary", "unique") and s.name in i.columns and i.definition in dst_index_defs \
+                        and (up := unique_precheck(tdb, table_now, f"{what}, under {i.definition}", i, names,
+                                                   recollated, "share a value of that key with another row "
+                                                   "once compared with the new collation")):
+                    col_pre += (up,)
         if s.name in back:
             change.changed_columns.update({back[s.name], s.name})
             reasons = tuple(column_loss(d, s))
@@ -345,7 +357,8 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
         change.dropped_indexes.append(d_pk)
         clauses.append((d_pk.drop_sql(), Clause(f"drop primary key on {qname}")))
     if s_pk and (pk_changed or over_readded(s_pk)):
-        pre = unique_precheck(tdb, table_now, f"add {s_pk.definition}", s_pk, names) if pk_changed else None
+        pre = unique_precheck(tdb, table_now, f"add {s_pk.definition}", s_pk, names, recollated) \
+            if pk_changed else None
         clauses.append((f"ADD {s_pk.definition}",
                         Clause(f"add primary key on {qname}", prechecks=(pre,) if pre else ())))
     first_adds: list[Index] = [s_pk] if s_pk and (pk_changed or over_readded(s_pk)) else []
@@ -379,7 +392,7 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
             deferred = deferred or (moves and i.definition in dropped_defs)
             pre = None
             if i.kind == "unique" and i.definition not in dropped_defs:
-                pre = unique_precheck(tdb, table_now, f"add {i.definition}", i, names)
+                pre = unique_precheck(tdb, table_now, f"add {i.definition}", i, names, recollated)
             (second if deferred else clauses).append(
                 (f"ADD {i.definition}",
                  Clause(f"add index {quote(i.name)} on {qname}", prechecks=(pre,) if pre else ())))

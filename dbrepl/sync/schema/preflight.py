@@ -16,6 +16,7 @@ over its own table, run against that table alone.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -313,19 +314,29 @@ def _key_parts(definition: str) -> list[tuple[str, int | None]] | None:
     return parts
 
 
-def unique_precheck(database: str, table: str, what: str, index: Index,
-                    names: dict[str, str]) -> Precheck | None:
-    """Rows sharing a value of a new unique (or primary) key; NULLs never collide."""
+def unique_precheck(database: str, table: str, what: str, index: Index, names: dict[str, str],
+                    collations: dict[str, tuple[str, str]] | None = None,
+                    why: str = "share a value of the new key with another row") -> Precheck | None:
+    """Rows sharing a value of a unique (or primary) key; NULLs never collide.
+
+    `collations` gives the new (charset, collation) of columns the run converts: values are
+    compared as they will be (`'a'` and `'A'` collide once `_bin` becomes `_ci`).
+    """
     parts = _key_parts(index.definition)
     if not parts or any(name not in names for name, _ in parts):
         return None
     exprs = []
     for name, length in parts:
         c = col(database, table, names[name])
+        charset, collation = (collations or {}).get(name, (None, None))
+        if charset and collation and _PLAIN.match(charset) and _PLAIN.match(collation):
+            c = f"CONVERT({c} USING {charset}) COLLATE {collation}"
         exprs.append(f"LEFT({c}, {length})" if length else c)
     where = " AND ".join(f"{col(database, table, names[name])} IS NOT NULL" for name, _ in parts)
-    return Precheck(database, table, what, "share a value of the new key with another row",
-                    where=where, group_by=tuple(exprs))
+    return Precheck(database, table, what, why, where=where, group_by=tuple(exprs))
+
+
+_PLAIN = re.compile(r"^[A-Za-z0-9_]+$")  # charset and collation names go into the query unquoted
 
 
 def foreign_key_precheck(database: str, table: str, what: str, fk: ForeignKey, names: dict[str, str],
