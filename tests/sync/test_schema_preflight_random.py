@@ -25,7 +25,7 @@ def _value(rng: random.Random, data_type: str):
     if data_type in ("int", "bigint", "smallint", "tinyint"):
         return rng.choice([-5, 0, 1, 2, 3, 7, 300, 70000])
     if data_type in ("varchar", "char", "text"):
-        return "".join(rng.choice("ab 1") for _ in range(rng.randint(0, 25)))
+        return "".join(rng.choice("aAb 1é") for _ in range(rng.randint(0, 25)))
     if data_type == "decimal":
         return rng.choice(["1.5", "-3.25", "123456.78"])
     if data_type in ("datetime", "date"):
