@@ -74,3 +74,13 @@ def test_has_default_reads_mysql_generated_and_auto_increment():
     assert has_default("bigint unsigned NOT NULL AUTO_INCREMENT")
     assert not has_default("date NOT NULL")
     assert not has_default("varchar(5) NOT NULL COMMENT 'DEFAULT'")
+
+
+def test_generated_expression_change_prechecks_its_check_with_the_new_expression_on_mysql_text():
+    changed = MYSQL_VIRTUAL.replace("((`a b` * 2)) VIRTUAL", "((`a b` * 3)) VIRTUAL")
+    statements, _ = diff_databases({"app": _db(changed, INFO_VIRTUAL)}, {"app": _db(MYSQL_VIRTUAL, INFO_VIRTUAL)},
+                                   [("app", "app")])
+    assert [s.sql for s in statements] == [
+        "ALTER TABLE `app`.`Mixed Case` MODIFY COLUMN `Größe` int GENERATED ALWAYS AS ((`a b` * 3)) VIRTUAL"]
+    (check,) = [p for s in statements for c in s.clauses for p in c.prechecks]
+    assert check.sql() == "SELECT COUNT(*) FROM `app`.`Mixed Case` WHERE NOT ((((`a b` * 3)) >= 0))"

@@ -87,6 +87,22 @@ CASES = [
             ["INSERT INTO `Tab le` VALUES (1, 'Äbc'), (2, 'äbc'), (3, 'abc'), (4, 'x')"], "`Tab le`",
             "under UNIQUE KEY `u`", 3,  # general_ci ignores case and accents: Äbc = äbc = abc
             ["UPDATE `Tab le` SET `Näme` = CONCAT('y', `id`) WHERE `id` IN (2, 3)"]),
+    # Generated columns whose values change: keys and CHECKs over them see the new values.
+    Blocked("generated_expression_under_unique_key",
+            [t("`a` INT, `Größe` INT AS (`a` * 2) STORED, UNIQUE KEY `u g` (`Größe`)")],
+            [t("`a` INT, `Größe` INT AS (`a` DIV 2) STORED, UNIQUE KEY `u g` (`Größe`)")],
+            ["INSERT INTO `Tab le` (`id`, `a`) VALUES (1, 1), (2, 2), (3, 3)"], "`Tab le`",
+            "under UNIQUE KEY `u g`", 2, ["UPDATE `Tab le` SET `a` = 30 WHERE `id` = 3"]),
+    Blocked("generated_kind_and_expression_under_check",
+            [t("`a` INT, `g` INT AS (`a` + 0) VIRTUAL, CONSTRAINT `c g` CHECK (`g` < 100)")],
+            [t("`a` INT, `g` INT AS (`a` * 100) PERSISTENT, CONSTRAINT `c g` CHECK (`g` < 100)")],
+            ["INSERT INTO `Tab le` (`id`, `a`) VALUES (1, 0), (2, 1), (3, 2), (4, NULL)"], "`Tab le`",
+            "under CONSTRAINT `c g`", 2, ["UPDATE `Tab le` SET `a` = 0"],
+            after_rows=["INSERT INTO `Tab le` (`id`, `a`) VALUES (1, 0)"]),
+    Blocked("new_generated_column_under_new_unique_key", [t("`a` INT")],
+            [t("`a` INT, `odd` INT AS (`a` % 2) VIRTUAL, UNIQUE KEY `u odd` (`odd`)")],
+            ["INSERT INTO `Tab le` VALUES (1, 1), (2, 3), (3, NULL)"], "`Tab le`", "UNIQUE KEY `u odd`", 2,
+            ["UPDATE `Tab le` SET `a` = 2 WHERE `id` = 2"], backward_destructive=True),
     Blocked("primary_key_over_duplicates",
             ["CREATE TABLE `Tab le` (`id` INT NOT NULL, `dbrepl_dups` INT NOT NULL DEFAULT 0, PRIMARY KEY (`id`))"],
             ["CREATE TABLE `Tab le` (`id` INT NOT NULL, `dbrepl_dups` INT NOT NULL DEFAULT 0, "

@@ -23,7 +23,9 @@ from dbrepl.sync.schema.preflight import (
     check_precheck,
     column_prechecks,
     foreign_key_precheck,
+    generated_expr,
     inline_check,
+    map_idents,
     top_words,
     unique_precheck,
 )
@@ -271,6 +273,34 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
                   if c.name in dst_by_name and c.collation
                   and (c.charset, c.collation) != (dst_by_name[c.name].charset, dst_by_name[c.name].collation)}
     dst_index_defs = {i.definition for i in dst.indexes}
+    dst_check_defs_all = {c.definition for c in dst.checks}
+    # Generated columns added or changed: their values after the run, as an expression over
+    # the target's current columns, for checking the keys and CHECKs over them.
+    new_values: dict[str, str] = {}
+    for c in src.columns:
+        old = dst_by_name.get(c.name)
+        expr = generated_expr(c.definition) if c.generated else None
+        if expr and (old is None or generated_expr(old.definition) != expr):
+            mapped = map_idents(expr, names)
+            if mapped:
+                new_values[c.name] = mapped
+
+    def dependents_prechecks(name: str, what: str) -> tuple:
+        """Kept unique keys and CHECKs over a generated column whose values change."""
+        if name not in new_values:
+            return ()
+        found = []
+        for i in src.indexes:
+            if i.kind in ("primary", "unique") and name in i.columns and i.definition in dst_index_defs:
+                found.append(unique_precheck(tdb, table_now, f"{what}, under {i.definition}", i, names, None,
+                                             "would share a value of that key with another row",
+                                             new_values))
+        for c in src.checks:
+            expr = _check_expr(c.definition)
+            if expr and c.definition in dst_check_defs_all and name in _idents(expr):
+                found.append(check_precheck(tdb, table_now, f"{what}, under {c.definition}", expr, names,
+                                            new_values, "would violate it"))
+        return tuple(p for p in found if p)
 
     for pos, c in enumerate(dst_cols):
         if c.name not in src_names:
@@ -306,6 +336,7 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
             if new_check and new_check != inline_check(d.definition) \
                     and (cp := check_precheck(tdb, table_now, what, new_check, names)):
                 col_pre += (cp,)
+            col_pre += dependents_prechecks(s.name, what)
             for i in src.indexes if s.name in recollated else ():
                 if i.kind in ("primary", "unique") and s.name in i.columns and i.definition in dst_index_defs \
                         and (up := unique_precheck(tdb, table_now, f"{what}, under {i.definition}", i, names,
@@ -329,7 +360,9 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
             clauses.append((f"DROP COLUMN {quote(s.name)}",
                             Clause(f"drop column {qname}.{quote(s.name)} to re-add it", bool(reasons), reasons)))
             clauses.append((f"ADD COLUMN {s.sql()} {position}",
-                            Clause(f"re-add column {qname}.{quote(s.name)} as {s.generated or 'stored'}")))
+                            Clause(f"re-add column {qname}.{quote(s.name)} as {s.generated or 'stored'}",
+                                   prechecks=dependents_prechecks(s.name, f"re-add column {quote(s.name)} "
+                                                                           f"{s.definition}"))))
         elif modified or moved:
             reasons = tuple(column_loss(d, s)) if modified else ()
             what = "modify" if modified else "move"
@@ -392,7 +425,8 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
             deferred = deferred or (moves and i.definition in dropped_defs)
             pre = None
             if i.kind == "unique" and i.definition not in dropped_defs:
-                pre = unique_precheck(tdb, table_now, f"add {i.definition}", i, names, recollated)
+                pre = unique_precheck(tdb, table_now, f"add {i.definition}", i, names, recollated,
+                                      values=new_values)
             (second if deferred else clauses).append(
                 (f"ADD {i.definition}",
                  Clause(f"add index {quote(i.name)} on {qname}", prechecks=(pre,) if pre else ())))
@@ -413,7 +447,7 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
         pre = None
         expr = _check_expr(c.definition)
         if c.definition not in dst_check_defs and expr:
-            pre = check_precheck(tdb, table_now, f"add {c.definition}", expr, names)
+            pre = check_precheck(tdb, table_now, f"add {c.definition}", expr, names, new_values)
         clauses.append((f"ADD {c.definition}",
                         Clause(f"add check {quote(c.name)} on {qname}", prechecks=(pre,) if pre else ())))
 

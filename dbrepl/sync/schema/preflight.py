@@ -178,12 +178,18 @@ def has_default(definition: str) -> bool:
     return bool(top_words(definition) & {"DEFAULT", "AUTO_INCREMENT", "AS", "GENERATED"})
 
 
-def _map_idents(expr: str, names: dict[str, str]) -> str | None:
-    """Rename the quoted names of an expression; None if one is not a current column."""
+def map_idents(expr: str, names: dict[str, str], values: dict[str, str] | None = None) -> str | None:
+    """Rename the quoted names of an expression; None if one is not a current column.
+
+    `values` replaces a name by an SQL expression instead (a generated column's new one).
+    """
     out = []
     for tok in tokenize(expr):
         if tok.kind == "ident":
             name = tok.text[1:-1].replace("``", "`")
+            if values and name in values:
+                out.append(values[name])
+                continue
             if name not in names:
                 return None
             out.append(quote(names[name]))
@@ -192,16 +198,34 @@ def _map_idents(expr: str, names: dict[str, str]) -> str | None:
     return "".join(out)
 
 
-def check_precheck(database: str, table: str, what: str, expr: str, names: dict[str, str]) -> Precheck | None:
-    """Rows for which a new CHECK `(expr)` is false (NULL passes a CHECK, as on the server).
+def check_precheck(database: str, table: str, what: str, expr: str, names: dict[str, str],
+                   values: dict[str, str] | None = None, why: str = "violate it") -> Precheck | None:
+    """Rows for which a CHECK `(expr)` is false (NULL passes a CHECK, as on the server).
 
     `names` maps the source's column names to the target's current ones; an expression over
-    a column the target does not have yet cannot be checked before the run (None).
+    a column the target does not have yet cannot be checked before the run (None), unless
+    `values` gives it (a generated column's new expression).
     """
-    mapped = _map_idents(expr, names)
+    mapped = map_idents(expr, names, values)
     if mapped is None:
         return None
-    return Precheck(database, table, what, "violate it", where=f"NOT {mapped}")
+    return Precheck(database, table, what, why, where=f"NOT {mapped}")
+
+
+def generated_expr(definition: str) -> str | None:
+    """The `(expr)` of a generated column's definition (`AS (...)`, `GENERATED ALWAYS AS (...)`)."""
+    pos, depth, after_as = 0, 0, False
+    for tok in tokenize(definition):
+        if tok.kind == "punct" and tok.text == "(":
+            if after_as and depth == 0:
+                return definition[pos:matching_paren(definition, pos) + 1]
+            depth += 1
+        elif tok.kind == "punct" and tok.text == ")":
+            depth -= 1
+        elif depth == 0 and tok.kind == "word":
+            after_as = tok.text.upper() == "AS"
+        pos += len(tok.text)
+    return None
 
 
 def column_prechecks(database: str, table: str, what: str, old: Column, new: Column,
@@ -316,24 +340,26 @@ def _key_parts(definition: str) -> list[tuple[str, int | None]] | None:
 
 def unique_precheck(database: str, table: str, what: str, index: Index, names: dict[str, str],
                     collations: dict[str, tuple[str, str]] | None = None,
-                    why: str = "share a value of the new key with another row") -> Precheck | None:
+                    why: str = "share a value of the new key with another row",
+                    values: dict[str, str] | None = None) -> Precheck | None:
     """Rows sharing a value of a unique (or primary) key; NULLs never collide.
 
     `collations` gives the new (charset, collation) of columns the run converts: values are
     compared as they will be (`'a'` and `'A'` collide once `_bin` becomes `_ci`).
     """
+    values = values or {}
     parts = _key_parts(index.definition)
-    if not parts or any(name not in names for name, _ in parts):
+    if not parts or any(name not in names and name not in values for name, _ in parts):
         return None
-    exprs = []
+    exprs, present = [], []
     for name, length in parts:
-        c = col(database, table, names[name])
+        c = values[name] if name in values else col(database, table, names[name])
+        present.append(f"{c} IS NOT NULL")
         charset, collation = (collations or {}).get(name, (None, None))
         if charset and collation and _PLAIN.match(charset) and _PLAIN.match(collation):
             c = f"CONVERT({c} USING {charset}) COLLATE {collation}"
         exprs.append(f"LEFT({c}, {length})" if length else c)
-    where = " AND ".join(f"{col(database, table, names[name])} IS NOT NULL" for name, _ in parts)
-    return Precheck(database, table, what, why, where=where, group_by=tuple(exprs))
+    return Precheck(database, table, what, why, where=" AND ".join(present), group_by=tuple(exprs))
 
 
 _PLAIN = re.compile(r"^[A-Za-z0-9_]+$")  # charset and collation names go into the query unquoted
