@@ -7,7 +7,7 @@ import pytest
 from dbrepl.sync.errors import InvalidInput
 from dbrepl.sync.schema import (
     DestructiveChangeRefused,
-    SchemaApplyFailed,
+    RowsPreventChange,
     SchemaNotConverged,
     SchemaPlan,
     apply_schema,
@@ -117,8 +117,9 @@ def test_order_fks_dropped_first_added_last_parents_created_first(mariadb, db_pa
     ])
     plan = plan_schema(conn, conn, [(src_db, dst_db)])
     phases = [s.phase for s in plan.statements]
+    # "finish tables" re-creates `kept`'s index on `p` explicitly before `kept_p` is re-added.
     assert phases == sorted(phases, key=["drop foreign keys", "create tables", "alter tables",
-                                         "add foreign keys"].index)
+                                         "finish tables", "add foreign keys"].index)
     assert phases[0] == "drop foreign keys" and phases[-1] == "add foreign keys"
     created = [s.sql.split("`")[3] for s in plan.statements if s.phase == "create tables"]
     assert created == ["m_middle", "a_child"]
@@ -169,7 +170,8 @@ def test_refusal_names_every_destructive_clause_and_runs_nothing(mariadb, db_pai
     assert snapshot(conn, dst_db) == before, "planning writes nothing"
     labels = sorted(c.label() for c in plan.destructive_clauses())
     assert labels == sorted([
-        f"drop column `{dst_db}`.`t`.`c` (its values are lost)",
+        f"drop column `{dst_db}`.`t`.`c` (its values are lost; if column `c` was renamed to `n`, "
+        f"pass --rename {src_db}.t.c=n)",
         f"modify column `{dst_db}`.`t`.`a` (type int(11) -> smallint(6) may lose data)",
         f"modify column `{dst_db}`.`t`.`b` (type varchar(50) -> varchar(5) may lose data; "
         "NULL -> NOT NULL replaces or refuses existing NULLs)",
@@ -194,13 +196,17 @@ def test_refusal_names_every_destructive_clause_and_runs_nothing(mariadb, db_pai
 
 
 @pytest.mark.mariadb
-def test_failed_statement_is_named(mariadb, db_pair):
+def test_duplicates_under_a_new_unique_key_are_refused_before_any_ddl(mariadb, db_pair):
+    # Once this failed half-way (SchemaApplyFailed); the preflight now finds the rows first.
+    # A statement failing after others ran: tests/sync/test_schema_failures.py.
     src_db, dst_db = db_pair
     conn = mariadb.connect(ssl_disabled=True)
     run(conn, src_db, ["CREATE TABLE t (id INT PRIMARY KEY, a INT, UNIQUE KEY ua (a))"])
     run(conn, dst_db, ["CREATE TABLE t (id INT PRIMARY KEY, a INT)", "INSERT INTO t VALUES (1, 5), (2, 5)"])
-    with pytest.raises(SchemaApplyFailed, match=r"add index `ua` on .* after 0 statement\(s\) applied: .*Duplicate"):
+    before = snapshot(conn, dst_db)
+    with pytest.raises(RowsPreventChange, match=r"`t`: add UNIQUE KEY `ua` \(`a`\) \(2 row\(s\) in the way"):
         sync_schema(conn, conn, [(src_db, dst_db)])
+    assert snapshot(conn, dst_db) == before
 
 
 @pytest.mark.mariadb

@@ -25,9 +25,11 @@ from dbrepl.sync.schema.plan import (
     Statement,
     parse_renames,
 )
+from dbrepl.sync.schema.preflight import RowsPreventChange
 
 __all__ = [
-    "Clause", "DestructiveChangeRefused", "Renames", "SchemaApplyFailed", "SchemaNotConverged",
+    "Clause", "DestructiveChangeRefused", "Renames", "RowsPreventChange", "SchemaApplyFailed",
+    "SchemaNotConverged",
     "SchemaPlan", "SchemaResult", "Statement", "apply_schema", "database_pairs", "diff_against",
     "parse_renames", "plan_schema", "sync_schema",
 ]

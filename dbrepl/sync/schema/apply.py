@@ -28,18 +28,41 @@ from dbrepl.sync.schema.plan import (
     Statement,
     parse_renames,
 )
+from dbrepl.sync.schema.preflight import preflight
 
 DatabaseSpec = str | tuple[str, str]
 
 
 class SchemaApplyFailed(DatabaseError):
-    """A DDL statement failed; the statements before it were applied (DDL cannot roll back)."""
+    """A DDL statement failed; the statements before it stay applied (DDL cannot roll back).
 
-    def __init__(self, statement: Statement, executed: list[Statement], cause: Exception):
+    The message and `to_dict()` list what ran, what failed and what did not run. A second
+    run plans again from the target as it now is, so it continues from there.
+    """
+
+    def __init__(self, statement: Statement, executed: list[Statement], cause: Exception,
+                 not_run: list[Statement] | None = None):
         self.statement = statement
-        self.executed = executed
-        super().__init__(
-            f"Failed to {statement.description} after {len(executed)} statement(s) applied: {cause}")
+        self.executed = list(executed)
+        self.not_run = list(not_run or [])
+        self.cause = cause
+        total = len(self.executed) + 1 + len(self.not_run)
+        lines = [f"Failed to {statement.description} ({cause}) after {len(self.executed)} of {total} "
+                 f"statement(s) ran; DDL cannot be rolled back, so those stay applied. Fix the cause and "
+                 f"run the sync again: it plans from the target as it is now and continues from there."]
+        lines += [f"  ran: {st.description}" for st in self.executed]
+        lines.append(f"  failed: {statement.description}")
+        lines += [f"  not run: {st.description}" for st in self.not_run]
+        super().__init__("\n".join(lines))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": str(self.cause),
+            "ran": [st.to_dict() for st in self.executed],
+            "failed": self.statement.to_dict(),
+            "not_run": [st.to_dict() for st in self.not_run],
+            "next": "run the sync again: it continues from the target's current state",
+        }
 
 
 @dataclass
@@ -154,6 +177,9 @@ def apply_schema(
     refused = plan.destructive_clauses()
     if refused and not allow_destructive:
         raise DestructiveChangeRefused(refused)
+    # Read-only: rows that would make a statement fail (or invent values) refuse the run
+    # before any DDL, rather than leave it half done.
+    preflight(dst_conn, plan)
     executed: list[Statement] = []
     with dst_conn.cursor() as cur:
         try:
@@ -174,7 +200,7 @@ def apply_schema(
                 try:
                     execute_statement(cur, st)  # with its own sql_mode if it has one
                 except pymysql.err.MySQLError as exc:
-                    raise SchemaApplyFailed(st, executed, exc) from exc
+                    raise SchemaApplyFailed(st, executed, exc, plan.statements[index + 1:]) from exc
                 executed.append(st)
         finally:
             # If the connection is gone the original error matters more than this one.

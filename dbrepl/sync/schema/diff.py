@@ -1,8 +1,10 @@
 """Compare two normalised schemas and emit ordered DDL with every clause classed.
 
 Order across the whole run (DESIGN §5): foreign keys are dropped first and added last, so
-tables can be created, altered and dropped in any state of their references; new tables
-are created in dependency order; views come last because they read the final tables.
+tables can be created, altered and dropped in any state of their references (a table to be
+dropped loses its keys first when what they reference is altered); new tables are created
+in dependency order; views come last because they read the final tables. Clauses the
+target's rows can block carry a `preflight.Precheck`, run read-only before any DDL.
 """
 
 from __future__ import annotations
@@ -11,12 +13,24 @@ import bisect
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from dbrepl.sync.ident import qualified, quote
+from dbrepl.sync.errors import InvalidInput
+from dbrepl.sync.ident import check_name, qualified, quote
 from dbrepl.sync.schema.classify import column_loss, engine_loss
 from dbrepl.sync.schema.model import Database, ForeignKey, Index, Table, View
 from dbrepl.sync.schema.objects import diff_objects
 from dbrepl.sync.schema.plan import Clause, Renames, Statement
-from dbrepl.sync.splitter import tokenize
+from dbrepl.sync.schema.preflight import (
+    added_column_precheck,
+    check_precheck,
+    column_prechecks,
+    foreign_key_precheck,
+    generated_expr,
+    inline_check,
+    map_idents,
+    top_words,
+    unique_precheck,
+)
+from dbrepl.sync.splitter import matching_paren, tokenize
 
 PHASES = (
     "databases", "drop foreign keys", "drop views", "drop objects", "rename tables",
@@ -46,6 +60,8 @@ class _Out:
 
     phases: dict[str, list[Statement]] = field(default_factory=lambda: {p: [] for p in PHASES})
     notes: list[str] = field(default_factory=list)
+    # (target database, name after renames) -> the table's name on the target now
+    current: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def add(self, phase: str, sql: str, database: str, *clauses: Clause) -> None:
         self.phases[phase].append(Statement(sql=sql, database=database, clauses=clauses, phase=phase))
@@ -60,6 +76,10 @@ class _TableChange:
 
     changed_columns: set[str] = field(default_factory=set)  # target-side names
     dropped_indexes: list[Index] = field(default_factory=list)
+    # For the preflight: the table's name on the target now, and source column name -> the
+    # name of that column on the target now (columns the target has before the run).
+    current_table: str = ""
+    names: dict[str, str] = field(default_factory=dict)
 
 
 def diff_databases(
@@ -96,14 +116,19 @@ def diff_databases(
         for name in _creation_order(src.tables, sdb):
             if name not in dst_tables:
                 _create_table(src.tables[name], tdb, out)
+        created = [n for n in sorted(src.tables) if n not in dst_tables]
         for name in sorted(dst_tables):
             if name not in src.tables:
                 dropped_tables.add((tdb, name))
+                # A table created with the same columns may be this one renamed.
+                shape = [(c.name, c.key()) for c in dst_tables[name].columns]
+                twins = [n for n in created if [(c.name, c.key()) for c in src.tables[n].columns] == shape]
+                hint = (rename_hint(sdb, (name,), twins[0]),) if len(twins) == 1 else ()
                 out.add("drop tables", f"DROP TABLE {qualified(tdb, name)}", tdb,
-                        Clause(f"drop table {qualified(tdb, name)}", True, ("its rows are lost",)))
+                        Clause(f"drop table {qualified(tdb, name)}", True, ("its rows are lost", *hint)))
         for name in sorted(set(src.tables) & set(dst_tables)):
             col_renames = {old: new for (d, t, old), new in renames.columns.items() if d == sdb and t == name}
-            changes[(tdb, name)] = _alter_table(src.tables[name], dst_tables[name], tdb, col_renames, out)
+            changes[(tdb, name)] = _alter_table(src.tables[name], dst_tables[name], tdb, col_renames, out, sdb)
         _diff_views(src.views, target[tdb].views, sdb, tdb, db_map, out)
         for st in diff_objects(src, target[tdb], sdb, tdb, db_map, renames, definer):
             out.phases[st.phase].append(st)
@@ -125,6 +150,7 @@ def _rename_tables(src: Database, dst: Database, sdb: str, tdb: str, renames: Re
             out.add("rename tables", f"RENAME TABLE {qualified(tdb, old)} TO {qualified(tdb, new)}",
                     tdb, Clause(f"rename table {qualified(tdb, old)} to {quote(new)}"))
             tables[new] = replace(tables.pop(old), name=new)
+            out.current[(tdb, new)] = old
             # InnoDB points the children's foreign keys at the new name.
             for name, table in tables.items():
                 fks = tuple(
@@ -218,7 +244,19 @@ def _lis(seq: list[int]) -> set[int]:
     return keep
 
 
-def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], out: _Out) -> _TableChange:
+def rename_hint(sdb: str, old: tuple[str, ...], new: str) -> str:
+    """The --rename hint that would turn a drop plus an add into a rename (old: table[, column])."""
+    what = "column" if len(old) == 2 else "table"
+    try:
+        hint = f"{'.'.join(check_name(n) for n in (sdb, *old))}={check_name(new)}"
+    except InvalidInput:
+        return (f"if {what} {quote(old[-1])} was renamed to {quote(new)}, rename it in a migration: "
+                f"a --rename hint cannot name it")
+    return f"if {what} {quote(old[-1])} was renamed to {quote(new)}, pass --rename {hint}"
+
+
+def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], out: _Out,
+                 sdb: str = "") -> _TableChange:
     qname = qualified(tdb, src.name)
     change = _TableChange()
     clauses: list[tuple[str, Clause]] = []
@@ -231,12 +269,55 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
     src_names = [c.name for c in src.columns]
     dst_by_name = {c.name: c for c in dst_cols}
     back = {new: old for old, new in renamed.items()}
+    readded: set[str] = set()  # columns dropped and re-added (source names)
+    table_now = out.current.get((tdb, src.name), src.name)
+    names = {n: back.get(n, n) for n in dst_by_name}
+    change.current_table, change.names = table_now, names
+    # Columns converted to another charset or collation: unique keys over them are checked
+    # for values that collide once compared the new way.
+    recollated = {c.name: (c.charset, c.collation) for c in src.columns
+                  if c.name in dst_by_name and c.collation
+                  and (c.charset, c.collation) != (dst_by_name[c.name].charset, dst_by_name[c.name].collation)}
+    dst_index_defs = {i.definition for i in dst.indexes}
+    dst_check_defs_all = {c.definition for c in dst.checks}
+    # Generated columns added or changed: their values after the run, as an expression over
+    # the target's current columns, for checking the keys and CHECKs over them.
+    new_values: dict[str, str] = {}
+    for c in src.columns:
+        old = dst_by_name.get(c.name)
+        expr = generated_expr(c.definition) if c.generated else None
+        if expr and (old is None or generated_expr(old.definition) != expr):
+            mapped = map_idents(expr, names)
+            if mapped:
+                new_values[c.name] = mapped
 
-    for c in dst_cols:
+    def dependents_prechecks(name: str, what: str) -> tuple:
+        """Kept unique keys and CHECKs over a generated column whose values change."""
+        if name not in new_values:
+            return ()
+        found = []
+        for i in src.indexes:
+            if i.kind in ("primary", "unique") and name in i.columns and i.definition in dst_index_defs:
+                found.append(unique_precheck(tdb, table_now, f"{what}, under {i.definition}", i, names, None,
+                                             "would share a value of that key with another row",
+                                             new_values))
+        for c in src.checks:
+            expr = _check_expr(c.definition)
+            if expr and c.definition in dst_check_defs_all and name in _idents(expr):
+                found.append(check_precheck(tdb, table_now, f"{what}, under {c.definition}", expr, names,
+                                            new_values, "would violate it"))
+        return tuple(p for p in found if p)
+
+    for pos, c in enumerate(dst_cols):
         if c.name not in src_names:
             change.changed_columns.add(c.name)
+            # An added column of the same definition at the same place may be this one renamed.
+            twin = src.columns[pos] if pos < len(src.columns) else None
+            hint = ()
+            if twin is not None and twin.name not in dst_by_name and twin.key() == c.key():
+                hint = (rename_hint(sdb or tdb, (src.name, c.name), twin.name),)
             clauses.append((f"DROP COLUMN {quote(c.name)}",
-                            Clause(f"drop column {qname}.{quote(c.name)}", True, ("its values are lost",))))
+                            Clause(f"drop column {qname}.{quote(c.name)}", True, ("its values are lost", *hint))))
     common = [c.name for c in dst_cols if c.name in src_names]
     src_pos = {n: i for i, n in enumerate(src_names)}
     seq = [src_pos[n] for n in common]
@@ -245,63 +326,136 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
         position = "FIRST" if i == 0 else f"AFTER {quote(src_names[i - 1])}"
         d = dst_by_name.get(s.name)
         if d is None:
-            clauses.append((f"ADD COLUMN {s.sql()} {position}", Clause(f"add column {qname}.{quote(s.name)}")))
+            what = f"add column {quote(s.name)} {s.definition}"
+            pre = added_column_precheck(tdb, table_now, what, s)
+            clauses.append((f"ADD COLUMN {s.sql()} {position}",
+                            Clause(f"add column {qname}.{quote(s.name)}", prechecks=(pre,) if pre else ())))
             continue
         moved = s.name not in in_place
         modified = d.key() != s.key()
+        col_pre: tuple = ()
+        if modified or s.name in back:
+            what = f"{'change' if s.name in back else 'modify'} column {quote(back.get(s.name, s.name))} " \
+                   f"to {quote(s.name)} {s.definition}"
+            col_pre = tuple(column_prechecks(tdb, table_now, what, d, s, back.get(s.name, s.name)))
+            new_check = inline_check(s.definition)
+            if new_check and new_check != inline_check(d.definition) \
+                    and (cp := check_precheck(tdb, table_now, what, new_check, names)):
+                col_pre += (cp,)
+            col_pre += dependents_prechecks(s.name, what)
+            for i in src.indexes if s.name in recollated else ():
+                if i.kind in ("primary", "unique") and s.name in i.columns and i.definition in dst_index_defs \
+                        and (up := unique_precheck(tdb, table_now, f"{what}, under {i.definition}", i, names,
+                                                   recollated, "share a value of that key with another row "
+                                                   "once compared with the new collation")):
+                    col_pre += (up,)
         if s.name in back:
             change.changed_columns.update({back[s.name], s.name})
             reasons = tuple(column_loss(d, s))
             clauses.append((f"CHANGE COLUMN {quote(back[s.name])} {s.sql()}" + (f" {position}" if moved else ""),
                             Clause(f"rename column {qname}.{quote(back[s.name])} to {quote(s.name)}",
-                                   bool(reasons), reasons)))
+                                   bool(reasons), reasons, prechecks=col_pre)))
         elif modified and d.generated != s.generated:
             # The server cannot MODIFY a column between stored, virtual and generated kinds:
-            # drop and re-add it (generated values are recomputed from the row).
+            # drop and re-add it (generated values are recomputed from the row). Indexes and
+            # CHECKs over it are dropped and re-added around it (below): the server would
+            # silently shrink the indexes and refuses the drop under a CHECK (error 1054).
             change.changed_columns.add(s.name)
+            readded.add(s.name)
             reasons = tuple(column_loss(d, s))
             clauses.append((f"DROP COLUMN {quote(s.name)}",
                             Clause(f"drop column {qname}.{quote(s.name)} to re-add it", bool(reasons), reasons)))
             clauses.append((f"ADD COLUMN {s.sql()} {position}",
-                            Clause(f"re-add column {qname}.{quote(s.name)} as {s.generated or 'stored'}")))
+                            Clause(f"re-add column {qname}.{quote(s.name)} as {s.generated or 'stored'}",
+                                   prechecks=dependents_prechecks(s.name, f"re-add column {quote(s.name)} "
+                                                                           f"{s.definition}"))))
         elif modified or moved:
             reasons = tuple(column_loss(d, s)) if modified else ()
             what = "modify" if modified else "move"
             if modified:
                 change.changed_columns.add(s.name)
             clauses.append((f"MODIFY COLUMN {s.sql()}" + (f" {position}" if moved else ""),
-                            Clause(f"{what} column {qname}.{quote(s.name)}", bool(reasons), reasons)))
+                            Clause(f"{what} column {qname}.{quote(s.name)}", bool(reasons), reasons,
+                                   prechecks=col_pre)))
 
     # Indexes: the server keeps each group (unique, plain, fulltext) in creation order, so a
     # group must match the source from its first difference on; an identical index dropped and
     # re-added in one statement keeps its old place, so moves go to a second statement.
     dst_indexes = [replace(i, definition=_rename_in_column_list(i.definition, renamed),
                            columns=tuple(renamed.get(c, c) for c in i.columns)) for i in dst.indexes]
+
+    def over_readded(i: Index) -> bool:
+        return bool(readded.intersection(i.columns))
+
+    # The primary key always prints first: its drop and add go in this one statement, or an
+    # AUTO_INCREMENT column would be left without a key in between (error 1075).
+    s_pk = next((i for i in src.indexes if i.kind == "primary"), None)
+    d_pk = next((i for i in dst_indexes if i.kind == "primary"), None)
+    pk_changed = (s_pk and s_pk.definition) != (d_pk and d_pk.definition)
+    if d_pk and (pk_changed or over_readded(d_pk)):
+        change.dropped_indexes.append(d_pk)
+        clauses.append((d_pk.drop_sql(), Clause(f"drop primary key on {qname}")))
+    if s_pk and (pk_changed or over_readded(s_pk)):
+        pre = unique_precheck(tdb, table_now, f"add {s_pk.definition}", s_pk, names, recollated) \
+            if pk_changed else None
+        clauses.append((f"ADD {s_pk.definition}",
+                        Clause(f"add primary key on {qname}", prechecks=(pre,) if pre else ())))
+    first_adds: list[Index] = [s_pk] if s_pk and (pk_changed or over_readded(s_pk)) else []
+    src_index_names = {i.name.lower() for i in src.indexes}
+    dst_index_names = {i.name.lower() for i in dst_indexes}
     for group in (0, 1, 2):
-        s_g = [i for i in src.indexes if i.group == group]
-        d_g = [i for i in dst_indexes if i.group == group]
+        s_g = [i for i in src.indexes if i.group == group and i.kind != "primary"]
+        d_g = [i for i in dst_indexes if i.group == group and i.kind != "primary"]
         p = 0
-        while p < min(len(s_g), len(d_g)) and s_g[p].definition == d_g[p].definition:
+        while p < min(len(s_g), len(d_g)) and not over_readded(s_g[p]):
+            a, b = s_g[p], d_g[p]
+            if a.definition != b.definition:
+                # Same place, same key parts, another name: renamed in place (no rebuild).
+                if _unnamed(a) != _unnamed(b) or a.name.lower() in dst_index_names \
+                        or b.name.lower() in src_index_names:
+                    break
+                clauses.append((f"RENAME INDEX {quote(b.name)} TO {quote(a.name)}",
+                                Clause(f"rename index {quote(b.name)} on {qname} to {quote(a.name)}")))
             p += 1
         src_defs = {i.definition for i in s_g[p:]}
         moves = any(i.definition in src_defs for i in d_g[p:])
+        dropped_defs = {i.definition for i in d_g[p:]}
         for i in d_g[p:]:
             change.dropped_indexes.append(i)
             what = "move" if i.definition in src_defs else "drop"
             clauses.append((i.drop_sql(), Clause(f"{what} index {quote(i.name)} on {qname}")))
+        # New indexes ahead of the first moved one are added in this statement (in order, and
+        # an AUTO_INCREMENT column keeps a key); from the first moved one on, in the next.
+        deferred = False
         for i in s_g[p:]:
-            (second if moves else clauses).append(
-                (f"ADD {i.definition}", Clause(f"add index {quote(i.name)} on {qname}")))
+            deferred = deferred or (moves and i.definition in dropped_defs)
+            pre = None
+            if i.kind == "unique" and i.definition not in dropped_defs:
+                pre = unique_precheck(tdb, table_now, f"add {i.definition}", i, names, recollated,
+                                      values=new_values)
+            (second if deferred else clauses).append(
+                (f"ADD {i.definition}",
+                 Clause(f"add index {quote(i.name)} on {qname}", prechecks=(pre,) if pre else ())))
+            if not deferred:
+                first_adds.append(i)
+    _bridge_auto_increment(src, dst_indexes, change.dropped_indexes, first_adds, qname, clauses, second)
 
     # Table-level CHECK constraints: appended in order, even when re-added unchanged.
     dst_checks = [replace(c, definition=_rename_in_column_list(c.definition, renamed)) for c in dst.checks]
     p = 0
-    while p < min(len(src.checks), len(dst_checks)) and src.checks[p].definition == dst_checks[p].definition:
+    while p < min(len(src.checks), len(dst_checks)) and src.checks[p].definition == dst_checks[p].definition \
+            and not readded.intersection(_idents(src.checks[p].definition)):
         p += 1
     for c in dst_checks[p:]:
         clauses.append((f"DROP CONSTRAINT {quote(c.name)}", Clause(f"drop check {quote(c.name)} on {qname}")))
+    dst_check_defs = {c.definition for c in dst_checks[p:]}
     for c in src.checks[p:]:
-        clauses.append((f"ADD {c.definition}", Clause(f"add check {quote(c.name)} on {qname}")))
+        pre = None
+        expr = _check_expr(c.definition)
+        if c.definition not in dst_check_defs and expr:
+            pre = check_precheck(tdb, table_now, f"add {c.definition}", expr, names, new_values)
+        clauses.append((f"ADD {c.definition}",
+                        Clause(f"add check {quote(c.name)} on {qname}", prechecks=(pre,) if pre else ())))
 
     # Table options.
     s_opts, d_opts = dict(src.options), dict(dst.options)
@@ -350,6 +504,63 @@ def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], 
     return change
 
 
+_BRIDGE = "dbrepl_auto_increment_key"
+
+
+def _bridge_auto_increment(src: Table, dst_indexes: list[Index], dropped: list[Index], first_adds: list[Index],
+                           qname: str, clauses: list, second: list) -> None:
+    """Keep a key on the AUTO_INCREMENT column while its own key moves to the next statement.
+
+    A moved index is dropped in the table's first ALTER and re-added in the second; when it
+    is the only key leading with the AUTO_INCREMENT column, the first ALTER would leave that
+    column without one (error 1075). A temporary key bridges the two statements.
+    """
+    auto = next((c.name for c in src.columns if "AUTO_INCREMENT" in top_words(c.definition)), None)
+    if auto is None or not second:
+        return
+    dropped_names = {i.name for i in dropped}
+    after_first = [i for i in dst_indexes if i.name not in dropped_names] + first_adds
+    if any(i.columns[:1] == (auto,) for i in after_first):
+        return
+    taken = {i.name.lower() for i in [*src.indexes, *dst_indexes]}
+    name = next(n for n in (f"{_BRIDGE}{k or ''}" for k in range(len(taken) + 1)) if n not in taken)
+    clauses.append((f"ADD KEY {quote(name)} ({quote(auto)})",
+                    Clause(f"add temporary key {quote(name)} on {qname} (the AUTO_INCREMENT column's "
+                           f"key moves in the next statement)")))
+    second.append((f"DROP INDEX {quote(name)}", Clause(f"drop temporary key {quote(name)} on {qname}")))
+
+
+def _unnamed(index: Index) -> str:
+    """An index definition without its name (the first quoted name in it)."""
+    out, named = [], False
+    for tok in tokenize(index.definition):
+        if tok.kind == "ident" and not named:
+            named = True
+            continue
+        out.append(tok.text)
+    return "".join(out)
+
+
+def _check_expr(definition: str) -> str | None:
+    """The `(expr)` of "CONSTRAINT `c` CHECK (expr)", or None for a check the server does
+    not enforce (MySQL 8.0 prints `CHECK ((expr)) /*!80016 NOT ENFORCED */`)."""
+    pos = 0
+    for tok in tokenize(definition):
+        if tok.kind == "word" and tok.text.upper() == "CHECK":
+            start = definition.index("(", pos)
+            end = matching_paren(definition, start) + 1
+            if "ENFORCED" in definition[end:].upper():
+                return None
+            return definition[start:end]
+        pos += len(tok.text)
+    return None
+
+
+def _idents(text: str) -> set[str]:
+    """Every backtick-quoted name in an expression or definition, unquoted."""
+    return {tok.text[1:-1].replace("``", "`") for tok in tokenize(text) if tok.kind == "ident"}
+
+
 def _without_fks(table: Table) -> str:
     """SHOW CREATE text minus foreign keys (compared separately, across databases)."""
     text = table.create_sql
@@ -383,10 +594,40 @@ def _diff_foreign_keys(
             return True
         return any(i.columns[: len(columns)] == columns for i in ch.dropped_indexes)
 
+    def fk_prechecks(sdb: str, tdb: str, name: str, dst_table: Table, fk: ForeignKey) -> tuple:
+        """Orphan rows of a key added to an existing table. Even a key the target had is
+        checked again: rows loaded with foreign_key_checks=0 can break it, and re-adding it
+        validates every row."""
+        ch = changes.get((tdb, name))
+        ref_db = db_map.get(fk.ref_database or sdb, fk.ref_database or sdb)
+        if ch is None:
+            return ()
+        parent_ch = changes.get((ref_db, fk.ref_table))
+        if parent_ch is not None:
+            parent: tuple[str, str] | None = (ref_db, parent_ch.current_table)
+            parent_names = parent_ch.names
+        elif ref_db in after_rename and fk.ref_table not in after_rename[ref_db]:
+            parent, parent_names = None, {}  # created by this run: no rows yet
+        else:
+            return ()
+        what = f"add {fk.sql(ref_db)}"
+        pre = foreign_key_precheck(tdb, ch.current_table, what, fk, ch.names, parent, parent_names)
+        return (pre,) if pre else ()
+
     for sdb, tdb in pairs:
         src_tables = source[sdb].tables
         for name, dst_table in sorted(after_rename[tdb].items()):
             if (tdb, name) in dropped_tables:
+                # The table goes in "drop tables", but its foreign keys first when the columns
+                # or key they reference are altered before that (error 1829 otherwise).
+                for fk in dst_table.foreign_keys:
+                    ref_db = fk.ref_database or tdb
+                    if (ref_db, fk.ref_table) not in dropped_tables \
+                            and rebuilt(ref_db, fk.ref_table, fk.ref_columns):
+                        out.add("drop foreign keys",
+                                f"ALTER TABLE {qualified(tdb, name)} DROP FOREIGN KEY {quote(fk.name)}", tdb,
+                                Clause(f"drop foreign key {quote(fk.name)} on {qualified(tdb, name)} "
+                                       f"(its table is dropped later)"))
                 continue
             src_table = src_tables.get(name)
             wanted = {}
@@ -407,12 +648,14 @@ def _diff_foreign_keys(
                     wanted.pop(fk.name)
             if src_table is not None:
                 adds = [fk for fk in src_table.foreign_keys if fk.name in wanted]
+                _keep_index_names(src_table, dst_table, adds, changes.get((tdb, name)), tdb, out)
                 if adds:
                     out.add("add foreign keys",
                             f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
                                 "ADD " + fk.sql(db_map.get(fk.ref_database or sdb, fk.ref_database or sdb))
                                 for fk in adds), tdb,
-                            *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}") for fk in adds))
+                            *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}",
+                                     prechecks=fk_prechecks(sdb, tdb, name, dst_table, fk)) for fk in adds))
         # Tables created in this run get all their foreign keys here.
         for name, src_table in sorted(src_tables.items()):
             if name in after_rename[tdb] or not src_table.foreign_keys:
@@ -425,22 +668,88 @@ def _diff_foreign_keys(
                       for fk in src_table.foreign_keys))
 
 
+def _keep_index_names(src: Table, dst: Table, adds: list[ForeignKey], change: _TableChange | None,
+                      tdb: str, out: _Out) -> None:
+    """Re-create explicitly the kept indexes that foreign keys about to be added will use.
+
+    An index the server created implicitly for a foreign key (`KEY author_id`) is renamed
+    after the next foreign key added under a name over the same columns (`KEY posts_ibfk_1`),
+    so a dropped and re-added key would leave the index name different. SHOW CREATE does not
+    tell implicit indexes apart: every kept index a re-added key can use is dropped and
+    re-added in one statement (it keeps its place and becomes explicit).
+    """
+    dropped = {i.name for i in change.dropped_indexes} if change else set()
+    dst_defs = {i.name: i.definition for i in dst.indexes}
+    redo: list[Index] = []
+    for fk in adds:
+        for i in src.indexes:
+            if i.kind in ("primary", "fulltext", "spatial") or i.name == fk.name or i in redo:
+                continue
+            if i.columns[: len(fk.columns)] == fk.columns and i.name not in dropped \
+                    and dst_defs.get(i.name) == i.definition:
+                redo.append(i)
+    if redo:
+        qname = qualified(tdb, src.name)
+        out.add("finish tables", f"ALTER TABLE {qname} " + ", ".join(
+            f"{i.drop_sql()}, ADD {i.definition}" for i in redo), tdb,
+            *(Clause(f"re-create index {quote(i.name)} on {qname} explicitly (a re-added foreign key "
+                     f"would rename an implicit one)") for i in redo))
+
+
 # ---- views ---------------------------------------------------------------------------------
 
 
+_TABLE_REF_BEFORE = {"FROM", "JOIN", "STRAIGHT_JOIN"}
+_TABLE_REF_AFTER = {"JOIN", "STRAIGHT_JOIN", "LEFT", "RIGHT", "INNER", "CROSS", "NATURAL", "ON", "USING",
+                    "WHERE", "GROUP", "ORDER", "HAVING", "LIMIT", "UNION", "WINDOW"}
+
+
 def map_databases(definition: str, db_map: dict[str, str]) -> str:
-    """Rewrite `db`. qualifiers of a view definition from source to target database names."""
+    """Rewrite `db`. qualifiers of a view definition from source to target database names.
+
+    The server prints every table as `db`.`t` and every column as `db`.`t`.`c` or, under a
+    table alias, `alias`.`c`; an alias spelled like a synced database must not be rewritten
+    (it would capture the alias). Aliases are the names printed right after a table or a
+    derived table (`db`.`t` `alias`, `(select ...) `alias``); a two-part name under such a
+    name is rewritten only where a table stands (after FROM/JOIN, before its alias or a
+    join keyword).
+    """
     if all(k == v for k, v in db_map.items()):
         return definition
     toks = list(tokenize(definition))
+    sig = [i for i, t in enumerate(toks) if t.kind not in ("space", "comment")]
+    at = {i: n for n, i in enumerate(sig)}
+
+    def tok(n: int):
+        return toks[sig[n]] if 0 <= n < len(sig) else None
+
+    def is_dot(n: int) -> bool:
+        t = tok(n)
+        return t is not None and t.text == "."
+
+    def word(n: int) -> str:
+        t = tok(n)
+        return t.text.upper() if t is not None and t.kind == "word" else ""
+
+    aliases = set()
+    for n in range(len(sig)):
+        t, prev = tok(n), tok(n - 1)
+        if t.kind == "ident" and not is_dot(n + 1) and prev is not None and not is_dot(n - 1) \
+                and (prev.kind == "ident" or prev.text == ")"):
+            aliases.add(t.text[1:-1].replace("``", "`"))
     out = []
-    for i, tok in enumerate(toks):
-        if tok.kind == "ident" and i + 1 < len(toks) and toks[i + 1].text.startswith("."):
-            name = tok.text[1:-1].replace("``", "`")
-            if name in db_map:
+    for i, t in enumerate(toks):
+        n = at.get(i)
+        if n is not None and t.kind == "ident" and is_dot(n + 1) and not is_dot(n - 1):
+            name = t.text[1:-1].replace("``", "`")
+            three_part = is_dot(n + 3)
+            after = tok(n + 3)
+            table_ref = (word(n - 1) in _TABLE_REF_BEFORE or (after is not None and after.kind == "ident")
+                         or word(n + 3) in _TABLE_REF_AFTER or after is None)
+            if name in db_map and (three_part or name not in aliases or table_ref):
                 out.append(quote(db_map[name]))
                 continue
-        out.append(tok.text)
+        out.append(t.text)
     return "".join(out)
 
 

@@ -19,6 +19,8 @@ class Clause:
     description: str
     destructive: bool = False
     reasons: tuple[str, ...] = ()
+    # Read-only row checks run before any DDL (preflight.Precheck): rows in the way refuse the run.
+    prechecks: tuple[Any, ...] = field(default=(), compare=False)
 
     def label(self) -> str:
         return self.description + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
