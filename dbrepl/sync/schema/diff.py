@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from dbrepl.sync.errors import InvalidInput
-from dbrepl.sync.ident import check_name, qualified, quote
+from dbrepl.sync.ident import check_plain_name, qualified, quote
 from dbrepl.sync.schema.classify import column_loss, engine_loss
 from dbrepl.sync.schema.model import Database, ForeignKey, Index, Table, View
 from dbrepl.sync.schema.objects import diff_objects
@@ -248,7 +248,7 @@ def rename_hint(sdb: str, old: tuple[str, ...], new: str) -> str:
     """The --rename hint that would turn a drop plus an add into a rename (old: table[, column])."""
     what = "column" if len(old) == 2 else "table"
     try:
-        hint = f"{'.'.join(check_name(n) for n in (sdb, *old))}={check_name(new)}"
+        hint = f"{'.'.join(check_plain_name(n) for n in (sdb, *old))}={check_plain_name(new)}"
     except InvalidInput:
         return (f"if {what} {quote(old[-1])} was renamed to {quote(new)}, rename it in a migration: "
                 f"a --rename hint cannot name it")
