@@ -244,6 +244,50 @@ def script_warnings(paths: Sequence[Path]) -> list[str]:
     return warnings
 
 
+def schema_event(pair: Pair, *, dry_run: bool, allow_destructive: bool, databases: Sequence[str] | None,
+                 renames: Sequence[str], definer: str) -> dict[str, Any]:
+    """The schema function's event; optional keys only when they differ from the function's
+    defaults (a function deployed before a key existed refuses it)."""
+    from dbrepl.sync import contract
+
+    event: dict[str, Any] = {"source_env": pair.source, "target_env": pair.target, "dry_run": dry_run,
+                             "allow_destructive": allow_destructive}
+    if databases:
+        event["databases"] = list(databases)
+    if renames:
+        event["renames"] = list(renames)
+    if definer != contract.DEFAULT_DEFINER:
+        event["definer"] = definer
+    return event
+
+
+def data_event(pair: Pair, *, dry_run: bool, verbose: bool, verify: str, tables: Sequence[str]) -> dict[str, Any]:
+    """The data function's event (optional keys only when asked for, as for schema_event)."""
+    from dbrepl.sync.data.sync import DEFAULT_VERIFY
+
+    event: dict[str, Any] = {"source_env": pair.source, "target_env": pair.target, "dry_run": dry_run}
+    if verbose:
+        event["verbose"] = True
+    if verify != DEFAULT_VERIFY:
+        event["verify"] = verify
+    if tables:
+        event["tables"] = list(tables)
+    return event
+
+
+def migrate_event(env: str, action: str, *, databases: Sequence[str] | None = None, dry_run: bool | None = None,
+                  to: str | None = None) -> dict[str, Any]:
+    """The schema function's event for `migrate` / `migrate_status` on `env`."""
+    event: dict[str, Any] = {"action": action, "target_env": env}
+    if dry_run is not None:
+        event["dry_run"] = dry_run
+    if databases:
+        event["databases"] = list(databases)
+    if to:
+        event["migration_script"] = to
+    return event
+
+
 def check_script_name(name: str) -> str:
     """`V<version>__<words>.sql`, or bad input."""
     from dbrepl.sync.migrations import parse_script_name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,9 +20,8 @@ from dbrepl.cli.common import (
     estate,
     handled,
     out,
-    sandbox_of,
 )
-from dbrepl.cli.sync import confirm_target, exit_for
+from dbrepl.cli.sync import confirm_target, exit_for, run_env, show
 
 migrate_app = typer.Typer(no_args_is_help=True, help="Versioned migration scripts: push, apply once, in order.")
 
@@ -77,43 +75,40 @@ def migrate_apply(
         runner.check_script_name(to)
     if not dry_run:
         confirm_target(spec, env, f"apply migrations to {env}", yes)
-    event: dict[str, Any] = {"action": "migrate", "target_env": env, "dry_run": dry_run}
-    if databases:
-        event["databases"] = databases
-    if to:
-        event["migration_script"] = to
-    result = estate(ctx, spec, sfx).functions.run("schema", event, direct=direct or sandbox_of(ctx) is not None)
-    if json_:
-        print(json.dumps(result, default=str))
-    else:
-        for run in result.get("migrations") or []:
-            db = escape(str(run.get("database")))
-            for warning in run.get("warnings") or []:
-                err.print(f"  {db}: [yellow]warning:[/] {escape(str(warning))}")
-            for name in run.get("applied") or []:
-                out.print(f"  {db}: applied {escape(name)}")
-            if run.get("failed"):
-                where = ""
-                if run.get("failed_statement"):
-                    where = f" at statement {run['failed_statement']} ({run.get('failed_excerpt')})"
-                err.print(f"  {db}: [red]failed[/] {escape(run['failed'])}{escape(where)}: "
-                          f"{escape(str(run.get('error')))}")
-                if run.get("atomic"):
-                    err.print(f"  {db}: rolled back: none of its changes remain")
-                elif run.get("statements_run") is not None:
-                    err.print(f"  {db}: {run['statements_run']} statement(s) of it ran and stay applied "
-                              "(not atomic)")
-            for name in run.get("pending") or []:
-                out.print(f"  {db}: {'would apply' if dry_run else 'not applied'} {escape(name)}")
-        if result.get("status") == "success":
-            c = result.get("counts") or {}
-            if dry_run:
-                out.print(f"{c.get('pending', 0)} script(s) pending on {escape(env)}; nothing was changed.")
-            elif c.get("applied"):
-                out.print(f"Applied {c['applied']} script(s) to {escape(env)}.")
-            else:
-                out.print(f"Nothing to apply: {escape(env)} is up to date.")
+    event = runner.migrate_event(env, "migrate", databases=databases, dry_run=dry_run, to=to)
+    result = run_env(ctx, spec, sfx, "schema", event, direct)
+    show(result, json_, lambda: _render_apply(result, env, dry_run))
     exit_for(result, False, False)
+
+
+def _render_apply(result: dict[str, Any], env: str, dry_run: bool) -> None:
+    for run in result.get("migrations") or []:
+        db = escape(str(run.get("database")))
+        for warning in run.get("warnings") or []:
+            err.print(f"  {db}: [yellow]warning:[/] {escape(str(warning))}")
+        for name in run.get("applied") or []:
+            out.print(f"  {db}: applied {escape(name)}")
+        if run.get("failed"):
+            where = ""
+            if run.get("failed_statement"):
+                where = f" at statement {run['failed_statement']} ({run.get('failed_excerpt')})"
+            err.print(f"  {db}: [red]failed[/] {escape(run['failed'])}{escape(where)}: "
+                      f"{escape(str(run.get('error')))}")
+            if run.get("atomic"):
+                err.print(f"  {db}: rolled back: none of its changes remain")
+            elif run.get("statements_run") is not None:
+                err.print(f"  {db}: {run['statements_run']} statement(s) of it ran and stay applied "
+                          "(not atomic)")
+        for name in run.get("pending") or []:
+            out.print(f"  {db}: {'would apply' if dry_run else 'not applied'} {escape(name)}")
+    if result.get("status") == "success":
+        c = result.get("counts") or {}
+        if dry_run:
+            out.print(f"{c.get('pending', 0)} script(s) pending on {escape(env)}; nothing was changed.")
+        elif c.get("applied"):
+            out.print(f"Applied {c['applied']} script(s) to {escape(env)}.")
+        else:
+            out.print(f"Nothing to apply: {escape(env)} is up to date.")
 
 
 @migrate_app.command("status")
@@ -131,29 +126,28 @@ def migrate_status(
     """Every script's state in ENV's databases: applied, pending, failed, changed, missing. Reads only."""
     spec, sfx = _migrate_target(env, config, suffix)
     databases = runner.check_databases(database) if database else None
-    event: dict[str, Any] = {"action": "migrate_status", "target_env": env}
-    if databases:
-        event["databases"] = databases
-    result = estate(ctx, spec, sfx).functions.run("schema", event, direct=direct or sandbox_of(ctx) is not None)
-    if json_:
-        print(json.dumps(result, default=str))
-    else:
-        colours = {"applied": "green", "pending": "yellow", "failed": "red", "changed": "red", "missing": "red"}
-        for db, scripts in (result.get("status_by_database") or {}).items():
-            out.print(f"{escape(db)}:")
-            if not scripts:
-                out.print("  no scripts in the bucket and no history")
-            for s in scripts:
-                state = s.get("state", "")
-                when = f"  {s['installed_on']}" if s.get("installed_on") else ""
-                atomic = {True: "atomic", False: "not atomic"}.get(s.get("atomic"), "")
-                out.print(f"  {escape(str(s.get('version'))):<8} [{colours.get(state, 'white')}]{state:<8}[/] "
-                          f"{atomic:<10} {escape(str(s.get('script')))}{escape(when)}")
-                if state == "pending" and s.get("not_atomic_because"):
-                    out.print(f"           {escape(str(s['not_atomic_because']))}")
-                if state == "failed" and s.get("failed_statement"):
-                    after = ("rolled back" if s.get("rolled_back")
-                             else f"{s.get('statements_run')} statement(s) ran and stay applied")
-                    out.print(f"           failed at statement {s['failed_statement']} "
-                              f"({escape(str(s.get('failed_excerpt')))}), {after}: {escape(str(s.get('error')))}")
+    event = runner.migrate_event(env, "migrate_status", databases=databases)
+    result = run_env(ctx, spec, sfx, "schema", event, direct)
+    show(result, json_, lambda: _render_status(result))
     exit_for(result, False, False)
+
+
+def _render_status(result: dict[str, Any]) -> None:
+    colours = {"applied": "green", "pending": "yellow", "failed": "red", "changed": "red", "missing": "red"}
+    for db, scripts in (result.get("status_by_database") or {}).items():
+        out.print(f"{escape(db)}:")
+        if not scripts:
+            out.print("  no scripts in the bucket and no history")
+        for s in scripts:
+            state = s.get("state", "")
+            when = f"  {s['installed_on']}" if s.get("installed_on") else ""
+            atomic = {True: "atomic", False: "not atomic"}.get(s.get("atomic"), "")
+            out.print(f"  {escape(str(s.get('version'))):<8} [{colours.get(state, 'white')}]{state:<8}[/] "
+                      f"{atomic:<10} {escape(str(s.get('script')))}{escape(when)}")
+            if state == "pending" and s.get("not_atomic_because"):
+                out.print(f"           {escape(str(s['not_atomic_because']))}")
+            if state == "failed" and s.get("failed_statement"):
+                after = ("rolled back" if s.get("rolled_back")
+                         else f"{s.get('statements_run')} statement(s) ran and stay applied")
+                out.print(f"           failed at statement {s['failed_statement']} "
+                          f"({escape(str(s.get('failed_excerpt')))}), {after}: {escape(str(s.get('error')))}")

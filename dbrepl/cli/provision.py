@@ -65,7 +65,10 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
         s = engine.apply(p).summary
         out.print(f"[bold green]Apply complete:[/] {s['create']} created, {s['update']} updated, {s['delete']} deleted.")
     # Also when nothing changed: a stand-in restarted or rebuilt since gets its master user back.
-    bound, notes = est.bind_stand_ins()
+    _render_bound(*est.bind_stand_ins())
+
+
+def _render_bound(bound: list, notes: list[str]) -> None:
     for b in bound:
         out.print(f"Stand-in for {b.env} (127.0.0.1:{b.port}): master user {escape(b.user)} "
                   "with the password of its secret.")

@@ -67,6 +67,14 @@ def exit_for(result: dict[str, Any], changed: bool, detailed: bool) -> None:
         raise typer.Exit(3)
 
 
+def show(result: dict[str, Any], as_json: bool, render: Any) -> None:
+    """The result as JSON on stdout, or rendered for people."""
+    if as_json:
+        print(json.dumps(result, default=str))
+    else:
+        render()
+
+
 def run_env(ctx: typer.Context, spec: Any, suffix: str, kind: str, event: dict[str, Any], direct: bool,
             progress: Any = None) -> dict[str, Any]:
     """Run a function's event: invoked, or its code here (--direct, and always in the sandbox)."""
@@ -111,19 +119,10 @@ def sync_schema(
         result = runner.schema_between_dsns(pair, renames=renames, dry_run=dry_run,
                                             allow_destructive=allow_destructive, definer=definer)
     else:
-        event: dict[str, Any] = {"source_env": pair.source, "target_env": pair.target, "dry_run": dry_run,
-                                 "allow_destructive": allow_destructive}
-        if databases:
-            event["databases"] = databases
-        if renames:
-            event["renames"] = renames
-        if definer != "omit":
-            event["definer"] = definer
+        event = runner.schema_event(pair, dry_run=dry_run, allow_destructive=allow_destructive,
+                                    databases=databases, renames=renames, definer=definer)
         result = run_env(ctx, pair.spec, pair.suffix or "", "schema", event, direct)
-    if json_:
-        print(json.dumps(result, default=str))
-    else:
-        _render_schema(pair, result)
+    show(result, json_, lambda: _render_schema(pair, result))
     exit_for(result, bool(result.get("statements")), detailed_exitcode)
 
 
@@ -202,25 +201,20 @@ def sync_data(
             result = runner.data_between_dsns(pair, tables, dry_run=dry_run, verbose=verbose, progress=hook,
                                               verify=verify)
     else:
-        event: dict[str, Any] = {"source_env": pair.source, "target_env": pair.target, "dry_run": dry_run}
-        if verbose:  # only when asked: a function deployed before `verbose` existed refuses the key
-            event["verbose"] = True
-        if verify != "changed":  # likewise: the default is the function's own
-            event["verify"] = verify
-        if tables:
-            event["tables"] = tables
-        if direct or sandbox_of(ctx) is not None:  # the handler's code runs here: it can report progress
-            with _progress_bar() as hook:
-                result = run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct, progress=hook)
-        else:
-            err.print(f"Invoking function {escape(names.function('data', pair.suffix or ''))}: no progress "
-                      "is shown until it returns (--direct runs it here, with a progress bar).")
-            result = run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct)
-    if json_:
-        print(json.dumps(result, default=str))
-    else:
-        _render_data(pair, result, verbose)
+        event = runner.data_event(pair, dry_run=dry_run, verbose=verbose, verify=verify, tables=tables)
+        result = _run_data_function(ctx, pair, event, direct)
+    show(result, json_, lambda: _render_data(pair, result, verbose))
     exit_for(result, bool(result.get("rows_synced")), detailed_exitcode)
+
+
+def _run_data_function(ctx: typer.Context, pair: runner.Pair, event: dict[str, Any], direct: bool) -> dict[str, Any]:
+    """With the handler's code here (--direct, the sandbox) a progress bar; invoked, a note."""
+    if direct or sandbox_of(ctx) is not None:
+        with _progress_bar() as hook:
+            return run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct, progress=hook)
+    err.print(f"Invoking function {escape(names.function('data', pair.suffix or ''))}: no progress "
+              "is shown until it returns (--direct runs it here, with a progress bar).")
+    return run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct)
 
 
 def _render_data(pair: runner.Pair, result: dict[str, Any], verbose: bool) -> None:
