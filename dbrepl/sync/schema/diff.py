@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from dbrepl.sync.errors import InvalidInput
 from dbrepl.sync.ident import check_plain_name, qualified, quote
 from dbrepl.sync.schema.classify import column_loss, engine_loss
-from dbrepl.sync.schema.model import Database, ForeignKey, Index, Table, View
+from dbrepl.sync.schema.model import Column, Database, ForeignKey, Index, Table, View
 from dbrepl.sync.schema.objects import diff_objects
 from dbrepl.sync.schema.plan import Clause, Renames, Statement
 from dbrepl.sync.schema.preflight import (
@@ -257,251 +257,301 @@ def rename_hint(sdb: str, old: tuple[str, ...], new: str) -> str:
 
 def _alter_table(src: Table, dst: Table, tdb: str, col_renames: dict[str, str], out: _Out,
                  sdb: str = "") -> _TableChange:
-    qname = qualified(tdb, src.name)
-    change = _TableChange()
-    clauses: list[tuple[str, Clause]] = []
-    second: list[tuple[str, Clause]] = []
+    t = _TableDiff(src, dst, tdb, col_renames, out, sdb)
+    t.columns()
+    t.indexes()
+    t.checks()
+    t.options()
+    t.emit(out)
+    return t.change
 
-    # Column renames from hints apply only when the target still has the old name.
-    renamed = {old: new for old, new in col_renames.items()
-               if dst.column(old) and not dst.column(new) and src.column(new) and not src.column(old)}
-    dst_cols = [replace(c, name=renamed.get(c.name, c.name)) for c in dst.columns]
-    src_names = [c.name for c in src.columns]
-    dst_by_name = {c.name: c for c in dst_cols}
-    back = {new: old for old, new in renamed.items()}
-    readded: set[str] = set()  # columns dropped and re-added (source names)
-    table_now = out.current.get((tdb, src.name), src.name)
-    names = {n: back.get(n, n) for n in dst_by_name}
-    change.current_table, change.names = table_now, names
-    # Columns converted to another charset or collation: unique keys over them are checked
-    # for values that collide once compared the new way.
-    recollated = {c.name: (c.charset, c.collation) for c in src.columns
-                  if c.name in dst_by_name and c.collation
-                  and (c.charset, c.collation) != (dst_by_name[c.name].charset, dst_by_name[c.name].collation)}
-    dst_index_defs = {i.definition for i in dst.indexes}
-    dst_check_defs_all = {c.definition for c in dst.checks}
-    # Generated columns added or changed: their values after the run, as an expression over
-    # the target's current columns, for checking the keys and CHECKs over them.
-    new_values: dict[str, str] = {}
-    for c in src.columns:
-        old = dst_by_name.get(c.name)
-        expr = generated_expr(c.definition) if c.generated else None
-        if expr and (old is None or generated_expr(old.definition) != expr):
-            mapped = map_idents(expr, names)
-            if mapped:
-                new_values[c.name] = mapped
 
-    def dependents_prechecks(name: str, what: str) -> tuple:
+class _TableDiff:
+    """One table's ALTER, built section by section (columns, indexes, CHECKs, options) from
+    the source's definition and the target's, with the target's columns under the names
+    they will have (rename hints) and the preflight checks of every clause."""
+
+    def __init__(self, src: Table, dst: Table, tdb: str, col_renames: dict[str, str], out: _Out,
+                 sdb: str = "") -> None:
+        self.src, self.dst, self.tdb, self.sdb = src, dst, tdb, sdb
+        self.qname = qualified(self.tdb, self.src.name)
+        self.change = _TableChange()
+        self.clauses: list[tuple[str, Clause]] = []
+        self.second: list[tuple[str, Clause]] = []
+
+        # Column renames from hints apply only when the target still has the old name.
+        self.renamed = {old: new for old, new in col_renames.items()
+                        if dst.column(old) and not dst.column(new) and src.column(new) and not src.column(old)}
+        self.dst_cols = [replace(c, name=self.renamed.get(c.name, c.name)) for c in self.dst.columns]
+        self.src_names = [c.name for c in self.src.columns]
+        self.dst_by_name = {c.name: c for c in self.dst_cols}
+        self.back = {new: old for old, new in self.renamed.items()}
+        self.readded: set[str] = set()  # columns dropped and re-added (source names)
+        self.table_now = out.current.get((self.tdb, self.src.name), self.src.name)
+        self.names = {n: self.back.get(n, n) for n in self.dst_by_name}
+        self.change.current_table, self.change.names = self.table_now, self.names
+        # Columns converted to another charset or collation: unique keys over them are checked
+        # for values that collide once compared the new way.
+        by_name = self.dst_by_name
+        self.recollated = {c.name: (c.charset, c.collation) for c in src.columns
+                           if c.name in by_name and c.collation
+                           and (c.charset, c.collation) != (by_name[c.name].charset, by_name[c.name].collation)}
+        self.dst_index_defs = {i.definition for i in self.dst.indexes}
+        self.dst_check_defs_all = {c.definition for c in self.dst.checks}
+        # Generated columns added or changed: their values after the run, as an expression over
+        # the target's current columns, for checking the keys and CHECKs over them.
+        self.new_values: dict[str, str] = {}
+        for c in self.src.columns:
+            old = self.dst_by_name.get(c.name)
+            expr = generated_expr(c.definition) if c.generated else None
+            if expr and (old is None or generated_expr(old.definition) != expr):
+                mapped = map_idents(expr, self.names)
+                if mapped:
+                    self.new_values[c.name] = mapped
+
+    def dependents_prechecks(self, name: str, what: str) -> tuple:
         """Kept unique keys and CHECKs over a generated column whose values change."""
-        if name not in new_values:
+        if name not in self.new_values:
             return ()
         found = []
-        for i in src.indexes:
-            if i.kind in ("primary", "unique") and name in i.columns and i.definition in dst_index_defs:
-                found.append(unique_precheck(tdb, table_now, f"{what}, under {i.definition}", i, names, None,
-                                             "would share a value of that key with another row",
-                                             new_values))
-        for c in src.checks:
+        for i in self.src.indexes:
+            if i.kind in ("primary", "unique") and name in i.columns and i.definition in self.dst_index_defs:
+                found.append(unique_precheck(self.tdb, self.table_now, f"{what}, under {i.definition}", i,
+                                             self.names, None, "would share a value of that key with another row",
+                                             self.new_values))
+        for c in self.src.checks:
             expr = _check_expr(c.definition)
-            if expr and c.definition in dst_check_defs_all and name in _idents(expr):
-                found.append(check_precheck(tdb, table_now, f"{what}, under {c.definition}", expr, names,
-                                            new_values, "would violate it"))
+            if expr and c.definition in self.dst_check_defs_all and name in _idents(expr):
+                found.append(check_precheck(self.tdb, self.table_now, f"{what}, under {c.definition}", expr, self.names,
+                                            self.new_values, "would violate it"))
         return tuple(p for p in found if p)
 
-    for pos, c in enumerate(dst_cols):
-        if c.name not in src_names:
-            change.changed_columns.add(c.name)
+    def columns(self) -> None:
+        """Columns: dropped, added, renamed, modified or moved to the source's order."""
+        self._dropped_columns()
+        common = [c.name for c in self.dst_cols if c.name in self.src_names]
+        src_pos = {n: i for i, n in enumerate(self.src_names)}
+        in_place = {common[i] for i in _lis([src_pos[n] for n in common])}
+        for i, s in enumerate(self.src.columns):
+            position = "FIRST" if i == 0 else f"AFTER {quote(self.src_names[i - 1])}"
+            d = self.dst_by_name.get(s.name)
+            if d is None:
+                what = f"add column {quote(s.name)} {s.definition}"
+                pre = added_column_precheck(self.tdb, self.table_now, what, s)
+                self.clauses.append((f"ADD COLUMN {s.sql()} {position}",
+                                     Clause(f"add column {self.qname}.{quote(s.name)}",
+                                            prechecks=(pre,) if pre else ())))
+            else:
+                self._kept_column(s, d, position, moved=s.name not in in_place)
+
+    def _dropped_columns(self) -> None:
+        for pos, c in enumerate(self.dst_cols):
+            if c.name in self.src_names:
+                continue
+            self.change.changed_columns.add(c.name)
             # An added column of the same definition at the same place may be this one renamed.
-            twin = src.columns[pos] if pos < len(src.columns) else None
+            twin = self.src.columns[pos] if pos < len(self.src.columns) else None
             hint = ()
-            if twin is not None and twin.name not in dst_by_name and twin.key() == c.key():
-                hint = (rename_hint(sdb or tdb, (src.name, c.name), twin.name),)
-            clauses.append((f"DROP COLUMN {quote(c.name)}",
-                            Clause(f"drop column {qname}.{quote(c.name)}", True, ("its values are lost", *hint))))
-    common = [c.name for c in dst_cols if c.name in src_names]
-    src_pos = {n: i for i, n in enumerate(src_names)}
-    seq = [src_pos[n] for n in common]
-    in_place = {common[i] for i in _lis(seq)}
-    for i, s in enumerate(src.columns):
-        position = "FIRST" if i == 0 else f"AFTER {quote(src_names[i - 1])}"
-        d = dst_by_name.get(s.name)
-        if d is None:
-            what = f"add column {quote(s.name)} {s.definition}"
-            pre = added_column_precheck(tdb, table_now, what, s)
-            clauses.append((f"ADD COLUMN {s.sql()} {position}",
-                            Clause(f"add column {qname}.{quote(s.name)}", prechecks=(pre,) if pre else ())))
-            continue
-        moved = s.name not in in_place
+            if twin is not None and twin.name not in self.dst_by_name and twin.key() == c.key():
+                hint = (rename_hint(self.sdb or self.tdb, (self.src.name, c.name), twin.name),)
+            self.clauses.append((f"DROP COLUMN {quote(c.name)}",
+                                 Clause(f"drop column {self.qname}.{quote(c.name)}", True,
+                                        ("its values are lost", *hint))))
+
+    def _column_prechecks(self, s: Column, d: Column) -> tuple:
+        """Read-only checks that the target's rows allow column `d` to become `s`."""
+        old = self.back.get(s.name, s.name)
+        what = f"{'change' if s.name in self.back else 'modify'} column {quote(old)} to {quote(s.name)} " \
+               f"{s.definition}"
+        found = tuple(column_prechecks(self.tdb, self.table_now, what, d, s, old))
+        new_check = inline_check(s.definition)
+        if new_check and new_check != inline_check(d.definition) \
+                and (cp := check_precheck(self.tdb, self.table_now, what, new_check, self.names)):
+            found += (cp,)
+        found += self.dependents_prechecks(s.name, what)
+        for i in self.src.indexes if s.name in self.recollated else ():
+            if i.kind in ("primary", "unique") and s.name in i.columns and i.definition in self.dst_index_defs \
+                    and (up := unique_precheck(self.tdb, self.table_now, f"{what}, under {i.definition}", i,
+                                               self.names, self.recollated,
+                                               "share a value of that key with another row "
+                                               "once compared with the new collation")):
+                found += (up,)
+        return found
+
+    def _kept_column(self, s: Column, d: Column, position: str, moved: bool) -> None:
+        """A column on both sides (`d` the target's, under its new name): renamed, re-added, modified or moved."""
         modified = d.key() != s.key()
-        col_pre: tuple = ()
-        if modified or s.name in back:
-            what = f"{'change' if s.name in back else 'modify'} column {quote(back.get(s.name, s.name))} " \
-                   f"to {quote(s.name)} {s.definition}"
-            col_pre = tuple(column_prechecks(tdb, table_now, what, d, s, back.get(s.name, s.name)))
-            new_check = inline_check(s.definition)
-            if new_check and new_check != inline_check(d.definition) \
-                    and (cp := check_precheck(tdb, table_now, what, new_check, names)):
-                col_pre += (cp,)
-            col_pre += dependents_prechecks(s.name, what)
-            for i in src.indexes if s.name in recollated else ():
-                if i.kind in ("primary", "unique") and s.name in i.columns and i.definition in dst_index_defs \
-                        and (up := unique_precheck(tdb, table_now, f"{what}, under {i.definition}", i, names,
-                                                   recollated, "share a value of that key with another row "
-                                                   "once compared with the new collation")):
-                    col_pre += (up,)
-        if s.name in back:
-            change.changed_columns.update({back[s.name], s.name})
+        col_pre = self._column_prechecks(s, d) if modified or s.name in self.back else ()
+        if s.name in self.back:
+            self.change.changed_columns.update({self.back[s.name], s.name})
             reasons = tuple(column_loss(d, s))
-            clauses.append((f"CHANGE COLUMN {quote(back[s.name])} {s.sql()}" + (f" {position}" if moved else ""),
-                            Clause(f"rename column {qname}.{quote(back[s.name])} to {quote(s.name)}",
-                                   bool(reasons), reasons, prechecks=col_pre)))
+            self.clauses.append((f"CHANGE COLUMN {quote(self.back[s.name])} {s.sql()}"
+                                 + (f" {position}" if moved else ""),
+                                 Clause(f"rename column {self.qname}.{quote(self.back[s.name])} to {quote(s.name)}",
+                                        bool(reasons), reasons, prechecks=col_pre)))
         elif modified and d.generated != s.generated:
             # The server cannot MODIFY a column between stored, virtual and generated kinds:
             # drop and re-add it (generated values are recomputed from the row). Indexes and
             # CHECKs over it are dropped and re-added around it (below): the server would
             # silently shrink the indexes and refuses the drop under a CHECK (error 1054).
-            change.changed_columns.add(s.name)
-            readded.add(s.name)
+            self.change.changed_columns.add(s.name)
+            self.readded.add(s.name)
             reasons = tuple(column_loss(d, s))
-            clauses.append((f"DROP COLUMN {quote(s.name)}",
-                            Clause(f"drop column {qname}.{quote(s.name)} to re-add it", bool(reasons), reasons)))
-            clauses.append((f"ADD COLUMN {s.sql()} {position}",
-                            Clause(f"re-add column {qname}.{quote(s.name)} as {s.generated or 'stored'}",
-                                   prechecks=dependents_prechecks(s.name, f"re-add column {quote(s.name)} "
-                                                                           f"{s.definition}"))))
+            self.clauses.append((f"DROP COLUMN {quote(s.name)}",
+                                 Clause(f"drop column {self.qname}.{quote(s.name)} to re-add it", bool(reasons),
+                                        reasons)))
+            pre = self.dependents_prechecks(s.name, f"re-add column {quote(s.name)} {s.definition}")
+            self.clauses.append((f"ADD COLUMN {s.sql()} {position}",
+                                 Clause(f"re-add column {self.qname}.{quote(s.name)} as {s.generated or 'stored'}",
+                                        prechecks=pre)))
         elif modified or moved:
             reasons = tuple(column_loss(d, s)) if modified else ()
-            what = "modify" if modified else "move"
             if modified:
-                change.changed_columns.add(s.name)
-            clauses.append((f"MODIFY COLUMN {s.sql()}" + (f" {position}" if moved else ""),
-                            Clause(f"{what} column {qname}.{quote(s.name)}", bool(reasons), reasons,
-                                   prechecks=col_pre)))
+                self.change.changed_columns.add(s.name)
+            self.clauses.append((f"MODIFY COLUMN {s.sql()}" + (f" {position}" if moved else ""),
+                                 Clause(f"{'modify' if modified else 'move'} column {self.qname}.{quote(s.name)}",
+                                        bool(reasons), reasons, prechecks=col_pre)))
 
-    # Indexes: the server keeps each group (unique, plain, fulltext) in creation order, so a
-    # group must match the source from its first difference on; an identical index dropped and
-    # re-added in one statement keeps its old place, so moves go to a second statement.
-    dst_indexes = [replace(i, definition=_rename_in_column_list(i.definition, renamed),
-                           columns=tuple(renamed.get(c, c) for c in i.columns)) for i in dst.indexes]
+    def indexes(self) -> None:
+        """Indexes, the primary key first (see the comments for the order rules)."""
+        # Indexes: the server keeps each group (unique, plain, fulltext) in creation order, so a
+        # group must match the source from its first difference on; an identical index dropped and
+        # re-added in one statement keeps its old place, so moves go to a second statement.
+        dst_indexes = [replace(i, definition=_rename_in_column_list(i.definition, self.renamed),
+                               columns=tuple(self.renamed.get(c, c) for c in i.columns)) for i in self.dst.indexes]
 
-    def over_readded(i: Index) -> bool:
-        return bool(readded.intersection(i.columns))
+        def over_readded(i: Index) -> bool:
+            return bool(self.readded.intersection(i.columns))
 
-    # The primary key always prints first: its drop and add go in this one statement, or an
-    # AUTO_INCREMENT column would be left without a key in between (error 1075).
-    s_pk = next((i for i in src.indexes if i.kind == "primary"), None)
-    d_pk = next((i for i in dst_indexes if i.kind == "primary"), None)
-    pk_changed = (s_pk and s_pk.definition) != (d_pk and d_pk.definition)
-    if d_pk and (pk_changed or over_readded(d_pk)):
-        change.dropped_indexes.append(d_pk)
-        clauses.append((d_pk.drop_sql(), Clause(f"drop primary key on {qname}")))
-    if s_pk and (pk_changed or over_readded(s_pk)):
-        pre = unique_precheck(tdb, table_now, f"add {s_pk.definition}", s_pk, names, recollated) \
-            if pk_changed else None
-        clauses.append((f"ADD {s_pk.definition}",
-                        Clause(f"add primary key on {qname}", prechecks=(pre,) if pre else ())))
-    first_adds: list[Index] = [s_pk] if s_pk and (pk_changed or over_readded(s_pk)) else []
-    src_index_names = {i.name.lower() for i in src.indexes}
-    dst_index_names = {i.name.lower() for i in dst_indexes}
-    for group in (0, 1, 2):
-        s_g = [i for i in src.indexes if i.group == group and i.kind != "primary"]
-        d_g = [i for i in dst_indexes if i.group == group and i.kind != "primary"]
+        # The primary key always prints first: its drop and add go in this one statement, or an
+        # AUTO_INCREMENT column would be left without a key in between (error 1075).
+        s_pk = next((i for i in self.src.indexes if i.kind == "primary"), None)
+        d_pk = next((i for i in dst_indexes if i.kind == "primary"), None)
+        pk_changed = (s_pk and s_pk.definition) != (d_pk and d_pk.definition)
+        if d_pk and (pk_changed or over_readded(d_pk)):
+            self.change.dropped_indexes.append(d_pk)
+            self.clauses.append((d_pk.drop_sql(), Clause(f"drop primary key on {self.qname}")))
+        if s_pk and (pk_changed or over_readded(s_pk)):
+            pre = unique_precheck(self.tdb, self.table_now, f"add {s_pk.definition}", s_pk, self.names,
+                                  self.recollated) \
+                if pk_changed else None
+            self.clauses.append((f"ADD {s_pk.definition}",
+                            Clause(f"add primary key on {self.qname}", prechecks=(pre,) if pre else ())))
+        first_adds: list[Index] = [s_pk] if s_pk and (pk_changed or over_readded(s_pk)) else []
+        src_index_names = {i.name.lower() for i in self.src.indexes}
+        dst_index_names = {i.name.lower() for i in dst_indexes}
+        for group in (0, 1, 2):
+            s_g = [i for i in self.src.indexes if i.group == group and i.kind != "primary"]
+            d_g = [i for i in dst_indexes if i.group == group and i.kind != "primary"]
+            p = 0
+            while p < min(len(s_g), len(d_g)) and not over_readded(s_g[p]):
+                a, b = s_g[p], d_g[p]
+                if a.definition != b.definition:
+                    # Same place, same key parts, another name: renamed in place (no rebuild).
+                    if _unnamed(a) != _unnamed(b) or a.name.lower() in dst_index_names \
+                            or b.name.lower() in src_index_names:
+                        break
+                    self.clauses.append((f"RENAME INDEX {quote(b.name)} TO {quote(a.name)}",
+                                    Clause(f"rename index {quote(b.name)} on {self.qname} to {quote(a.name)}")))
+                p += 1
+            src_defs = {i.definition for i in s_g[p:]}
+            moves = any(i.definition in src_defs for i in d_g[p:])
+            dropped_defs = {i.definition for i in d_g[p:]}
+            for i in d_g[p:]:
+                self.change.dropped_indexes.append(i)
+                what = "move" if i.definition in src_defs else "drop"
+                self.clauses.append((i.drop_sql(), Clause(f"{what} index {quote(i.name)} on {self.qname}")))
+            # New indexes ahead of the first moved one are added in this statement (in order, and
+            # an AUTO_INCREMENT column keeps a key); from the first moved one on, in the next.
+            deferred = False
+            for i in s_g[p:]:
+                deferred = deferred or (moves and i.definition in dropped_defs)
+                pre = None
+                if i.kind == "unique" and i.definition not in dropped_defs:
+                    pre = unique_precheck(self.tdb, self.table_now, f"add {i.definition}", i, self.names,
+                                          self.recollated, values=self.new_values)
+                (self.second if deferred else self.clauses).append(
+                    (f"ADD {i.definition}",
+                     Clause(f"add index {quote(i.name)} on {self.qname}", prechecks=(pre,) if pre else ())))
+                if not deferred:
+                    first_adds.append(i)
+        _bridge_auto_increment(self.src, dst_indexes, self.change.dropped_indexes, first_adds, self.qname,
+                               self.clauses, self.second)
+
+
+    def checks(self) -> None:
+        """Table-level CHECK constraints."""
+        # Table-level CHECK constraints: appended in order, even when re-added unchanged.
+        dst_checks = [replace(c, definition=_rename_in_column_list(c.definition, self.renamed))
+                      for c in self.dst.checks]
         p = 0
-        while p < min(len(s_g), len(d_g)) and not over_readded(s_g[p]):
-            a, b = s_g[p], d_g[p]
-            if a.definition != b.definition:
-                # Same place, same key parts, another name: renamed in place (no rebuild).
-                if _unnamed(a) != _unnamed(b) or a.name.lower() in dst_index_names \
-                        or b.name.lower() in src_index_names:
-                    break
-                clauses.append((f"RENAME INDEX {quote(b.name)} TO {quote(a.name)}",
-                                Clause(f"rename index {quote(b.name)} on {qname} to {quote(a.name)}")))
+        src_checks = self.src.checks
+        while p < min(len(src_checks), len(dst_checks)) and src_checks[p].definition == dst_checks[p].definition \
+                and not self.readded.intersection(_idents(src_checks[p].definition)):
             p += 1
-        src_defs = {i.definition for i in s_g[p:]}
-        moves = any(i.definition in src_defs for i in d_g[p:])
-        dropped_defs = {i.definition for i in d_g[p:]}
-        for i in d_g[p:]:
-            change.dropped_indexes.append(i)
-            what = "move" if i.definition in src_defs else "drop"
-            clauses.append((i.drop_sql(), Clause(f"{what} index {quote(i.name)} on {qname}")))
-        # New indexes ahead of the first moved one are added in this statement (in order, and
-        # an AUTO_INCREMENT column keeps a key); from the first moved one on, in the next.
-        deferred = False
-        for i in s_g[p:]:
-            deferred = deferred or (moves and i.definition in dropped_defs)
+        for c in dst_checks[p:]:
+            self.clauses.append((f"DROP CONSTRAINT {quote(c.name)}",
+                                 Clause(f"drop check {quote(c.name)} on {self.qname}")))
+        dst_check_defs = {c.definition for c in dst_checks[p:]}
+        for c in self.src.checks[p:]:
             pre = None
-            if i.kind == "unique" and i.definition not in dropped_defs:
-                pre = unique_precheck(tdb, table_now, f"add {i.definition}", i, names, recollated,
-                                      values=new_values)
-            (second if deferred else clauses).append(
-                (f"ADD {i.definition}",
-                 Clause(f"add index {quote(i.name)} on {qname}", prechecks=(pre,) if pre else ())))
-            if not deferred:
-                first_adds.append(i)
-    _bridge_auto_increment(src, dst_indexes, change.dropped_indexes, first_adds, qname, clauses, second)
+            expr = _check_expr(c.definition)
+            if c.definition not in dst_check_defs and expr:
+                pre = check_precheck(self.tdb, self.table_now, f"add {c.definition}", expr, self.names, self.new_values)
+            self.clauses.append((f"ADD {c.definition}",
+                            Clause(f"add check {quote(c.name)} on {self.qname}", prechecks=(pre,) if pre else ())))
 
-    # Table-level CHECK constraints: appended in order, even when re-added unchanged.
-    dst_checks = [replace(c, definition=_rename_in_column_list(c.definition, renamed)) for c in dst.checks]
-    p = 0
-    while p < min(len(src.checks), len(dst_checks)) and src.checks[p].definition == dst_checks[p].definition \
-            and not readded.intersection(_idents(src.checks[p].definition)):
-        p += 1
-    for c in dst_checks[p:]:
-        clauses.append((f"DROP CONSTRAINT {quote(c.name)}", Clause(f"drop check {quote(c.name)} on {qname}")))
-    dst_check_defs = {c.definition for c in dst_checks[p:]}
-    for c in src.checks[p:]:
-        pre = None
-        expr = _check_expr(c.definition)
-        if c.definition not in dst_check_defs and expr:
-            pre = check_precheck(tdb, table_now, f"add {c.definition}", expr, names, new_values)
-        clauses.append((f"ADD {c.definition}",
-                        Clause(f"add check {quote(c.name)} on {qname}", prechecks=(pre,) if pre else ())))
 
-    # Table options.
-    s_opts, d_opts = dict(src.options), dict(dst.options)
-    opt_sql = []
-    reasons: list[str] = []
-    if (s_opts.get("CHARSET"), s_opts.get("COLLATE")) != (d_opts.get("CHARSET"), d_opts.get("COLLATE")):
-        if s_opts.get("CHARSET"):
-            opt_sql.append(_option_sql("CHARSET", s_opts["CHARSET"]))
-        if s_opts.get("COLLATE"):
-            opt_sql.append(_option_sql("COLLATE", s_opts["COLLATE"]))
-    for key, value in src.options:
-        if key not in ("CHARSET", "COLLATE") and d_opts.get(key) != value:
-            opt_sql.append(_option_sql(key, value))
-            if key == "ENGINE" and (why := engine_loss(d_opts.get(key), value)):
-                reasons.append(why)
-    resets = [f"{key}={_OPTION_RESET.get(key, 'DEFAULT')}" for key in d_opts
-              if key not in s_opts and key not in ("CHARSET", "COLLATE", "ENGINE")]
-    if resets and s_opts.get("ENGINE") != d_opts.get("ENGINE"):
-        # With an engine change in the same statement the server keeps the old engine's
-        # options (Aria's PAGE_CHECKSUM=1): reset them in a statement of their own.
-        second.append((", ".join(resets), Clause(f"reset table options of {qname}: {' '.join(resets)}")))
-    else:
-        opt_sql += resets
-    if opt_sql:
-        clauses.append((", ".join(opt_sql),
-                        Clause(f"table options of {qname}: {' '.join(opt_sql)}", bool(reasons), tuple(reasons))))
+    def options(self) -> None:
+        """Table options (charset and collation, engine, the rest)."""
+        # Table options.
+        s_opts, d_opts = dict(self.src.options), dict(self.dst.options)
+        opt_sql = []
+        reasons: list[str] = []
+        if (s_opts.get("CHARSET"), s_opts.get("COLLATE")) != (d_opts.get("CHARSET"), d_opts.get("COLLATE")):
+            if s_opts.get("CHARSET"):
+                opt_sql.append(_option_sql("CHARSET", s_opts["CHARSET"]))
+            if s_opts.get("COLLATE"):
+                opt_sql.append(_option_sql("COLLATE", s_opts["COLLATE"]))
+        for key, value in self.src.options:
+            if key not in ("CHARSET", "COLLATE") and d_opts.get(key) != value:
+                opt_sql.append(_option_sql(key, value))
+                if key == "ENGINE" and (why := engine_loss(d_opts.get(key), value)):
+                    reasons.append(why)
+        resets = [f"{key}={_OPTION_RESET.get(key, 'DEFAULT')}" for key in d_opts
+                  if key not in s_opts and key not in ("CHARSET", "COLLATE", "ENGINE")]
+        if resets and s_opts.get("ENGINE") != d_opts.get("ENGINE"):
+            # With an engine change in the same statement the server keeps the old engine's
+            # options (Aria's PAGE_CHECKSUM=1): reset them in a statement of their own.
+            self.second.append((", ".join(resets), Clause(f"reset table options of {self.qname}: {' '.join(resets)}")))
+        else:
+            opt_sql += resets
+        if opt_sql:
+            self.clauses.append((", ".join(opt_sql),
+                                 Clause(f"table options of {self.qname}: {' '.join(opt_sql)}", bool(reasons),
+                                        tuple(reasons))))
 
-    if clauses:
-        out.add("alter tables", f"ALTER TABLE {qname} " + ", ".join(sql for sql, _ in clauses), tdb,
-                *(c for _, c in clauses))
-    if second:
-        out.add("finish tables", f"ALTER TABLE {qname} " + ", ".join(sql for sql, _ in second), tdb,
-                *(c for _, c in second))
 
-    if _norm(src.partitioning) != _norm(dst.partitioning):
-        if dst.partitioning:
-            out.add("remove partitioning", f"ALTER TABLE {qname} REMOVE PARTITIONING", tdb,
-                    Clause(f"remove partitioning of {qname} (rows kept)"))
-        if src.partitioning:
-            out.add("partition tables", f"ALTER TABLE {qname} {src.partitioning}", tdb,
-                    Clause(f"partition {qname} as the source (rows kept)"))
+    def emit(self, out: _Out) -> None:
+        """The statements: this ALTER, a second one when needed, partitioning."""
+        if self.clauses:
+            out.add("alter tables", f"ALTER TABLE {self.qname} " + ", ".join(sql for sql, _ in self.clauses), self.tdb,
+                    *(c for _, c in self.clauses))
+        if self.second:
+            out.add("finish tables", f"ALTER TABLE {self.qname} " + ", ".join(sql for sql, _ in self.second), self.tdb,
+                    *(c for _, c in self.second))
 
-    if not clauses and not second and _norm(src.partitioning) == _norm(dst.partitioning) \
-            and not renamed and _without_fks(src) != _without_fks(dst):
-        out.notes.append(f"table {qname}: a difference this engine does not handle remains")
-    return change
+        if _norm(self.src.partitioning) != _norm(self.dst.partitioning):
+            if self.dst.partitioning:
+                out.add("remove partitioning", f"ALTER TABLE {self.qname} REMOVE PARTITIONING", self.tdb,
+                        Clause(f"remove partitioning of {self.qname} (rows kept)"))
+            if self.src.partitioning:
+                out.add("partition tables", f"ALTER TABLE {self.qname} {self.src.partitioning}", self.tdb,
+                        Clause(f"partition {self.qname} as the source (rows kept)"))
+
+        if not self.clauses and not self.second and _norm(self.src.partitioning) == _norm(self.dst.partitioning) \
+                and not self.renamed and _without_fks(self.src) != _without_fks(self.dst):
+            out.notes.append(f"table {self.qname}: a difference this engine does not handle remains")
 
 
 _BRIDGE = "dbrepl_auto_increment_key"
