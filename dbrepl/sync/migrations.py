@@ -650,21 +650,12 @@ def _run_script(conn: Any, cur: Any, database: str, script: Script, installed_by
     atomic = commit is None
     autocommit = conn.get_autocommit()
     started = time.monotonic()
-    error, failed_at, ran = None, None, 0
     try:
         if atomic:
             conn.begin()
         else:
             conn.autocommit(True)  # each statement is committed as it completes
-        for number, statement in enumerate(statements, 1):
-            try:
-                cur.execute(statement)
-                while cur.nextset():  # stored-program calls may return several results
-                    pass
-            except pymysql.err.MySQLError as exc:
-                error, failed_at = f"{exc.args[-1] if exc.args else exc}", number
-                break
-            ran += 1
+        ran, failed_at, error = _execute(cur, statements)
         ms = int((time.monotonic() - started) * 1000)
         record = {"script": script, "installed_by": installed_by, "ms": ms, "atomic": atomic,
                   "ran": ran, "failed_at": failed_at, "error": error,
@@ -695,7 +686,26 @@ def _run_script(conn: Any, cur: Any, database: str, script: Script, installed_by
     result.failed, result.atomic, result.error = script.name, atomic, error
     result.failed_statement, result.failed_excerpt = failed_at, record["excerpt"]
     result.statements_run = ran
-    where = f"statement {failed_at} of {len(statements)} ({record['excerpt']})"
+    return _failure_message(database, script, len(statements), record, commit, kept)
+
+
+def _execute(cur: Any, statements: list[str]) -> tuple[int, int | None, str | None]:
+    """Run the statements in order until one fails: (how many ran, the failed one's number, its error)."""
+    for number, statement in enumerate(statements, 1):
+        try:
+            cur.execute(statement)
+            while cur.nextset():  # stored-program calls may return several results
+                pass
+        except pymysql.err.MySQLError as exc:
+            return number - 1, number, f"{exc.args[-1] if exc.args else exc}"
+    return len(statements), None, None
+
+
+def _failure_message(database: str, script: Script, total: int, record: dict[str, Any], commit: Commit | None,
+                     kept: str) -> str:
+    """What failed, what ran and what is left, for the error and the result."""
+    atomic, ran, failed_at, error = record["atomic"], record["ran"], record["failed_at"], record["error"]
+    where = f"statement {failed_at} of {total} ({record['excerpt']})"
     if atomic:
         left = ("it ran in one transaction, rolled back: none of its changes remain" + kept
                 + "; fix the cause and run again")
