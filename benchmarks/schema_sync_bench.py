@@ -53,7 +53,8 @@ def table_sql(i: int, variant: str | None) -> str:
     ]
     keys = ["PRIMARY KEY (id)", "UNIQUE KEY uk_code (account_id, code)", "KEY k_created (created_at)",
             "KEY k_status (status, created_at)"]
-    fks = [f"CONSTRAINT fk_t{i}_parent FOREIGN KEY (account_id) REFERENCES t{i - 1:03d} (id)"] if i % 10 == 0 and i > 0 else []
+    fks = ([f"CONSTRAINT fk_t{i}_parent FOREIGN KEY (account_id) REFERENCES t{i - 1:03d} (id)"]
+           if i % 10 == 0 and i > 0 else [])
     options = f"ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COMMENT='table {i}'"
     if variant == "column_added":  # the target lacks a column
         cols = [c for c in cols if not c.startswith("notes")]
@@ -180,7 +181,8 @@ def main() -> None:
     finally:
         server.stop()
 
-    print(f"\n{'':10} {'diff s':>8} {'apply s':>8} {'total s':>8} {'stmts':>6}  own re-diff empty  strict SHOW CREATE match")
+    print(f"\n{'':10} {'diff s':>8} {'apply s':>8} {'total s':>8} {'stmts':>6}"
+          "  own re-diff empty  strict SHOW CREATE match")
     print(f"{'dbrepl':10} {db['diff']:8.2f} {db['apply']:8.2f} {db['total']:8.2f} {db['statements']:6}  "
           f"{str(db['own_rediff_empty']):17}  {db['strict']} ({db['strict_differing']} differ)")
     if "diff" in sk:

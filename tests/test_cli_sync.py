@@ -321,9 +321,10 @@ def estate(dev, staging) -> Iterator[dict[str, str]]:
         mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
         with mock_aws():
             variables = _function_variables(dev, staging)
-            role = boto3.client("iam").create_role(RoleName=f"db-sync-lambda-role-{SUFFIX}", AssumeRolePolicyDocument=json.dumps({
-                "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                        "Principal": {"Service": "lambda.amazonaws.com"}}]}))["Role"]["Arn"]
+            trust = json.dumps({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}]})
+            role = boto3.client("iam").create_role(RoleName=f"db-sync-lambda-role-{SUFFIX}",
+                                                   AssumeRolePolicyDocument=trust)["Role"]["Arn"]
             lam = boto3.client("lambda")
             for kind in ("schema", "data"):
                 lam.create_function(FunctionName=f"db-sync-{kind}-replication-{SUFFIX}", Runtime="python3.12",
@@ -607,7 +608,8 @@ def test_invoke_errors_name_the_function(app_dbs, monkeypatch) -> None:
 
     monkeypatch.setattr(app_functions.Functions, "_invoke_client", lambda self: Crashing())
     r = cli("sync", "schema", "dev", "staging", *ENV_ARGS)
-    assert r.exit_code == 1 and "Unable to import module" in r.output and f"/aws/lambda/db-sync-schema-replication-{SUFFIX}" in r.output, r.output
+    assert r.exit_code == 1 and "Unable to import module" in r.output, r.output
+    assert f"/aws/lambda/db-sync-schema-replication-{SUFFIX}" in r.output, r.output
 
 
 @pytest.mark.mariadb

@@ -142,7 +142,8 @@ def test_bundle_entry_modules_name_the_contract_handlers() -> None:
 
 def test_init_writes_the_default_spec_with_its_comments(tmp_path: Path) -> None:
     path = write_default_spec(tmp_path / "a" / "b" / "spec.yaml")
-    assert path.read_text(encoding="utf-8") == default_spec_text() == (ROOT / "config" / "environments.yaml").read_text()
+    checkout = (ROOT / "config" / "environments.yaml").read_text()
+    assert path.read_text(encoding="utf-8") == default_spec_text() == checkout
     assert "# " in default_spec_text()
     assert load_spec(path) == SPEC
     with pytest.raises(BadInput, match="already exists"):

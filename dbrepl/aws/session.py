@@ -75,7 +75,8 @@ def shared_loader() -> botocore.loaders.Loader:
             except ProfileNotFound:  # AWS_PROFILE names no profile: the sandbox ignores it anyway
                 extra = os.environ.get("AWS_DATA_PATH")
             loader = botocore.loaders.Loader(
-                extra_search_paths=[os.path.expanduser(os.path.expandvars(p)) for p in extra.split(os.pathsep)] if extra else None,
+                extra_search_paths=([os.path.expanduser(os.path.expandvars(p)) for p in extra.split(os.pathsep)]
+                                    if extra else None),
                 file_loader=_JSONFiles())
             loader._search_paths = _Paths(loader.search_paths)
             _models.append(loader)

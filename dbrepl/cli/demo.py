@@ -21,7 +21,8 @@ def _say(line: Line) -> None:
 
 @handled
 def demo(
-    keep: Annotated[bool, typer.Option("--keep", help="Leave the sandbox running afterwards (if the demo started it).")] = False,
+    keep: Annotated[bool, typer.Option("--keep",
+                                       help="Leave the sandbox running afterwards (if the demo started it).")] = False,
     suffix: Annotated[str, typer.Option("--suffix", "-s", help="Estate suffix of the demo.")] = "demo",
     config: ConfigOpt = None,
     port: PortOpt = sandbox.DEFAULT_PORT,

@@ -63,7 +63,8 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
         if not yes:
             ask(f"Apply these changes to estate {target.suffix}?")
         s = engine.apply(p).summary
-        out.print(f"[bold green]Apply complete:[/] {s['create']} created, {s['update']} updated, {s['delete']} deleted.")
+        out.print(f"[bold green]Apply complete:[/] {s['create']} created, {s['update']} updated, "
+                  f"{s['delete']} deleted.")
     # Also when nothing changed: a stand-in restarted or rebuilt since gets its master user back.
     _render_bound(*est.bind_stand_ins())
 
@@ -125,7 +126,8 @@ def init(path: Annotated[Path | None, typer.Argument(help="Where to write it [de
 
 @app.command()
 @handled
-def bundle(output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the zip.")] = Path("bundle.zip")) -> None:
+def bundle(output: Annotated[Path, typer.Option("--output", "-o",
+                                                help="Where to write the zip.")] = Path("bundle.zip")) -> None:
     """Write the deterministic Lambda bundle (handlers, dbrepl.sync, pymysql)."""
     from dbrepl.bundle import write_bundle
 

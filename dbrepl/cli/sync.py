@@ -93,8 +93,8 @@ def sync_schema(
     database: Annotated[list[str] | None, typer.Option("--database", "-d", help="Only this database (environment "
                                                        "names; default: sync.databases); repeatable.")] = None,
     dry_run: DryRunOpt = False,
-    allow_destructive: Annotated[bool, typer.Option("--allow-destructive",
-                                                    help="Allow clauses that can lose data (drops, narrowing).")] = False,
+    allow_destructive: Annotated[bool, typer.Option(
+        "--allow-destructive", help="Allow clauses that can lose data (drops, narrowing).")] = False,
     detailed_exitcode: DetailedOpt = False,
     direct: DirectOpt = False,
     json_: JsonOpt = False,
@@ -253,7 +253,8 @@ class _progress_bar:  # noqa: N801 - used as a context manager like a function
             return None
         from rich.progress import BarColumn, Progress, TextColumn
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                            TextColumn("{task.completed:,}/{task.total:,}"),
                             console=err, transient=True)
         self.bar.start()
         tasks: dict[str, Any] = {}

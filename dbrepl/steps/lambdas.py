@@ -85,7 +85,8 @@ class Lambdas(Step):
             ctx.tags(SHARED, self.name, role, environment=SHARED), phase=0,
         )]
         role_arn = f"arn:aws:iam::{ctx.account_id(hub)}:role/{role}"
-        subnets = [ctx.id_of("network", hub, f"subnet-{i}") for i in range(1, len(ctx.spec.environments[hub].subnets) + 1)]
+        count = len(ctx.spec.environments[hub].subnets)
+        subnets = [ctx.id_of("network", hub, f"subnet-{i}") for i in range(1, count + 1)]
         if not any(isinstance(x, Unknown) for x in subnets):
             subnets = sorted(subnets)
         sha = code_sha256(ctx.bundle)
@@ -184,8 +185,9 @@ class Lambdas(Step):
                 if not is_code(e, ["EntityAlreadyExists"]):
                     raise
                 arn = iam.get_role(RoleName=want.name)["Role"]["Arn"]
-            have = Observed("role", want.type, SHARED, want.name, arn, {"ManagedPolicyArns": [], "Policies": {},
-                                                                        "AssumeRolePolicyDocument": p["AssumeRolePolicyDocument"]}, dict(want.tags))
+            empty = {"ManagedPolicyArns": [], "Policies": {},
+                     "AssumeRolePolicyDocument": p["AssumeRolePolicyDocument"]}
+            have = Observed("role", want.type, SHARED, want.name, arn, empty, dict(want.tags))
         else:
             if have.props.get("AssumeRolePolicyDocument") != p["AssumeRolePolicyDocument"]:
                 iam.update_assume_role_policy(RoleName=want.name, PolicyDocument=json.dumps(TRUST))
@@ -234,7 +236,8 @@ class Lambdas(Step):
                 # Right after CreateRole, Lambda cannot assume the role for 10-60 s (IAM propagation).
                 f = ctx.retry(create, codes=(), deadline=ctx.timing.iam_propagation_timeout_seconds,
                               what=f"role of {want.name} to propagate",
-                              when=lambda e: is_code(e, ["InvalidParameterValueException"]) and IAM_PROPAGATION in str(e))
+                              when=lambda e: (is_code(e, ["InvalidParameterValueException"])
+                                              and IAM_PROPAGATION in str(e)))
                 arn = f["FunctionArn"]
             except Exception as e:
                 if not is_code(e, ["ResourceConflictException"]):

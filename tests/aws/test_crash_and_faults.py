@@ -34,10 +34,12 @@ def _count_estate(e) -> Counter:
     live_keys = 0
     for k in kms.list_keys()["Keys"]:
         tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=k["KeyId"]).get("Tags", [])}
-        if tags.get("dbrepl:suffix") == s and kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"] == "Enabled":
+        state = kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"]
+        if tags.get("dbrepl:suffix") == s and state == "Enabled":
             live_keys += 1
     c["key"] = live_keys
-    c["cluster"] = len([x for x in rds.describe_db_clusters()["DBClusters"] if x["DBClusterIdentifier"].endswith(f"-{s}")])
+    c["cluster"] = len([x for x in rds.describe_db_clusters()["DBClusters"]
+                        if x["DBClusterIdentifier"].endswith(f"-{s}")])
     c["instance"] = len([x for x in rds.describe_db_instances()["DBInstances"]
                          if x["DBInstanceIdentifier"].endswith(f"-{s}")])
     return c
@@ -79,8 +81,8 @@ def test_dependency_violation_while_lambda_enis_release(estate, faults):
     estate.apply()
     ec2 = estate.client("ec2")
     # Leave a detached Lambda ENI in the hub VPC, as Lambda does; destroy must remove it.
-    subnet = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": [f"staging-private-subnet-1-{estate.suffix}"]}])[
-        "Subnets"][0]
+    name = f"staging-private-subnet-1-{estate.suffix}"
+    subnet = ec2.describe_subnets(Filters=[{"Name": "tag:Name", "Values": [name]}])["Subnets"][0]
     eni = ec2.create_network_interface(SubnetId=subnet["SubnetId"],
                                        Description="AWS Lambda VPC ENI-db-sync-schema-replication")["NetworkInterface"]
     faults.fail("DeleteSecurityGroup", "DependencyViolation", "resource sg has a dependent object", times=4)

@@ -106,7 +106,8 @@ def remove_secret_tags(e):
 
 CASES = [
     (delete_alarm, "create", "AWS::CloudWatch::Alarm", "prod-aurora-replication-lag-{s}", None),
-    (delete_route, "create", "AWS::EC2::Route", "staging-route-table-{s} 10.3.0.0/16 via staging-to-prod-peering-{s}", None),
+    (delete_route, "create", "AWS::EC2::Route",
+     "staging-route-table-{s} 10.3.0.0/16 via staging-to-prod-peering-{s}", None),
     (delete_association, "create", "AWS::EC2::SubnetRouteTableAssociation", None, None),
     (delete_endpoint, "create", "AWS::EC2::VPCEndpoint", "staging-ssm-endpoint-{s}", None),
     (change_backup_retention, "update", "AWS::RDS::DBCluster", "dev-aurora-cluster-{s}", "BackupRetentionPeriod"),

@@ -289,14 +289,18 @@ def _assert_nothing_left(estate):
         if tags.get("dbrepl:suffix") == s:
             assert meta["KeyState"] == "PendingDeletion"
     assert estate.client("secretsmanager").list_secrets(
-        Filters=[{"Key": "name", "Values": [f"dev-aurora-secret-{s}"]}], IncludePlannedDeletion=True)["SecretList"] == []
+        Filters=[{"Key": "name", "Values": [f"dev-aurora-secret-{s}"]}],
+        IncludePlannedDeletion=True)["SecretList"] == []
     rds = estate.client("rds")
-    assert [c for c in rds.describe_db_clusters()["DBClusters"] if c["DBClusterIdentifier"].endswith(f"-{s}")] == []
-    assert [i for i in rds.describe_db_instances()["DBInstances"] if i["DBInstanceIdentifier"].endswith(f"-{s}")] == []
+    assert [c for c in rds.describe_db_clusters()["DBClusters"]
+            if c["DBClusterIdentifier"].endswith(f"-{s}")] == []
+    assert [i for i in rds.describe_db_instances()["DBInstances"]
+            if i["DBInstanceIdentifier"].endswith(f"-{s}")] == []
     assert [g for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]
             if g["DBSubnetGroupName"].endswith(f"-{s}")] == []
     assert estate.client("ssm").get_parameters(Names=[f"/db-replication/{s}/dev/connection-string"])["Parameters"] == []
-    assert f"migration-scripts-{s}-123456789012" not in [b["Name"] for b in estate.client("s3").list_buckets()["Buckets"]]
+    buckets = [b["Name"] for b in estate.client("s3").list_buckets()["Buckets"]]
+    assert f"migration-scripts-{s}-123456789012" not in buckets
     with pytest.raises(Exception, match="NoSuchEntity"):
         estate.client("iam").get_role(RoleName=f"db-sync-lambda-role-{s}")
     fns = [f["FunctionName"] for f in estate.client("lambda").list_functions()["Functions"]]

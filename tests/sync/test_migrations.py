@@ -413,7 +413,8 @@ def test_non_atomic_script_failing_at_statement_2_says_what_ran(mariadb, db_pair
         "commits implicitly; a failure part-way leaves earlier statements applied"]
     pending = migration_status(conn, db, LocalScripts(scripts))
     assert [(s.state, s.atomic) for s in pending] == [("pending", False), ("pending", True)]
-    assert pending[0].not_atomic_because == "statement 1 (CREATE TABLE `we;ird``t` (id INT PRIMARY KEY)) commits implicitly"
+    assert pending[0].not_atomic_because == (
+        "statement 1 (CREATE TABLE `we;ird``t` (id INT PRIMARY KEY)) commits implicitly")
 
     with pytest.raises(MigrationFailed) as failed:
         apply_migrations(conn, db, LocalScripts(scripts))

@@ -109,11 +109,13 @@ def test_order_fks_dropped_first_added_last_parents_created_first(mariadb, db_pa
         "CREATE TABLE z_parent (id INT PRIMARY KEY)",
         "CREATE TABLE m_middle (id INT PRIMARY KEY, p INT, KEY (p), FOREIGN KEY (p) REFERENCES z_parent (id))",
         "CREATE TABLE a_child (id INT PRIMARY KEY, m INT, KEY (m), FOREIGN KEY (m) REFERENCES m_middle (id))",
-        "CREATE TABLE kept (id BIGINT PRIMARY KEY, p INT, KEY (p), CONSTRAINT kept_p FOREIGN KEY (p) REFERENCES z_parent (id))",
+        "CREATE TABLE kept (id BIGINT PRIMARY KEY, p INT, KEY (p),"
+        " CONSTRAINT kept_p FOREIGN KEY (p) REFERENCES z_parent (id))",
     ])
     run(conn, dst_db, [
         "CREATE TABLE z_parent (id INT PRIMARY KEY)",
-        "CREATE TABLE kept (id INT PRIMARY KEY, p INT, KEY (p), CONSTRAINT kept_p FOREIGN KEY (p) REFERENCES z_parent (id) ON DELETE CASCADE)",
+        "CREATE TABLE kept (id INT PRIMARY KEY, p INT, KEY (p),"
+        " CONSTRAINT kept_p FOREIGN KEY (p) REFERENCES z_parent (id) ON DELETE CASCADE)",
     ])
     plan = plan_schema(conn, conn, [(src_db, dst_db)])
     phases = [s.phase for s in plan.statements]
@@ -140,7 +142,8 @@ def test_two_databases_with_a_cross_database_foreign_key(mariadb):
         cur.execute("CREATE TABLE x_src_b.parent (id INT PRIMARY KEY)")
         cur.execute("CREATE TABLE x_src_a.child (id INT PRIMARY KEY, p INT, KEY (p), "
                     "CONSTRAINT c_p FOREIGN KEY (p) REFERENCES x_src_b.parent (id))")
-        cur.execute("CREATE VIEW x_src_a.v AS SELECT c.id, p.id AS pid FROM x_src_a.child c JOIN x_src_b.parent p ON c.p = p.id")
+        cur.execute("CREATE VIEW x_src_a.v AS SELECT c.id, p.id AS pid"
+                    " FROM x_src_a.child c JOIN x_src_b.parent p ON c.p = p.id")
     try:
         pairs = [("x_src_a", "x_dst_a"), ("x_src_b", "x_dst_b")]
         result = sync_schema(conn, conn, pairs)

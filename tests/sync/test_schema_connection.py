@@ -70,9 +70,11 @@ def moto_aws(monkeypatch):
 
 def test_endpoint_for_env(moto_aws):
     sm, _ = moto_aws
-    arn = sm.create_secret(Name="dev-aurora-secret-x", SecretString=json.dumps({"username": "u", "password": "p"}))["ARN"]
+    secret = json.dumps({"username": "u", "password": "p"})
+    arn = sm.create_secret(Name="dev-aurora-secret-x", SecretString=secret)["ARN"]
     env = {"DEV_SECRET_ARN": arn, "DEV_ENDPOINT": "dev.cluster.example", "STAGING_SECRET_ARN": arn,
-           "STAGING_ENDPOINT": "mysql://stg.example:3310", "PROD_SECRET_ARN": arn, "PROD_ENDPOINT": "p", "PROD_PORT": "4000"}
+           "STAGING_ENDPOINT": "mysql://stg.example:3310", "PROD_SECRET_ARN": arn, "PROD_ENDPOINT": "p",
+           "PROD_PORT": "4000"}
     assert aws.endpoint_for_env("dev", env, sm) == Endpoint("dev.cluster.example", 3306, "u", "p")
     assert aws.endpoint_for_env("STAGING", env, sm).port == 3310
     assert aws.endpoint_for_env("prod", env, sm).port == 4000
@@ -99,7 +101,8 @@ def test_record_result_writes_the_seed_record(moto_aws):
         "counts": {"rows": 5}, "error": None}
     # Overwrite, and an error makes the status "error" and is kept short enough for SSM.
     aws.record_result(ssm, "s1", "data", "staging", "prod", {"error": "x" * 10000, "details": "y" * 5000})
-    value = json.loads(ssm.get_parameter(Name="/db-replication/s1/last-data-sync/staging-to-prod")["Parameter"]["Value"])
+    name = "/db-replication/s1/last-data-sync/staging-to-prod"
+    value = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
     assert value["status"] == "error" and len(value["error"]) <= aws.ERROR_LIMIT and value["truncated"]
     with pytest.raises(InvalidInput):
         aws.record_result(ssm, "s1", "other", "a", "b", {})

@@ -157,7 +157,8 @@ CASES = [
     Case("engine_memory", [t("a INT", "ENGINE=InnoDB")], [t("a INT", "ENGINE=MEMORY")], forward_destructive=True),
     Case("row_format", [t("a INT", "ROW_FORMAT=DYNAMIC")], [t("a INT", "ROW_FORMAT=COMPACT")],
          before_rows=ROWS_T, after_rows=ROWS_T),
-    Case("row_format_default", [t("a INT")], [t("a INT", "ROW_FORMAT=REDUNDANT")], before_rows=ROWS_T, after_rows=ROWS_T),
+    Case("row_format_default", [t("a INT")], [t("a INT", "ROW_FORMAT=REDUNDANT")],
+         before_rows=ROWS_T, after_rows=ROWS_T),
     Case("table_default_charset_only", [t("v VARCHAR(10)", "DEFAULT CHARSET=latin1")],
          [t("v VARCHAR(10) CHARACTER SET latin1", "DEFAULT CHARSET=utf8mb4")], before_rows=ROWS_T, after_rows=ROWS_T),
     Case("table_charset_convert", [t("v VARCHAR(10)", "DEFAULT CHARSET=latin1")],
@@ -165,15 +166,17 @@ CASES = [
          before_rows=ROWS_T, after_rows=ROWS_T),
     Case("table_collation", [t("v VARCHAR(10)", "COLLATE=utf8mb4_general_ci")],
          [t("v VARCHAR(10)", "COLLATE=utf8mb4_bin")], before_rows=ROWS_T, after_rows=ROWS_T),
-    Case("table_comment", [t("a INT")], [t("a INT", "COMMENT='reference data'")], before_rows=ROWS_T, after_rows=ROWS_T),
+    Case("table_comment", [t("a INT")], [t("a INT", "COMMENT='reference data'")],
+         before_rows=ROWS_T, after_rows=ROWS_T),
     # ---- partitioning
     Case("partition_range", [t("a INT")], [t("a INT", "PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (100), "
                                                       "PARTITION p1 VALUES LESS THAN MAXVALUE)")],
          before_rows=ROWS_T, after_rows=ROWS_T),
     Case("partition_list_change",
-         [t("a INT", "PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (100), PARTITION p1 VALUES LESS THAN MAXVALUE)")],
-         [t("a INT", "PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (10), PARTITION p1 VALUES LESS THAN (100), "
-                     "PARTITION p2 VALUES LESS THAN MAXVALUE)")],
+         [t("a INT", "PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (100), "
+                     "PARTITION p1 VALUES LESS THAN MAXVALUE)")],
+         [t("a INT", "PARTITION BY RANGE (id) (PARTITION p0 VALUES LESS THAN (10), "
+                     "PARTITION p1 VALUES LESS THAN (100), PARTITION p2 VALUES LESS THAN MAXVALUE)")],
          before_rows=ROWS_T, after_rows=ROWS_T),
     Case("partition_hash_count", [t("a INT", "PARTITION BY HASH (id) PARTITIONS 2")],
          [t("a INT", "PARTITION BY HASH (id) PARTITIONS 4")], before_rows=ROWS_T, after_rows=ROWS_T),
@@ -327,7 +330,8 @@ def _sync_one_direction(mariadb, fresh_dbs, source_sql, target_sql, target_rows,
             table = table_renames.get(table, table)
             for (t, old), new in column_renames.items():  # a renamed column keeps its values
                 if t == table:
-                    rows = [tuple(sorted(new + x[len(old):] if x.startswith(old + ":") else x for x in r)) for r in rows]
+                    rows = [tuple(sorted(new + x[len(old):] if x.startswith(old + ":") else x for x in r))
+                            for r in rows]
             assert same_rows(rows, rows_after.get(table)), f"rows of {table} changed"
     src.close()
     dst.close()

@@ -174,7 +174,8 @@ def test_destructive_refused_then_allowed_and_dry_run(estate):
     ({"source_env": "qa", "target_env": "staging"}, "unknown environment", False),
     ({"source_env": "dev", "target_env": "dev"}, "must differ", False),
     ({"source_env": "dev'; DROP", "target_env": "staging"}, "invalid environment", False),
-    ({"source_env": "dev", "target_env": "staging", "databases": ["app`; DROP DATABASE app; --"]}, "invalid database", True),
+    ({"source_env": "dev", "target_env": "staging", "databases": ["app`; DROP DATABASE app; --"]},
+     "invalid database", True),
     ({"source_env": "dev", "target_env": "staging", "databases": ["a'b"]}, "invalid database", True),
     ({"source_env": "dev", "target_env": "staging", "databases": ["a;b"]}, "invalid database", True),
     ({"source_env": "dev", "target_env": "staging", "databases": ["mysql"]}, "system schema", True),
@@ -201,7 +202,8 @@ def test_bad_events_run_no_sql(estate, monkeypatch, event, message, recorded):
     with staging.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME='app'")
         assert cur.fetchone()[0] == 0
-    names = [p["Name"] for p in ssm.get_parameters_by_path(Path=f"/db-replication/{SUFFIX}", Recursive=True)["Parameters"]]
+    params = ssm.get_parameters_by_path(Path=f"/db-replication/{SUFFIX}", Recursive=True)["Parameters"]
+    names = [p["Name"] for p in params]
     if recorded:  # two configured environments: the failure is recorded, as the seed records errors
         assert names == [f"/db-replication/{SUFFIX}/last-schema-sync/dev-to-staging"]
         assert record(ssm)["status"] == "invalid" and message in record(ssm)["error"]

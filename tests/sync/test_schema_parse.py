@@ -24,7 +24,7 @@ MYSQL80 = """CREATE TABLE `orders` (
   KEY `fk_customer` (`customer_id`),
   CONSTRAINT `fk_customer` FOREIGN KEY (`customer_id`) REFERENCES `crm`.`customers` (`id`) ON DELETE CASCADE,
   CONSTRAINT `chk_amount` CHECK ((`amount` >= 0))
-) ENGINE=InnoDB AUTO_INCREMENT=42 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci ROW_FORMAT=DYNAMIC COMMENT='orders, (all)'"""
+) ENGINE=InnoDB AUTO_INCREMENT=42 DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci ROW_FORMAT=DYNAMIC COMMENT='orders, (all)'"""  # noqa: E501
 
 MYSQL57_PARTITIONED = """CREATE TABLE `events` (
   `id` int(11) NOT NULL,
@@ -60,7 +60,8 @@ def test_mysql80_keys_constraints_options():
         "fk_customer", ("customer_id",), "crm", "customers", ("id",), "ON DELETE CASCADE")
     assert fk.sql("crm") == ("CONSTRAINT `fk_customer` FOREIGN KEY (`customer_id`) REFERENCES `crm`.`customers` "
                              "(`id`) ON DELETE CASCADE")
-    assert [(c.name, c.definition) for c in t.checks] == [("chk_amount", "CONSTRAINT `chk_amount` CHECK ((`amount` >= 0))")]
+    assert [(c.name, c.definition) for c in t.checks] == [
+        ("chk_amount", "CONSTRAINT `chk_amount` CHECK ((`amount` >= 0))")]
     assert t.options == (("ENGINE", "InnoDB"), ("CHARSET", "utf8mb4"), ("COLLATE", "utf8mb4_0900_ai_ci"),
                          ("ROW_FORMAT", "DYNAMIC"), ("COMMENT", "'orders, (all)'"))
     assert "AUTO_INCREMENT=42" not in t.create_sql and t.partitioning is None

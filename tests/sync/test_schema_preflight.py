@@ -51,7 +51,8 @@ def t(cols: str) -> str:
 
 
 PARENT = "CREATE TABLE `Éltern` (`id` INT NOT NULL PRIMARY KEY, `dbrepl_n` INT)"
-CHILD = "CREATE TABLE `child ``c```(`id` INT NOT NULL PRIMARY KEY, `dbrepl_parent` INT, KEY `k p` (`dbrepl_parent`){fk})"
+CHILD = ("CREATE TABLE `child ``c```(`id` INT NOT NULL PRIMARY KEY, `dbrepl_parent` INT,"
+         " KEY `k p` (`dbrepl_parent`){fk})")
 FK = ", CONSTRAINT `fk'p` FOREIGN KEY (`dbrepl_parent`) REFERENCES `Éltern` (`id`)"
 NODE = ("CREATE TABLE `node` (`id` INT NOT NULL PRIMARY KEY, `parent id` INT, KEY `kp` (`parent id`){fk})")
 NODE_FK = ", CONSTRAINT `self` FOREIGN KEY (`parent id`) REFERENCES `node` (`id`)"
@@ -126,7 +127,8 @@ CASES = [
     Blocked("text_to_date_not_a_date", [t("`when` VARCHAR(20)")], [t("`when` DATE")],
             ["INSERT INTO `Tab le` VALUES (1, '2024-02-29'), (2, '2023-02-29'), (3, 'soon'), (4, NULL)"],
             "`Tab le`", "modify column `when` to `when` date", 2,
-            ["UPDATE `Tab le` SET `when` = NULL WHERE `id` IN (2, 3)"], forward_destructive=True, backward_destructive=True),
+            ["UPDATE `Tab le` SET `when` = NULL WHERE `id` IN (2, 3)"], forward_destructive=True,
+            backward_destructive=True),
     Blocked("text_to_enum_not_a_member", [t("`state` VARCHAR(10)")], [t("`state` ENUM('new','done')")],
             ["INSERT INTO `Tab le` VALUES (1, 'new'), (2, 'DONE'), (3, 'lost'), (4, NULL)"],
             "`Tab le`", "enum('new','done')", 1, ["DELETE FROM `Tab le` WHERE `id` = 3"],
