@@ -14,6 +14,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from dbrepl import names
+from dbrepl.aws import error_code, error_reason
 from dbrepl.errors import AwsFailure, DbreplError, sync_error
 from dbrepl.sync import contract
 from dbrepl.sync.errors import SyncError
@@ -163,13 +164,11 @@ def aws_call(call: Callable[[], Any], what: str, suffix: str | None = None) -> A
     try:
         return call()
     except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        msg = exc.response.get("Error", {}).get("Message", "") or code
         left = ""
-        if code in ("ResourceNotFoundException", "NoSuchBucket") and suffix:
+        if error_code(exc) in ("ResourceNotFoundException", "NoSuchBucket") and suffix:
             left = f"is estate {suffix} deployed? run dbrepl apply --suffix {suffix}"
-        raise AwsFailure(what, f"{code}: {msg}" if code and code not in msg else msg, left) from None
+        raise AwsFailure(what, error_reason(exc), left) from None
     except BotoCoreError as exc:
-        raise AwsFailure(what, str(exc)) from None
+        raise AwsFailure(what, error_reason(exc)) from None
     except SyncError as exc:
         raise sync_error(exc) from None

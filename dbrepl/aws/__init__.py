@@ -15,6 +15,18 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
+def error_reason(exc: BaseException) -> str:
+    """'Code: message' of an AWS error (the message alone when it already names the code), or
+    the exception's text: the one way dbrepl words an AWS failure."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code, msg = err.get("Code", ""), err.get("Message", "")
+        if not code:
+            return msg or str(exc)
+        return msg if code in msg else f"{code}: {msg}".strip().rstrip(":")
+    return str(exc)
+
+
 def is_code(exc: BaseException, codes: Iterable[str]) -> bool:
     code = error_code(exc)
     return code is not None and code in set(codes)

@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dbrepl.aws import error_reason
 from dbrepl.engine.context import Context
 from dbrepl.engine.model import Change, Observed, Plan, Resource, diff_step, first_unknown
 from dbrepl.engine.registry import STEPS, Step, get_step
@@ -58,7 +59,7 @@ class Engine:
             try:
                 return name, self.steps[name].discover(self.ctx)
             except (ClientError, BotoCoreError) as e:
-                raise AwsFailure(f"read the {name} resources", _why(e), "nothing was changed") from e
+                raise AwsFailure(f"read the {name} resources", error_reason(e), "nothing was changed") from e
 
         with ThreadPoolExecutor(max_workers=max(1, len(self.steps))) as pool:
             for name, found in pool.map(one, self.order):
@@ -206,7 +207,7 @@ class Engine:
                     if new is not None:
                         self.ctx.record(name, new)
             except (ClientError, BotoCoreError) as e:
-                raise AwsFailure(f"{c.action} {c.type} {c.name}", _why(e)) from e
+                raise AwsFailure(f"{c.action} {c.type} {c.name}", error_reason(e)) from e
             done.append(c)
             self.ctx.report("done", change=c, elapsed=time.monotonic() - t0)
 
@@ -245,7 +246,7 @@ class Engine:
         try:
             step.prepare_destroy(self.ctx, doomed)
         except (ClientError, BotoCoreError) as e:
-            raise AwsFailure(f"prepare {name} for deletion", _why(e)) from e
+            raise AwsFailure(f"prepare {name} for deletion", error_reason(e)) from e
         for phase in sorted({o.phase for o in doomed}, reverse=True):
             batch = [o for o in doomed if o.phase == phase]
 
@@ -256,7 +257,7 @@ class Engine:
                 try:
                     step.delete(self.ctx, o)
                 except (ClientError, BotoCoreError) as e:
-                    raise AwsFailure(f"delete {o.type} {o.name}", _why(e)) from e
+                    raise AwsFailure(f"delete {o.type} {o.name}", error_reason(e)) from e
                 self.ctx.forget_observed(name, o.env, o.key)
                 done.append(c)
                 self.ctx.report("done", change=c, elapsed=time.monotonic() - t0)
@@ -291,10 +292,3 @@ def _with_left(exc: DbreplError, not_run: list[str]) -> DbreplError:
     if type(exc) is DbreplError:  # a plain one (e.g. a value not made yet): say what was left too
         return DbreplError(f"{exc} ({left})")
     return exc
-
-
-def _why(e: BaseException) -> str:
-    if isinstance(e, ClientError):
-        err = e.response.get("Error", {})
-        return f"{err.get('Code', 'Error')}: {err.get('Message', '')}".strip().rstrip(":")
-    return str(e)
