@@ -24,6 +24,8 @@ How a table is compared (both servers do the hashing; only small digests travel)
 from __future__ import annotations
 
 import contextlib
+import functools
+import operator
 import queue
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -55,6 +57,8 @@ _CONCAT_BYTES = 64 << 20
 # that does not fit fails the run instead of being silently changed, and without
 # NO_BACKSLASH_ESCAPES because the source's QUOTE() escapes with backslashes.
 _TARGET_SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION"
+
+Digest = tuple[int, int]  # (row count, XOR of 64 bits of each row's hash) of a key range
 
 # What a run re-checks before it commits (see the module's docstring, point 5).
 VERIFY_MODES = ("changed", "full", "none")
@@ -315,8 +319,9 @@ class _Table:
         self.compared = 0
         self.estimate = _estimate(run.src, shape)
         self.pending: str | None = None  # temporary table holding deferred inserts
-        # Key ranges walked by the comparison that no whole-range digest proved equal.
-        self.unproven: list[tuple[sql.Key | None, sql.Key | None]] = []
+        # Key ranges walked by the comparison that no whole-range digest proved equal, with
+        # the source's digest of the range (row count, XOR of row hashes) as the comparison saw it.
+        self.unproven: list[tuple[sql.Key | None, sql.Key | None, Digest | None]] = []
         self.copied = False
         self.modes: dict[str, int] = {}  # chunks compared per mode (for tests and debugging)
 
@@ -339,22 +344,27 @@ class _Table:
 
         The source is read in the run's snapshot, the target sees its own uncommitted
         changes. "changed": every range the comparison did not prove equal with a
-        whole-range digest (an empty target's copy: every range). "full": a fresh walk of
-        the whole table, digested from the rows' VALUES literals (no code shared with the
+        whole-range digest (an empty target's copy: every range), the target's range digest
+        read afresh and compared with the source's from the comparison (the source is read
+        in one snapshot: its digest cannot have moved). "full": a fresh walk of the whole
+        table, both sides digested from the rows' VALUES literals (no code shared with the
         comparison's row hash). Either way the row counts of both sides.
         """
         run = self.run
         ranges = self._walk() if run.verify == "full" or self.copied else self.unproven
         digest = sql.literal_digest if run.verify == "full" else sql.chunk_digest
-        for lo, hi in ranges:
-            sq, dq = digest(self.shape, lo, hi), digest(self.dst_shape, lo, hi)
-            src_d, dst_d = run.both(lambda sq=sq: _rows(run.src, sq)[0],
-                                    lambda dq=dq: _rows(run.dst, dq)[0])
-            if tuple(src_d) != tuple(dst_d):
+        for lo, hi, known in ranges:
+            dq = digest(self.dst_shape, lo, hi)
+            if known is None:
+                sq = digest(self.shape, lo, hi)
+                src_d, dst_d = run.both(lambda sq=sq: _digest(run.src, sq), lambda dq=dq: _digest(run.dst, dq))
+            else:
+                src_d, dst_d = known, _digest(run.dst, dq)
+            if src_d != dst_d:
                 raise VerificationFailed(
                     f"verification failed for {self.shape.name}: key range"
                     f" {_describe_range(self.shape, lo, hi)} still differs after applying"
-                    f" ({_what_differs(int(src_d[0]), int(dst_d[0]))}); the whole run was"
+                    f" ({_what_differs(src_d[0], dst_d[0])}); the whole run was"
                     " rolled back, the target is unchanged"
                 )
             self.result.verified_ranges += 1
@@ -370,15 +380,15 @@ class _Table:
             )
         self.result.verified_rows = n_src
 
-    def _walk(self) -> list[tuple[sql.Key | None, sql.Key | None]]:
-        """The source's key index cut into ranges of `chunk_rows` keys."""
+    def _walk(self) -> list[tuple[sql.Key | None, sql.Key | None, Digest | None]]:
+        """The source's key index cut into ranges of `chunk_rows` keys (no digests known)."""
         run = self.run
-        out: list[tuple[sql.Key | None, sql.Key | None]] = []
+        out: list[tuple[sql.Key | None, sql.Key | None, Digest | None]] = []
         lo: sql.Key | None = None
         while True:
             found = _rows(run.src, sql.next_boundary(self.shape, lo, run.chunk_rows))
             hi: sql.Key | None = tuple(found[0]) if found else None
-            out.append((lo, hi))
+            out.append((lo, hi, None))
             if hi is None:
                 return out
             lo = hi
@@ -403,19 +413,18 @@ class _Table:
             if mode == "chunk":
                 sq = sql.chunk_digest(shape, lo, hi)
                 dq = sql.chunk_digest(self.dst_shape, lo, hi)
-                src_c, dst_c = run.both(
-                    lambda sq=sq: _rows(run.src, sq)[0], lambda dq=dq: _rows(run.dst, dq)[0]
-                )
-                self.compared += int(src_c[0])
+                src_c, dst_c = run.both(lambda sq=sq: _digest(run.src, sq), lambda dq=dq: _digest(run.dst, dq))
+                self.compared += src_c[0]
                 if src_c != dst_c:
-                    self.unproven.append((lo, hi))
-                    mode = self._next_mode(self._buckets(lo, hi, count=False))
+                    self.unproven.append((lo, hi, src_c))
+                    mode = self._next_mode(self._buckets(lo, hi, count=False)[0])
             elif mode == "bucket":
-                self.unproven.append((lo, hi))
-                mode = self._next_mode(self._buckets(lo, hi, count=True))
+                share, src_total = self._buckets(lo, hi, count=True)
+                self.unproven.append((lo, hi, src_total))
+                mode = self._next_mode(share)
             else:
-                self.unproven.append((lo, hi))
-                rows, changed = self._drill(lo, hi, None)
+                rows, changed, src_total = self._drill(lo, hi, None)
+                self.unproven.append((lo, hi, src_total))
                 self.compared += rows
                 # Dense enough that most buckets of ~chunk/buckets rows would differ?
                 per_bucket = max(1, rows // run.buckets)
@@ -431,27 +440,30 @@ class _Table:
             return "rows"
         return "bucket" if differing_share > 0 else "chunk"
 
-    def _buckets(self, lo: sql.Key | None, hi: sql.Key | None, count: bool) -> float:
+    def _buckets(self, lo: sql.Key | None, hi: sql.Key | None, count: bool) -> tuple[float, Digest]:
         """Compare the chunk bucket by bucket and apply what differs; returns the share
-        of buckets that differed."""
+        of buckets that differed and the source's digest of the whole chunk (the buckets'
+        counts summed, their XORs combined: however rows were grouped, every row is in it)."""
         run = self.run
         sq = sql.bucket_digests(self.shape, lo, hi, run.buckets)
         dq = sql.bucket_digests(self.dst_shape, lo, hi, run.buckets)
         src_d, dst_d = run.both(lambda: _digests(run.src, sq), lambda: _digests(run.dst, dq))
         if count:
             self.compared += sum(n for n, _ in src_d.values())
+        total = (sum(n for n, _ in src_d.values()), functools.reduce(operator.xor, (x for _, x in src_d.values()), 0))
         differing = sorted(b for b in src_d.keys() | dst_d.keys() if src_d.get(b) != dst_d.get(b))
         if not differing:
-            return 0.0
+            return 0.0, total
         # Past half the buckets, one scan of the chunk beats a long IN list.
         self._drill(lo, hi, differing if len(differing) * 2 < run.buckets else None)
-        return len(differing) / max(1, len(src_d.keys() | dst_d.keys()))
+        return len(differing) / max(1, len(src_d.keys() | dst_d.keys())), total
 
     def _drill(
         self, lo: sql.Key | None, hi: sql.Key | None, which: list[int] | None
-    ) -> tuple[int, int]:
+    ) -> tuple[int, int, Digest]:
         """Match rows of the chunk (of buckets `which`, or all) by exact key bytes and
-        apply the differences; returns (source rows read, rows that differed)."""
+        apply the differences; returns (source rows read, rows that differed, the source
+        rows' digest: count and XOR of their 64-bit hashes, as chunk_digest computes it)."""
         run, shape = self.run, self.shape
         width = len(shape.key)
 
@@ -476,7 +488,8 @@ class _Table:
         missing = [k for k in src if k not in dst]
         self._delete(extra, changed)
         self._insert((src[k][1] for k in changed + missing), len(missing), len(changed))
-        return len(src), len(extra) + len(changed) + len(missing)
+        digest = (len(src), functools.reduce(operator.xor, (int(h, 16) for h, _ in src.values()), 0))
+        return len(src), len(extra) + len(changed) + len(missing), digest
 
     # -- apply ----------------------------------------------------------------------------
 
@@ -610,6 +623,12 @@ def _rows(conn, statement: str | bytes, args: Sequence[object] | None = None) ->
     with conn.cursor() as cur:
         cur.execute(statement, args)
         return list(cur.fetchall())
+
+
+def _digest(conn, statement: str) -> Digest:
+    """(row count, XOR of row hashes) of a chunk_digest/literal_digest query."""
+    n, x = _rows(conn, statement)[0]
+    return int(n), int(x or 0)
 
 
 def _digests(conn, statement: str) -> dict[int, tuple[int, int]]:
