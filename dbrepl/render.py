@@ -47,6 +47,20 @@ def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
     console.print(f"\n[bold]{verb}:[/] {s['create']} to create, {s['update']} to update, {s['delete']} to delete.")
 
 
+FINDING_MARKS = {"ok": "[green]✓[/]", "fail": "[red]✗[/]", "skipped": "[dim]-[/]"}
+
+
+def render_findings(console: Console, findings: list[Any]) -> None:
+    """Preflight's findings, a line each: ✓ ok, ✗ fail (refuses), - skipped (the service could not say)."""
+    if not findings:
+        return
+    console.print("[bold]Preflight[/]")
+    for f in findings:
+        word = " skipped:" if f.status == "skipped" else ":"
+        console.print(f"  {FINDING_MARKS.get(f.status, '?')} {escape(f.check)} · {escape(f.where)}{word} "
+                      f"{escape(f.message)}")
+
+
 class Progress:
     """Engine reporter: a line per finished change, waits and retries with elapsed time."""
 

@@ -12,5 +12,6 @@ Nothing here imports from dbrepl.cli.
 """
 
 from dbrepl.app.estate import Estate, Target, load_checked, open_estate
+from dbrepl.engine.preflight import PreflightFailed, refuse_failed
 
-__all__ = ["Estate", "Target", "load_checked", "open_estate"]
+__all__ = ["Estate", "PreflightFailed", "Target", "load_checked", "open_estate", "refuse_failed"]

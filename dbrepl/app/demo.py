@@ -319,20 +319,7 @@ class Demo:
         if left:
             raise StepFailed(f"{len(left)} resource(s) left after destroy: "
                              + ", ".join(f"{c.type} {c.name}" for c in left[:4]))
-        self._forget_automated_snapshots(engine)
         return f"ok, {done.summary['delete']} deleted"
-
-    def _forget_automated_snapshots(self, engine: Any) -> None:
-        """moto keeps a deleted cluster's automatic snapshot, named after the minute it was made:
-        another demo within that minute would fail to create the cluster. Only in the sandbox."""
-        from dbrepl import names
-
-        for env in self.spec.environments:
-            rds = engine.ctx.sessions.client("rds", env)
-            ident = names.cluster(env, self.suffix)
-            snaps = rds.describe_db_cluster_snapshots(DBClusterIdentifier=ident, SnapshotType="automated")
-            for snap in snaps.get("DBClusterSnapshots", []):
-                rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=snap["DBClusterSnapshotIdentifier"])
 
     def _stop(self) -> None:
         if not self.started:

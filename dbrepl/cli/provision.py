@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from dbrepl.app import load_checked
+from dbrepl.app import load_checked, refuse_failed
 from dbrepl.cli.common import (
     ConfigOpt,
     EnvOpt,
@@ -33,8 +33,8 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
          json_: JsonOpt = False,
          detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
                                                          help="Exit 3 when there are changes.")] = False) -> None:
-    """Show what apply would change. Reads only."""
-    from dbrepl.render import render_plan
+    """Show what apply would change and preflight's findings (exit 2 when a check fails). Reads only."""
+    from dbrepl.render import render_findings, render_plan
 
     target = load_checked(config, suffix, env)
     p = estate(ctx, target.spec, target.suffix, target.envs).engine().plan()
@@ -42,6 +42,8 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
         print(json.dumps(p.to_json(), default=str))
     else:
         render_plan(out, p)
+        render_findings(out, p.findings)
+    refuse_failed(p.findings)
     if detailed_exitcode and p.changes:
         raise typer.Exit(3)
 
@@ -51,7 +53,7 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
 def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
           yes: YesOpt = False) -> None:
     """Create or repair the estate so it matches the spec."""
-    from dbrepl.render import Progress, render_plan
+    from dbrepl.render import Progress, render_findings, render_plan
 
     target = load_checked(config, suffix, env)
     confirm("apply", yes)
@@ -59,6 +61,8 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
     engine = est.engine(reporter=Progress(err))
     p = engine.plan()
     render_plan(out, p)
+    render_findings(out, p.findings)
+    refuse_failed(p.findings)  # exit 2 before anything changes
     if p.changes:
         if not yes:
             ask(f"Apply these changes to estate {target.suffix}?")

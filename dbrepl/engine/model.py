@@ -111,6 +111,7 @@ def _jsonable(v: Any) -> Any:
 @dataclass
 class Plan:
     changes: list[Change]
+    findings: list[Any] = field(default_factory=list)  # preflight's (dbrepl.engine.preflight.Finding)
 
     def count(self, action: str) -> int:
         if action == "create":
@@ -124,7 +125,8 @@ class Plan:
         return {a: self.count(a) for a in ("create", "update", "delete")}
 
     def to_json(self) -> dict[str, Any]:
-        return {"changes": [c.to_json() for c in self.changes], "summary": self.summary}
+        return {"changes": [c.to_json() for c in self.changes], "summary": self.summary,
+                "preflight": [f.to_json() for f in self.findings]}
 
 
 

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from dbrepl.aws import error_reason
 from dbrepl.engine.context import Context
 from dbrepl.engine.model import Change, Observed, Plan, Resource, diff_step, first_unknown
+from dbrepl.engine.preflight import preflight, refuse_failed
 from dbrepl.engine.registry import STEPS, Step, get_step
 from dbrepl.errors import AwsFailure, DbreplError, Refused
 
@@ -83,7 +84,7 @@ class Engine:
         changes: list[Change] = []
         for name in self.order:
             changes.extend(self.plan_step(name))
-        return Plan(changes)
+        return Plan(changes, preflight(self.ctx, changes))
 
     def destroy_plan(self) -> Plan:
         self.discover()
@@ -101,7 +102,8 @@ class Engine:
         re-plans with the ids its parents just made."""
         if plan is None:
             plan = self.plan()
-        for name in self.order:  # refuse before anything changes, not halfway through
+        refuse_failed(plan.findings)  # refuse before anything changes, not halfway through
+        for name in self.order:
             self._refuse_replacements(name, [c for c in plan.changes if c.step == name])
         phases = {n: self._phases(n) for n in self.order}
         nodes = [(n, p) for n in self.order for p in phases[n]]

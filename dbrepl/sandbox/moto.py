@@ -61,9 +61,13 @@ def start_aws(root: Path, port: int) -> subprocess.Popen[bytes]:
 
 
 def serve_aws(port: int) -> None:
-    """The moto server, one request at a time (its backends are not thread-safe)."""
+    """The moto server, one request at a time (its backends are not thread-safe), refusing what
+    AWS refuses (dbrepl.sandbox.aws_rules)."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from werkzeug.serving import run_simple
 
+    from dbrepl.sandbox.aws_rules import apply_for_good
+
+    apply_for_good()
     app = DomainDispatcherApplication(create_backend_app)
     run_simple(HOST, port, app, threaded=False, processes=1, use_reloader=False)

@@ -6,7 +6,7 @@ import pytest
 from moto import mock_aws
 
 from dbrepl.aws.session import SessionFactory
-from tests.aws.harness import MOTO_CONFIG, CallLog, Estate, Faults, fast_spec
+from tests.aws.harness import MOTO_CONFIG, CallLog, Estate, Faults, fast_spec, vpc_quota
 
 _suffixes = itertools.count(1)
 
@@ -18,7 +18,9 @@ def aws():
     Tests stay independent by giving each estate its own suffix: dbrepl never sees or
     touches another suffix's resources, which test_two_suffixes checks directly.
     """
-    with mock_aws(config=MOTO_CONFIG):
+    # Many suffixes, 3 VPCs each, share this account and region: a quota as if increased, or
+    # preflight would rightly refuse the second estate (tests/test_preflight.py checks the default).
+    with mock_aws(config=MOTO_CONFIG), vpc_quota(1000):
         yield
 
 

@@ -185,6 +185,17 @@ class Estate:
         return self.sessions.client(service)
 
 
+def vpc_quota(value: float) -> Any:
+    """moto's Service Quotas answer for VPCs per region (L-F678F1CE, AWS's default 5), changed
+    while the returned context lasts: preflight checks the quota before every apply."""
+    from unittest import mock
+
+    from moto.servicequotas.resources.default_quotas.vpc import VPC_DEFAULT_QUOTAS
+
+    item = next(q for q in VPC_DEFAULT_QUOTAS if q["QuotaCode"] == "L-F678F1CE")
+    return mock.patch.dict(item, {"Value": value})
+
+
 def forget_automated_snapshots(rds: Any) -> None:
     """moto keeps a deleted cluster's automated snapshot (AWS removes it with the cluster);
     recreating the cluster within the same minute then collides on its name."""

@@ -1,0 +1,176 @@
+"""Preflight: read-only checks, before any change, of what AWS would refuse half-way through an
+apply (issue 11, point 2; DESIGN §4). Run by `Engine.plan` over the plan's changes, once per
+(account, region) group of the spec, and only for what the plan would make or change, so a
+plan with nothing to do makes no call:
+
+- vpc-quota: the region's VPCs plus those this apply would create against the quota
+  (Service Quotas `vpc`/L-F678F1CE; AWS's default 5 when it cannot be read);
+- engine-version: the cluster's version exists (DescribeDBEngineVersions);
+- instance-class: the class is orderable for that version (DescribeOrderableDBInstanceOptions).
+
+A check whose service cannot answer (moto in-process lacks some) is "skipped", with why: a
+finding of missing data never refuses. A "fail" refuses plan and apply (exit 2), nothing made.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dbrepl.aws import error_reason
+from dbrepl.engine.context import Context
+from dbrepl.engine.model import SHARED, Change
+from dbrepl.errors import BadInput
+
+VPC_QUOTA_CODE = "L-F678F1CE"
+DEFAULT_VPC_QUOTA = 5
+OK, FAIL, SKIPPED = "ok", "fail", "skipped"
+# What the service says when it cannot answer: a ClientError (AccessDenied, not implemented in an
+# emulator's server), a transport error, or moto in-process's NotImplementedError.
+UNANSWERED = (ClientError, BotoCoreError, NotImplementedError)
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str  # vpc-quota, engine-version, instance-class
+    status: str  # ok, fail, skipped
+    where: str  # the region (and account) and the environments there
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"check": self.check, "status": self.status, "where": self.where, "message": self.message}
+
+
+class PreflightFailed(BadInput):
+    """A preflight check failed: nothing was changed (exit 2)."""
+
+    def __init__(self, failed: list[Finding]) -> None:
+        self.failed = failed
+        super().__init__("preflight refused the change, nothing was made: "
+                         + "; ".join(f"{f.check} in {f.where}: {f.message}" for f in failed))
+
+
+def refuse_failed(findings: list[Finding]) -> None:
+    failed = [f for f in findings if f.status == FAIL]
+    if failed:
+        raise PreflightFailed(failed)
+
+
+def preflight(ctx: Context, changes: list[Change]) -> list[Finding]:
+    """The findings of the checks the changes call for, group by group, the groups side by side."""
+    groups = ctx.groups()
+    group_of = {env: i for i, envs in enumerate(groups) for env in envs}
+    per_group: list[list[Change]] = [[] for _ in groups]
+    for c in changes:
+        env = ctx.hub if c.env == SHARED else c.env
+        if env in group_of:
+            per_group[group_of[env]].append(c)
+    work = [(envs, cs) for envs, cs in zip(groups, per_group, strict=True) if cs]
+    if not work:
+        return []
+    if len(work) == 1:
+        return _group(ctx, *work[0])
+    with ThreadPoolExecutor(max_workers=len(work)) as pool:
+        return [f for part in pool.map(lambda w: _group(ctx, *w), work) for f in part]
+
+
+def _where(ctx: Context, envs: list[str]) -> str:
+    region = ctx.region(envs[0])
+    account = ctx.spec.environments[envs[0]].account
+    label = f"{region} of account {account.role_arn.split(':')[4]}" if account is not None else region
+    return f"{label} ({', '.join(envs)})"
+
+
+def _group(ctx: Context, envs: list[str], changes: list[Change]) -> list[Finding]:
+    where = _where(ctx, envs)
+    checks: list[Callable[[], list[Finding]]] = []
+    new_vpcs = sum(c.action == "create" and c.type == "AWS::EC2::VPC" for c in changes)
+    if new_vpcs:
+        checks.append(lambda: [_vpc_quota(ctx, envs[0], where, new_vpcs)])
+    if any(_touches_rds(c) for c in changes):
+        checks.append(lambda: _engine(ctx, envs[0], where))
+    if len(checks) == 1:
+        return checks[0]()
+    with ThreadPoolExecutor(max_workers=max(1, len(checks))) as pool:
+        return [f for part in pool.map(lambda fn: fn(), checks) for f in part]
+
+
+def _touches_rds(c: Change) -> bool:
+    """A change AWS checks the engine version or the instance class of."""
+    if c.type == "AWS::RDS::DBCluster":
+        return c.action in ("create", "replace") or "EngineVersion" in c.diff
+    if c.type == "AWS::RDS::DBInstance":
+        return c.action in ("create", "replace") or "DBInstanceClass" in c.diff
+    return False
+
+
+def _vpc_quota(ctx: Context, env: str, where: str, new: int) -> Finding:
+    note = ""
+    try:
+        quota = int(ctx.client("service-quotas", env).get_service_quota(
+            ServiceCode="vpc", QuotaCode=VPC_QUOTA_CODE)["Quota"]["Value"])
+    except UNANSWERED as e:
+        quota = DEFAULT_VPC_QUOTA
+        note = f" (the quota could not be read: {_why(e)}; AWS's default {DEFAULT_VPC_QUOTA} assumed)"
+    try:
+        have = 0
+        for page in ctx.client("ec2", env).get_paginator("describe_vpcs").paginate():
+            have += len(page.get("Vpcs", []))
+    except UNANSWERED as e:
+        return Finding("vpc-quota", SKIPPED, where, f"the region's VPCs could not be counted: {_why(e)}")
+    said = (f"the region has {have} VPC(s) and this apply would create {new}; the VPC quota "
+            f"(Service Quotas vpc {VPC_QUOTA_CODE}) is {quota}{note}")
+    if have + new > quota:
+        return Finding("vpc-quota", FAIL, where, f"{said}: delete unused VPCs, request a quota increase, "
+                                                  "or choose another region")
+    return Finding("vpc-quota", OK, where, said)
+
+
+def _engine(ctx: Context, env: str, where: str) -> list[Finding]:
+    a = ctx.spec.aurora
+    rds = ctx.client("rds", env)
+    try:
+        found = rds.describe_db_engine_versions(Engine=a.engine, EngineVersion=a.engine_version)["DBEngineVersions"]
+    except UNANSWERED as e:
+        version = Finding("engine-version", SKIPPED, where, f"DescribeDBEngineVersions did not answer: {_why(e)}")
+    else:
+        if found:
+            version = Finding("engine-version", OK, where, f"{a.engine} {a.engine_version} is offered")
+        else:
+            return [Finding("engine-version", FAIL, where,
+                            f"{a.engine} {a.engine_version} is not offered here (DescribeDBEngineVersions): "
+                            "pick a version the Aurora MySQL release notes list as available")]
+    return [version, _instance_class(rds, a.engine, a.engine_version, a.instance_class, where)]
+
+
+def _instance_class(rds: Any, engine: str, version: str, cls: str, where: str) -> Finding:
+    try:
+        offered: set[str] = set()
+        marker = None
+        while True:
+            page = rds.describe_orderable_db_instance_options(
+                Engine=engine, EngineVersion=version, MaxRecords=1000, **({"Marker": marker} if marker else {}))
+            offered |= {o["DBInstanceClass"] for o in page.get("OrderableDBInstanceOptions", [])}
+            marker = page.get("Marker")
+            if not marker:
+                break
+    except UNANSWERED as e:
+        return Finding("instance-class", SKIPPED, where, f"DescribeOrderableDBInstanceOptions did not answer: "
+                                                         f"{_why(e)}")
+    if not offered:
+        return Finding("instance-class", SKIPPED, where,
+                       f"DescribeOrderableDBInstanceOptions lists no instance classes for {engine} {version}")
+    if cls in offered:
+        return Finding("instance-class", OK, where, f"{cls} is orderable for {engine} {version}")
+    some = ", ".join(sorted(c for c in offered if c.startswith(("db.r", "db.t")))[:8])
+    return Finding("instance-class", FAIL, where,
+                   f"{cls} is not offered for {engine} {version} (DescribeOrderableDBInstanceOptions); "
+                   f"offered are e.g. {some}")
+
+
+def _why(e: BaseException) -> str:
+    return error_reason(e) or type(e).__name__

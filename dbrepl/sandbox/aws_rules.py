@@ -1,0 +1,174 @@
+"""Where the sandbox's AWS refuses what AWS refuses and moto accepts (issue 11, point 7).
+
+Patches to moto's backends, applied in the moto server the sandbox runs (`serve_aws`) and,
+undone afterwards, by in-process tests (`with refusing_as_aws(): ...`):
+
+- deleting a cluster deletes its automated snapshots (AWS's default, DeleteAutomatedBackups;
+  moto keeps `rds:<cluster>-<time>`, so destroy then apply within a minute collided);
+- DescribeDBEngineVersions and DescribeOrderableDBInstanceOptions answer for aurora-mysql from
+  the table in `aurora_catalog` (moto has no data for it), and CreateDBCluster with a version,
+  CreateDBInstance/ModifyDBInstance with a class Aurora MySQL does not offer fail as on AWS
+  (InvalidParameterCombination);
+- CreateVpc fails with VpcLimitExceeded past the region's VPC quota (Service Quotas
+  L-F678F1CE, 5 by default), the default VPC counted, as AWS counts it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+from unittest import mock
+
+from dbrepl.sandbox import aurora_catalog as catalog
+
+VPC_QUOTA_CODE = "L-F678F1CE"
+
+
+def vpc_quota() -> int:
+    """The VPCs-per-region quota moto's Service Quotas answers (AWS's default: 5)."""
+    from moto.servicequotas.resources.default_quotas.vpc import VPC_DEFAULT_QUOTAS
+
+    for q in VPC_DEFAULT_QUOTAS:
+        if q["QuotaCode"] == VPC_QUOTA_CODE:
+            return int(q["Value"])
+    return 5
+
+
+def _no_combination(cls: str, version: str) -> str:
+    return ("RDS does not support creating a DB instance with the following combination: "
+            f"DBInstanceClass={cls}, Engine={catalog.ENGINE}, EngineVersion={version}, "
+            "LicenseModel=general-public-license. For supported combinations of instance class and database "
+            "engine version, see the documentation.")
+
+
+def _version_of(backend: Any, kwargs: dict[str, Any]) -> str | None:
+    cluster = backend.clusters.get(kwargs.get("db_cluster_identifier") or "")
+    return kwargs.get("engine_version") or (cluster.engine_version if cluster is not None else None)
+
+
+def _engine_version_dict(version: str) -> dict[str, Any]:
+    major = "Aurora MySQL 3 (compatible with MySQL 8.0)" if version.startswith("8.0.") else \
+        "Aurora MySQL 2 (compatible with MySQL 5.7)"
+    return {"Engine": catalog.ENGINE, "EngineVersion": version, "DBParameterGroupFamily": catalog.family_of(version),
+            "DBEngineDescription": "Aurora MySQL", "DBEngineVersionDescription": major,
+            "Status": "available", "SupportsLogExportsToCloudwatchLogs": True,
+            "ExportableLogTypes": ["audit", "error", "general", "slowquery"],
+            "SupportedEngineModes": ["provisioned"], "SupportsReadReplica": False}
+
+
+def _orderable(version: str, cls: str) -> dict[str, Any]:
+    return {"Engine": catalog.ENGINE, "EngineVersion": version, "DBInstanceClass": cls,
+            "LicenseModel": "general-public-license", "StorageType": "aurora", "MultiAZCapable": False,
+            "ReadReplicaCapable": False, "Vpc": True, "SupportsStorageEncryption": True,
+            "SupportsPerformanceInsights": True, "SupportedEngineModes": ["provisioned"]}
+
+
+def _patches() -> list[tuple[Any, str, Callable[..., Any]]]:
+    from moto.core.responses import ActionResult, PaginatedResult
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.vpcs import VPCBackend
+    from moto.rds.exceptions import InvalidParameterCombination
+    from moto.rds.models import RDSBackend
+    from moto.rds.responses import RDSResponse
+
+    delete_cluster = RDSBackend.delete_db_cluster
+    create_cluster = RDSBackend.create_db_cluster
+    modify_cluster = RDSBackend.modify_db_cluster
+    create_instance = RDSBackend.create_db_instance
+    modify_instance = RDSBackend.modify_db_instance
+    orderable = RDSBackend.describe_orderable_db_instance_options
+    create_vpc = VPCBackend.create_vpc
+
+    def delete_db_cluster(self: Any, cluster_identifier: str, *a: Any, **kw: Any) -> Any:
+        cluster = delete_cluster(self, cluster_identifier, *a, **kw)
+        for name, snap in list(self.cluster_snapshots.items()):
+            if snap.snapshot_type == "automated" and snap.cluster.db_cluster_identifier == cluster_identifier:
+                del self.cluster_snapshots[name]
+        return cluster
+
+    def check_version(engine: str | None, version: str | None) -> None:
+        if engine == catalog.ENGINE and version and version not in catalog.versions():
+            raise InvalidParameterCombination(f"Cannot find version {version} for {catalog.ENGINE}")
+
+    def check_class(engine: str | None, version: str | None, cls: str | None) -> None:
+        if engine != catalog.ENGINE or not cls:
+            return
+        version = version or catalog.default_version()
+        check_version(engine, version)
+        if cls not in catalog.classes_for(version):
+            raise InvalidParameterCombination(_no_combination(cls, version))
+
+    def create_db_cluster(self: Any, kwargs: dict[str, Any]) -> Any:
+        check_version(kwargs.get("engine"), kwargs.get("engine_version"))
+        return create_cluster(self, kwargs)
+
+    def modify_db_cluster(self: Any, kwargs: dict[str, Any]) -> Any:
+        cluster = self.clusters.get(kwargs.get("db_cluster_identifier") or "")
+        if cluster is not None:
+            check_version(cluster.engine, kwargs.get("engine_version"))
+        return modify_cluster(self, kwargs)
+
+    def create_db_instance(self: Any, db_kwargs: dict[str, Any]) -> Any:
+        check_class(db_kwargs.get("engine"), _version_of(self, db_kwargs), db_kwargs.get("db_instance_class"))
+        return create_instance(self, db_kwargs)
+
+    def modify_db_instance(self: Any, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
+        db = self.databases.get(db_instance_identifier)
+        if db is not None and db_kwargs.get("db_instance_class"):
+            version = _version_of(self, {"db_cluster_identifier": db.db_cluster_identifier}) or db.engine_version
+            check_class(db.engine, version, db_kwargs["db_instance_class"])
+        return modify_instance(self, db_instance_identifier, db_kwargs)
+
+    def describe_orderable_db_instance_options(self: Any, engine: str, engine_version: str) -> Any:
+        if engine != catalog.ENGINE:
+            return orderable(self, engine, engine_version)
+        wanted = [engine_version] if engine_version else list(catalog.versions())
+        return [_orderable(v, c) for v in wanted for c in catalog.classes_for(v)]
+
+    def describe_db_engine_versions(self: Any) -> Any:
+        engine = self.params.get("Engine")
+        version = self.params.get("EngineVersion")
+        found = [_engine_version_dict(v) for v in catalog.versions()
+                 if engine in (None, catalog.ENGINE) and version in (None, v)]
+        return ActionResult({"DBEngineVersions": found})
+
+    def orderable_response(self: Any) -> Any:
+        options = self.backend.describe_orderable_db_instance_options(self.params.get("Engine"),
+                                                                      self.params.get("EngineVersion"))
+        cls = self.params.get("DBInstanceClass")
+        if cls:
+            options = [o for o in options if o.get("DBInstanceClass") == cls]
+        return PaginatedResult({"OrderableDBInstanceOptions": options})
+
+    def vpc_limited(self: Any, *a: Any, **kw: Any) -> Any:
+        if len(self.vpcs) >= vpc_quota():
+            raise EC2ClientError("VpcLimitExceeded", "The maximum number of VPCs has been reached.")
+        return create_vpc(self, *a, **kw)
+
+    return [
+        (RDSBackend, "delete_db_cluster", delete_db_cluster),
+        (RDSBackend, "create_db_cluster", create_db_cluster),
+        (RDSBackend, "modify_db_cluster", modify_db_cluster),
+        (RDSBackend, "create_db_instance", create_db_instance),
+        (RDSBackend, "modify_db_instance", modify_db_instance),
+        (RDSBackend, "describe_orderable_db_instance_options", describe_orderable_db_instance_options),
+        (RDSResponse, "describe_db_engine_versions", describe_db_engine_versions),
+        (RDSResponse, "describe_orderable_db_instance_options", orderable_response),
+        (VPCBackend, "create_vpc", vpc_limited),
+    ]
+
+
+@contextmanager
+def refusing_as_aws() -> Iterator[None]:
+    """moto, for as long as this lasts, refuses what AWS refuses (see the module's docstring)."""
+    with ExitStack() as stack:
+        for owner, name, fn in _patches():
+            stack.enter_context(mock.patch.object(owner, name, fn, create=True))
+        yield
+
+
+def apply_for_good() -> None:
+    """In the sandbox's own moto server process: the patches for the process's lifetime."""
+    for owner, name, fn in _patches():
+        setattr(owner, name, fn)
