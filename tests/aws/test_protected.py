@@ -8,9 +8,11 @@ import re
 from datetime import UTC, datetime
 
 import pytest
+from rich.console import Console
 
 from dbrepl.aws.session import SessionFactory
 from dbrepl.errors import ProtectedRefused
+from dbrepl.render import render_plan
 from dbrepl.steps.aurora import final_snapshot_name
 from tests.aws.harness import CallLog, Estate, fast_spec, forget_automated_snapshots
 
@@ -97,6 +99,21 @@ def test_deletion_protection_drift_is_found_and_repaired(estate):
     estate.apply()
     assert _cluster(estate, "prod")["DeletionProtection"] is True
     assert estate.plan().changes == []
+
+    # A plan that would replace a protected resource says so (apply refuses replacements anyway).
+    spec = estate.spec.model_copy(update={"aurora": estate.spec.aurora.model_copy(update={"master_username": "root"})})
+    plan = estate.plan(spec=spec)
+    replaced = {c.env: c for c in plan.changes if c.type == CLUSTER}
+    assert {e: c.action for e, c in replaced.items()} == {"dev": "replace", "staging": "replace", "prod": "replace"}
+    assert replaced["prod"].protected and replaced["prod"].to_json()["protected"] is True
+    assert not replaced["dev"].protected and not replaced["staging"].protected
+    console = Console(record=True, width=200)
+    render_plan(console, plan)
+    text = console.export_text()
+    assert f"prod-aurora-cluster-{estate.suffix} (protected)" in text
+    assert f"dev-aurora-cluster-{estate.suffix} (protected)" not in text
+    assert "protected: this plan would delete or replace resources of prod" in text
+
     estate.destroy(include_protected=True)
     forget_automated_snapshots(rds)
 
