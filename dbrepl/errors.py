@@ -46,6 +46,13 @@ class Refused(DbreplError):
     """dbrepl refuses a change that would lose data without an explicit action."""
 
 
+class ProtectedRefused(Refused):
+    """destroy would delete something of a protected environment without --include-protected:
+    refused before any change, as bad input (exit 2)."""
+
+    exit_code = 2
+
+
 def sync_error(exc: SyncError) -> DbreplError:
     """The sync library's errors in this tree: InvalidInput is bad input (exit 2)."""
     if isinstance(exc, InvalidInput):

@@ -35,7 +35,10 @@ def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
         console.print(f"[bold]{escape(step)}[/] · {escape(env)}")
         for c in changes:
             col = COLOURS[c.action]
-            console.print(f"  [{col}]{c.marker}[/] {escape(c.type)} [bold]{escape(c.name)}[/]")
+            mark = " [bold red](protected)[/]" if c.protected else ""
+            console.print(f"  [{col}]{c.marker}[/] {escape(c.type)} [bold]{escape(c.name)}[/]{mark}")
+            if c.final_snapshot:
+                console.print(f"      final snapshot (kept): {escape(c.final_snapshot)}")
             for field, (old, new) in c.diff.items():
                 if c.action == "create":
                     console.print(f"      {escape(field)}: {escape(_fmt(new))}")
@@ -44,6 +47,10 @@ def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
                 else:
                     console.print(f"      {escape(field)}: {escape(_fmt(old))} [dim]->[/] {escape(_fmt(new))}")
     s = plan.summary
+    protected = sorted({c.env for c in plan.changes if c.protected})
+    if protected:
+        console.print(f"\n[bold red]protected:[/] this {verb.lower()} would delete or replace resources of "
+                      f"{escape(', '.join(protected))}")
     console.print(f"\n[bold]{verb}:[/] {s['create']} to create, {s['update']} to update, {s['delete']} to delete.")
 
 
@@ -73,9 +80,10 @@ class Progress:
             if event == "done":
                 c: Change = data["change"]
                 word = {"create": "created", "update": "updated", "delete": "deleted", "replace": "replaced"}[c.action]
+                kept = f" (final snapshot {escape(c.final_snapshot)} kept)" if c.final_snapshot else ""
                 self.console.print(
                     f"  [{COLOURS[c.action]}]{c.marker}[/] {escape(c.step)}/{escape(c.env)} {escape(c.type)} "
-                    f"{escape(c.name)} [dim]{word} in {data['elapsed']:.1f}s[/]"
+                    f"{escape(c.name)}{kept} [dim]{word} in {data['elapsed']:.1f}s[/]"
                 )
             elif event == "waiting":
                 self.console.print(f"  [dim]… waiting for {escape(data['what'])} ({data['elapsed']:.0f}s)[/]")

@@ -331,3 +331,63 @@ def _dbrepl() -> str:
     if not found:
         pytest.skip("the dbrepl console script is not installed (pip install -e .)")
     return found
+
+
+# Protected environments (issue 11, point 1): destroy refuses to delete anything of prod without
+# --include-protected: exit 2, one line naming prod and the flag, before any write. It needs a
+# destroy plan, so AWS is read (moto in-process) but never written.
+
+
+@pytest.fixture
+def moto_account(monkeypatch: pytest.MonkeyPatch) -> Any:
+    from moto import mock_aws
+
+    for k, v in (("AWS_REGION", "us-east-1"), ("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing")):
+        monkeypatch.setenv(k, v)
+    for k in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "DBREPL_SUFFIX", "DBREPL_CONFIG", "DBREPL_DEBUG"):
+        monkeypatch.delenv(k, raising=False)
+    with mock_aws():
+        yield
+
+
+def _writes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every mutating call any dbrepl client makes."""
+    writes: list[str] = []
+    real = dbrepl.aws.session.SessionFactory.client
+
+    def recording(self: Any, service: str, env: str | None = None) -> Any:
+        cli = real(self, service, env)
+        if not getattr(cli, "_recorded", False):
+            cli.meta.events.register("before-call.*.*", lambda model, **kw: None if model.name.startswith(
+                ("Describe", "Get", "List", "Head")) else writes.append(model.name))
+            cli._recorded = True
+        return cli
+
+    monkeypatch.setattr(dbrepl.aws.session.SessionFactory, "client", recording)
+    return writes
+
+
+def test_destroy_refuses_a_protected_environment(tmp_path: Path, moto_account: Any,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+
+    # One resource of prod's, as dbrepl tags it: enough for the destroy plan to reach prod.
+    boto3.client("ec2").create_vpc(CidrBlock="10.3.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [
+        {"Key": "Name", "Value": "prod-vpc-t1"}, {"Key": "dbrepl:suffix", "Value": "t1"},
+        {"Key": "dbrepl:env", "Value": "prod"}, {"Key": "dbrepl:step", "Value": "network"},
+        {"Key": "dbrepl:managed-by", "Value": "dbrepl"}, {"Key": "Environment", "Value": "prod"}]}])
+    writes = _writes(monkeypatch)
+    spec = _spec(tmp_path)
+    result = _run(["destroy", "--suffix", "t1", "--config", str(spec), "--yes"])
+    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    assert result.exit_code == 2, result.output
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    for k in ("protected", "prod", "--include-protected", "nothing was changed"):
+        assert k in lines[0], lines[0]
+    assert result.stdout.strip() == ""
+    assert writes == []
+    vpcs = boto3.client("ec2").describe_vpcs(Filters=[{"Name": "tag:dbrepl:suffix", "Values": ["t1"]}])["Vpcs"]
+    assert len(vpcs) == 1
+    # Only dev: nothing protected in the plan, no flag needed (and nothing of dev to delete).
+    ok = _run(["destroy", "--suffix", "t1", "--config", str(spec), "--env", "dev", "--yes"])
+    assert ok.exit_code == 0 and "Nothing to destroy." in ok.stdout, ok.output

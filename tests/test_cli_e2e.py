@@ -340,10 +340,19 @@ def test_outputs_match_the_server(cli: Cli) -> None:
 
 def test_destroy(cli: Cli) -> None:
     cli.read_passwords()
-    r = cli("destroy", "--yes", timeout=600)
+    # prod is protected: without --include-protected, destroy refuses before any change (exit 2).
+    refused = cli("destroy", "--yes")
+    assert refused.code == 2, refused.stderr
+    assert len(refused.lines) == 1 and "prod" in refused.lines[0] and "--include-protected" in refused.lines[0]
+    r = cli("destroy", "--yes", "--include-protected", timeout=600)
     assert r.code == 0, r.stderr[-3000:]
     assert _summary_line(r.stdout) == f"Destroy: 0 to create, 0 to update, {TOTAL} to delete."
     assert f"Destroy complete: {TOTAL} deleted." in r.stdout
+    assert f"prod-aurora-cluster-{SUFFIX} (protected)" in r.stdout
+    kept = [ln.split()[3] for ln in r.stdout.splitlines() if ln.startswith("Final snapshot kept: ")]
+    assert len(kept) == 1 and kept[0].startswith(f"prod-aurora-cluster-{SUFFIX}-final-"), r.stdout
+    snaps = cli.client("rds").describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
+    assert kept[0] in {x["DBClusterSnapshotIdentifier"] for x in snaps}
     # Nothing of the estate is left: a plan wants all of it again.
     p = cli("plan", "--json")
     assert p.json()["summary"] == {"create": TOTAL, "update": 0, "delete": 0}
@@ -356,10 +365,15 @@ def test_destroy(cli: Cli) -> None:
 
 
 def test_destroy_again_does_nothing(cli: Cli) -> None:
-    r = cli("destroy", "--yes")
+    rds = cli.client("rds")
+    before = rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
+    r = cli("destroy", "--yes", "--include-protected")
     assert r.code == 0, r.stderr
     assert "Destroy complete" not in r.stdout
     assert "Nothing to destroy." in r.stdout
+    after = rds.describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
+    assert [x["DBClusterSnapshotIdentifier"] for x in after] == [x["DBClusterSnapshotIdentifier"] for x in before]
+    assert before  # the final snapshot of prod's cluster is kept
 
 
 def test_apply_again_same_suffix(cli: Cli) -> None:
@@ -376,7 +390,7 @@ def test_apply_again_same_suffix(cli: Cli) -> None:
     assert cli("plan", "--detailed-exitcode").code == 0
     st = cli("status", "--json").json()
     assert st["summary"]["ok"] == TOTAL
-    d = cli("destroy", "--yes", timeout=600)
+    d = cli("destroy", "--yes", "--include-protected", timeout=600)
     assert d.code == 0, d.stderr[-3000:]
 
 

@@ -137,7 +137,7 @@ def test_demo_end_to_end(cwd: Path) -> None:
     hashes = {h for db in st["databases"].values()
               for (h,) in _query(db, "SELECT authentication_string FROM mysql.user WHERE user = 'admin'")}
     _assert_no_password(a.stdout + a.stderr + again.stdout + again.stderr + d.stdout + d.stderr, hashes)
-    x = dbrepl(cwd, "--sandbox", "destroy", "-s", "cli", "--yes", timeout=300)
+    x = dbrepl(cwd, "--sandbox", "destroy", "-s", "cli", "--yes", "--include-protected", timeout=300)
     assert x.code == 0, x.stderr
 
     stop = dbrepl(cwd, "sandbox", "stop")

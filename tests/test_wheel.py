@@ -109,7 +109,7 @@ def test_sandbox_apply_plan_destroy_from_the_wheel(venv: Path, empty: Path) -> N
         ["sandbox", "start", "--no-databases", "--port", str(sandbox.free_port())],
         ["--sandbox", "apply", "--suffix", SUFFIX, "--yes"],
         ["--sandbox", "plan", "--suffix", SUFFIX, "--detailed-exitcode"],
-        ["--sandbox", "destroy", "--suffix", SUFFIX, "--yes"],
+        ["--sandbox", "destroy", "--suffix", SUFFIX, "--yes", "--include-protected"],
         ["sandbox", "stop"],
     ]
     for args in steps:

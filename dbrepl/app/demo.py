@@ -313,13 +313,18 @@ class Demo:
         return f"{s['ok']} resource(s) ok, {s['missing']} missing, {s['drifted']} drifted, {s['extra']} extra"
 
     def _destroy(self) -> str:
+        # The demo made this estate and owns it, prod included: it destroys it with
+        # include_protected (a final snapshot of each protected cluster is kept).
         engine = self._new_engine()
-        done = engine.destroy(engine.destroy_plan())
+        done = engine.destroy(engine.destroy_plan(), include_protected=True)
         left = self._new_engine().destroy_plan().changes  # a fresh look: nothing of the estate is left
         if left:
             raise StepFailed(f"{len(left)} resource(s) left after destroy: "
                              + ", ".join(f"{c.type} {c.name}" for c in left[:4]))
-        return f"ok, {done.summary['delete']} deleted"
+        kept = [c.final_snapshot for c in done.changes if c.final_snapshot]
+        owned = (f" (protected environments included, the demo made them; final snapshot kept: {', '.join(kept)})"
+                 if kept else "")
+        return f"ok, {done.summary['delete']} deleted{owned}"
 
     def _stop(self) -> None:
         if not self.started:

@@ -84,21 +84,31 @@ def _render_bound(bound: list, notes: list[str]) -> None:
 @app.command()
 @handled
 def destroy(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
-            yes: YesOpt = False) -> None:
-    """Delete everything dbrepl made for this suffix (and nothing else)."""
+            yes: YesOpt = False,
+            include_protected: Annotated[bool, typer.Option(
+                "--include-protected",
+                help="Also destroy protected environments (prod by default): turn deletion protection off, "
+                     "keep a final snapshot of each protected cluster, then delete.")] = False) -> None:
+    """Delete everything dbrepl made for this suffix (and nothing else). Protected environments
+    need --include-protected; their clusters leave a final snapshot, which destroy never deletes."""
     from dbrepl.render import Progress, render_plan
 
     target = load_checked(config, suffix, env)
     confirm("destroy", yes)
     engine = estate(ctx, target.spec, target.suffix, target.envs).engine(reporter=Progress(err))
     p = engine.destroy_plan()
+    engine.refuse_protected(p, include_protected)  # before anything is shown as going to happen
     render_plan(out, p, verb="Destroy")
     if not p.changes:
         return
     if not yes:
         ask(f"Destroy estate {target.suffix}? Databases, secrets and scripts will be deleted for good.")
-    done = engine.destroy(p)
+    done = engine.destroy(p, include_protected=include_protected)
     out.print(f"[bold green]Destroy complete:[/] {done.summary['delete']} deleted.")
+    for c in done.changes:
+        if c.final_snapshot:
+            out.print(f"Final snapshot kept: {escape(c.final_snapshot)} (of {escape(c.name)}; "
+                      "destroy never deletes it)")
 
 
 @app.command()

@@ -83,6 +83,10 @@ class Change:
     step: str = ""
     key: str = ""
     phase: int = 0
+    # Deletes or replaces something of a protected environment (or a cluster with deletion
+    # protection on): destroy refuses it without --include-protected.
+    protected: bool = False
+    final_snapshot: str | None = None  # the cluster snapshot destroy takes and keeps
 
     @property
     def marker(self) -> str:
@@ -95,6 +99,8 @@ class Change:
             "env": self.env,
             "name": self.name,
             "diff": {k: {"old": _jsonable(o), "new": _jsonable(n)} for k, (o, n) in self.diff.items()},
+            **({"protected": True} if self.protected else {}),
+            **({"final_snapshot": self.final_snapshot} if self.final_snapshot else {}),
         }
 
 

@@ -58,6 +58,15 @@ class Step:
         """Delete one resource; a resource already gone counts as deleted."""
         raise NotImplementedError
 
+    def protects(self, ctx: Context, have: Observed) -> bool:
+        """Whether `have` guards itself against deletion (e.g. a cluster's deletion protection),
+        whatever its environment: destroy then needs --include-protected too."""
+        return False
+
+    def final_snapshot(self, ctx: Context, have: Observed) -> str | None:
+        """The name of the snapshot destroy takes of `have` (protected only) and keeps; None: none."""
+        return None
+
     def prepare_destroy(self, ctx: Context, doomed: list[Observed]) -> None:  # noqa: B027
         """Hook before a step's deletions (e.g. release what blocks them)."""
 

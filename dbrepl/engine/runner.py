@@ -7,6 +7,7 @@ resources themselves (DESIGN §3).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -19,7 +20,7 @@ from dbrepl.engine.context import Context
 from dbrepl.engine.model import Change, Observed, Plan, Resource, diff_step, first_unknown
 from dbrepl.engine.preflight import preflight, refuse_failed
 from dbrepl.engine.registry import STEPS, Step, get_step
-from dbrepl.errors import AwsFailure, DbreplError, Refused
+from dbrepl.errors import AwsFailure, DbreplError, ProtectedRefused, Refused
 
 
 class Engine:
@@ -83,17 +84,49 @@ class Engine:
         self.discover()
         changes: list[Change] = []
         for name in self.order:
-            changes.extend(self.plan_step(name))
+            changes.extend(self._mark(name, c) for c in self.plan_step(name))
         return Plan(changes, preflight(self.ctx, changes))
 
+    def _protected(self, name: str, env: str, have: Observed | None) -> bool:
+        """Something of a protected environment, or a resource that protects itself."""
+        e = self.ctx.spec.environments.get(env)
+        return bool(e is not None and e.protected) or (have is not None and self.steps[name].protects(self.ctx, have))
+
+    def _mark(self, name: str, c: Change) -> Change:
+        """A delete or replace of a protected resource says so."""
+        if c.action not in ("delete", "replace") or not self._protected(name, c.env, self.ctx.get(name, c.env, c.key)):
+            return c
+        return dataclasses.replace(c, protected=True)
+
     def destroy_plan(self) -> Plan:
+        """Every resource of the selection, to delete. A protected cluster's final snapshot is
+        named here (after the cluster and the time) and the same name is used when deleting."""
         self.discover()
         changes = []
         for name in reversed(self.order):
             for o in sorted(self.observed(name).values(), key=lambda o: -o.phase):
                 d = {k: (v, None) for k, v in o.props.items()}
-                changes.append(Change("delete", o.type, o.env, o.name, d, name, o.key, o.phase))
+                protected = self._protected(name, o.env, o)
+                snapshot = self.steps[name].final_snapshot(self.ctx, o) if protected else None
+                if snapshot:
+                    o.attrs["final_snapshot"] = snapshot
+                changes.append(Change("delete", o.type, o.env, o.name, d, name, o.key, o.phase,
+                                      protected=protected, final_snapshot=snapshot))
         return Plan(changes)
+
+    @staticmethod
+    def refuse_protected(plan: Plan, include_protected: bool) -> None:
+        """Before any change: a destroy that would delete anything protected needs
+        --include-protected (ProtectedRefused, exit 2, naming the environments)."""
+        hit = [c for c in plan.changes if c.protected and c.action in ("delete", "replace")]
+        if not hit or include_protected:
+            return
+        envs = list(dict.fromkeys(c.env for c in hit))
+        raise ProtectedRefused(
+            f"destroy would delete {len(hit)} resource(s) of protected environment(s) {', '.join(envs)}; "
+            "nothing was changed: run again with --include-protected to turn deletion protection off, "
+            "keep a final snapshot of each protected cluster and delete them, or leave them out with --env"
+        )
 
     # -- doing
     def apply(self, plan: Plan | None = None) -> Plan:
@@ -119,9 +152,12 @@ class Engine:
         self._run_graph(nodes, deps, lambda node: self._apply_phase(*node, done), lambda node: node[0])
         return Plan(done)
 
-    def destroy(self, plan: Plan | None = None) -> Plan:
+    def destroy(self, plan: Plan | None = None, *, include_protected: bool = False) -> Plan:
+        """Delete the selection, the graph backwards. Refuses, before any change, to delete anything
+        protected unless `include_protected` (see `refuse_protected`)."""
         if plan is None:
             plan = self.destroy_plan()
+        self.refuse_protected(plan, include_protected)
         done: list[Change] = []
 
         def deps(n: str) -> set[str]:
@@ -253,7 +289,11 @@ class Engine:
             batch = [o for o in doomed if o.phase == phase]
 
             def one(o: Observed) -> None:
-                c = Change("delete", o.type, o.env, o.name, {}, name, o.key, o.phase)
+                protected = self._protected(name, o.env, o)
+                if protected and "final_snapshot" not in o.attrs:  # a plan made by another engine
+                    o.attrs["final_snapshot"] = step.final_snapshot(self.ctx, o)
+                c = Change("delete", o.type, o.env, o.name, {}, name, o.key, o.phase,
+                           protected=protected, final_snapshot=o.attrs.get("final_snapshot"))
                 self.ctx.report("start", change=c)
                 t0 = time.monotonic()
                 try:

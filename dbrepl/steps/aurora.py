@@ -1,11 +1,19 @@
 """aurora: per environment a DB subnet group, an encrypted Aurora MySQL cluster (engine
-version from the spec, backups, windows, log exports, no deletion protection), its
-instances (not public) and the seed's SSM connection-string parameter."""
+version from the spec, backups, windows, log exports, deletion protection in protected
+environments or where `aurora.deletion_protection` asks for it everywhere), its instances
+(not public) and the seed's SSM connection-string parameter.
+
+Destroy deletes an unprotected cluster without a snapshot (as the seed). A protected one
+(see `protects`; destroy refuses it without --include-protected) has its deletion protection
+turned off, then is deleted with a final snapshot, `<cluster>-final-<UTC yyyymmdd-hhmmss>`,
+which destroy never deletes."""
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from dbrepl import names
@@ -30,7 +38,8 @@ class Aurora(Step):
     permissions = ("rds:CreateDBSubnetGroup", "rds:ModifyDBSubnetGroup", "rds:DeleteDBSubnetGroup",
                    "rds:DescribeDBSubnetGroups", "rds:CreateDBCluster", "rds:ModifyDBCluster", "rds:DeleteDBCluster",
                    "rds:DescribeDBClusters", "rds:CreateDBInstance", "rds:ModifyDBInstance", "rds:DeleteDBInstance",
-                   "rds:DescribeDBInstances", "rds:AddTagsToResource", "rds:ListTagsForResource",
+                   "rds:DescribeDBInstances", "rds:CreateDBClusterSnapshot", "rds:AddTagsToResource",
+                   "rds:ListTagsForResource",
                    "secretsmanager:GetSecretValue", "kms:CreateGrant", "kms:DescribeKey",
                    "ssm:GetParameters", "ssm:PutParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource")
 
@@ -54,7 +63,7 @@ class Aurora(Step):
                  "StorageEncrypted": True, "KmsKeyId": ctx.attr("kms", env, "key", "arn"),
                  "BackupRetentionPeriod": a.backup_retention_days, "PreferredBackupWindow": a.backup_window,
                  "PreferredMaintenanceWindow": a.maintenance_window, "EnableCloudwatchLogsExports": a.log_exports,
-                 "DeletionProtection": a.deletion_protection, "Port": a.port},
+                 "DeletionProtection": a.deletion_protection or e.protected, "Port": a.port},
                 ctx.tags(env, self.name, cl), phase=1,
                 replace_on=frozenset({"Engine", "MasterUsername", "StorageEncrypted", "KmsKeyId", "DBSubnetGroupName"}),
             ))
@@ -242,6 +251,15 @@ class Aurora(Step):
         ctx.wait_for(f"Aurora instance {name} to be available", ready, timeout)
 
     # ------------------------------------------------------------------ delete
+    def protects(self, ctx: Context, have: Observed) -> bool:
+        """A cluster with deletion protection on is protected wherever it is."""
+        return have.type == "AWS::RDS::DBCluster" and bool(have.props.get("DeletionProtection"))
+
+    def final_snapshot(self, ctx: Context, have: Observed) -> str | None:
+        if have.type != "AWS::RDS::DBCluster":
+            return None
+        return final_snapshot_name(have.name, datetime.now(UTC))
+
     def delete(self, ctx: Context, have: Observed) -> None:
         rds = ctx.client("rds", have.env)
         timeout = ctx.timing.aurora_timeout_minutes * 60
@@ -261,8 +279,17 @@ class Aurora(Step):
             ctx.wait_for(f"Aurora instance {have.name} to be deleted",
                          lambda: _instance_gone(rds, have.name), timeout)
         elif have.type == "AWS::RDS::DBCluster":
+            snapshot = have.attrs.get("final_snapshot")
+            final: dict[str, Any] = ({"FinalDBSnapshotIdentifier": snapshot} if snapshot
+                                     else {"SkipFinalSnapshot": True})
             try:
-                ctx.retry(lambda: rds.delete_db_cluster(DBClusterIdentifier=have.name, SkipFinalSnapshot=True),
+                if have.props.get("DeletionProtection"):  # AWS refuses to delete it otherwise
+                    ctx.retry(lambda: rds.modify_db_cluster(DBClusterIdentifier=have.name, DeletionProtection=False,
+                                                            ApplyImmediately=True),
+                              codes=CLUSTER_STATE_FAULTS, deadline=timeout,
+                              what=f"cluster {have.name} to accept turning deletion protection off")
+                    self._wait_cluster(ctx, rds, have.name, timeout)
+                ctx.retry(lambda: rds.delete_db_cluster(DBClusterIdentifier=have.name, **final),
                           codes=CLUSTER_STATE_FAULTS, deadline=timeout, what=f"cluster {have.name} to be deletable")
             except Exception as e:
                 if not is_code(e, ["DBClusterNotFoundFault"]):
@@ -276,6 +303,16 @@ class Aurora(Step):
             except Exception as e:
                 if not is_code(e, ["DBSubnetGroupNotFoundFault"]):
                     raise
+
+
+def final_snapshot_name(cluster: str, when: datetime) -> str:
+    """`<cluster>-final-<yyyymmdd-hhmmss>` (UTC), a valid snapshot identifier: letters, digits and
+    single hyphens, starting with a letter, not ending with a hyphen, at most 255 characters."""
+    stamp = f"-final-{when.astimezone(UTC):%Y%m%d-%H%M%S}"
+    base = re.sub(r"-+", "-", re.sub(r"[^A-Za-z0-9-]", "-", cluster)).strip("-")
+    if not base or not base[0].isalpha():
+        base = f"c{base}"
+    return base[:255 - len(stamp)].rstrip("-") + stamp
 
 
 def cluster_props(c: dict) -> dict[str, Any]:

@@ -178,8 +178,8 @@ class Estate:
     def apply(self, **kw: Any) -> Plan:
         return self.engine(**kw).apply()
 
-    def destroy(self, **kw: Any) -> Plan:
-        return self.engine(**kw).destroy()
+    def destroy(self, *, include_protected: bool = False, **kw: Any) -> Plan:
+        return self.engine(**kw).destroy(include_protected=include_protected)
 
     def client(self, service: str) -> Any:
         return self.sessions.client(service)

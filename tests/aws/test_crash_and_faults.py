@@ -66,11 +66,11 @@ def test_destroy_killed_after_n_calls_then_destroy_leaves_nothing(estate, n):
     estate.log.clear()
     estate.log.kill_after = n
     with pytest.raises(Killed):
-        estate.destroy()
+        estate.destroy(include_protected=True)
     estate.log.kill_after = None
-    estate.destroy()
+    estate.destroy(include_protected=True)
     assert +_count_estate(estate) == Counter()
-    assert estate.destroy().changes == []
+    assert estate.destroy(include_protected=True).changes == []
     forget_automated_snapshots(estate.client("rds"))
     estate.apply()
     assert _count_estate(estate) == FULL
@@ -87,7 +87,7 @@ def test_dependency_violation_while_lambda_enis_release(estate, faults):
                                        Description="AWS Lambda VPC ENI-db-sync-schema-replication")["NetworkInterface"]
     faults.fail("DeleteSecurityGroup", "DependencyViolation", "resource sg has a dependent object", times=4)
     faults.fail("DeleteSubnet", "DependencyViolation", "The subnet has dependencies", times=3)
-    estate.destroy()
+    estate.destroy(include_protected=True)
     assert faults.injected["DeleteSecurityGroup"] == 4 and faults.injected["DeleteSubnet"] == 3
     left = ec2.describe_network_interfaces(NetworkInterfaceIds=[])["NetworkInterfaces"]
     assert eni["NetworkInterfaceId"] not in [x["NetworkInterfaceId"] for x in left]
@@ -102,9 +102,9 @@ def test_dependency_violation_past_the_deadline_fails_clearly(estate, faults):
     spec = estate.spec.model_copy(update={"timing": estate.spec.timing.model_copy(
         update={"eni_release_timeout_minutes": 0.02, "retry_delay": 0.01})})
     with pytest.raises(AwsFailure, match="DependencyViolation"):
-        estate.engine(spec=spec).destroy()
+        estate.engine(spec=spec).destroy(include_protected=True)
     faults.rules.clear()
-    estate.destroy()
+    estate.destroy(include_protected=True)
     assert +_count_estate(estate) == Counter()
 
 
@@ -121,7 +121,7 @@ def test_invalid_cluster_state(estate, faults):
     faults.fail("DeleteDBCluster", "InvalidDBClusterStateFault", "DB cluster has members being deleted", times=2)
     estate.apply()
     assert estate.plan().changes == []
-    estate.destroy()
+    estate.destroy(include_protected=True)
     assert faults.injected["CreateDBInstance"] == 2 and faults.injected["DeleteDBCluster"] == 2
     assert +_count_estate(estate) == Counter()
 
@@ -131,7 +131,7 @@ def test_throttling_on_a_large_share_of_calls(estate, faults):
     estate.apply()
     assert faults.injected["throttle"] > 20
     assert estate.plan().changes == []
-    estate.destroy()
+    estate.destroy(include_protected=True)
     faults.throttle(0.0)
     assert +_count_estate(estate) == Counter()
 
@@ -140,7 +140,7 @@ def test_subnet_group_in_use_while_cluster_deletes(estate, faults):
     """moto deletes an in-use subnet group at once; AWS refuses until the cluster is gone."""
     estate.apply()
     faults.fail("DeleteDBSubnetGroup", "InvalidDBSubnetGroupStateFault", "DB subnet group is in use", times=3)
-    estate.destroy()
+    estate.destroy(include_protected=True)
     assert faults.injected["DeleteDBSubnetGroup"] == 3
     assert +_count_estate(estate) == Counter()
 

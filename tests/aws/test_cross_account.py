@@ -98,7 +98,7 @@ def test_three_accounts_apply_plan_destroy(multi):
     assert f":us-west-2:{PROD_ACCOUNT}:secret:prod-aurora-secret-{s}" in env_vars["PROD_SECRET_ARN"]
 
     assert multi.plan().changes == []
-    multi.destroy()
+    multi.destroy(include_protected=True)
     for env in ("dev", "staging", "prod"):
         assert _vpc(sessions, env, s) == []
         assert not [c for c in sessions.client("rds", env).describe_db_clusters()["DBClusters"]
@@ -108,7 +108,7 @@ def test_three_accounts_apply_plan_destroy(multi):
             IncludePlannedDeletion=True)["SecretList"] == []
         assert sessions.client("cloudwatch", env).describe_alarms(
             AlarmNames=[f"{env}-aurora-replication-lag-{s}"])["MetricAlarms"] == []
-    assert multi.destroy().changes == []
+    assert multi.destroy(include_protected=True).changes == []
 
 
 def test_hub_can_read_other_accounts_secrets(multi):
@@ -137,7 +137,7 @@ def test_hub_can_read_other_accounts_secrets(multi):
                                                             PolicyName="DatabaseSyncPolicy")["PolicyDocument"]
     secrets = {x["Sid"]: x for x in doc["Statement"]}["ReadDatabaseSecrets"]["Resource"]
     assert sorted(a.split(":")[4] for a in secrets) == sorted([DEV_ACCOUNT, HUB_ACCOUNT, PROD_ACCOUNT])
-    multi.destroy()
+    multi.destroy(include_protected=True)
 
 
 def test_pending_acceptance_shows_in_plan(multi):
@@ -157,7 +157,7 @@ def test_pending_acceptance_shows_in_plan(multi):
     assert len(peering) == 1 and peering[0].diff["Status"] == ("pending-acceptance", "active")
     multi.apply()
     assert multi.plan().changes == []
-    multi.destroy()
+    multi.destroy(include_protected=True)
 
 
 def test_role_that_cannot_be_assumed_is_bad_input_before_any_change(multi):

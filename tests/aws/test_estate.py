@@ -164,7 +164,7 @@ def test_aurora_matches_seed_with_corrections(built):
         assert c["PreferredBackupWindow"] == "03:00-04:00"
         assert c["PreferredMaintenanceWindow"] == "mon:04:00-mon:05:00"
         assert sorted(c["EnabledCloudwatchLogsExports"]) == ["error", "general", "slowquery"]
-        assert c["DeletionProtection"] is False
+        assert c["DeletionProtection"] is (env == "prod")  # protected: true (correction 11)
         assert c["DBSubnetGroup"] == f"{env}-aurora-subnet-group-{S}"
         assert c["MasterUsername"] == "admin"
         g = rds.describe_db_subnet_groups(DBSubnetGroupName=f"{env}-aurora-subnet-group-{S}")["DBSubnetGroups"][0]
@@ -254,11 +254,11 @@ def test_no_op_plan_and_second_apply_make_no_changes(built):
 
 def test_destroy_then_destroy_again_then_apply_again(estate):
     estate.apply()
-    done = estate.destroy()
+    done = estate.destroy(include_protected=True)
     assert done.summary["delete"] == 69
     _assert_nothing_left(estate)
     estate.log.clear()
-    again = estate.destroy()
+    again = estate.destroy(include_protected=True)
     assert again.changes == []
     assert estate.log.mutating == []
     forget_automated_snapshots(estate.client("rds"))
@@ -323,7 +323,7 @@ def test_two_suffixes_never_touch_each_other(aws, faults):
     assert plan_b.summary["create"] == 69 and plan_b.summary["update"] == plan_b.summary["delete"] == 0
     b.apply()
     assert a.plan().changes == [] and b.plan().changes == []
-    b.destroy()
+    b.destroy(include_protected=True)
     assert a.plan().changes == []
-    assert b.destroy().changes == []
-    assert a.destroy().summary["delete"] == 69
+    assert b.destroy(include_protected=True).changes == []
+    assert a.destroy(include_protected=True).summary["delete"] == 69
