@@ -36,9 +36,20 @@ def cli(*args: str) -> Any:
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    """A fresh mocked account with AWS's default VPC quota (5 per region)."""
+    """A mocked account with AWS's default VPC quota (5 per region). Under the session-wide mock
+    of tests/aws (active once any of its tests ran) this is not a fresh account: each test
+    below works in a region of its own, so VPCs made elsewhere do not count."""
     with mock_aws(config=MOTO_CONFIG), vpc_quota(5.0):
         yield
+
+
+def spec_in(tmp_path: Path, region: str) -> str:
+    """The default spec with `region` set (a region no other test uses)."""
+    spec = yaml.safe_load(SPEC.read_text())
+    spec["region"] = region
+    path = tmp_path / f"{region}.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))  # the environments keep their order
+    return str(path)
 
 
 def _made(region: str = "us-east-1") -> dict[str, int]:
@@ -49,39 +60,42 @@ def _made(region: str = "us-east-1") -> dict[str, int]:
             "buckets": len(boto3.client("s3", region_name=region).list_buckets()["Buckets"])}
 
 
-def test_plan_shows_findings_and_skips_what_the_service_cannot_answer(aws: None) -> None:
-    r = cli("plan", "--suffix", "pf1", "--config", str(SPEC))
+def test_plan_shows_findings_and_skips_what_the_service_cannot_answer(aws: None, tmp_path: Path) -> None:
+    spec = spec_in(tmp_path, "ap-southeast-2")
+    r = cli("plan", "--suffix", "pf1", "--config", spec)
     assert r.exit_code == 0, r.output
     assert "Preflight" in r.output
-    assert "✓ vpc-quota · us-east-1 (dev, staging, prod): the region has 1 VPC(s) and this apply would create 3; " \
-           "the VPC quota (Service Quotas vpc L-F678F1CE) is 5" in r.output
+    assert "✓ vpc-quota · ap-southeast-2 (dev, staging, prod): the region has 1 VPC(s) and this apply would " \
+           "create 3; the VPC quota (Service Quotas vpc L-F678F1CE) is 5" in r.output
     # moto in-process has no DescribeDBEngineVersions, no orderable options for aurora-mysql: skipped.
-    assert "- engine-version · us-east-1 (dev, staging, prod) skipped: DescribeDBEngineVersions did not answer" \
-           in r.output
-    j = cli("plan", "--suffix", "pf1", "--config", str(SPEC), "--json")
+    assert "- engine-version · ap-southeast-2 (dev, staging, prod) skipped: DescribeDBEngineVersions did not " \
+           "answer" in r.output
+    j = cli("plan", "--suffix", "pf1", "--config", spec, "--json")
     assert j.exit_code == 0, j.output
     statuses = {f["check"]: f["status"] for f in json.loads(j.output)["preflight"]}
     assert statuses == {"vpc-quota": "ok", "engine-version": "skipped", "instance-class": "skipped"}
 
 
-def test_three_extra_vpcs_refuse_apply_with_exit_2_naming_the_quota_and_nothing_made(aws: None) -> None:
-    ec2 = boto3.client("ec2", region_name="us-east-1")
+def test_three_extra_vpcs_refuse_apply_with_exit_2_naming_the_quota_and_nothing_made(aws: None,
+                                                                                      tmp_path: Path) -> None:
+    region, spec = "ap-northeast-1", spec_in(tmp_path, "ap-northeast-1")
+    ec2 = boto3.client("ec2", region_name=region)
     for i in range(3):
         ec2.create_vpc(CidrBlock=f"172.{20 + i}.0.0/16")
-    before = _made()
+    before = _made(region)
     assert before["vpcs"] == 4  # the default VPC and the three extra ones
-    a = cli("apply", "--suffix", "pf2", "--config", str(SPEC), "--yes")
+    a = cli("apply", "--suffix", "pf2", "--config", spec, "--yes")
     assert a.exit_code == 2, a.output
     assert "✗ vpc-quota" in a.output
     assert "the region has 4 VPC(s) and this apply would create 3; the VPC quota (Service Quotas vpc " \
            "L-F678F1CE) is 5" in a.output
-    assert "error: preflight refused the change, nothing was made: vpc-quota in us-east-1" in a.output
-    assert _made() == before
-    p = cli("plan", "--suffix", "pf2", "--config", str(SPEC))
+    assert f"error: preflight refused the change, nothing was made: vpc-quota in {region}" in a.output
+    assert _made(region) == before
+    p = cli("plan", "--suffix", "pf2", "--config", spec)
     assert p.exit_code == 2 and "✗ vpc-quota" in p.output
 
 
-def test_unreadable_quota_assumes_the_default(aws: None) -> None:
+def test_unreadable_quota_assumes_the_default(aws: None, tmp_path: Path) -> None:
     from unittest import mock
 
     from moto.servicequotas.models import ServiceQuotasBackend
@@ -90,7 +104,7 @@ def test_unreadable_quota_assumes_the_default(aws: None) -> None:
         raise NotImplementedError("no quotas here")
 
     with mock.patch.object(ServiceQuotasBackend, "get_service_quota", refuse):
-        r = cli("plan", "--suffix", "pf3", "--config", str(SPEC))
+        r = cli("plan", "--suffix", "pf3", "--config", spec_in(tmp_path, "eu-west-3"))
     assert r.exit_code == 0, r.output
     assert "is 5 (the quota could not be read: no quotas here; AWS's default 5 assumed)" in r.output
 
