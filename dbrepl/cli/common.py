@@ -111,8 +111,7 @@ def hoist_sandbox_flag(args: Sequence[str] | None) -> list[str]:
 
 def sandbox_of(ctx: typer.Context) -> Sandbox | None:
     """The running sandbox the global `--sandbox` (or DBREPL_SANDBOX=1) chose, else None."""
-    obj = ctx.find_root().obj
-    return obj if obj is not None else None
+    return ctx.find_root().obj
 
 
 def estate(ctx: typer.Context, spec: Spec, suffix: str, envs: list[str] | None = None) -> Estate:

@@ -23,6 +23,7 @@ from dbrepl.cli.common import (
     handled,
     out,
 )
+from dbrepl.sandbox.state import HOST
 
 app = typer.Typer()
 
@@ -75,7 +76,7 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
 
 def _render_bound(bound: list, notes: list[str]) -> None:
     for b in bound:
-        out.print(f"Stand-in for {b.env} (127.0.0.1:{b.port}): master user {escape(b.user)} "
+        out.print(f"Stand-in for {b.env} ({HOST}:{b.port}): master user {escape(b.user)} "
                   "with the password of its secret.")
     for note in notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
