@@ -371,14 +371,16 @@ def test_destroy_refuses_a_protected_environment(tmp_path: Path, moto_account: A
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     import boto3
 
+    # A suffix no other test uses: under the session-wide mock of tests/aws, estates of other
+    # suffixes share this account.
     # One resource of prod's, as dbrepl tags it: enough for the destroy plan to reach prod.
     boto3.client("ec2").create_vpc(CidrBlock="10.3.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [
-        {"Key": "Name", "Value": "prod-vpc-t1"}, {"Key": "dbrepl:suffix", "Value": "t1"},
+        {"Key": "Name", "Value": "prod-vpc-pr0t"}, {"Key": "dbrepl:suffix", "Value": "pr0t"},
         {"Key": "dbrepl:env", "Value": "prod"}, {"Key": "dbrepl:step", "Value": "network"},
         {"Key": "dbrepl:managed-by", "Value": "dbrepl"}, {"Key": "Environment", "Value": "prod"}]}])
     writes = _writes(monkeypatch)
     spec = _spec(tmp_path)
-    result = _run(["destroy", "--suffix", "t1", "--config", str(spec), "--yes"])
+    result = _run(["destroy", "--suffix", "pr0t", "--config", str(spec), "--yes"])
     lines = [ln for ln in result.output.splitlines() if ln.strip()]
     assert result.exit_code == 2, result.output
     assert len(lines) == 1 and "Traceback" not in result.output, result.output
@@ -386,8 +388,8 @@ def test_destroy_refuses_a_protected_environment(tmp_path: Path, moto_account: A
         assert k in lines[0], lines[0]
     assert result.stdout.strip() == ""
     assert writes == []
-    vpcs = boto3.client("ec2").describe_vpcs(Filters=[{"Name": "tag:dbrepl:suffix", "Values": ["t1"]}])["Vpcs"]
+    vpcs = boto3.client("ec2").describe_vpcs(Filters=[{"Name": "tag:dbrepl:suffix", "Values": ["pr0t"]}])["Vpcs"]
     assert len(vpcs) == 1
     # Only dev: nothing protected in the plan, no flag needed (and nothing of dev to delete).
-    ok = _run(["destroy", "--suffix", "t1", "--config", str(spec), "--env", "dev", "--yes"])
+    ok = _run(["destroy", "--suffix", "pr0t", "--config", str(spec), "--env", "dev", "--yes"])
     assert ok.exit_code == 0 and "Nothing to destroy." in ok.stdout, ok.output

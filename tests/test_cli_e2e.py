@@ -212,7 +212,8 @@ def test_plan_json_lists_every_resource(cli: Cli) -> None:
     r = cli("plan", "--json")
     assert r.code == 0, r.stderr
     plan = r.json()  # stdout is exactly one JSON document
-    assert set(plan) == {"changes", "summary"}
+    assert set(plan) == {"changes", "summary", "preflight"}
+    assert {f["check"] for f in plan["preflight"]} == {"vpc-quota", "engine-version", "instance-class"}
     assert set(plan["summary"]) == {"create", "update", "delete"}
     assert plan["summary"] == {"create": TOTAL, "update": 0, "delete": 0}
     for c in plan["changes"]:
@@ -284,7 +285,8 @@ def test_plan_after_apply_no_changes(cli: Cli) -> None:
     assert "No changes" in r.stdout
     j = cli("plan", "--json")
     assert j.code == 0
-    assert j.json() == {"changes": [], "summary": {"create": 0, "update": 0, "delete": 0}}
+    # A plan with nothing to create or change runs no preflight check.
+    assert j.json() == {"changes": [], "summary": {"create": 0, "update": 0, "delete": 0}, "preflight": []}
 
 
 def test_status_json(cli: Cli) -> None:

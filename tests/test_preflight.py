@@ -61,14 +61,14 @@ def _made(region: str = "us-east-1") -> dict[str, int]:
 
 
 def test_plan_shows_findings_and_skips_what_the_service_cannot_answer(aws: None, tmp_path: Path) -> None:
-    spec = spec_in(tmp_path, "ap-southeast-2")
+    spec = spec_in(tmp_path, "sa-east-1")
     r = cli("plan", "--suffix", "pf1", "--config", spec)
     assert r.exit_code == 0, r.output
     assert "Preflight" in r.output
-    assert "✓ vpc-quota · ap-southeast-2 (dev, staging, prod): the region has 1 VPC(s) and this apply would " \
+    assert "✓ vpc-quota · sa-east-1 (dev, staging, prod): the region has 1 VPC(s) and this apply would " \
            "create 3; the VPC quota (Service Quotas vpc L-F678F1CE) is 5" in r.output
     # moto in-process has no DescribeDBEngineVersions, no orderable options for aurora-mysql: skipped.
-    assert "- engine-version · ap-southeast-2 (dev, staging, prod) skipped: DescribeDBEngineVersions did not " \
+    assert "- engine-version · sa-east-1 (dev, staging, prod) skipped: DescribeDBEngineVersions did not " \
            "answer" in r.output
     j = cli("plan", "--suffix", "pf1", "--config", spec, "--json")
     assert j.exit_code == 0, j.output
@@ -78,7 +78,7 @@ def test_plan_shows_findings_and_skips_what_the_service_cannot_answer(aws: None,
 
 def test_three_extra_vpcs_refuse_apply_with_exit_2_naming_the_quota_and_nothing_made(aws: None,
                                                                                       tmp_path: Path) -> None:
-    region, spec = "ap-northeast-1", spec_in(tmp_path, "ap-northeast-1")
+    region, spec = "ca-central-1", spec_in(tmp_path, "ca-central-1")
     ec2 = boto3.client("ec2", region_name=region)
     for i in range(3):
         ec2.create_vpc(CidrBlock=f"172.{20 + i}.0.0/16")
@@ -104,7 +104,7 @@ def test_unreadable_quota_assumes_the_default(aws: None, tmp_path: Path) -> None
         raise NotImplementedError("no quotas here")
 
     with mock.patch.object(ServiceQuotasBackend, "get_service_quota", refuse):
-        r = cli("plan", "--suffix", "pf3", "--config", spec_in(tmp_path, "eu-west-3"))
+        r = cli("plan", "--suffix", "pf3", "--config", spec_in(tmp_path, "eu-north-1"))
     assert r.exit_code == 0, r.output
     assert "is 5 (the quota could not be read: no quotas here; AWS's default 5 assumed)" in r.output
 

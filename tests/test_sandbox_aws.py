@@ -14,6 +14,7 @@ from moto import mock_aws
 
 from dbrepl.sandbox import aurora_catalog as catalog
 from dbrepl.sandbox.aws_rules import refusing_as_aws
+from tests.aws.harness import vpc_quota
 
 REGION = "ap-southeast-2"  # a region no other in-process test uses
 V3 = "8.0.mysql_aurora.3.10.0"
@@ -21,7 +22,8 @@ V3 = "8.0.mysql_aurora.3.10.0"
 
 @pytest.fixture
 def aws() -> Iterator[None]:
-    with mock_aws(), refusing_as_aws():
+    # AWS's default quota: under the session-wide mock of tests/aws the account has 1000.
+    with mock_aws(), vpc_quota(5.0), refusing_as_aws():
         yield
 
 
