@@ -45,6 +45,8 @@ MAINT_RE = re.compile(
     r"^(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d-(mon|tue|wed|thu|fri|sat|sun):([01]\d|2[0-3]):[0-5]\d$"
 )
 LOG_EXPORTS = ("audit", "error", "general", "slowquery", "iam-db-auth-error", "instance")
+AZ_ID_RE = re.compile(r"^[a-z]{2,}\d-az\d+$")
+DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 PYTHON_RUNTIME_RE = re.compile(r"^python3\.(\d+)$")
 USERNAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9]{0,15}$")
 
@@ -54,13 +56,34 @@ class _Model(BaseModel):
 
 
 class Subnet(_Model):
+    """A subnet in one AZ: `az_id` (use1-az1, the same physical zone in every account) or
+    `az_index` (the n-th of the region's AZ names in this account, as the seed chose them)."""
+
     cidr: str
-    az_index: Annotated[int, Field(ge=0, le=5)]
+    az_index: Annotated[int, Field(ge=0, le=5)] | None = None
+    az_id: str | None = None
 
     @field_validator("cidr")
     @classmethod
     def _cidr(cls, v: str) -> str:
         return _check_cidr(v)
+
+    @field_validator("az_id")
+    @classmethod
+    def _az_id(cls, v: str | None) -> str | None:
+        if v is not None and not AZ_ID_RE.match(v):
+            raise ValueError("must be an AZ ID like use1-az1 (aws ec2 describe-availability-zones shows ZoneId)")
+        return v
+
+    @model_validator(mode="after")
+    def _one_zone(self) -> Subnet:
+        if (self.az_index is None) == (self.az_id is None):
+            raise ValueError(f"subnet {self.cidr}: give exactly one of az_id (e.g. use1-az1) or az_index")
+        return self
+
+    @property
+    def zone(self) -> str:
+        return self.az_id if self.az_id is not None else f"#{self.az_index}"
 
 
 class Account(_Model):
@@ -108,8 +131,8 @@ class Environment(_Model):
             for b in nets[i + 1:]:
                 if a.overlaps(b):
                     raise ValueError(f"subnets {a} and {b} overlap; give each its own range")
-        if len({s.az_index for s in self.subnets}) < 2:
-            raise ValueError("subnets must span at least two availability zones (az_index); Aurora needs two")
+        if len({s.zone for s in self.subnets}) < 2:
+            raise ValueError("subnets must span at least two availability zones (az_id or az_index); Aurora needs two")
         return self
 
 
@@ -166,6 +189,25 @@ class Aurora(_Model):
             raise ValueError("must be ddd:hh:mm-ddd:hh:mm in UTC, e.g. mon:04:00-mon:05:00")
         return v
 
+    @model_validator(mode="after")
+    def _windows(self) -> Aurora:
+        """What RDS refuses at CreateDBCluster, refused here before anything is made: windows
+        shorter than 30 minutes, and a backup window overlapping the maintenance window."""
+        backup = _minutes_of_week_daily(self.backup_window)
+        maint = _minutes_of_week(self.maintenance_window)
+        if len(backup) // 7 < 30:
+            raise ValueError(f"backup_window {self.backup_window} is shorter than 30 minutes, which RDS refuses")
+        if len(maint) < 30:
+            raise ValueError(f"maintenance_window {self.maintenance_window} is shorter than 30 minutes, "
+                             "which RDS refuses")
+        both = backup & maint
+        if both:
+            first = min(both)
+            at = f"{DAYS[first // 1440]}:{first % 1440 // 60:02d}:{first % 60:02d}"
+            raise ValueError(f"backup_window {self.backup_window} overlaps maintenance_window "
+                             f"{self.maintenance_window} (at {at} UTC), which RDS refuses; move one of them")
+        return self
+
     @field_validator("log_exports")
     @classmethod
     def _logs(cls, v: list[str]) -> list[str]:
@@ -173,6 +215,31 @@ class Aurora(_Model):
         if bad:
             raise ValueError(f"unknown log type {bad[0]!r}; choose from {', '.join(LOG_EXPORTS)}")
         return sorted(set(v))
+
+
+def _span(start: int, end: int, period: int) -> set[int]:
+    """The minutes from start up to end (exclusive), wrapping at period; end == start: all of it."""
+    length = (end - start) % period or period
+    return {(start + i) % period for i in range(length)}
+
+
+def _hhmm(t: str) -> int:
+    h, m = t.split(":")
+    return int(h) * 60 + int(m)
+
+
+def _minutes_of_week_daily(window: str) -> set[int]:
+    """A daily hh:mm-hh:mm window as the minutes of the week it covers."""
+    start, end = (_hhmm(t) for t in window.split("-"))
+    day = _span(start, end, 1440)
+    return {d * 1440 + m for d in range(7) for m in day}
+
+
+def _minutes_of_week(window: str) -> set[int]:
+    """A weekly ddd:hh:mm-ddd:hh:mm window as the minutes of the week it covers."""
+    a, b = window.lower().split("-")
+    at = [DAYS.index(x[:3]) * 1440 + _hhmm(x[4:]) for x in (a, b)]
+    return _span(at[0], at[1], 7 * 1440)
 
 
 class Secrets(_Model):

@@ -141,6 +141,17 @@ SPEC_CASES: list[tuple[str, Any, tuple[str, ...]]] = [
     ("one-subnet", _set("environments.dev.subnets", [{"cidr": "10.1.1.0/24", "az_index": 0}]),
      ("environments.dev.subnets",)),
     ("version-2", _set("version", 2), ("version",)),
+    ("short-backup-window", _set("aurora.backup_window", "03:00-03:20"), ("backup_window", "30 minutes")),
+    ("short-maintenance-window", _set("aurora.maintenance_window", "sun:05:00-sun:05:15"),
+     ("maintenance_window", "30 minutes")),
+    ("windows-overlap-across-midnight", lambda d: d.setdefault("aurora", {}).update(
+        backup_window="23:30-00:30", maintenance_window="tue:00:00-tue:01:00"),
+     ("backup_window 23:30-00:30 overlaps maintenance_window tue:00:00-tue:01:00", "tue:00:00")),
+    ("subnet-both-az-forms", _set("environments.dev.subnets.0", {"cidr": "10.1.1.0/24", "az_index": 0,
+                                                                 "az_id": "use1-az1"}), ("exactly one", "az_id")),
+    ("subnet-no-az", _set("environments.dev.subnets.0", {"cidr": "10.1.1.0/24"}), ("exactly one", "az_index")),
+    ("bad-az-id", _set("environments.dev.subnets.0", {"cidr": "10.1.1.0/24", "az_id": "us-east-1a"}),
+     ("az_id", "use1-az1")),
 ]
 
 

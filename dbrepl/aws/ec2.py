@@ -2,11 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbrepl.aws import is_code, paginate, tag_dict, tag_list
+from dbrepl.errors import BadInput
+
+if TYPE_CHECKING:
+    from dbrepl.engine.context import Context
 
 LAMBDA_ENI_PREFIX = "AWS Lambda VPC ENI"
+# The hub VPC's endpoints (DESIGN §2 item 3): the functions reach these services without a NAT.
+INTERFACE_SERVICES = ("secretsmanager", "ssm")
+GATEWAY_SERVICES = ("s3",)
+
+
+def zones(ctx: Context, env: str) -> list[tuple[str, str]]:
+    """The region's available AZs as (name, AZ ID), by name. Names map to physical zones
+    differently in each account; IDs (use1-az1) are the same everywhere."""
+    def load() -> list[tuple[str, str]]:
+        found = ctx.client("ec2", env).describe_availability_zones(
+            Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
+        )["AvailabilityZones"]
+        return sorted((z["ZoneName"], z.get("ZoneId", "")) for z in found)
+
+    return ctx.memo(f"azs:{ctx.sessions.group_key(env)}", load)
+
+
+def subnet_zone(ctx: Context, env: str, i: int) -> str:
+    """The AZ name of the environment's subnet i (from 0): by `az_id` when the spec names one,
+    else the `az_index`-th of the region's AZ names."""
+    sub = ctx.spec.environments[env].subnets[i]
+    have = zones(ctx, env)
+    if sub.az_id is not None:
+        for name, zone_id in have:
+            if zone_id == sub.az_id:
+                return name
+        raise BadInput(
+            f"environments.{env}.subnets[{i}].az_id {sub.az_id}: not an available AZ of {ctx.region(env)}; "
+            f"its AZ IDs are {', '.join(z for _, z in have)}"
+        )
+    if sub.az_index >= len(have):
+        raise BadInput(
+            f"environments.{env}.subnets[{i}].az_index {sub.az_index}: the region has only "
+            f"{len(have)} availability zones"
+        )
+    return have[sub.az_index][0]
 
 
 def tag_specs(resource_type: str, tags: dict[str, str]) -> list[dict[str, Any]]:

@@ -6,7 +6,15 @@ plan with nothing to do makes no call:
 - vpc-quota: the region's VPCs plus those this apply would create against the quota
   (Service Quotas `vpc`/L-F678F1CE; AWS's default 5 when it cannot be read);
 - engine-version: the cluster's version exists (DescribeDBEngineVersions);
-- instance-class: the class is orderable for that version (DescribeOrderableDBInstanceOptions).
+- instance-class: the class is orderable for that version (DescribeOrderableDBInstanceOptions);
+- availability-zones: the hub's subnets (where the functions and the VPC endpoints live) are in
+  AZs where Lambda and every endpoint service is offered (DescribeVpcEndpointServices, one call;
+  AZs are named with their AZ ID, the same in every account);
+- bucket-key-region: the bucket's KMS key is in the bucket's region (no call: S3 refuses a key
+  of another region).
+
+Backup and maintenance windows (at least 30 minutes, not overlapping) need no call and are
+checked when the spec is read (dbrepl.spec), before any command touches anything.
 
 A check whose service cannot answer (moto in-process lacks some) is "skipped", with why: a
 finding of missing data never refuses. A "fail" refuses plan and apply (exit 2), nothing made.
@@ -22,10 +30,16 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dbrepl.aws import error_reason
+from dbrepl.aws.ec2 import INTERFACE_SERVICES, subnet_zone, zones
 from dbrepl.engine.context import Context
 from dbrepl.engine.model import SHARED, Change
 from dbrepl.errors import BadInput
 
+# AZs where Lambda cannot place a function's network interfaces, whatever the endpoint
+# services say: AWS answers CreateFunction with "The provided subnets contain availability zone
+# Lambda doesn't support." (us-east-1's use1-az3, reported since 2017; AZ IDs, the same in
+# every account).
+LAMBDA_UNSUPPORTED_AZ_IDS = frozenset({"use1-az3"})
 VPC_QUOTA_CODE = "L-F678F1CE"
 DEFAULT_VPC_QUOTA = 5
 OK, FAIL, SKIPPED = "ok", "fail", "skipped"
@@ -36,7 +50,7 @@ UNANSWERED = (ClientError, BotoCoreError, NotImplementedError)
 
 @dataclass(frozen=True)
 class Finding:
-    check: str  # vpc-quota, engine-version, instance-class
+    check: str  # vpc-quota, engine-version, instance-class, availability-zones, bucket-key-region
     status: str  # ok, fail, skipped
     where: str  # the region (and account) and the environments there
     message: str
@@ -93,6 +107,10 @@ def _group(ctx: Context, envs: list[str], changes: list[Change]) -> list[Finding
         checks.append(lambda: [_vpc_quota(ctx, envs[0], where, new_vpcs)])
     if any(_touches_rds(c) for c in changes):
         checks.append(lambda: _engine(ctx, envs[0], where))
+    if ctx.hub in envs and any(_places_in_hub_subnets(ctx, c) for c in changes):
+        checks.append(lambda: [_zones(ctx, where)])
+    if ctx.hub in envs and any(c.type == "AWS::S3::Bucket" and c.action != "delete" for c in changes):
+        checks.append(lambda: [_bucket_key_region(ctx, where)])
     if len(checks) == 1:
         return checks[0]()
     with ThreadPoolExecutor(max_workers=max(1, len(checks))) as pool:
@@ -106,6 +124,65 @@ def _touches_rds(c: Change) -> bool:
     if c.type == "AWS::RDS::DBInstance":
         return c.action in ("create", "replace") or "DBInstanceClass" in c.diff
     return False
+
+
+def _places_in_hub_subnets(ctx: Context, c: Change) -> bool:
+    """A change that puts something in the hub's subnets: the functions, the endpoints, the subnets."""
+    if c.action == "delete":
+        return False
+    if c.type == "AWS::Lambda::Function":
+        return c.action in ("create", "replace") or "VpcConfig" in c.diff
+    if c.type in ("AWS::EC2::Subnet", "AWS::EC2::VPCEndpoint"):
+        return c.env == ctx.hub
+    return False
+
+
+def _zones(ctx: Context, where: str) -> Finding:
+    hub = ctx.hub
+    region = ctx.region(hub)
+    try:
+        ids = dict(zones(ctx, hub))
+        placed = sorted({subnet_zone(ctx, hub, i) for i in range(len(ctx.spec.environments[hub].subnets))})
+    except UNANSWERED as e:
+        return Finding("availability-zones", SKIPPED, where, f"DescribeAvailabilityZones did not answer: {_why(e)}")
+    services = {f"com.amazonaws.{region}.{svc}": svc for svc in ("lambda", *INTERFACE_SERVICES)}
+    try:
+        found = ctx.client("ec2", hub).describe_vpc_endpoint_services(ServiceNames=sorted(services))
+    except UNANSWERED as e:
+        return Finding("availability-zones", SKIPPED, where, f"DescribeVpcEndpointServices did not answer: {_why(e)}")
+    offered: dict[str, set[str]] = {}
+    for d in found.get("ServiceDetails", []):
+        if d.get("ServiceName") in services and any(t.get("ServiceType") == "Interface"
+                                                    for t in d.get("ServiceType", [])):
+            offered.setdefault(services[d["ServiceName"]], set()).update(d.get("AvailabilityZones", []))
+    label = {name: f"{name} ({ids.get(name, '?')})" for name in placed}
+    problems = [f"Lambda is not offered in {label[name]}" for name in placed
+                if ids.get(name) in LAMBDA_UNSUPPORTED_AZ_IDS]
+    unknown = [svc for svc in services.values() if svc not in offered]
+    for svc in services.values():
+        if svc in offered:
+            problems += [f"{'Lambda' if svc == 'lambda' else svc + ' endpoints'} not offered in {label[name]}"
+                         for name in placed if name not in offered[svc]
+                         and not (svc == "lambda" and ids.get(name) in LAMBDA_UNSUPPORTED_AZ_IDS)]
+    if problems:
+        return Finding("availability-zones", FAIL, where,
+                       f"{'; '.join(problems)}: give the hub's subnets az_id values of AZs that offer them "
+                       f"(this region's AZ IDs: {', '.join(sorted(ids.values()))})")
+    said = f"Lambda and the endpoint services are offered in {', '.join(label[n] for n in placed)}"
+    if unknown:
+        said += f" (not listed by DescribeVpcEndpointServices, so not checked: {', '.join(sorted(unknown))})"
+    return Finding("availability-zones", OK, where, said)
+
+
+def _bucket_key_region(ctx: Context, where: str) -> Finding:
+    key_env = ctx.spec.bucket.kms_env
+    bucket_region, key_region = ctx.region(ctx.hub), ctx.region(key_env)
+    if key_region != bucket_region:
+        return Finding("bucket-key-region", FAIL, where,
+                       f"the bucket is in {bucket_region} (the hub's region) but its KMS key is {key_env}'s, in "
+                       f"{key_region}; S3 needs a key of the bucket's region: set bucket.kms_env to an "
+                       f"environment in {bucket_region}")
+    return Finding("bucket-key-region", OK, where, f"the bucket's key ({key_env}'s) is in {bucket_region} too")
 
 
 def _vpc_quota(ctx: Context, env: str, where: str, new: int) -> Finding:

@@ -12,6 +12,8 @@ from typing import Any
 from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict
 from dbrepl.aws.ec2 import (
+    GATEWAY_SERVICES,
+    INTERFACE_SERVICES,
     authorize_ingress,
     delete_lambda_enis,
     describe_by_names,
@@ -19,7 +21,9 @@ from dbrepl.aws.ec2 import (
     flatten_rules,
     revoke_ingress,
     rule_permission,
+    subnet_zone,
     tag_specs,
+    zones,
 )
 from dbrepl.engine import Change, Context, Observed, Resource, Step, Unknown, register
 from dbrepl.errors import BadInput
@@ -27,8 +31,6 @@ from dbrepl.errors import BadInput
 DB_SG_DESCRIPTION = "Security group for {env} Aurora cluster - allows MySQL from its own VPC and the sync functions"
 FN_SG_DESCRIPTION = "Security group for Lambda functions accessing Aurora clusters"
 EP_SG_DESCRIPTION = "Security group for VPC endpoints used by the sync functions"
-INTERFACE_SERVICES = ("secretsmanager", "ssm")
-GATEWAY_SERVICES = ("s3",)
 DEPENDENCY = ("DependencyViolation",)
 
 
@@ -39,16 +41,6 @@ def rule_key(prefix: str, rule: dict[str, Any], group_names: dict[str, str]) -> 
     else:
         src = rule.get("cidr") or rule.get("prefix_list")
     return f"{prefix}:{rule.get('IpProtocol')}:{ports}:{src}"
-
-
-def az_names(ctx: Context, env: str) -> list[str]:
-    def load() -> list[str]:
-        zones = ctx.client("ec2", env).describe_availability_zones(
-            Filters=[{"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
-        )["AvailabilityZones"]
-        return sorted(z["ZoneName"] for z in zones)
-
-    return ctx.memo(f"azs:{ctx.sessions.group_key(env)}", load)
 
 
 def describe_groups(ctx: Context, env: str, group_names: list[str]) -> list[dict]:
@@ -119,29 +111,28 @@ class Network(Step):
             {"CidrBlock": spec.cidr, "EnableDnsSupport": True, "EnableDnsHostnames": True},
             ctx.tags(env, self.name, names.vpc(env, s)), phase=0, replace_on=frozenset({"CidrBlock"}),
         )]
-        azs = az_names(ctx, env)
         rt = names.route_table(env, s)
         out.append(Resource(
             "route-table", "AWS::EC2::RouteTable", env, rt, {"VpcId": vpc_id},
             ctx.tags(env, self.name, rt), phase=1, replace_on=frozenset({"VpcId"}),
         ))
-        out += self._subnets(ctx, env, vpc_id, azs, rt)
+        out += self._subnets(ctx, env, vpc_id, rt)
         out += self._db_group(ctx, env, vpc_id)
         return out
 
-    def _subnets(self, ctx: Context, env: str, vpc_id: Any, azs: list[str], rt: str) -> list[Resource]:
+    def _subnets(self, ctx: Context, env: str, vpc_id: Any, rt: str) -> list[Resource]:
         """Each subnet of the spec, and its association with the environment's route table."""
         out = []
-        for i, sub in enumerate(ctx.spec.environments[env].subnets, start=1):
-            if sub.az_index >= len(azs):
-                raise BadInput(
-                    f"environments.{env}.subnets[{i - 1}].az_index {sub.az_index}: the region has only "
-                    f"{len(azs)} availability zones"
-                )
+        subnets = ctx.spec.environments[env].subnets
+        where = [subnet_zone(ctx, env, i) for i in range(len(subnets))]
+        if len(set(where)) < 2:
+            raise BadInput(f"environments.{env}.subnets all land in {where[0]}: az_id and az_index name the same "
+                           "availability zone; Aurora needs two, so pick another AZ for one subnet")
+        for i, sub in enumerate(subnets, start=1):
             sn = names.subnet(env, i, ctx.suffix)
             out.append(Resource(
                 f"subnet-{i}", "AWS::EC2::Subnet", env, sn,
-                {"CidrBlock": sub.cidr, "AvailabilityZone": azs[sub.az_index], "VpcId": vpc_id},
+                {"CidrBlock": sub.cidr, "AvailabilityZone": where[i - 1], "VpcId": vpc_id},
                 ctx.tags(env, self.name, sn), phase=1,
                 replace_on=frozenset({"CidrBlock", "AvailabilityZone", "VpcId"}),
             ))
@@ -492,7 +483,7 @@ def _describe(ctx: Context, env0: str, wanted: _Names) -> _Found:
         f_rts = pool.submit(describe_route_tables, ctx, env0)
         f_sgs = pool.submit(describe_groups, ctx, env0, all_group_names(ctx))
         f_eps = pool.submit(describe_by_names, ec2, "describe_vpc_endpoints", "VpcEndpoints", list(wanted.endpoints))
-        f_azs = pool.submit(az_names, ctx, env0)
+        f_azs = pool.submit(zones, ctx, env0)
         vpcs = _pick(f_vpcs.result(), ctx)
         subnets = _pick(f_subnets.result(), ctx)
         rts = _pick(f_rts.result(), ctx)
