@@ -116,12 +116,13 @@ def destroy(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = No
 @handled
 def status(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
            json_: JsonOpt = False) -> None:
-    """The seed's outputs (endpoints, bucket, function ARNs) and every resource's state. Reads only."""
+    """The seed's outputs (endpoints, bucket, function ARNs), every resource's state, each alarm's state and
+    each sync route's last run (time, age, result, rows). Reads only."""
+    from dbrepl.app.report import status_report
     from dbrepl.render import render_status
-    from dbrepl.status import estate_status
 
     target = load_checked(config, suffix, env)
-    st = estate_status(estate(ctx, target.spec, target.suffix, target.envs).engine())
+    st = status_report(estate(ctx, target.spec, target.suffix, target.envs))
     if json_:
         print(json.dumps(st, default=str))
     else:

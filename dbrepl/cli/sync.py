@@ -79,7 +79,14 @@ def run_env(ctx: typer.Context, spec: Any, suffix: str, kind: str, event: dict[s
             progress: Any = None) -> dict[str, Any]:
     """Run a function's event: invoked, or its code here (--direct, and always in the sandbox)."""
     functions = estate(ctx, spec, suffix).functions
-    return functions.run(kind, event, direct=direct or sandbox_of(ctx) is not None, progress=progress)
+    here = direct or sandbox_of(ctx) is not None
+    before = len(functions.emitted)
+    try:
+        return functions.run(kind, event, direct=here, progress=progress)
+    finally:
+        # The run's EMF metrics line, as the function prints it on Lambda (stderr: stdout may be JSON).
+        for line in functions.emitted[before:]:
+            print(line, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- sync schema
