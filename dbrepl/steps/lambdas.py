@@ -67,13 +67,15 @@ class Lambdas(Step):
     # The role (its policy names the secrets and keys) and the log groups go first, beside Aurora;
     # the functions need the subnets and function SG, and the clusters' endpoints (not instances).
     needs = {0: ("kms", "secrets"), 1: ("network:1", "aurora:1", "bucket")}
+    shared_only = True
     permissions = ("iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
                    "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
                    "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
-                   "iam:PassRole", "lambda:CreateFunction", "lambda:GetFunction", "lambda:UpdateFunctionCode",
-                   "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction", "lambda:TagResource",
+                   "iam:PassRole", "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
+                   "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
+                   "lambda:TagResource",
                    "logs:CreateLogGroup", "logs:DescribeLogGroups", "logs:PutRetentionPolicy",
-                   "logs:DeleteLogGroup", "logs:TagResource", "tag:GetResources")
+                   "logs:DeleteLogGroup", "logs:TagResource", "logs:TagLogGroup", "tag:GetResources")
 
     def desired(self, ctx: Context) -> list[Resource]:
         s, hub, lam = ctx.suffix, ctx.hub, ctx.spec.lambdas
