@@ -1,0 +1,301 @@
+"""Least privilege, proven (issue 11, point 4): the deployer's policy `dbrepl permissions` derives
+covers every call of plan, apply, status and destroy, and a user holding only that policy runs
+them all under moto's IAM enforcement; a policy missing one action fails with AccessDenied."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import threading
+
+import boto3
+import pytest
+from typer.testing import CliRunner
+
+from dbrepl.app.estate import Target
+from dbrepl.app.permissions import deployer_policies
+from dbrepl.aws.session import SessionFactory, new_session
+from dbrepl.engine.permissions import ENGINE_PERMISSIONS, UNSCOPED_WHY, Principal, derive, partition_of, policy_size
+from dbrepl.engine.registry import STEPS
+from dbrepl.status import estate_status
+from tests.aws.harness import ROOT, CallLog, Estate, fast_spec
+from tests.aws.iam_enforced import ENFORCED, SIGNING_TO_IAM, iam_enforced, user_with_policy
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+_n = itertools.count(1)
+
+# Operations whose IAM action is not "<service>:<operation>" (S3's, per the Service
+# Authorization Reference).
+ACTION_OF = {
+    "s3:ListObjectVersions": "s3:ListBucketVersions", "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjects": "s3:ListBucket", "s3:HeadBucket": "s3:ListBucket",
+    "s3:GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "s3:PutBucketEncryption": "s3:PutEncryptionConfiguration",
+    "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+    "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
+    "s3:PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
+    "s3:DeleteObjects": "s3:DeleteObject", "s3:HeadObject": "s3:GetObject",
+}
+
+
+def iam_action(signing_name: str, op: str) -> str:
+    a = f"{SIGNING_TO_IAM.get(signing_name, signing_name)}:{op}"
+    return ACTION_OF.get(a, a)
+
+
+class Operations:
+    """Every operation a session factory's clients call, as IAM actions."""
+
+    def __init__(self) -> None:
+        self.actions: set[str] = set()
+        self.lock = threading.Lock()
+
+    def hook(self, client) -> None:
+        signing = client.meta.service_model.signing_name
+
+        def before(model, **kw) -> None:
+            with self.lock:
+                self.actions.add(iam_action(signing, model.name))
+
+        client.meta.events.register("before-call.*.*", before)
+
+
+def spec():
+    return fast_spec().model_copy(update={"region": REGION})
+
+
+def policy(suffix: str, s=None) -> dict:
+    return deployer_policies(Target(s or spec(), suffix), account=ACCOUNT)[0].document
+
+
+def actions_of(doc: dict) -> set[str]:
+    return {a for st in doc["Statement"] for a in st["Action"]}
+
+
+def without(doc: dict, action: str) -> dict:
+    doc = copy.deepcopy(doc)
+    for st in doc["Statement"]:
+        st["Action"] = [a for a in st["Action"] if a != action]
+    doc["Statement"] = [st for st in doc["Statement"] if st["Action"]]
+    assert action not in actions_of(doc)
+    return doc
+
+
+def as_user(doc: dict, suffix: str, *hooks) -> Estate:
+    """An estate run by a new IAM user holding only `doc`."""
+    kid, secret = user_with_policy(boto3.client("iam", region_name=REGION), f"deployer-{suffix}", doc)
+    log = CallLog()
+    sessions = SessionFactory(REGION, hooks=[log.hook, *hooks],
+                              session_maker=lambda region: new_session(region, credentials=(kid, secret)))
+    return Estate(spec(), suffix, sessions, log)
+
+
+def put_script(e: Estate) -> None:
+    """A script (two versions) in the bucket, so destroy has versions to delete (DeleteObjects)."""
+    s3 = boto3.client("s3", region_name=REGION)
+    bucket = f"migration-scripts-{e.suffix}-{ACCOUNT}"
+    for body in (b"select 1;", b"select 2;"):
+        s3.put_object(Bucket=bucket, Key="migrations/V1__x.sql", Body=body)
+
+
+# ---------------------------------------------------------------- the document itself
+def test_every_action_is_named_and_the_document_is_valid_iam_json():
+    doc = policy("pshape")
+    assert doc["Version"] == "2012-10-17"
+    assert json.loads(json.dumps(doc)) == doc
+    sids = [st["Sid"] for st in doc["Statement"]]
+    assert len(sids) == len(set(sids)) and all(s.isalnum() for s in sids)
+    for st in doc["Statement"]:
+        assert st["Effect"] == "Allow" and st["Action"] == sorted(st["Action"])
+        for a in st["Action"]:
+            service, op = a.split(":")
+            assert "*" not in a and "?" not in a and op[0].isupper(), a
+    # Every step's declared action, and the engine's own, are in it.
+    declared = {a for cls in STEPS.values() for a in cls.permissions} | set(ENGINE_PERMISSIONS)
+    assert declared == actions_of(doc)
+    assert policy_size(doc) <= 6144, "no longer fits one managed policy: docs/permissions.md says what to do"
+
+
+def test_resources_are_scoped_by_suffix_account_and_region_and_star_only_with_a_reason():
+    d = deployer_policies(Target(spec(), "pscope"), account=ACCOUNT)[0]
+    for st in d.document["Statement"]:
+        res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        if res == ["*"]:
+            for a in st["Action"]:
+                assert a in d.unscoped and "not classified" not in d.unscoped[a], a
+            continue
+        for r in res:
+            assert r.startswith("arn:aws:"), r
+            if not r.startswith("arn:aws:s3:::"):
+                assert f":{ACCOUNT}:" in r or r.startswith("arn:aws:iam::123456789012:"), r
+            if st["Sid"] not in ("Network", "Databases", "Keys", "VpcQuota", "RdsServiceLinkedRole") \
+                    and not r.endswith(":key/*"):  # keys have ids only
+                assert "pscope" in r, (st["Sid"], r)  # named after the suffix
+    by_sid = {st["Sid"]: st for st in d.document["Statement"]}
+    assert by_sid["PassFunctionRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+    secrets = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:*-aurora-secret-pscope-??????"
+    assert by_sid["Secrets"]["Resource"] == secrets
+    assert by_sid["ScriptsBucket"]["Resource"] == f"arn:aws:s3:::migration-scripts-pscope-{ACCOUNT}"
+    assert set(d.unscoped) >= set(UNSCOPED_WHY) - {"sts:AssumeRole"}
+
+
+def test_partition_comes_from_the_region():
+    assert [partition_of(r) for r in ("us-east-1", "cn-north-1", "us-gov-west-1")] == ["aws", "aws-cn", "aws-us-gov"]
+    d = derive(Principal("deployer", ACCOUNT, ("cn-north-1",), ("dev",), True), {"bucket": ("s3:CreateBucket",)},
+               suffix="s", hub_region="cn-north-1", engine={})
+    assert d.document["Statement"][0]["Resource"] == f"arn:aws-cn:s3:::migration-scripts-s-{ACCOUNT}"
+
+
+def test_a_wildcard_action_is_refused():
+    with pytest.raises(ValueError, match="without wildcards"):
+        derive(Principal("deployer", ACCOUNT, (REGION,), ("dev",), True), {"x": ("ec2:Describe*",)},
+               suffix="s", hub_region=REGION, engine={})
+
+
+def test_cross_account_specs_get_one_policy_per_principal():
+    from tests.aws.test_cross_account import DEV_ACCOUNT, PROD_ACCOUNT, spec3
+
+    s = spec3().model_copy(update={"region": REGION})
+    deployer, dev_role, prod_role = deployer_policies(Target(s, "pxa"), account=ACCOUNT)
+    assert deployer.principal.envs == ("staging",) and deployer.principal.hub
+    assert prod_role.principal.regions == ("us-west-2",) and prod_role.principal.account == PROD_ACCOUNT
+    assume = {st["Sid"]: st for st in deployer.document["Statement"]}["AssumeEnvironmentRoles"]
+    assert assume["Resource"] == sorted([f"arn:aws:iam::{DEV_ACCOUNT}:role/dbrepl-deploy",
+                                         f"arn:aws:iam::{PROD_ACCOUNT}:role/dbrepl-deploy"])
+    # The shared resources (bucket, functions, role) are the hub's: not in the other accounts' roles.
+    for role in (dev_role, prod_role):
+        acts = actions_of(role.document)
+        assert not any(a.startswith(("lambda:", "iam:PassRole", "s3:")) for a in acts)
+        assert "ec2:AcceptVpcPeeringConnection" in acts and "rds:CreateDBCluster" in acts
+        assert all(PROD_ACCOUNT in json.dumps(st["Resource"]) or st["Resource"] == "*"
+                   for st in prod_role.document["Statement"] if st["Sid"] != "Network")
+    # Peering names the other side's VPCs.
+    net = {st["Sid"]: st for st in deployer.document["Statement"]}["Network"]["Resource"]
+    assert f"arn:aws:ec2:us-west-2:{PROD_ACCOUNT}:vpc/*" in net
+
+
+# ---------------------------------------------------------------- against a full run
+def test_every_operation_of_a_full_run_is_an_action_of_the_policy(estate):
+    ops = Operations()
+    estate.sessions.hooks.append(ops.hook)
+    estate.plan()
+    estate.apply()
+    estate.plan()
+    estate_status(estate.engine())
+    put_script(estate)
+    estate.destroy(include_protected=True)
+    doc = policy(estate.suffix)
+    missing = ops.actions - actions_of(doc)
+    assert not missing, f"called but not in the derived policy: {sorted(missing)}"
+    assert len(ops.actions) > 80  # the hook saw the whole run
+
+
+def test_a_user_with_only_the_derived_policy_plans_applies_reads_status_and_destroys(aws):
+    suffix = f"pm{next(_n)}"
+    ops = Operations()
+    e = as_user(policy(suffix), suffix, ops.hook)
+    with iam_enforced():
+        plan = e.plan()
+        assert plan.summary["create"] > 50
+        e.apply()
+        assert e.plan().changes == []
+        st = estate_status(e.engine())
+        assert st["summary"]["missing"] == 0 and st["summary"]["drifted"] == 0
+    put_script(e)
+    with iam_enforced():
+        done = e.destroy(include_protected=True)
+    assert done.summary["delete"] > 50
+    assert {"s3:DeleteObject", "rds:DeleteDBCluster", "lambda:CreateFunction", "tag:GetResources",
+            "servicequotas:GetServiceQuota"} <= ops.actions
+
+
+@pytest.mark.parametrize("action", ["ec2:CreateVpc", "rds:CreateDBCluster", "lambda:CreateFunction",
+                                    "cloudwatch:PutMetricAlarm", "s3:PutBucketVersioning", "tag:GetResources",
+                                    "kms:CreateKey", "iam:CreateRole"])
+def test_a_policy_missing_one_action_fails_with_access_denied(aws, action):
+    suffix = f"pm{next(_n)}"
+    e = as_user(without(policy(suffix), action), suffix)
+    with iam_enforced(), pytest.raises(Exception, match="AccessDenied") as exc:
+        e.apply()
+    assert action in str(exc.value) or "Access Denied" in str(exc.value)  # S3 does not name the action
+
+
+def test_the_bucket_is_scoped_to_the_suffix_and_moto_enforces_it(aws):
+    """S3 (like IAM and STS) tells moto the resource: another suffix's policy is refused."""
+    suffix = f"pm{next(_n)}"
+    e = as_user(policy("someone-else"), suffix)
+    with iam_enforced(), pytest.raises(Exception, match="AccessDenied"):
+        e.apply(envs=["shared"])
+
+
+def test_moto_enforces_every_service_of_the_estate(aws):
+    """A user with no policy is refused by each service dbrepl calls (ENFORCED, in the docs)."""
+    kid, secret = user_with_policy(boto3.client("iam", region_name=REGION), f"nobody-{next(_n)}",
+                                   {"Version": "2012-10-17", "Statement": [
+                                       {"Effect": "Allow", "Action": "sts:GetCallerIdentity", "Resource": "*"}]})
+    sess = new_session(REGION, credentials=(kid, secret))
+    calls = {
+        "cloudwatch": lambda: sess.client("cloudwatch").describe_alarms(),
+        "ec2": lambda: sess.client("ec2").describe_vpcs(),
+        "iam": lambda: sess.client("iam").get_role(RoleName="x"),
+        "kms": lambda: sess.client("kms").list_aliases(),
+        "lambda": lambda: sess.client("lambda").get_function(FunctionName="x"),
+        "logs": lambda: sess.client("logs").describe_log_groups(),
+        "rds": lambda: sess.client("rds").describe_db_clusters(),
+        "s3": lambda: sess.client("s3").list_buckets(),
+        "secretsmanager": lambda: sess.client("secretsmanager").list_secrets(),
+        "servicequotas": lambda: sess.client("service-quotas").get_service_quota(ServiceCode="vpc",
+                                                                                  QuotaCode="L-F678F1CE"),
+        "ssm": lambda: sess.client("ssm").describe_parameters(),
+        "sts": lambda: sess.client("sts").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/x", RoleSessionName="xx"),
+        "tag": lambda: sess.client("resourcegroupstaggingapi").get_resources(),
+    }
+    enforced = []
+    with iam_enforced():
+        for service, call in calls.items():
+            try:
+                call()
+            except Exception as e:
+                if "AccessDenied" in str(e) or "not authorized" in str(e):
+                    enforced.append(service)
+    assert tuple(enforced) == ENFORCED
+
+
+# ---------------------------------------------------------------- the command
+def test_cli_json_is_the_policy_document_only(aws):
+    from dbrepl.cli import app
+
+    r = CliRunner().invoke(app, ["permissions", "--suffix", "pcli", "--json", "--account", ACCOUNT,
+                                 "--config", str(ROOT / "config" / "environments.yaml")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == policy("pcli", fast_spec())
+    human = CliRunner().invoke(app, ["permissions", "--suffix", "pcli", "--account", ACCOUNT])
+    assert human.exit_code == 0, human.output
+    assert "Deployer" in human.output and ":secret:*-aurora-secret-pcli-" in human.output
+    assert "Resource \"*\" because:" in human.output and "of IAM's 6144 characters" in human.output
+
+
+def test_cli_reads_the_account_from_sts_when_not_given(aws):
+    from dbrepl.cli import app
+
+    r = CliRunner().invoke(app, ["permissions", "--suffix", "pcli2", "--json"])
+    assert r.exit_code == 0, r.output
+    assert f"migration-scripts-pcli2-{ACCOUNT}" in r.stdout
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--account", "12345"], "invalid --account '12345'"),
+    (["--account", ACCOUNT, "--json", "--role", "arn:aws:iam::1:role/x"], "is not a role of this spec"),
+    ([], "no suffix given"),
+])
+def test_cli_bad_input_exits_2_with_one_line(aws, args, says):
+    from dbrepl.cli import app
+
+    if args:
+        args = ["--suffix", "pbad", *args]
+    r = CliRunner().invoke(app, ["permissions", *args])
+    assert r.exit_code == 2, r.output
+    assert says in r.output and len(r.output.strip().splitlines()) == 1
