@@ -227,8 +227,9 @@ def test_the_bucket_is_scoped_to_the_suffix_and_moto_enforces_it(aws):
     """S3 (like IAM and STS) tells moto the resource: another suffix's policy is refused."""
     suffix = f"pm{next(_n)}"
     e = as_user(policy("someone-else"), suffix)
-    with iam_enforced(), pytest.raises(Exception, match="AccessDenied"):
+    with iam_enforced(), pytest.raises(Exception, match="AccessDenied") as exc:
         e.apply(envs=["shared"])
+    assert "bucket" in str(exc.value)
 
 
 def test_moto_enforces_every_service_of_the_estate(aws):
@@ -299,3 +300,14 @@ def test_cli_bad_input_exits_2_with_one_line(aws, args, says):
     r = CliRunner().invoke(app, ["permissions", *args])
     assert r.exit_code == 2, r.output
     assert says in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_without_s3_delete_object_destroy_cannot_empty_the_bucket(aws):
+    """DeleteObjects is authorised per key as s3:DeleteObject (tests/aws/iam_enforced.py)."""
+    suffix = f"pm{next(_n)}"
+    e = as_user(without(policy(suffix), "s3:DeleteObject"), suffix)
+    with iam_enforced():
+        e.apply()
+    put_script(e)
+    with iam_enforced(), pytest.raises(Exception, match="AccessDenied|BucketNotEmpty"):
+        e.destroy(include_protected=True)
