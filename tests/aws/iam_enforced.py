@@ -36,6 +36,26 @@ ENFORCED = ("cloudwatch", "ec2", "iam", "kms", "lambda", "logs", "rds", "s3", "s
             "ssm", "sts", "tag")
 
 
+# Operations whose IAM action is not "<service>:<operation>" (S3's, per the Service
+# Authorization Reference).
+ACTION_OF = {
+    "s3:ListObjectVersions": "s3:ListBucketVersions", "s3:ListObjectsV2": "s3:ListBucket",
+    "s3:ListObjects": "s3:ListBucket", "s3:HeadBucket": "s3:ListBucket",
+    "s3:GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "s3:PutBucketEncryption": "s3:PutEncryptionConfiguration",
+    "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+    "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
+    "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
+    "s3:PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
+    "s3:DeleteObjects": "s3:DeleteObject", "s3:HeadObject": "s3:GetObject",
+}
+
+
+def iam_action(signing_name: str, op: str) -> str:
+    a = f"{SIGNING_TO_IAM.get(signing_name, signing_name)}:{op}"
+    return ACTION_OF.get(a, a)
+
+
 def _iam_match(pattern: str, value: str) -> re.Match[str] | None:
     rx = "".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern)
     return re.match(f"^{rx}$", value)

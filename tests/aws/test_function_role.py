@@ -21,8 +21,7 @@ from dbrepl.sync import contract
 from dbrepl.sync.data.event import run_data_event
 from dbrepl.sync.schema.event import run_schema_event
 from tests import mariadb_server
-from tests.aws.iam_enforced import iam_enforced
-from tests.aws.test_permissions import iam_action
+from tests.aws.iam_enforced import iam_action, iam_enforced
 
 REGION, ACCOUNT, SUFFIX = "us-east-1", "123456789012", "frole1"
 # Actions the role holds that no handler code calls, and why they are still needed.

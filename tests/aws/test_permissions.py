@@ -4,6 +4,7 @@ them all under moto's IAM enforcement; a policy missing one action fails with Ac
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
@@ -20,31 +21,11 @@ from dbrepl.engine.permissions import ENGINE_PERMISSIONS, UNSCOPED_WHY, Principa
 from dbrepl.engine.registry import STEPS
 from dbrepl.status import estate_status
 from tests.aws.harness import ROOT, CallLog, Estate, fast_spec
-from tests.aws.iam_enforced import ENFORCED, SIGNING_TO_IAM, iam_enforced, user_with_policy
+from tests.aws.iam_enforced import ENFORCED, iam_action, iam_enforced, user_with_policy
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 _n = itertools.count(1)
-
-# Operations whose IAM action is not "<service>:<operation>" (S3's, per the Service
-# Authorization Reference).
-ACTION_OF = {
-    "s3:ListObjectVersions": "s3:ListBucketVersions", "s3:ListObjectsV2": "s3:ListBucket",
-    "s3:ListObjects": "s3:ListBucket", "s3:HeadBucket": "s3:ListBucket",
-    "s3:GetBucketEncryption": "s3:GetEncryptionConfiguration",
-    "s3:PutBucketEncryption": "s3:PutEncryptionConfiguration",
-    "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
-    "s3:PutPublicAccessBlock": "s3:PutBucketPublicAccessBlock",
-    "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
-    "s3:PutBucketLifecycleConfiguration": "s3:PutLifecycleConfiguration",
-    "s3:DeleteObjects": "s3:DeleteObject", "s3:HeadObject": "s3:GetObject",
-}
-
-
-def iam_action(signing_name: str, op: str) -> str:
-    a = f"{SIGNING_TO_IAM.get(signing_name, signing_name)}:{op}"
-    return ACTION_OF.get(a, a)
-
 
 class Operations:
     """Every operation a session factory's clients call, as IAM actions."""
@@ -311,3 +292,50 @@ def test_without_s3_delete_object_destroy_cannot_empty_the_bucket(aws):
     put_script(e)
     with iam_enforced(), pytest.raises(Exception, match="AccessDenied|BucketNotEmpty"):
         e.destroy(include_protected=True)
+
+
+def _cross_account(suffix: str, drop: dict[str, str] | None = None) -> Estate:
+    """spec3 (dev and prod in other accounts, prod in us-west-2): the deployer user in the hub
+    account, and in each other account the role it assumes, each holding only its derived
+    policy (less `drop[account]`); the role trusts the deployer with the spec's external id."""
+    from tests.aws.test_cross_account import spec3
+
+    s = spec3().model_copy(update={"region": REGION})
+    policies = deployer_policies(Target(s, suffix), account=ACCOUNT)
+    kid, secret = user_with_policy(boto3.client("iam", region_name=REGION), f"deployer-{suffix}",
+                                   policies[0].document)
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:user/deployer-{suffix}"},
+        "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": "x-123"}}}]}
+    for d in policies[1:]:
+        acct = d.principal.account
+        c = boto3.client("sts", region_name=REGION).assume_role(
+            RoleArn=f"arn:aws:iam::{acct}:role/bootstrap-{suffix}", RoleSessionName="bootstrap")["Credentials"]
+        iam = boto3.client("iam", region_name=REGION, aws_access_key_id=c["AccessKeyId"],
+                           aws_secret_access_key=c["SecretAccessKey"], aws_session_token=c["SessionToken"])
+        doc = without(d.document, drop[acct]) if drop and acct in drop else d.document
+        with contextlib.suppress(iam.exceptions.EntityAlreadyExistsException):
+            iam.create_role(RoleName="dbrepl-deploy", AssumeRolePolicyDocument=json.dumps(trust))
+        iam.update_assume_role_policy(RoleName="dbrepl-deploy", PolicyDocument=json.dumps(trust))
+        iam.put_role_policy(RoleName="dbrepl-deploy", PolicyName="dbrepl", PolicyDocument=json.dumps(doc))
+    log = CallLog()
+    sessions = SessionFactory.from_spec(s, hooks=[log.hook],
+                                        session_maker=lambda region: new_session(region, credentials=(kid, secret)))
+    return Estate(s, suffix, sessions, log)
+
+
+def test_cross_account_each_principal_with_only_its_policy_runs_the_estate(aws):
+    from tests.aws.test_cross_account import PROD_ACCOUNT
+
+    e = _cross_account(f"pxa{next(_n)}")
+    with iam_enforced():
+        e.sessions.check_roles(list(e.spec.environments))
+        e.apply()
+        assert e.plan().changes == []
+        assert estate_status(e.engine())["summary"]["missing"] == 0
+        e.destroy(include_protected=True)
+    # The roles' policies are enforced too: prod's role without rds:CreateDBCluster cannot apply.
+    e = _cross_account(f"pxa{next(_n)}", drop={PROD_ACCOUNT: "rds:CreateDBCluster"})
+    with iam_enforced(), pytest.raises(Exception, match="AccessDenied") as exc:
+        e.apply()
+    assert "rds:CreateDBCluster" in str(exc.value) and "prod-aurora-cluster" in str(exc.value)
