@@ -116,9 +116,8 @@ def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] 
     # Names differ by environment (or function) before the suffix, which ends them: one pattern
     # "*-<kind>-<suffix>" per name keeps the document inside IAM's size limit.
     if service == "lambda":
-        return "Functions", [f"arn:{p}:lambda:{hr}:{a}:function:{names.function('schema', s)}",
-                             f"arn:{p}:lambda:{hr}:{a}:function:{names.function('data', s)}"], None
-    if service == "logs":
+        return "Functions", [f"arn:{p}:lambda:{hr}:{a}:function:db-sync-*-replication-{s}"], None
+    if service == "logs":  # a log group's ARN, with and without the ":*" of its streams
         arns = [f"arn:{p}:logs:{hr}:{a}:log-group:/aws/lambda/db-sync-*-replication-{s}{tail}" for tail in ("", ":*")]
         # RDS's own log groups of the clusters (/aws/rds/cluster/<name>/<log>): destroy removes them.
         arns += [f"arn:{p}:logs:{r}:{a}:log-group:/aws/rds/cluster/*-aurora-cluster-{s}/*" for r in sc.regions]
