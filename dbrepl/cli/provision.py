@@ -1,4 +1,4 @@
-"""`dbrepl init|plan|apply|destroy|status|bundle`: the spec and the estate itself."""
+"""`dbrepl init|plan|apply|destroy|status|bundle|permissions`: the spec and the estate itself."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from dbrepl.cli.common import (
     estate,
     handled,
     out,
+    sandbox_of,
 )
 from dbrepl.sandbox.state import HOST
 
@@ -149,3 +150,65 @@ def bundle(output: Annotated[Path, typer.Option("--output", "-o",
 
     path, sha, size = write_bundle(output)
     out.print(f"Wrote {path} ({size} bytes, CodeSha256 {sha})")
+
+
+@app.command()
+@handled
+def permissions(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
+                json_: Annotated[bool, typer.Option("--json", help="Print one policy document only (valid IAM "
+                                                    "JSON): the deployer's, or --role's.")] = False,
+                account: Annotated[str | None, typer.Option(
+                    "--account", help="The deployer's 12-digit account id [default: read from STS].")] = None,
+                role: Annotated[str | None, typer.Option(
+                    "--role", help="With --json: the policy of this role of the spec (an environment's "
+                                   "account.role_arn) instead of the deployer's.")] = None) -> None:
+    """The IAM policy plan, apply, status and destroy need for this spec and suffix, derived from what
+    the steps declare: every action named, resources scoped where AWS allows. Reads only the account id."""
+    from dbrepl.app.permissions import choose, deployer_policies
+
+    target = load_checked(config, suffix)
+    policies = deployer_policies(target, account=account, sandbox=sandbox_of(ctx))
+    chosen = choose(policies, role)
+    if json_:
+        print(json.dumps(chosen.document, indent=2))
+        return
+    _render_permissions(policies if role is None else [chosen])
+
+
+def _render_permissions(policies: list) -> None:
+    from dbrepl.app.permissions import DEPLOYER, policy_size
+
+    def say(text: str = "") -> None:  # no emoji: ARNs hold ":secret:"
+        out.print(text, emoji=False)
+
+    for d in policies:
+        pr = d.principal
+        where = f"account {pr.account}, {', '.join(pr.regions) or 'no region of its own'}"
+        if pr.who == DEPLOYER:
+            title = "Deployer: the credentials you run dbrepl with"
+            how = "dbrepl permissions --json"
+        else:
+            title = f"Role {pr.who}: assumed by the deployer"
+            how = f"dbrepl permissions --json --role {pr.who}"
+        envs = ", ".join(pr.envs) + (" and the shared resources (bucket, functions, their role)" if pr.hub else "")
+        say(f"[bold]{escape(title)}[/] ({escape(where)}; environments: {escape(envs or 'none')})")
+        for st in d.document["Statement"]:
+            res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            say(f"  [cyan]{st['Sid']}[/]: {len(st['Action'])} action(s) on {escape(', '.join(res))}")
+            if "Condition" in st:
+                say(f"    when {escape(json.dumps(st['Condition']))}")
+            say("    " + escape(", ".join(st["Action"])))
+        if d.unscoped:
+            say("  Resource \"*\" because:")
+            whys: dict[str, list[str]] = {}
+            for act, why in d.unscoped.items():
+                whys.setdefault(why, []).append(act)
+            for why, acts in whys.items():
+                say(f"    {escape(', '.join(acts))}: {escape(why)}")
+        size = policy_size(d.document)
+        say(f"  {sum(len(st['Action']) for st in d.document['Statement'])} actions, {size} of IAM's 6144 "
+            f"characters for a managed policy. The document: {escape(how)}")
+        if size > 6144:
+            say("  [yellow]note:[/] too large for one managed policy: attach it to a role as an inline policy "
+                "(10240 characters for all of a role's inline policies) or split its statements")
+        say()

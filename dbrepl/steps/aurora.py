@@ -41,7 +41,8 @@ class Aurora(Step):
                    "rds:DescribeDBInstances", "rds:CreateDBClusterSnapshot", "rds:AddTagsToResource",
                    "rds:ListTagsForResource",
                    "secretsmanager:GetSecretValue", "kms:CreateGrant", "kms:DescribeKey",
-                   "ssm:GetParameters", "ssm:PutParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource")
+                   "ssm:GetParameters", "ssm:DescribeParameters", "ssm:PutParameter", "ssm:DeleteParameter",
+                   "ssm:AddTagsToResource")
 
     def desired(self, ctx: Context) -> list[Resource]:
         s, a = ctx.suffix, ctx.spec.aurora

@@ -41,6 +41,7 @@ def bucket_name(ctx: Context) -> str:
 class Bucket(Step):
     name = "bucket"
     depends_on = ("kms",)
+    shared_only = True
     permissions = ("s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions",
                    "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetBucketVersioning", "s3:PutBucketVersioning",
                    "s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration",

@@ -15,9 +15,11 @@ from dbrepl.aws.policy import normalise_policy
 from dbrepl.aws.tagging import tagged
 from dbrepl.bundle import code_sha256
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, Unknown, register
+from dbrepl.engine.permissions import partition_of
 from dbrepl.steps.bucket import bucket_name
 from dbrepl.sync import contract
 from dbrepl.sync.contract import HANDLERS
+from dbrepl.sync.migrations import DEFAULT_PREFIX as SCRIPTS_PREFIX
 
 VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
 INLINE_POLICY = "DatabaseSyncPolicy"
@@ -29,25 +31,35 @@ IAM_PROPAGATION = "cannot be assumed by Lambda"
 
 
 def inline_policy(ctx: Context) -> dict[str, Any]:
+    """Only what the functions call (dbrepl/sync/handlers and what they use; docs/permissions.md):
+    the environments' secrets, the migration scripts (read only), the run records in SSM, and
+    kms:Decrypt of the environments' keys only through Secrets Manager and S3. The functions make
+    no other AWS call: the databases' endpoints come in their environment variables."""
     s = ctx.suffix
     region, account = ctx.region(ctx.hub), ctx.account_id(ctx.hub)
+    p = partition_of(region)
     secrets = [ctx.attr("secrets", e, "secret", "arn") for e in ctx.all_envs]
     keys = [ctx.attr("kms", e, "key", "arn") for e in ctx.all_envs]
-    bucket_arn = f"arn:aws:s3:::{bucket_name(ctx)}"
+    via = sorted({f"secretsmanager.{ctx.region(e)}.amazonaws.com" for e in ctx.all_envs}
+                 | {f"s3.{region}.amazonaws.com"})
+    bucket_arn = f"arn:{p}:s3:::{bucket_name(ctx)}"
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadDatabaseSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
          "Resource": secrets},
-        {"Sid": "UseEnvironmentKeys", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-         "Resource": keys},
-        {"Sid": "MigrationScripts", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
-         "Resource": [bucket_arn, f"{bucket_arn}/*"]},
-        {"Sid": "SyncRecords", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
-         "Resource": [f"arn:aws:ssm:{region}:{account}:parameter{contract.parameter_prefix(s)}*"]},
-        {"Sid": "DescribeClusters", "Effect": "Allow", "Action": ["rds:DescribeDBClusters", "rds:DescribeDBInstances"],
-         "Resource": "*"},
-        {"Sid": "FunctionLogs", "Effect": "Allow",
-         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/db-sync-*-{s}:*"},
+        # The secrets and the scripts are encrypted with the environments' keys.
+        {"Sid": "DecryptThroughSecretsAndScripts", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": keys,
+         "Condition": {"StringEquals": {"kms:ViaService": via}}},
+        {"Sid": "ListMigrationScripts", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn,
+         "Condition": {"StringLike": {"s3:prefix": [f"{SCRIPTS_PREFIX}*"]}}},
+        {"Sid": "ReadMigrationScripts", "Effect": "Allow", "Action": ["s3:GetObject"],
+         "Resource": f"{bucket_arn}/{SCRIPTS_PREFIX}*"},
+        {"Sid": "WriteRunRecords", "Effect": "Allow", "Action": ["ssm:PutParameter"],
+         "Resource": [f"arn:{p}:ssm:{region}:{account}:parameter{contract.record_prefix(s, k)}/*"
+                      for k in contract.RECORD_KINDS]},
+        # Lambda's runtime writes the functions' logs (the log groups are dbrepl's, made beforehand).
+        {"Sid": "FunctionLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [f"arn:{p}:logs:{region}:{account}:log-group:{names.log_group(k, s)}:*"
+                      for k in ("schema", "data")]},
     ]}
 
 
@@ -67,13 +79,15 @@ class Lambdas(Step):
     # The role (its policy names the secrets and keys) and the log groups go first, beside Aurora;
     # the functions need the subnets and function SG, and the clusters' endpoints (not instances).
     needs = {0: ("kms", "secrets"), 1: ("network:1", "aurora:1", "bucket")}
+    shared_only = True
     permissions = ("iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
                    "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
                    "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
-                   "iam:PassRole", "lambda:CreateFunction", "lambda:GetFunction", "lambda:UpdateFunctionCode",
-                   "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction", "lambda:TagResource",
+                   "iam:PassRole", "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
+                   "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
+                   "lambda:TagResource",
                    "logs:CreateLogGroup", "logs:DescribeLogGroups", "logs:PutRetentionPolicy",
-                   "logs:DeleteLogGroup", "logs:TagResource", "tag:GetResources")
+                   "logs:DeleteLogGroup", "logs:TagResource", "logs:TagLogGroup", "tag:GetResources")
 
     def desired(self, ctx: Context) -> list[Resource]:
         s, hub, lam = ctx.suffix, ctx.hub, ctx.spec.lambdas

@@ -38,7 +38,9 @@ class Secrets(Step):
     permissions = ("secretsmanager:ListSecrets", "secretsmanager:GetResourcePolicy", "secretsmanager:PutResourcePolicy",
                    "secretsmanager:CreateSecret", "secretsmanager:GetRandomPassword",
                    "secretsmanager:UpdateSecret", "secretsmanager:RestoreSecret", "secretsmanager:TagResource",
-                   "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret")
+                   "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret",
+                   # A secret under a customer key is encrypted (and read back) with the caller's rights.
+                   "kms:GenerateDataKey", "kms:Decrypt")
 
     def desired(self, ctx: Context) -> list[Resource]:
         out = []
