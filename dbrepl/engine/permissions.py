@@ -30,6 +30,8 @@ ENGINE_PERMISSIONS: dict[str, str] = {
     "ec2:DescribeVpcs": "preflight: the VPCs the region already has",
     "rds:DescribeDBEngineVersions": "preflight: the engine version is offered",
     "rds:DescribeOrderableDBInstanceOptions": "preflight: the instance class is orderable",
+    "ec2:DescribeVpcEndpointServices": "preflight: Lambda and the endpoint services are offered in the hub's AZs",
+    "ssm:GetParametersByPath": "status: each sync route's last-run record",
     "iam:CreateServiceLinkedRole": "RDS creates its service-linked role on the first cluster of an account",
 }
 ASSUME = "sts:AssumeRole"

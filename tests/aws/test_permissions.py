@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dbrepl.app.estate import Target
+from dbrepl.app.functions import Functions
 from dbrepl.app.permissions import deployer_policies
 from dbrepl.aws.session import SessionFactory, new_session
 from dbrepl.status import estate_status
@@ -88,6 +89,7 @@ def test_every_operation_of_a_full_run_is_an_action_of_the_policy(estate):
     estate.apply()
     estate.plan()
     estate_status(estate.engine())
+    Functions(estate.spec, estate.suffix, estate.sessions).records()  # status's sync routes
     put_script(estate)
     estate.destroy(include_protected=True)
     doc = policy(estate.suffix)
@@ -107,6 +109,7 @@ def test_a_user_with_only_the_derived_policy_plans_applies_reads_status_and_dest
         assert e.plan().changes == []
         st = estate_status(e.engine())
         assert st["summary"]["missing"] == 0 and st["summary"]["drifted"] == 0
+        assert Functions(e.spec, e.suffix, e.sessions).records() == []  # status's sync routes
     put_script(e)
     with iam_enforced():
         done = e.destroy(include_protected=True)
