@@ -185,3 +185,45 @@ def test_destroy_removes_the_replica_then_the_secret(xr):
     xr.apply()
     assert _secret(sessions, "prod", s)["ReplicationStatus"][0]["Region"] == HUB_REGION
     xr.destroy(include_protected=True)
+
+
+def test_the_data_handler_reads_prod_with_clients_of_the_hub_region_only(xr, monkeypatch):
+    """`dbrepl sync data --direct` runs the handler's code with the function's variables and the
+    hub's clients, as Lambda runs it in the hub's region: every client it makes (Secrets Manager
+    for both ends, SSM for the record) is a hub-region client, and prod's credentials arrive."""
+    from dbrepl.app.functions import Functions
+    from dbrepl.sync.data import event as data_event
+    from dbrepl.sync.errors import SyncError
+
+    s, sessions = xr.suffix, xr.sessions
+    xr.apply()
+    functions = Functions(xr.spec, s, sessions)
+    made: list[tuple[str, str]] = []
+    real_client = functions.client
+
+    def client(service):
+        c = real_client(service)
+        made.append((service, c.meta.region_name))
+        return c
+
+    monkeypatch.setattr(functions, "client", client)
+    reached: list[tuple[str, str, str]] = []
+
+    def connect(endpoint):
+        reached.append((endpoint.host, endpoint.user, _digest(endpoint.password)))
+        raise SyncError("stopped before the database (no cluster here)")
+
+    monkeypatch.setattr(data_event, "connect", connect)
+    result = functions.run_direct("data", {"source_env": "prod", "target_env": "staging"})
+    assert result["status"] == "error" and result["error"] == "stopped before the database (no cluster here)"
+    truth = json.loads(sessions.client("secretsmanager", "prod").get_secret_value(
+        SecretId=f"prod-aurora-secret-{s}")["SecretString"])
+    ((host, user, digest),) = reached
+    assert host.startswith(f"prod-aurora-cluster-{s}.") and user == truth["username"]
+    assert digest == _digest(truth["password"])
+    assert {service for service, _ in made} >= {"secretsmanager", "ssm"}
+    assert {region for _, region in made} == {HUB_REGION}, made
+    record = sessions.client("ssm", "staging").get_parameter(
+        Name=f"/db-replication/{s}/last-data-sync/prod-to-staging")["Parameter"]["Value"]
+    assert json.loads(record)["status"] == "error"
+    xr.destroy(include_protected=True)
