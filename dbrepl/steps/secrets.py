@@ -200,7 +200,17 @@ class Secrets(Step):
                 # AWS refuses to delete a secret that still has replicas: the replica goes first.
                 sm.remove_regions_from_replication(SecretId=have.id, RemoveReplicaRegions=[replica["Region"]])
             # Without recovery: otherwise the name stays reserved 7-30 days and apply cannot reuse it.
-            sm.delete_secret(SecretId=have.id, ForceDeleteWithoutRecovery=True)
+            try:
+                sm.delete_secret(SecretId=have.id, ForceDeleteWithoutRecovery=True)
+            except Exception as e:
+                if not (is_code(e, ["InvalidRequestException", "InvalidParameterException"])
+                        and "replica" in str(e).lower()):
+                    raise
+                # Replicas dbrepl does not manage (made by hand, or left in the region of an earlier hub)
+                # block the delete as well: remove them all, then delete.
+                status = sm.describe_secret(SecretId=have.id).get("ReplicationStatus") or []
+                sm.remove_regions_from_replication(SecretId=have.id, RemoveReplicaRegions=[r["Region"] for r in status])
+                sm.delete_secret(SecretId=have.id, ForceDeleteWithoutRecovery=True)
         except Exception as e:
             if not is_code(e, ["ResourceNotFoundException"]):
                 raise

@@ -179,7 +179,29 @@ def test_destroy_removes_the_replica_then_the_secret(xr):
             Filters=[{"Key": "name", "Values": [f"prod-aurora-secret-{s}"]}], IncludePlannedDeletion=True)
         assert left["SecretList"] == [], region_env
     assert xr.destroy(include_protected=True).changes == []
-    # And apply after destroy works (the replica's name in the hub's region is free again).
+
+
+def test_destroy_removes_replicas_it_does_not_manage(xr):
+    """A replica made by hand (or left in an earlier hub's region) would block DeleteSecret."""
+    s, sessions = xr.suffix, xr.sessions
+    xr.apply()
+    sm = sessions.client("secretsmanager", "dev")
+    sm.replicate_secret_to_regions(SecretId=f"dev-aurora-secret-{s}", AddReplicaRegions=[{"Region": PROD_REGION}])
+    assert xr.plan().changes == []  # not dbrepl's to manage while the estate lives
+    xr.log.clear()
+    xr.destroy(include_protected=True)
+    assert xr.log.counter()["RemoveRegionsFromReplication"] == 2  # prod's, then dev's after the refusal
+    for region_env in ("staging", "prod"):
+        left = sessions.client("secretsmanager", region_env).list_secrets(
+            Filters=[{"Key": "name", "Values": [f"dev-aurora-secret-{s}"]}], IncludePlannedDeletion=True)
+        assert left["SecretList"] == [], region_env
+
+
+def test_apply_after_destroy_brings_the_replica_back(xr):
+    s, sessions = xr.suffix, xr.sessions
+    xr.apply()
+    xr.destroy(include_protected=True)
+    # The replica's name in the hub's region is free again.
     for region_env in ("prod", "staging"):
         forget_automated_snapshots(sessions.client("rds", region_env))
     xr.apply()
