@@ -5,7 +5,8 @@ moto keeps replicas (ReplicaRegions at CreateSecret, ReplicateSecretToRegions,
 RemoveRegionsFromReplication, DescribeSecret's ReplicationStatus, GetSecretValue on the
 replica's ARN in its region) and, as AWS does, refuses to delete a secret that still has
 replicas. It reports every replica's key as `alias/aws/secretsmanager`, whatever was asked:
-`replica_keys` below makes it keep the key given, as AWS does, so the key is checked.
+`replica_keys` below applies the sandbox's rule (dbrepl.sandbox.aws_rules) that makes it keep
+the key given, as AWS does, so the key is checked.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from unittest import mock
 import pytest
 
 from dbrepl.aws.session import SessionFactory
+from dbrepl.sandbox.aws_rules import replica_key_patch
 from dbrepl.sync import aws as sync_aws
 from tests.aws.harness import CallLog, Estate, Faults, fast_spec, forget_automated_snapshots
 
@@ -29,19 +31,9 @@ _n = itertools.count(1)
 
 @contextmanager
 def replica_keys() -> Iterator[None]:
-    """moto's replicas report the key they were asked to use (AWS: ReplicationStatus[].KmsKeyId)."""
-    from moto.secretsmanager.models import FakeSecret
-
-    real = FakeSecret.create_replicas
-
-    def create_replicas(self, replica_regions, force_overwrite):
-        replicas = real(self, replica_regions, force_overwrite)
-        for replica, asked in zip(replicas, replica_regions or [], strict=True):
-            if asked.get("KmsKeyId"):
-                replica.config["KmsKeyId"] = asked["KmsKeyId"]
-        return replicas
-
-    with mock.patch.object(FakeSecret, "create_replicas", create_replicas):
+    """moto's replicas report the key they were asked to use, as AWS's do (the sandbox's rule)."""
+    owner, name, fn = replica_key_patch()
+    with mock.patch.object(owner, name, fn):
         yield
 
 
