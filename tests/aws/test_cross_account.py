@@ -210,3 +210,31 @@ def test_another_account_in_another_region_is_refused_before_any_change(aws):
             run()
     assert log.mutating == [], log.mutating
     assert _vpc(sessions, "prod", e.suffix) == []
+
+
+def test_cli_exits_2_for_another_account_in_another_region(aws, tmp_path, monkeypatch):
+    import yaml
+
+    from dbrepl import cli
+
+    with open("config/environments.yaml") as f:
+        spec = yaml.safe_load(f)
+    spec["environments"]["prod"]["account"] = {"role_arn": f"arn:aws:iam::{PROD_ACCOUNT}:role/dbrepl-deploy"}
+    spec["environments"]["prod"]["region"] = "us-west-2"
+    path = tmp_path / "env.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    log = CallLog()
+    real = SessionFactory.from_spec.__func__
+
+    def logged(cls, spec, **kw):
+        return real(cls, spec, hooks=[log.hook], **kw)
+
+    monkeypatch.setattr(SessionFactory, "from_spec", classmethod(logged))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for command in (["plan"], ["apply", "--yes"]):
+        log.clear()
+        r = CliRunner().invoke(cli.app, [*command, "--suffix", "xr9", "--config", str(path)])
+        assert r.exit_code == 2, r.output
+        assert len(r.output.strip().splitlines()) == 1, r.output
+        assert "environments.prod: in another account (222222222222) and another region (us-west-2)" in r.output
+        assert [c for c in log.mutating if c != "AssumeRole"] == [], log.mutating
