@@ -54,12 +54,16 @@ def in_region(arn: str, region: str) -> str:
     return ":".join(parts)
 
 
-def replica_props(status: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The hub-region entry of DescribeSecret's ReplicationStatus, as compared with `desired`."""
+def replica_props(status: dict[str, Any] | None, secret_arn: str = "") -> dict[str, Any] | None:
+    """The hub-region entry of DescribeSecret's ReplicationStatus, as compared with `desired`
+    (a bare key id made the key's ARN, in the replica's region and the secret's account)."""
     if status is None:
         return None
-    st = status.get("Status", "")
-    return {"Region": status["Region"], "KmsKeyId": status.get("KmsKeyId"),
+    st, key = status.get("Status", ""), status.get("KmsKeyId")
+    if key and not key.startswith(("arn:", "alias/")) and secret_arn.count(":") >= 5:
+        partition, account = secret_arn.split(":")[1], secret_arn.split(":")[4]
+        key = f"arn:{partition}:kms:{status['Region']}:{account}:key/{key}"
+    return {"Region": status["Region"], "KmsKeyId": key,
             "Status": "InSync" if st in REPLICA_OK else f"{st}: {status.get('StatusMessage', '')}"}
 
 
@@ -218,7 +222,7 @@ class Secrets(Step):
 
 def _replica(described: dict[str, Any], region: str) -> dict[str, Any] | None:
     return replica_props(next((r for r in described.get("ReplicationStatus") or [] if r.get("Region") == region),
-                              None))
+                              None), described.get("ARN", ""))
 
 
 def _attrs(arn: str, replica_region: str | None) -> dict[str, str]:

@@ -241,3 +241,19 @@ def test_the_data_handler_reads_prod_with_clients_of_the_hub_region_only(xr, mon
         Name=f"/db-replication/{s}/last-data-sync/prod-to-staging")["Parameter"]["Value"]
     assert json.loads(record)["status"] == "error"
     xr.destroy(include_protected=True)
+
+
+def test_replication_status_as_compared():
+    """AWS may answer a replica's key as a bare id: compared as the key's ARN in the replica's
+    region; a replica still being written is in sync; a failed one carries AWS's reason."""
+    from dbrepl.steps.secrets import replica_props
+
+    arn = "arn:aws-us-gov:secretsmanager:us-gov-west-1:111122223333:secret:prod-aurora-secret-s-AbCdEf"
+    got = replica_props({"Region": "us-gov-east-1", "KmsKeyId": "1234abcd-12ab", "Status": "InProgress"}, arn)
+    key = "arn:aws-us-gov:kms:us-gov-east-1:111122223333:key/1234abcd-12ab"
+    assert got == {"Region": "us-gov-east-1", "KmsKeyId": key, "Status": "InSync"}
+    failed = replica_props({"Region": "us-east-1", "KmsKeyId": "alias/aws/secretsmanager", "Status": "Failed",
+                            "StatusMessage": "Replication failed: name exists"}, arn)
+    assert failed["KmsKeyId"] == "alias/aws/secretsmanager"
+    assert failed["Status"] == "Failed: Replication failed: name exists"
+    assert replica_props(None) is None
