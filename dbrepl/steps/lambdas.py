@@ -38,7 +38,8 @@ def inline_policy(ctx: Context) -> dict[str, Any]:
     s = ctx.suffix
     region, account = ctx.region(ctx.hub), ctx.account_id(ctx.hub)
     p = partition_of(region)
-    secrets = [ctx.attr("secrets", e, "secret", "arn") for e in ctx.all_envs]
+    # The ARNs the functions read: a secret outside the hub's region is read from its hub-region replica.
+    secrets = [ctx.attr("secrets", e, "secret", "hub_arn") for e in ctx.all_envs]
     keys = [ctx.attr("kms", e, "key", "arn") for e in ctx.all_envs]
     via = sorted({f"secretsmanager.{ctx.region(e)}.amazonaws.com" for e in ctx.all_envs}
                  | {f"s3.{region}.amazonaws.com"})
@@ -64,9 +65,11 @@ def inline_policy(ctx: Context) -> dict[str, Any]:
 
 
 def function_environment(ctx: Context) -> dict[str, Any]:
-    """The functions' variables, named and written by the contract (dbrepl.sync.contract)."""
+    """The functions' variables, named and written by the contract (dbrepl.sync.contract).
+    `<ENV>_SECRET_ARN` names the secret in the hub's region (a replica for an environment
+    elsewhere): the functions reach only the hub region's Secrets Manager endpoint."""
     return contract.function_variables(
-        environments={env: (ctx.attr("secrets", env, "secret", "arn"),
+        environments={env: (ctx.attr("secrets", env, "secret", "hub_arn"),
                             ctx.attr("aurora", env, "cluster", "endpoint")) for env in ctx.all_envs},
         migration_bucket=bucket_name(ctx), suffix=ctx.suffix,
         databases=ctx.spec.sync.databases, reference_tables=ctx.spec.sync.reference_tables)
