@@ -77,4 +77,17 @@ def choose(policies: list[Derived], who: str | None) -> Derived:
                    + ", ".join(d.principal.who for d in policies))
 
 
-__all__ = ["DEPLOYER", "Derived", "choose", "deployer_policies", "policy_size"]
+def choose_part(derived: Derived, part: int | None) -> dict:
+    """The document to print: the whole policy when it fits one managed policy, else `part`."""
+    parts = derived.parts
+    if part is None:
+        if len(parts) > 1:
+            raise BadInput(f"the policy is larger than one managed policy (6144 characters) and comes in "
+                           f"{len(parts)} parts: add --part 1 ... --part {len(parts)} and attach each")
+        return parts[0]
+    if part > len(parts):
+        raise BadInput(f"--part {part}: the policy has {len(parts)} part(s)")
+    return parts[part - 1]
+
+
+__all__ = ["DEPLOYER", "Derived", "choose", "choose_part", "deployer_policies", "policy_size"]

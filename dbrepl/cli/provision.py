@@ -161,16 +161,19 @@ def permissions(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt 
                     "--account", help="The deployer's 12-digit account id [default: read from STS].")] = None,
                 role: Annotated[str | None, typer.Option(
                     "--role", help="With --json: the policy of this role of the spec (an environment's "
-                                   "account.role_arn) instead of the deployer's.")] = None) -> None:
+                                   "account.role_arn) instead of the deployer's.")] = None,
+                part: Annotated[int | None, typer.Option(
+                    "--part", min=1, help="With --json, for a policy larger than one managed policy: print this "
+                                          "part of it (each part fits IAM's 6144 characters).")] = None) -> None:
     """The IAM policy plan, apply, status and destroy need for this spec and suffix, derived from what
     the steps declare: every action named, resources scoped where AWS allows. Reads only the account id."""
-    from dbrepl.app.permissions import choose, deployer_policies
+    from dbrepl.app.permissions import choose, choose_part, deployer_policies
 
     target = load_checked(config, suffix)
     policies = deployer_policies(target, account=account, sandbox=sandbox_of(ctx))
     chosen = choose(policies, role)
     if json_:
-        print(json.dumps(chosen.document, indent=2))
+        print(json.dumps(choose_part(chosen, part), indent=2))
         return
     _render_permissions(policies if role is None else [chosen])
 
@@ -205,10 +208,14 @@ def _render_permissions(policies: list) -> None:
                 whys.setdefault(why, []).append(act)
             for why, acts in whys.items():
                 say(f"    {escape(', '.join(acts))}: {escape(why)}")
-        size = policy_size(d.document)
-        say(f"  {sum(len(st['Action']) for st in d.document['Statement'])} actions, {size} of IAM's 6144 "
-            f"characters for a managed policy. The document: {escape(how)}")
-        if size > 6144:
-            say("  [yellow]note:[/] too large for one managed policy: attach it to a role as an inline policy "
-                "(10240 characters for all of a role's inline policies) or split its statements")
+        actions = sum(len(st["Action"]) for st in d.document["Statement"])
+        parts = d.parts
+        if len(parts) == 1:
+            say(f"  {actions} actions, {policy_size(d.document)} of IAM's 6144 characters for a managed policy. "
+                f"The document: {escape(how)}")
+        else:
+            sizes = ", ".join(str(policy_size(x)) for x in parts)
+            say(f"  {actions} actions, {policy_size(d.document)} characters: more than one managed policy holds "
+                f"(6144), so it comes in {len(parts)} parts ({sizes} characters); attach all of them. "
+                f"The documents: {escape(how)} --part 1 ... --part {len(parts)}")
         say()

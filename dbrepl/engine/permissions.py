@@ -75,6 +75,27 @@ class Derived:
     unscoped: dict[str, str] = field(default_factory=dict)  # action -> why "*"
     sources: dict[str, list[str]] = field(default_factory=dict)  # action -> steps/engine needing it
 
+    @property
+    def parts(self) -> list[dict[str, Any]]:
+        """The document as managed policies, each within IAM's limit (one part when it fits)."""
+        return split(self.document)
+
+
+MANAGED_POLICY_LIMIT = 6144  # characters, whitespace not counted
+
+
+def split(document: dict[str, Any], limit: int = MANAGED_POLICY_LIMIT) -> list[dict[str, Any]]:
+    """Whole statements, in order, packed into as few documents as fit `limit` each (a managed
+    policy; a user or role takes up to 10 of them, 20 with a quota increase)."""
+    parts: list[list[dict[str, Any]]] = [[]]
+    for st in document["Statement"]:
+        trial = {"Version": document["Version"], "Statement": [*parts[-1], st]}
+        if parts[-1] and policy_size(trial) > limit:
+            parts.append([st])
+        else:
+            parts[-1].append(st)
+    return [{"Version": document["Version"], "Statement": sts} for sts in parts]
+
 
 def partition_of(region: str) -> str:
     """The ARN partition of a region (aws, aws-cn, aws-us-gov). Local helper: dbrepl.aws.policy

@@ -40,9 +40,10 @@ def inline_policy(ctx: Context) -> dict[str, Any]:
     p = partition_of(region)
     # The ARNs the functions read: a secret outside the hub's region is read from its hub-region replica.
     secrets = [ctx.attr("secrets", e, "secret", "hub_arn") for e in ctx.all_envs]
-    keys = [ctx.attr("kms", e, "key", "arn") for e in ctx.all_envs]
-    via = sorted({f"secretsmanager.{ctx.region(e)}.amazonaws.com" for e in ctx.all_envs}
-                 | {f"s3.{region}.amazonaws.com"})
+    # Everything they read is in the hub's region (a replica is under the hub's key): the keys of
+    # the environments there, used only through Secrets Manager and S3 there.
+    keys = [ctx.attr("kms", e, "key", "arn") for e in ctx.all_envs if ctx.region(e) == region]
+    via = [f"s3.{region}.amazonaws.com", f"secretsmanager.{region}.amazonaws.com"]
     bucket_arn = f"arn:{p}:s3:::{bucket_name(ctx)}"
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadDatabaseSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],

@@ -105,7 +105,7 @@ def test_functions_read_prod_credentials_in_the_hub_region(xr):
     by_sid = {x["Sid"]: x for x in doc["Statement"]}
     assert replica_arn in by_sid["ReadDatabaseSecrets"]["Resource"]
     assert primary["ARN"] not in by_sid["ReadDatabaseSecrets"]["Resource"]
-    assert hub_key in by_sid["UseEnvironmentKeys"]["Resource"]
+    assert hub_key in by_sid["DecryptThroughSecretsAndScripts"]["Resource"]
 
     # A no-op plan reads one more secret description (prod's) than the single-region estate.
     xr.log.clear()
