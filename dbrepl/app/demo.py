@@ -213,7 +213,7 @@ class Demo:
         assert self.estate is not None and self.estate.sandbox is not None
         functions = self.estate.functions
         variables = functions.function_environment("schema")
-        environ = {**variables, **self.estate.sandbox.database_environment(variables)}
+        environ = functions.handler_environment(variables)
         return aws.endpoint_for_env(env, environ, functions.client("secretsmanager"))
 
     def _connect(self, env: str, database: str | None = None) -> Any:

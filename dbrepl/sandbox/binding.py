@@ -40,6 +40,7 @@ def bind_stand_ins(st: State, spec: Any, suffix: str, sessions: Any,
     import pymysql
 
     from dbrepl import names
+    from dbrepl.sync.connection import Endpoint, Tls, connect
 
     bound: list[Bound] = []
     notes: list[str] = []
@@ -62,8 +63,7 @@ def bind_stand_ins(st: State, spec: Any, suffix: str, sessions: Any,
         if user == db.user:
             raise SandboxError(f"{env}: master user {user!r} is the stand-in's own administrator; "
                                "choose another aurora.master_username")
-        conn = pymysql.connect(host=db.host, port=db.port, user=db.user, password=db.password,
-                               connect_timeout=10, autocommit=True)
+        conn = connect(Endpoint(db.host, db.port, db.user, db.password, tls=Tls(ca_bundle=st.ca_bundle or None)))
         try:
             with conn.cursor() as cur:
                 for host in ("%", "localhost", "127.0.0.1"):
