@@ -72,13 +72,14 @@ class MariaDB:
         shutil.rmtree(self.datadir.parent, ignore_errors=True)
 
 
-def start(extra_args: tuple[str, ...] = (), tls: bool = True, require_tls: bool = False) -> MariaDB:
+def start(extra_args: tuple[str, ...] = (), tls: bool = True, require_tls: bool = False,
+          server_tls: ServerTls | None = None) -> MariaDB:
     """Initialise a data directory and start mariadbd on a free loopback port.
 
     `tls` (the default): it serves TLS with test_tls()'s certificate (dbrepl's connections
     require TLS); `require_tls` also refuses plain-text logins (require_secure_transport), as
     the sandbox's stand-ins and the clusters' parameter group do. Tests' own raw connections
-    may still go plain text without it.
+    may still go plain text without it. `server_tls`: other certificates than test_tls()'s.
     """
     bins = find_mariadb()
     if bins is None:
@@ -90,7 +91,9 @@ def start(extra_args: tuple[str, ...] = (), tls: bool = True, require_tls: bool 
     port = free_port()
     log_path = root / "server.log"
     log = open(log_path, "wb")  # noqa: SIM115 - lives as long as the server
-    server_tls = test_tls() if tls else None
+    # Its own certificates may name other hosts on purpose: then the start-up wait does not verify.
+    verify_start = tls and server_tls is None
+    server_tls = (server_tls or test_tls()) if tls else None
     args = (*server_tls.server_args(require_tls), *extra_args) if server_tls else extra_args
     proc = subprocess.Popen(server_argv(bins, datadir, port, sock, root, args), stdout=log,
                             stderr=subprocess.STDOUT)
@@ -98,7 +101,7 @@ def start(extra_args: tuple[str, ...] = (), tls: bool = True, require_tls: bool 
                  ca_bundle=server_tls.ca if server_tls else None)
     try:
         wait_for_mariadb(port, lambda: proc.poll() is None, log_path,
-                         ca_bundle=str(server_tls.ca) if server_tls else None, tls=tls)
+                         ca_bundle=str(server_tls.ca) if server_tls and verify_start else None, tls=tls)
     except Exception:
         db.stop()
         raise
