@@ -461,7 +461,8 @@ def load_spec(path: Path | str | None = None) -> Spec:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: the spec must be a YAML mapping with 'environments' and 'peering'")
     try:
-        # The context resolves paths in the spec (databases.tls.ca_bundle) against its folder.
-        return Spec.model_validate(data, context={"spec_dir": str(path.resolve().parent)})
+        # The context resolves paths in the spec (databases.tls.ca_bundle) against the folder
+        # that holds the spec as named (a symbolic link is not followed: config/ in a checkout).
+        return Spec.model_validate(data, context={"spec_dir": str(path.absolute().parent)})
     except ValidationError as e:
         raise SpecError(_one_line(path, e)) from None

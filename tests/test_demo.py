@@ -92,6 +92,10 @@ def test_demo_end_to_end(cwd: Path) -> None:
     assert "lookup_data (5 rows)" in _line(r, "✓ sample schema:")
     assert "(verified)" in _line(r, "✓ sync schema: synced dev -> staging:")
     assert _line(r, "✓ sync data:").startswith("✓ sync data: synced dev -> staging: rows 5 ")
+    # The stand-ins serve TLS with the sandbox's CA, and every connection verified them.
+    assert _line(r, "✓ sync schema:").endswith("; TLS verified")
+    assert _line(r, "✓ sync data:").endswith("; TLS verified")
+    assert "not verified" not in r.stdout + r.stderr
     assert "staging has dev's tables (lookup_data, orders)" in _line(r, "✓ check:")
     assert "V1__orders_note.sql pushed" in _line(r, "✓ migration:") and "applied to staging" in r.stdout
     assert "0 missing, 0 drifted, 0 extra" in _line(r, "✓ status:")
@@ -132,6 +136,10 @@ def test_demo_end_to_end(cwd: Path) -> None:
     d = dbrepl(cwd, "--sandbox", "sync", "data", "dev", "staging", "-s", "cli")
     assert d.code == 0, d.stderr
     assert "No differences: dev -> staging" in d.stdout
+    assert "not verified" not in d.stderr and "warning" not in d.stderr
+    j = dbrepl(cwd, "--sandbox", "sync", "schema", "dev", "staging", "-s", "cli", "--dry-run", "--json")
+    assert j.code == 0, j.stderr
+    assert j.json()["tls"] == {"dev": "verified", "staging": "verified"}
     m = dbrepl(cwd, "--sandbox", "migrate", "status", "staging", "-s", "cli")
     assert m.code == 0 and "app:" in m.stdout, m.stderr
     hashes = {h for db in st["databases"].values()
