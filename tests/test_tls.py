@@ -320,3 +320,18 @@ def test_bad_tls_settings_exit_2_with_one_line(tmp_path, tls: str, words: str) -
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
     assert len(lines) == 1 and words.format(dir=spec_file.parent) in lines[0], r.output
     assert not (tmp_path / "b.zip").exists()
+
+
+@pytest.mark.parametrize("kind", ["schema", "data"])
+def test_handlers_log_the_warnings_for_the_function_log(kind: str, monkeypatch, caplog) -> None:
+    import logging
+
+    from dbrepl.sync.handlers import data_sync, schema_sync
+
+    module = {"schema": schema_sync, "data": data_sync}[kind]
+    line = "TLS to dev is not verified: set databases.tls.ca_bundle in the spec and run dbrepl apply"
+    monkeypatch.setattr(module, f"run_{kind}_event", lambda event: {"status": "success", "warnings": [line]})
+    with caplog.at_level(logging.WARNING):
+        response = module.lambda_handler({}, None)
+    assert json.loads(response["body"])["warnings"] == [line]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [line]

@@ -27,6 +27,8 @@ def lambda_handler(event, context):
     # The event and result carry no credentials: secrets stay inside run_data_event.
     logger.info("data sync %s -> %s: %s, %s rows", result.get("source"), result.get("target"),
                 result["status"], result.get("rows_synced", 0))
+    for warning in result.get("warnings") or []:  # e.g. TLS to an environment is not verified
+        logger.warning("%s", warning)
     if result["status"] != "success":
         logger.error("data sync failed: %s", result.get("error"))
     return {"statusCode": _STATUS_CODES.get(result["status"], 500), "body": json.dumps(result, default=str)}

@@ -25,6 +25,8 @@ def lambda_handler(event, context):
     result = run_schema_event(event)
     # The event and result carry no credentials: secrets stay inside run_schema_event.
     logger.info("schema sync %s -> %s: %s", result.get("source"), result.get("target"), result["status"])
+    for warning in result.get("warnings") or []:  # e.g. TLS to an environment is not verified
+        logger.warning("%s", warning)
     if result["status"] != "success":
         logger.error("schema sync failed: %s", result.get("error"))
     return {"statusCode": _STATUS_CODES.get(result["status"], 500), "body": json.dumps(result, default=str)}
