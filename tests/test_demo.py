@@ -93,6 +93,10 @@ def test_demo_end_to_end(cwd: Path) -> None:
     assert "lookup_data (5 rows)" in _line(r, "✓ sample schema:")
     assert "(verified)" in _line(r, "✓ sync schema: synced dev -> staging:")
     assert _line(r, "✓ sync data:").startswith("✓ sync data: synced dev -> staging: rows 5 ")
+    # The stand-ins serve TLS with the sandbox's CA, and every connection verified them.
+    assert _line(r, "✓ sync schema:").endswith("; TLS verified")
+    assert _line(r, "✓ sync data:").endswith("; TLS verified")
+    assert "not verified" not in r.stdout + r.stderr
     assert "staging has dev's tables (lookup_data, orders)" in _line(r, "✓ check:")
     assert "V1__orders_note.sql pushed" in _line(r, "✓ migration:") and "applied to staging" in r.stdout
     assert "0 missing, 0 drifted, 0 extra" in _line(r, "✓ status:")
@@ -133,6 +137,10 @@ def test_demo_end_to_end(cwd: Path) -> None:
     d = dbrepl(cwd, "--sandbox", "sync", "data", "dev", "staging", "-s", "cli")
     assert d.code == 0, d.stderr
     assert "No differences: dev -> staging" in d.stdout
+    assert "not verified" not in d.stderr and "warning" not in d.stderr
+    j = dbrepl(cwd, "--sandbox", "sync", "schema", "dev", "staging", "-s", "cli", "--dry-run", "--json")
+    assert j.code == 0, j.stderr
+    assert j.json()["tls"] == {"dev": "verified", "staging": "verified"}
     # Issue 12: the run's EMF metrics line, printed as the function prints it on Lambda and left in
     # the function's log group in the sandbox's AWS; status shows the route's last run.
     emf = [json.loads(ln) for ln in d.stderr.splitlines() if ln.startswith('{"_aws"')]

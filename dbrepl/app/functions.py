@@ -109,16 +109,23 @@ class Functions:
                     f"read the configuration of function {name}", self.suffix)
         return dict((conf.get("Environment") or {}).get("Variables") or {})
 
+    def handler_environment(self, variables: dict[str, str]) -> dict[str, str]:
+        """A function's `variables` as its code sees them when it runs here: in the sandbox the
+        endpoints are the stand-ins; the CA bundle is the spec's (the zip's copy is Lambda's)."""
+        environ = dict(variables)
+        if self.sandbox is not None:  # in the sandbox: the clusters' MariaDB stand-ins
+            environ.update(self.sandbox.database_environment(variables))
+        bundle = self.spec.databases.tls.verified_bundle
+        environ[contract.TLS_CA_BUNDLE] = str(bundle) if bundle is not None else ""
+        return environ
+
     def run_direct(self, kind: str, event: dict[str, Any],
                    progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
         """The handler's code in this process, with the function's environment variables
         (`progress`: the data sync's Progress hook; the schema runner takes none). Like the
         handler on Lambda, a run makes one EMF metrics line (kept in `emitted`); in the sandbox
         the run's log lines and that line go to the function's log group, as Lambda's would."""
-        variables = self.function_environment(kind)
-        environ = {**os.environ, **variables}
-        if self.sandbox is not None:  # in the sandbox: the clusters' MariaDB stand-ins
-            environ.update(self.sandbox.database_environment(variables))
+        environ = {**os.environ, **self.handler_environment(self.function_environment(kind))}
         runner = getattr(handler_module(kind), EVENT_RUNNERS[kind])
         extra = {"progress": progress} if progress is not None else {}
         request = str(uuid.uuid4())

@@ -144,12 +144,18 @@ def init(path: Annotated[Path | None, typer.Argument(help="Where to write it [de
 @app.command()
 @handled
 def bundle(output: Annotated[Path, typer.Option("--output", "-o",
-                                                help="Where to write the zip.")] = Path("bundle.zip")) -> None:
-    """Write the deterministic Lambda bundle (handlers, dbrepl.sync, pymysql)."""
+                                                help="Where to write the zip.")] = Path("bundle.zip"),
+           config: ConfigOpt = None) -> None:
+    """Write the deterministic Lambda bundle (handlers, dbrepl.sync, pymysql, the spec's CA bundle)."""
     from dbrepl.bundle import write_bundle
+    from dbrepl.spec import load_spec, spec_path
 
-    path, sha, size = write_bundle(output)
-    out.print(f"Wrote {path} ({size} bytes, CodeSha256 {sha})")
+    # The spec's CA bundle goes into the zip as apply deploys it; without any spec, none.
+    found = config is not None or spec_path(None).is_file()
+    ca = load_spec(config).databases.tls.verified_bundle if found else None
+    path, sha, size = write_bundle(output, ca)
+    tls = f"CA bundle {ca}" if ca else "no CA bundle: the functions' TLS is unverified"
+    out.print(f"Wrote {path} ({size} bytes, CodeSha256 {sha}; {tls})")
 
 
 @app.command()

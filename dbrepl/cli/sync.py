@@ -68,7 +68,10 @@ def exit_for(result: dict[str, Any], changed: bool, detailed: bool) -> None:
 
 
 def show(result: dict[str, Any], as_json: bool, render: Any) -> None:
-    """The result as JSON on stdout, or rendered for people."""
+    """The result as JSON on stdout, or rendered for people; its warnings (an unverified TLS
+    connection) on stderr either way, once."""
+    for warning in result.get("warnings") or []:
+        err.print(f"[yellow]warning:[/] {escape(str(warning))}")
     if as_json:
         print(json.dumps(result, default=str))
     else:

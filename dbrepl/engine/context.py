@@ -150,7 +150,7 @@ class Context:
         if self._bundle is None:
             from dbrepl.bundle import build_bundle
 
-            self._bundle = build_bundle()
+            self._bundle = build_bundle(self.spec.databases.tls.verified_bundle)
         return self._bundle
 
     # -- time

@@ -29,6 +29,8 @@ def run_event(kind: str, runner: Callable[..., dict[str, Any]], event: object, *
         (emit or _stdout)(line)
     rows = f", {result.get('rows_synced', 0)} rows" if kind == "data" else ""
     logger.info("%s sync %s -> %s: %s%s", kind, result.get("source"), result.get("target"), result["status"], rows)
+    for warning in result.get("warnings") or []:  # e.g. TLS to an environment is not verified
+        logger.warning("%s", warning)
     if result["status"] != "success":
         logger.error("%s sync failed: %s", kind, result.get("error"))
     return result
