@@ -330,7 +330,7 @@ def test_handlers_log_the_warnings_for_the_function_log(kind: str, monkeypatch, 
 
     module = {"schema": schema_sync, "data": data_sync}[kind]
     line = "TLS to dev is not verified: set databases.tls.ca_bundle in the spec and run dbrepl apply"
-    monkeypatch.setattr(module, f"run_{kind}_event", lambda event: {"status": "success", "warnings": [line]})
+    monkeypatch.setattr(module, f"run_{kind}_event", lambda event, **kw: {"status": "success", "warnings": [line]})
     with caplog.at_level(logging.WARNING):
         response = module.lambda_handler({}, None)
     assert json.loads(response["body"])["warnings"] == [line]
