@@ -213,7 +213,8 @@ def test_plan_json_lists_every_resource(cli: Cli) -> None:
     assert r.code == 0, r.stderr
     plan = r.json()  # stdout is exactly one JSON document
     assert set(plan) == {"changes", "summary", "preflight"}
-    assert {f["check"] for f in plan["preflight"]} == {"vpc-quota", "engine-version", "instance-class"}
+    assert {f["check"] for f in plan["preflight"]} == {"vpc-quota", "engine-version", "instance-class",
+                                                     "availability-zones", "bucket-key-region"}
     assert set(plan["summary"]) == {"create", "update", "delete"}
     assert plan["summary"] == {"create": TOTAL, "update": 0, "delete": 0}
     for c in plan["changes"]:
