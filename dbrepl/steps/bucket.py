@@ -71,7 +71,7 @@ class Bucket(Step):
             "public": lambda: _or_none(lambda: s3.get_public_access_block(Bucket=name),
                                        "NoSuchPublicAccessBlockConfiguration"),
             # Tags come from the tagging API's one batched call (see dbrepl/aws/tagging.py).
-            "tags": lambda: tagged(ctx, ctx.hub).get(f"arn:aws:s3:::{name}", {}),
+            "tags": lambda: tagged(ctx, ctx.hub).get(f"arn:{ctx.partition(ctx.hub)}:s3:::{name}", {}),
         }
         with ThreadPoolExecutor(max_workers=len(calls)) as pool:
             futures = {k: pool.submit(f) for k, f in calls.items()}

@@ -19,7 +19,7 @@ from dbrepl.steps.bucket import bucket_name
 from dbrepl.sync import contract
 from dbrepl.sync.contract import HANDLERS
 
-VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+VPC_ACCESS_POLICY = "AWSLambdaVPCAccessExecutionRole"  # an AWS managed policy, in every partition
 INLINE_POLICY = "DatabaseSyncPolicy"
 TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
@@ -28,12 +28,16 @@ DESCRIPTIONS = {"schema": "Synchronizes database schema changes across environme
 IAM_PROPAGATION = "cannot be assumed by Lambda"
 
 
+def managed_policy_arn(partition: str, name: str) -> str:
+    return f"arn:{partition}:iam::aws:policy/service-role/{name}"
+
+
 def inline_policy(ctx: Context) -> dict[str, Any]:
     s = ctx.suffix
-    region, account = ctx.region(ctx.hub), ctx.account_id(ctx.hub)
+    region, account, part = ctx.region(ctx.hub), ctx.account_id(ctx.hub), ctx.partition(ctx.hub)
     secrets = [ctx.attr("secrets", e, "secret", "arn") for e in ctx.all_envs]
     keys = [ctx.attr("kms", e, "key", "arn") for e in ctx.all_envs]
-    bucket_arn = f"arn:aws:s3:::{bucket_name(ctx)}"
+    bucket_arn = f"arn:{part}:s3:::{bucket_name(ctx)}"
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadDatabaseSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
          "Resource": secrets},
@@ -42,12 +46,12 @@ def inline_policy(ctx: Context) -> dict[str, Any]:
         {"Sid": "MigrationScripts", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
          "Resource": [bucket_arn, f"{bucket_arn}/*"]},
         {"Sid": "SyncRecords", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
-         "Resource": [f"arn:aws:ssm:{region}:{account}:parameter{contract.parameter_prefix(s)}*"]},
+         "Resource": [f"arn:{part}:ssm:{region}:{account}:parameter{contract.parameter_prefix(s)}*"]},
         {"Sid": "DescribeClusters", "Effect": "Allow", "Action": ["rds:DescribeDBClusters", "rds:DescribeDBInstances"],
          "Resource": "*"},
         {"Sid": "FunctionLogs", "Effect": "Allow",
          "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/db-sync-*-{s}:*"},
+         "Resource": f"arn:{part}:logs:{region}:{account}:log-group:/aws/lambda/db-sync-*-{s}:*"},
     ]}
 
 
@@ -80,11 +84,12 @@ class Lambdas(Step):
         role = names.role(s)
         out = [Resource(
             "role", "AWS::IAM::Role", SHARED, role,
-            {"AssumeRolePolicyDocument": normalise_policy(TRUST), "ManagedPolicyArns": [VPC_ACCESS_POLICY],
+            {"AssumeRolePolicyDocument": normalise_policy(TRUST),
+             "ManagedPolicyArns": [managed_policy_arn(ctx.partition(hub), VPC_ACCESS_POLICY)],
              "Policies": {INLINE_POLICY: normalise_policy(inline_policy(ctx))}},
             ctx.tags(SHARED, self.name, role, environment=SHARED), phase=0,
         )]
-        role_arn = f"arn:aws:iam::{ctx.account_id(hub)}:role/{role}"
+        role_arn = f"arn:{ctx.partition(hub)}:iam::{ctx.account_id(hub)}:role/{role}"
         count = len(ctx.spec.environments[hub].subnets)
         subnets = [ctx.id_of("network", hub, f"subnet-{i}") for i in range(1, count + 1)]
         if not any(isinstance(x, Unknown) for x in subnets):
