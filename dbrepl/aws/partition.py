@@ -1,5 +1,5 @@
 """The AWS partition of a region (aws, aws-cn, aws-us-gov, ...), so that every ARN dbrepl
-builds names the partition the caller is in, never a hard-coded `arn:aws:`."""
+builds names the partition the caller is in, never a partition written into the code."""
 
 from __future__ import annotations
 

@@ -41,16 +41,14 @@ def key_policy(partition: str, account: str, region: str, hub_account: str | Non
         ],
     }
     if hub_account and hub_account != account:
-        policy["Statement"] += [
+        # The seed-less statement of before also allowed kms:DescribeKey directly; nothing in the
+        # hub account calls it on this key, and a direct call could not satisfy kms:ViaService.
+        policy["Statement"].append(
             {"Sid": "Allow the sync hub account", "Effect": "Allow",
              "Principal": {"AWS": f"arn:{partition}:iam::{hub_account}:root"},
              "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
              "Condition": {"StringEquals": {"kms:CallerAccount": hub_account,
-                                            "kms:ViaService": sorted(via_service(s, region) for s in HUB_VIA)}}},
-            {"Sid": "Allow the sync hub account to describe the key", "Effect": "Allow",
-             "Principal": {"AWS": f"arn:{partition}:iam::{hub_account}:root"},
-             "Action": "kms:DescribeKey", "Resource": "*"},
-        ]
+                                            "kms:ViaService": sorted(via_service(s, region) for s in HUB_VIA)}}})
     return policy
 
 
