@@ -248,3 +248,38 @@ def test_no_hard_coded_aws_partition_in_dbrepl():
     hits = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
             for i, line in enumerate(p.read_text().splitlines(), 1) if "arn:aws:" in line]
     assert hits == [], hits
+
+
+# ------------------------------------------------------------------ an estate of an older dbrepl
+
+def test_estate_made_before_the_posture_is_brought_up_to_it(estate):
+    """An estate applied by a dbrepl without these controls: no bucket policy, keys that do not
+    rotate with the seed's unconditioned policy, clusters on the default parameter group. The
+    plan names each missing control and one apply brings the estate up to it."""
+    estate.apply()
+    s, rds, kms = estate.suffix, estate.client("rds"), estate.client("kms")
+    delete_bucket_policy(estate)
+    for env in ENVS:
+        kid = _key_id(estate, env)
+        kms.disable_key_rotation(KeyId=kid)
+        policy = json.loads(kms.get_key_policy(KeyId=kid, PolicyName="default")["Policy"])
+        for stmt in policy["Statement"]:
+            stmt.pop("Condition", None)
+        kms.put_key_policy(KeyId=kid, PolicyName="default", Policy=json.dumps(policy))
+        rds.modify_db_cluster(DBClusterIdentifier=f"{env}-aurora-cluster-{s}",
+                              DBClusterParameterGroupName="default.aurora-mysql8.0", ApplyImmediately=True)
+        rds.delete_db_cluster_parameter_group(DBClusterParameterGroupName=f"{env}-aurora-cluster-params-{s}")
+    plan = estate.plan()
+    got = sorted((c.action, c.type, c.name, tuple(sorted(c.diff))) for c in plan.changes)
+    want = [("update", "AWS::S3::Bucket", f"migration-scripts-{s}-{ACCOUNT}", ("Policy",))]
+    for env in ENVS:
+        want += [("create", "AWS::RDS::DBClusterParameterGroup", f"{env}-aurora-cluster-params-{s}",
+                  ("Description", "Family", "Parameters")),
+                 ("update", "AWS::RDS::DBCluster", f"{env}-aurora-cluster-{s}", ("DBClusterParameterGroupName",)),
+                 ("update", "AWS::KMS::Key", f"{env}-key-{s}", ("KeyPolicy", "KeyRotationEnabled"))]
+    assert got == sorted(want)
+    estate.apply()
+    assert estate.plan().changes == []
+    for env in ENVS:
+        c = rds.describe_db_clusters(DBClusterIdentifier=f"{env}-aurora-cluster-{s}")["DBClusters"][0]
+        assert c["DBClusterParameterGroup"] == f"{env}-aurora-cluster-params-{s}"
