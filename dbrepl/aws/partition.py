@@ -23,11 +23,6 @@ def partition_of(region: str) -> str:
         return next((p for prefix, p in _PREFIXES if region.startswith(prefix)), "aws")
 
 
-def arn(partition: str, service: str, region: str, account: str, resource: str) -> str:
-    """`arn:<partition>:<service>:<region>:<account>:<resource>`."""
-    return f"arn:{partition}:{service}:{region}:{account}:{resource}"
-
-
 @lru_cache(maxsize=16)
 def dns_suffix(partition: str) -> str:
     """The partition's DNS suffix (amazonaws.com, amazonaws.com.cn, ...): the tail of the

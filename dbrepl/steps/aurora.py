@@ -231,8 +231,8 @@ class Aurora(Step):
             except Exception as e:
                 if not is_code(e, ["DBParameterGroupAlreadyExists", "DBParameterGroupAlreadyExistsFault"]):
                     raise
-        changed = [k for k, v in p["Parameters"].items() if (have.props.get("Parameters") or {}).get(k) != v] \
-            if have is not None else list(p["Parameters"])
+        held = (have.props.get("Parameters") or {}) if have is not None else {}
+        changed = [k for k, v in p["Parameters"].items() if held.get(k) != v]
         if changed:
             # All dynamic: "immediate" applies them to the cluster at once, without a reboot.
             rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName=want.name, Parameters=[
