@@ -97,8 +97,10 @@ class Account(_Model):
     @field_validator("role_arn")
     @classmethod
     def _arn(cls, v: str) -> str:
-        if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", v):
-            raise ValueError("must be an IAM role ARN like arn:aws:iam::123456789012:role/name")
+        # Any partition: aws, aws-cn, aws-us-gov, ...
+        if not re.match(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]+$", v):
+            raise ValueError("must be an IAM role ARN like arn:<partition>:iam::123456789012:role/name "
+                             "(partition aws, aws-cn or aws-us-gov)")
         return v
 
 

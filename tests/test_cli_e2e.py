@@ -42,7 +42,8 @@ EXPECTED_TYPES = {
     # the functions' SG into the endpoints' SG (1).
     "AWS::EC2::SecurityGroupIngress": 7, "AWS::KMS::Key": 3, "AWS::KMS::Alias": 3,
     "AWS::SecretsManager::Secret": 3, "AWS::RDS::DBSubnetGroup": 3, "AWS::RDS::DBCluster": 3,
-    "AWS::RDS::DBInstance": 3, "AWS::SSM::Parameter": 3, "AWS::EC2::VPCPeeringConnection": 2,
+    "AWS::RDS::DBInstance": 3, "AWS::RDS::DBClusterParameterGroup": 3, "AWS::SSM::Parameter": 3,
+    "AWS::EC2::VPCPeeringConnection": 2,
     "AWS::EC2::Route": 4, "AWS::S3::Bucket": 1, "AWS::IAM::Role": 1, "AWS::Lambda::Function": 2,
     "AWS::Logs::LogGroup": 2, "AWS::CloudWatch::Alarm": 3,
 }

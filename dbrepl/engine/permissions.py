@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbrepl import names
+from dbrepl.aws.partition import partition_of
 
 DEPLOYER = "deployer"
 VPC_QUOTA = "vpc/L-F678F1CE"
@@ -95,16 +96,6 @@ def split(document: dict[str, Any], limit: int = MANAGED_POLICY_LIMIT) -> list[d
         else:
             parts[-1].append(st)
     return [{"Version": document["Version"], "Statement": sts} for sts in parts]
-
-
-def partition_of(region: str) -> str:
-    """The ARN partition of a region (aws, aws-cn, aws-us-gov). Local helper: dbrepl.aws.policy
-    has no partition function in this branch (the posture work adds one; use it when merged)."""
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
-    return "aws"
 
 
 @dataclass(frozen=True)

@@ -11,23 +11,27 @@ from typing import Any
 
 from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict
+from dbrepl.aws.partition import via_service
 from dbrepl.aws.policy import normalise_policy
 from dbrepl.aws.tagging import tagged
 from dbrepl.bundle import code_sha256
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, Unknown, register
-from dbrepl.engine.permissions import partition_of
 from dbrepl.steps.bucket import bucket_name
 from dbrepl.sync import contract
 from dbrepl.sync.contract import HANDLERS
 from dbrepl.sync.migrations import DEFAULT_PREFIX as SCRIPTS_PREFIX
 
-VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+VPC_ACCESS_POLICY = "AWSLambdaVPCAccessExecutionRole"  # an AWS managed policy, in every partition
 INLINE_POLICY = "DatabaseSyncPolicy"
 TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 DESCRIPTIONS = {"schema": "Synchronizes database schema changes across environments",
                 "data": "Synchronizes reference data across environments"}
 IAM_PROPAGATION = "cannot be assumed by Lambda"
+
+
+def managed_policy_arn(partition: str, name: str) -> str:
+    return f"arn:{partition}:iam::aws:policy/service-role/{name}"
 
 
 def inline_policy(ctx: Context) -> dict[str, Any]:
@@ -37,13 +41,13 @@ def inline_policy(ctx: Context) -> dict[str, Any]:
     no other AWS call: the databases' endpoints come in their environment variables."""
     s = ctx.suffix
     region, account = ctx.region(ctx.hub), ctx.account_id(ctx.hub)
-    p = partition_of(region)
+    p = ctx.partition(ctx.hub)
     # The ARNs the functions read: a secret outside the hub's region is read from its hub-region replica.
     secrets = [ctx.attr("secrets", e, "secret", "hub_arn") for e in ctx.all_envs]
     # Everything they read is in the hub's region (a replica is under the hub's key): the keys of
     # the environments there, used only through Secrets Manager and S3 there.
     keys = [ctx.attr("kms", e, "key", "arn") for e in ctx.all_envs if ctx.region(e) == region]
-    via = [f"s3.{region}.amazonaws.com", f"secretsmanager.{region}.amazonaws.com"]
+    via = [via_service("s3", region), via_service("secretsmanager", region)]
     bucket_arn = f"arn:{p}:s3:::{bucket_name(ctx)}"
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadDatabaseSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
@@ -98,11 +102,12 @@ class Lambdas(Step):
         role = names.role(s)
         out = [Resource(
             "role", "AWS::IAM::Role", SHARED, role,
-            {"AssumeRolePolicyDocument": normalise_policy(TRUST), "ManagedPolicyArns": [VPC_ACCESS_POLICY],
+            {"AssumeRolePolicyDocument": normalise_policy(TRUST),
+             "ManagedPolicyArns": [managed_policy_arn(ctx.partition(hub), VPC_ACCESS_POLICY)],
              "Policies": {INLINE_POLICY: normalise_policy(inline_policy(ctx))}},
             ctx.tags(SHARED, self.name, role, environment=SHARED), phase=0,
         )]
-        role_arn = f"arn:aws:iam::{ctx.account_id(hub)}:role/{role}"
+        role_arn = f"arn:{ctx.partition(hub)}:iam::{ctx.account_id(hub)}:role/{role}"
         count = len(ctx.spec.environments[hub].subnets)
         subnets = [ctx.id_of("network", hub, f"subnet-{i}") for i in range(1, count + 1)]
         if not any(isinstance(x, Unknown) for x in subnets):

@@ -33,11 +33,11 @@ def cross_account(ctx: Context, env: str) -> bool:
 
 def hub_read_policy(ctx: Context) -> dict[str, Any]:
     """Lets the sync functions' role in the hub account read a secret of another account."""
-    hub = ctx.account_id(ctx.hub)
+    hub, part = ctx.account_id(ctx.hub), ctx.partition(ctx.hub)
     return normalise_policy({"Version": "2012-10-17", "Statement": [{
-        "Sid": "SyncFunctionsRead", "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{hub}:root"},
+        "Sid": "SyncFunctionsRead", "Effect": "Allow", "Principal": {"AWS": f"arn:{part}:iam::{hub}:root"},
         "Action": "secretsmanager:GetSecretValue", "Resource": "*",
-        "Condition": {"ArnEquals": {"aws:PrincipalArn": f"arn:aws:iam::{hub}:role/{names.role(ctx.suffix)}"}},
+        "Condition": {"ArnEquals": {"aws:PrincipalArn": f"arn:{part}:iam::{hub}:role/{names.role(ctx.suffix)}"}},
     }]})
 
 
