@@ -4,6 +4,7 @@ The same rules through a running sandbox and the CLI: tests/test_preflight.py.""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,3 +108,26 @@ def test_the_patches_are_undone() -> None:
             ec2.create_vpc(CidrBlock=f"10.{i}.0.0/16")  # plain moto again: no quota
         with pytest.raises(NotImplementedError):
             _client("rds").describe_db_engine_versions(Engine="aurora-mysql")
+
+
+def test_a_tls_only_bucket_policy_lets_requests_through_as_over_tls() -> None:
+    """moto would refuse every PutObject under the estate's "deny without TLS" statement (it drops
+    the condition); the rule evaluates aws:SecureTransport as a TLS request has it."""
+    from dbrepl.sandbox.aws_rules import _holds_over_tls
+
+    deny_plain = {"Bool": {"aws:SecureTransport": "false"}}
+    assert _holds_over_tls(deny_plain) is False
+    assert _holds_over_tls({"Bool": {"aws:SecureTransport": ["true"]}}) is True
+    assert _holds_over_tls({"StringEquals": {"aws:SourceAccount": "1"}}) is True and _holds_over_tls(None) is True
+    with mock_aws(), refusing_as_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="tls-only")
+        s3.put_bucket_policy(Bucket="tls-only", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+             "Resource": ["arn:aws:s3:::tls-only", "arn:aws:s3:::tls-only/*"], "Condition": deny_plain}]}))
+        s3.put_object(Bucket="tls-only", Key="k", Body=b"x")
+        # A statement that denies without a transport condition still denies (moto's own evaluation).
+        s3.put_bucket_policy(Bucket="tls-only", Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::tls-only/*"}]}))
+        with pytest.raises(ClientError):
+            s3.put_object(Bucket="tls-only", Key="k2", Body=b"x")

@@ -12,7 +12,11 @@ undone afterwards, by in-process tests (`with refusing_as_aws(): ...`):
 - CreateVpc fails with VpcLimitExceeded past the region's VPC quota (Service Quotas
   L-F678F1CE, 5 by default), the default VPC counted, as AWS counts it;
 - a secret's replica reports the KMS key it was asked to use (moto always says
-  `alias/aws/secretsmanager`, so a cross-region spec would show a change after every apply).
+  `alias/aws/secretsmanager`, so a cross-region spec would show a change after every apply);
+- a bucket policy's `aws:SecureTransport` condition is evaluated as for a request over TLS
+  (moto ignores a statement's conditions when it applies a bucket policy to PutObject, so the
+  estate's "deny without TLS" statement refused every upload). The sandbox serves HTTP on the
+  loopback; it stands for AWS's HTTPS endpoints, which every AWS SDK uses by default.
 """
 
 from __future__ import annotations
@@ -159,7 +163,47 @@ def _patches() -> list[tuple[Any, str, Callable[..., Any]]]:
         (RDSResponse, "describe_orderable_db_instance_options", orderable_response),
         (VPCBackend, "create_vpc", vpc_limited),
         replica_key_patch(),
+        secure_transport_patch(),
     ]
+
+
+def secure_transport_patch() -> tuple[Any, str, Callable[..., Any]]:
+    """Bucket policy statements conditioned on `aws:SecureTransport` apply only when the condition
+    holds for a TLS request (moto evaluates the statement as if it had no condition)."""
+    from moto.s3.models import FakeBucket
+
+    get_permission = FakeBucket.get_permission
+
+    def over_tls(self: Any, action: str, resource: str) -> Any:
+        import json
+
+        if self.policy is None:
+            return get_permission(self, action, resource)
+        doc = json.loads(self.policy.decode() if isinstance(self.policy, bytes) else self.policy)
+        kept = [st for st in doc.get("Statement", []) if _holds_over_tls(st.get("Condition"))]
+        if len(kept) == len(doc.get("Statement", [])):
+            return get_permission(self, action, resource)
+        saved = self.policy
+        try:
+            self.policy = json.dumps({**doc, "Statement": kept}).encode()
+            return get_permission(self, action, resource)
+        finally:
+            self.policy = saved
+
+    return FakeBucket, "get_permission", over_tls
+
+
+def _holds_over_tls(condition: Any) -> bool:
+    """False when the statement's condition names aws:SecureTransport and a TLS request fails it."""
+    if not isinstance(condition, dict):
+        return True
+    for op, pairs in condition.items():
+        for key, value in (pairs or {}).items():
+            if key.lower() == "aws:securetransport" and op.startswith("Bool"):
+                values = value if isinstance(value, list) else [value]
+                if "true" not in [str(v).lower() for v in values]:
+                    return False
+    return True
 
 
 def replica_key_patch() -> tuple[Any, str, Callable[..., Any]]:

@@ -102,9 +102,13 @@ def iam_enforced() -> Iterator[None]:
 
 
 def user_with_policy(iam: Any, name: str, document: dict[str, Any]) -> tuple[str, str]:
-    """An IAM user holding only `document` (a managed policy, as docs/permissions.md says); its keys."""
+    """An IAM user holding only `document`, as managed policies each within IAM's size limit (the
+    parts `dbrepl permissions --part N` prints, as docs/permissions.md says); its keys."""
+    from dbrepl.engine.permissions import split
+
     iam.create_user(UserName=name)
-    arn = iam.create_policy(PolicyName=f"{name}-policy", PolicyDocument=json.dumps(document))["Policy"]["Arn"]
-    iam.attach_user_policy(UserName=name, PolicyArn=arn)
+    for i, part in enumerate(split(document), start=1):
+        arn = iam.create_policy(PolicyName=f"{name}-policy-{i}", PolicyDocument=json.dumps(part))["Policy"]["Arn"]
+        iam.attach_user_policy(UserName=name, PolicyArn=arn)
     key = iam.create_access_key(UserName=name)["AccessKey"]
     return key["AccessKeyId"], key["SecretAccessKey"]

@@ -16,7 +16,7 @@ import threading
 import pytest
 
 from dbrepl.aws.session import new_session
-from dbrepl.steps.lambdas import INLINE_POLICY, VPC_ACCESS_POLICY
+from dbrepl.steps.lambdas import INLINE_POLICY, VPC_ACCESS_POLICY, managed_policy_arn
 from dbrepl.sync import contract
 from dbrepl.sync.data.event import run_data_event
 from dbrepl.sync.schema.event import run_schema_event
@@ -104,13 +104,13 @@ def test_the_handlers_need_exactly_what_the_role_grants(applied, server):
     inline = iam.get_role_policy(RoleName=role, PolicyName=INLINE_POLICY)["PolicyDocument"]
     inline = json.loads(inline) if isinstance(inline, str) else inline
     attached = [a["PolicyArn"] for a in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
-    assert attached == [VPC_ACCESS_POLICY]
+    assert attached == [managed_policy_arn("aws", VPC_ACCESS_POLICY)]
 
     # A user holding exactly the role's policies, standing in for the function.
     user = f"function-{SUFFIX}"
     iam.create_user(UserName=user)
     iam.put_user_policy(UserName=user, PolicyName=INLINE_POLICY, PolicyDocument=json.dumps(inline))
-    iam.attach_user_policy(UserName=user, PolicyArn=VPC_ACCESS_POLICY)
+    iam.attach_user_policy(UserName=user, PolicyArn=managed_policy_arn("aws", VPC_ACCESS_POLICY))
     key = iam.create_access_key(UserName=user)["AccessKey"]
     session = new_session(REGION, credentials=(key["AccessKeyId"], key["SecretAccessKey"]))
     calls = Calls()
