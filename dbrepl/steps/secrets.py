@@ -11,6 +11,7 @@ from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict, tag_list
 from dbrepl.aws.policy import normalise_policy
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
+from dbrepl.errors import AwsFailure
 
 
 def description(env: str) -> str:
@@ -111,18 +112,27 @@ class Secrets(Step):
         password = sm.get_random_password(
             PasswordLength=cfg.password_length, ExcludeCharacters=cfg.exclude_characters,
         )["RandomPassword"]
-        value = json.dumps({"username": ctx.spec.aurora.master_username, "password": password})
+        secret = {"value": json.dumps({"username": ctx.spec.aurora.master_username, "password": password})}
+        del password
         try:
-            return sm.create_secret(
+            # Right after a forced delete, AWS may still hold the name for a few seconds.
+            return ctx.settle(lambda: sm.create_secret(
                 Name=want.name, Description=want.props["Description"], KmsKeyId=want.props["KmsKeyId"],
-                SecretString=value, Tags=tag_list(want.tags),
-            )["ARN"]
+                SecretString=secret["value"], Tags=tag_list(want.tags),
+            )["ARN"], f"secret name {want.name} to be free", when=scheduled_for_deletion)
         except Exception as e:
             if is_code(e, ["ResourceExistsException"]):
                 return None
+            if scheduled_for_deletion(e):
+                raise AwsFailure(
+                    f"create secret {want.name}",
+                    f"the name is still scheduled for deletion after "
+                    f"{ctx.timing.consistency_timeout_seconds:.0f} s: a forced delete frees it within seconds, a "
+                    "delete with a recovery window keeps it 7-30 days (restore it with `aws secretsmanager "
+                    f"restore-secret --secret-id {want.name}`, or wait), then apply again") from None
             raise
         finally:
-            del value, password
+            secret.clear()
 
     def delete(self, ctx: Context, have: Observed) -> None:
         try:
@@ -131,6 +141,11 @@ class Secrets(Step):
         except Exception as e:
             if not is_code(e, ["ResourceNotFoundException"]):
                 raise
+
+
+def scheduled_for_deletion(e: BaseException) -> bool:
+    """CreateSecret's answer while a deleted secret still holds the name."""
+    return is_code(e, ["InvalidRequestException"]) and "scheduled for deletion" in str(e)
 
 
 def read_credentials(ctx: Context, env: str) -> dict[str, str]:
