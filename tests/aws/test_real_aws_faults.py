@@ -452,3 +452,28 @@ def test_rds_log_groups_left_after_their_cluster_went_are_removed_by_the_next_de
     estate.destroy(include_protected=True)
     assert _existing(estate, made) == []
     assert estate.engine().destroy_plan().changes == []
+
+
+def test_invoking_a_pending_or_inactive_function_waits_until_lambda_takes_it(estate, faults):
+    """Lambda refuses an invoke while the function is Pending or Inactive (it did not run)."""
+    from dbrepl.app.functions import Functions
+
+    estate.apply()
+    fns = Functions(estate.spec, estate.suffix, estate.sessions)
+    faults.fail("Invoke", "ResourceConflictException", "The operation cannot be performed at this time. "
+                "The function is currently in the following state: Pending", times=3)
+    # moto's Lambda (no Docker) answers with the event itself: a body makes it a result.
+    assert fns.invoke("schema", {"body": {"ok": True}}) == {"ok": True}
+    assert faults.injected["Invoke"] == 3
+
+
+def test_invoke_refused_past_the_deadline_fails_naming_the_state(estate, faults):
+    from dbrepl.app.functions import Functions
+
+    estate.apply()
+    spec = _timing(estate, function_timeout_minutes=0.001, retry_delay=0.01)
+    faults.fail("Invoke", "ResourceConflictException", "The operation cannot be performed at this time. "
+                "The function is currently in the following state: Inactive", times=10_000)
+    with pytest.raises(AwsFailure, match=r"^Failed to invoke function db-sync-schema-replication-\w+: "
+                                         r"ResourceConflictException: .*state: Inactive"):
+        Functions(spec, estate.suffix, estate.sessions).invoke("schema", {"body": {}})
