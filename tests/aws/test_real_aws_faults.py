@@ -229,8 +229,8 @@ def test_cluster_in_a_terminal_state_ends_the_wait_at_once(estate, faults, statu
     # Left: what was made, prod's cluster included (no instance of prod was started).
     rds = estate.client("rds")
     assert rds.describe_db_clusters(DBClusterIdentifier=cluster)["DBClusters"]
-    assert not [i for i in rds.describe_db_instances()["DBInstances"]
-                if i["DBInstanceIdentifier"] == names.instance("prod", 1, estate.suffix)]
+    prod_instance = [{"Name": "db-instance-id", "Values": [names.instance("prod", 1, estate.suffix)]}]
+    assert not rds.describe_db_instances(Filters=prod_instance)["DBInstances"]
     faults.rewrites.clear()
     estate.apply()
     assert _count_estate(estate) == FULL
@@ -416,7 +416,8 @@ def _rds_log_groups(estate, exports=("error", "general", "slowquery")) -> list[s
 
 def _existing(estate, names_: list[str]) -> list[str]:
     logs = estate.client("logs")
-    groups = {g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix="/aws/rds/cluster/")["logGroups"]}
+    groups = {g["logGroupName"] for page in logs.get_paginator("describe_log_groups").paginate(
+        logGroupNamePrefix="/aws/rds/cluster/") for g in page["logGroups"]}
     return [n for n in names_ if n in groups]
 
 
