@@ -372,6 +372,11 @@ class Timing(_Model):
     aurora_timeout_minutes: Annotated[float, Field(gt=0)] = 120
     eni_release_timeout_minutes: Annotated[float, Field(gt=0)] = 45
     iam_propagation_timeout_seconds: Annotated[float, Field(gt=0)] = 120
+    # EC2 ids not yet visible right after their create, DeleteVpcEndpoints/DeleteObjects items that
+    # failed, a secret name still being freed after a forced delete: conditions that clear in seconds.
+    consistency_timeout_seconds: Annotated[float, Field(gt=0)] = 300
+    # A function leaving Pending / LastUpdateStatus InProgress, or refusing an update while one runs.
+    function_timeout_minutes: Annotated[float, Field(gt=0)] = 15
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 10
     workers: Annotated[int, Field(ge=1, le=64)] = 16
 

@@ -76,9 +76,9 @@ class Functions:
         """Invoke the deployed function (RequestResponse) and return its result body."""
         name = self.function_name(kind)
         client = self._invoke_client()
-        resp = aws_call(lambda: client.invoke(FunctionName=name, InvocationType="RequestResponse",
-                                          Payload=json.dumps(event).encode()),
-                    f"invoke function {name}", self.suffix)
+        resp = aws_call(lambda: self._when_ready(lambda: client.invoke(
+            FunctionName=name, InvocationType="RequestResponse", Payload=json.dumps(event).encode())),
+            f"invoke function {name}", self.suffix)
         raw = resp["Payload"].read()
         try:
             payload = json.loads(raw or b"null")
@@ -93,6 +93,21 @@ class Functions:
             return dict(json.loads(body) if isinstance(body, str) else body)
         except (TypeError, KeyError, ValueError):
             raise DbreplError(f"function {name} answered without a result body; is it dbrepl's handler?") from None
+
+    def _when_ready(self, call: Callable[[], Any]) -> Any:
+        """Lambda refuses to invoke a function that is Pending (just made or updated) or Inactive
+        (idle for weeks; the refused call starts reactivating it) with ResourceConflictException:
+        the function did not run, so asking again is safe, every `timing.retry_delay`, for up to
+        `timing.function_timeout_minutes`."""
+        timing = self.spec.timing
+        deadline = time.monotonic() + timing.function_timeout_minutes * 60
+        while True:
+            try:
+                return call()
+            except Exception as exc:
+                if error_code(exc) != "ResourceConflictException" or time.monotonic() >= deadline:
+                    raise
+            time.sleep(timing.retry_delay)
 
     def _invoke_client(self) -> Any:
         # A sync may take the function's whole timeout; retrying a timed-out invoke would run

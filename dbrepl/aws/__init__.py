@@ -8,6 +8,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 
+class ItemFailed(ClientError):
+    """A call answered 200 but left some items undone (DeleteVpcEndpoints' `Unsuccessful`,
+    DeleteObjects' `Errors`): raised as the ClientError AWS did not raise, so retries and error
+    wording treat it as the failure it is."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        super().__init__({"Error": {"Code": code, "Message": message}}, operation)
+
+
 def error_code(exc: BaseException) -> str | None:
     """The AWS error code of a ClientError (None for anything else)."""
     if isinstance(exc, ClientError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from dbrepl.aws import is_code, paginate, tag_dict, tag_list
@@ -47,6 +48,31 @@ def subnet_zone(ctx: Context, env: str, i: int) -> str:
             f"{len(have)} availability zones"
         )
     return have[sub.az_index][0]
+
+
+class Settled:
+    """An EC2 client for apply: a changing call that fails with `*.NotFound` is retried through
+    `settle(fn, what)` (the engine's bounded retry), because EC2 is eventually consistent: an id
+    one call just returned (a VPC, subnet, route table, group) can be unknown to the next call for
+    a few seconds. Reads and deletes go straight through: a describe's NotFound is the caller's
+    to judge, and a delete's means the resource is gone."""
+
+    _DIRECT = ("describe_", "delete_", "disassociate_", "revoke_", "get_", "can_paginate")
+
+    def __init__(self, client: Any, settle: Callable[[Callable[[], Any], str], Any]) -> None:
+        self._client = client
+        self._settle = settle
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if name.startswith(self._DIRECT) or not callable(attr):
+            return attr
+
+        def call(*args: Any, **kw: Any) -> Any:
+            ids = ", ".join(str(v) for k, v in sorted(kw.items()) if k.endswith(("Id", "Ids", "Resources")))
+            return self._settle(lambda: attr(*args, **kw), f"EC2 to know {ids or name}")
+
+        return call
 
 
 def tag_specs(resource_type: str, tags: dict[str, str]) -> list[dict[str, Any]]:

@@ -46,6 +46,9 @@ class Context:
         self._cache: dict[str, Any] = {}
         self._lock = threading.RLock()
         self.timing = spec.timing
+        # Set by Engine.destroy_plan: discovery may then read what only destroy removes (the log
+        # groups RDS makes), which a plan must neither read nor show.
+        self.destroying = False
 
     # -- selection
     def selected(self, env: str) -> bool:
@@ -200,6 +203,12 @@ class Context:
             reraise=True,
         )
         return retrying(fn)
+
+    def settle(self, fn: Callable[[], Any], what: str, when: Callable[[BaseException], bool] | None = None) -> Any:
+        """Retry `fn` for up to `timing.consistency_timeout_seconds` while AWS has not caught up
+        with itself: by default an EC2 `*.NotFound` for an id an earlier call just made."""
+        return self.retry(fn, codes=(), deadline=self.timing.consistency_timeout_seconds, what=what,
+                          when=when or (lambda e: (error_code(e) or "").endswith(".NotFound")))
 
     def wait_for(self, what: str, check: Callable[[], bool], timeout: float) -> None:
         """Poll `check` until true; report elapsed time; WaitTimeout at the deadline."""

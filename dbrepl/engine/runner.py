@@ -101,6 +101,7 @@ class Engine:
     def destroy_plan(self) -> Plan:
         """Every resource of the selection, to delete. A protected cluster's final snapshot is
         named here (after the cluster and the time) and the same name is used when deleting."""
+        self.ctx.destroying = True  # discovery may read what only destroy removes
         self.discover()
         changes = []
         for name in reversed(self.order):

@@ -27,6 +27,7 @@ from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict, tag_list
 from dbrepl.aws.tagging import tagged
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
+from dbrepl.errors import AwsFailure
 from dbrepl.steps.network import sorted_ids
 from dbrepl.steps.secrets import read_credentials
 
@@ -67,7 +68,7 @@ class Aurora(Step):
                    "rds:ModifyDBClusterParameterGroup", "rds:DeleteDBClusterParameterGroup",
                    "secretsmanager:GetSecretValue", "kms:CreateGrant", "kms:DescribeKey",
                    "ssm:GetParameters", "ssm:DescribeParameters", "ssm:PutParameter", "ssm:DeleteParameter",
-                   "ssm:AddTagsToResource")
+                   "ssm:AddTagsToResource", "logs:DescribeLogGroups", "logs:DeleteLogGroup")
 
     def desired(self, ctx: Context) -> list[Resource]:
         s, a = ctx.suffix, ctx.spec.aurora
@@ -140,7 +141,8 @@ class Aurora(Step):
                 *_observe_parameter_groups(found.parameter_groups, pg_names),
                 *_observe_clusters(ctx, found.clusters, cl_names),
                 *_observe_instances(ctx, found.instances, inst_names),
-                *_observe_parameters(ctx, found.parameters, found.tagged, param_names)]
+                *_observe_parameters(ctx, found.parameters, found.tagged, param_names),
+                *(_observe_rds_log_groups(ctx, envs[0], cl_names) if ctx.destroying else [])]
 
     # ------------------------------------------------------------------ apply
     def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:
@@ -299,6 +301,7 @@ class Aurora(Step):
         def ready() -> bool:
             c = rds.describe_db_clusters(DBClusterIdentifier=name)["DBClusters"][0]
             box["c"] = c
+            _stop_if_terminal("Aurora cluster", name, c.get("Status", ""))
             return c.get("Status") == "available"
 
         ctx.wait_for(f"Aurora cluster {name} to be available", ready, timeout)
@@ -307,6 +310,7 @@ class Aurora(Step):
     def _wait_instance(self, ctx: Context, rds: Any, name: str, timeout: float) -> None:
         def ready() -> bool:
             i = rds.describe_db_instances(DBInstanceIdentifier=name)["DBInstances"][0]
+            _stop_if_terminal("Aurora instance", name, i.get("DBInstanceStatus", ""))
             return i.get("DBInstanceStatus") == "available"
 
         ctx.wait_for(f"Aurora instance {name} to be available", ready, timeout)
@@ -324,7 +328,13 @@ class Aurora(Step):
     def delete(self, ctx: Context, have: Observed) -> None:
         rds = ctx.client("rds", have.env)
         timeout = ctx.timing.aurora_timeout_minutes * 60
-        if have.type == "AWS::SSM::Parameter":
+        if have.type == "AWS::Logs::LogGroup":
+            try:
+                ctx.client("logs", have.env).delete_log_group(logGroupName=have.name)
+            except Exception as e:
+                if not is_code(e, ["ResourceNotFoundException"]):
+                    raise
+        elif have.type == "AWS::SSM::Parameter":
             try:
                 ctx.client("ssm", have.env).delete_parameter(Name=have.name)
             except Exception as e:
@@ -373,6 +383,39 @@ class Aurora(Step):
             except Exception as e:
                 if not is_code(e, ["DBSubnetGroupNotFoundFault"]):
                     raise
+
+
+# Statuses a cluster or instance does not leave by itself (RDS User Guide, "Viewing Amazon Aurora
+# DB cluster status" and "... DB instance status"), each with what to do about it. A wait that meets
+# one stops at once: waiting out `aurora_timeout_minutes` would only hide the reason.
+TERMINAL_STATUS = {
+    "inaccessible-encryption-credentials": "its KMS key is disabled, deleted or denied to RDS: enable the key or "
+                                           "restore its grants, then restore the cluster from a backup",
+    "inaccessible-encryption-credentials-recoverable": "its KMS key is disabled or denied to RDS: enable the key "
+                                                       "and start the cluster",
+    "incompatible-network": "its subnets or security groups no longer fit (a deleted subnet, no free addresses, "
+                            "DNS turned off): fix the VPC",
+    "incompatible-parameters": "its parameter group has values it cannot start with: fix the parameter group",
+    "incompatible-option-group": "its option group cannot be applied",
+    "incompatible-restore": "a point-in-time restore cannot complete",
+    "incompatible-credentials": "its credentials cannot be used",
+    "failed": "RDS could not recover it",
+    "cloning-failed": "cloning it failed",
+    "migration-failed": "migrating data into it failed",
+    "insufficient-capacity": "AWS has no capacity for the instance class there: choose another class or AZ",
+    "restore-error": "restoring it failed",
+    "storage-full": "its storage is full",
+    "stopped": "it is stopped: start it (aws rds start-db-cluster) and apply again",
+}
+
+
+def _stop_if_terminal(kind: str, name: str, status: str) -> None:
+    why = TERMINAL_STATUS.get(status) or ("RDS cannot run it with this configuration"
+                                          if status.startswith("incompatible-") else None)
+    if why is None:
+        return
+    raise AwsFailure(f"wait for {kind} {name} to be available",
+                     f"it is {status!r}, which it does not leave by itself ({why}); it was left as it is")
 
 
 def final_snapshot_name(cluster: str, when: datetime) -> str:
@@ -541,6 +584,30 @@ def _observe_instances(ctx: Context, instances: list[dict], inst_names: dict[str
                              "PubliclyAccessible": bool(i.get("PubliclyAccessible")),
                              "AutoMinorVersionUpgrade": bool(i.get("AutoMinorVersionUpgrade"))},
                             t, attrs={"arn": i["DBInstanceArn"], "status": i.get("DBInstanceStatus")}, phase=2))
+    return out
+
+
+def rds_log_prefix(cluster: str) -> str:
+    return f"/aws/rds/cluster/{cluster}/"
+
+
+def _observe_rds_log_groups(ctx: Context, env0: str, cl_names: dict[str, str]) -> list[Observed]:
+    """Destroy only: the log groups RDS made for a cluster's exported logs
+    (`/aws/rds/cluster/<cluster>/<log type>`). RDS leaves them behind when the cluster goes, so
+    destroy deletes them, in the last phase, once the cluster is gone; found by name even after
+    the cluster was deleted (a destroy stopped half-way). dbrepl neither makes nor tags them, so a
+    plan does not read them: one read per cluster, in destroy only."""
+    logs = ctx.client("logs", env0)
+    with ThreadPoolExecutor(max_workers=max(1, len(cl_names))) as pool:
+        found = dict(zip(cl_names, pool.map(lambda cl: paginate(logs, "describe_log_groups", "logGroups",
+                                                                logGroupNamePrefix=rds_log_prefix(cl)), cl_names),
+                         strict=True))
+    out = []
+    for cl, groups in found.items():
+        for g in groups:
+            name = g["logGroupName"]
+            out.append(Observed(f"rds-log:{name.removeprefix(rds_log_prefix(cl))}", "AWS::Logs::LogGroup",
+                                cl_names[cl], name, name, {}, None, attrs={"arn": g.get("arn", "")}, phase=0))
     return out
 
 

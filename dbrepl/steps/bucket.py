@@ -7,11 +7,12 @@ added to it by hand are drift, shown by plan and removed by apply."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dbrepl import names
-from dbrepl.aws import is_code, tag_list
+from dbrepl.aws import ItemFailed, is_code, tag_list
 from dbrepl.aws.policy import normalise_policy
 from dbrepl.aws.tagging import tagged
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, register
@@ -154,22 +155,46 @@ class Bucket(Step):
     def delete(self, ctx: Context, have: Observed) -> None:
         s3 = ctx.client("s3", ctx.hub)
         try:
-            empty_bucket(s3, have.name)
+            empty_bucket(s3, have.name, ctx.settle)
             s3.delete_bucket(Bucket=have.name)
         except Exception as e:
             if not is_code(e, ["NoSuchBucket"]):
                 raise
 
 
-def empty_bucket(s3: Any, name: str) -> int:
-    """Delete every object version and delete marker (a versioned bucket deletes only empty)."""
+def empty_bucket(s3: Any, name: str, settle: Callable[..., Any] | None = None) -> int:
+    """Delete every object version and delete marker (a versioned bucket deletes only empty).
+
+    DeleteObjects answers 200 with per-key `Errors` (InternalError, SlowDown, AccessDenied, ...):
+    those keys are sent again through `settle` (the engine's bounded retry), then named in the error."""
     n = 0
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
         batch = [{"Key": v["Key"], "VersionId": v["VersionId"]}
                  for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
         for i in range(0, len(batch), 1000):
             chunk = batch[i:i + 1000]
-            s3.delete_objects(Bucket=name, Delete={"Objects": chunk, "Quiet": True})
+            pending = {(o["Key"], o["VersionId"]): o for o in chunk}
+
+            def attempt(pending: dict = pending) -> None:
+                errors = s3.delete_objects(Bucket=name, Delete={"Objects": list(pending.values()), "Quiet": True}
+                                           ).get("Errors") or []
+                failed = {(e.get("Key"), e.get("VersionId")): e for e in errors
+                          if e.get("Code") not in ("NoSuchKey", "NoSuchVersion")}
+                for k in list(pending):
+                    if k not in failed:
+                        del pending[k]
+                if failed:
+                    shown = "; ".join(f"{k} (version {v}): {e.get('Code')} {e.get('Message', '')}".rstrip()
+                                      for (k, v), e in list(failed.items())[:5])
+                    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+                    raise ItemFailed("DeleteObjects", next(iter(failed.values())).get("Code") or "Errors",
+                                     f"{len(failed)} object version(s) of bucket {name} were not deleted: "
+                                     f"{shown}{more}; the bucket and these versions were left in place")
+
+            if settle is None:
+                attempt()
+            else:
+                settle(attempt, f"objects of bucket {name} to be deleted", when=lambda e: isinstance(e, ItemFailed))
             n += len(chunk)
     return n
 

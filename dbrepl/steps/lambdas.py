@@ -16,6 +16,7 @@ from dbrepl.aws.policy import normalise_policy
 from dbrepl.aws.tagging import tagged
 from dbrepl.bundle import code_sha256
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, Unknown, register
+from dbrepl.errors import AwsFailure
 from dbrepl.steps.bucket import bucket_name
 from dbrepl.sync import contract
 from dbrepl.sync.contract import HANDLERS
@@ -27,7 +28,14 @@ TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 DESCRIPTIONS = {"schema": "Synchronizes database schema changes across environments",
                 "data": "Synchronizes reference data across environments"}
-IAM_PROPAGATION = "cannot be assumed by Lambda"
+# CreateFunction's two answers while a new role or its policies propagate through IAM (10-60 s on AWS):
+# "The role defined for the function cannot be assumed by Lambda." and "The provided execution role does
+# not have permissions to call CreateNetworkInterface on EC2".
+IAM_PROPAGATION = ("cannot be assumed by Lambda", "does not have permissions to call CreateNetworkInterface")
+
+
+def iam_propagating(e: BaseException) -> bool:
+    return is_code(e, ["InvalidParameterValueException"]) and any(m in str(e) for m in IAM_PROPAGATION)
 
 
 def managed_policy_arn(partition: str, name: str) -> str:
@@ -259,8 +267,7 @@ class Lambdas(Step):
                 # Right after CreateRole, Lambda cannot assume the role for 10-60 s (IAM propagation).
                 f = ctx.retry(create, codes=(), deadline=ctx.timing.iam_propagation_timeout_seconds,
                               what=f"role of {want.name} to propagate",
-                              when=lambda e: (is_code(e, ["InvalidParameterValueException"])
-                                              and IAM_PROPAGATION in str(e)))
+                              when=iam_propagating)
                 arn = f["FunctionArn"]
             except Exception as e:
                 if not is_code(e, ["ResourceConflictException"]):
@@ -273,16 +280,19 @@ class Lambdas(Step):
                 self._wait_ready(ctx, lam, want.name)
                 return Observed(want.key, want.type, SHARED, want.name, arn, dict(p), dict(want.tags),
                                 attrs={"arn": arn})
+        if have.attrs.get("state") == "Pending":  # made by a run that stopped before it was Active
+            self._wait_ready(ctx, lam, want.name)
+        busy = ctx.timing.function_timeout_minutes * 60
         if have.props.get("_adopted") or any(have.props.get(k) != p[k] for k in
                                               ("Runtime", "Role", "Handler", "Timeout", "MemorySize", "Description",
                                                "VpcConfig", "Environment")):
             ctx.retry(lambda: lam.update_function_configuration(FunctionName=want.name, **config),
-                      codes=("ResourceConflictException",), deadline=600,
+                      codes=("ResourceConflictException",), deadline=busy,
                       what=f"function {want.name} to finish its last update")
             self._wait_ready(ctx, lam, want.name)
         if have.props.get("CodeSha256") != p["CodeSha256"]:
             ctx.retry(lambda: lam.update_function_code(FunctionName=want.name, ZipFile=ctx.bundle),
-                      codes=("ResourceConflictException",), deadline=600,
+                      codes=("ResourceConflictException",), deadline=busy,
                       what=f"function {want.name} to finish its last update")
             self._wait_ready(ctx, lam, want.name)
         if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
@@ -291,13 +301,20 @@ class Lambdas(Step):
                         attrs={"arn": have.id})
 
     def _wait_ready(self, ctx: Context, lam: Any, name: str) -> None:
+        """Until the function is Active and its last update Successful: Lambda refuses updates and
+        invocations before (State Pending, LastUpdateStatus InProgress). Failed ends the wait at once."""
         def ready() -> bool:
             c = lam.get_function_configuration(FunctionName=name)
-            if c.get("State") == "Failed" or c.get("LastUpdateStatus") == "Failed":
-                raise RuntimeError(f"function {name} failed: {c.get('StateReason') or c.get('LastUpdateStatusReason')}")
+            for field, reason in (("State", "StateReason"), ("LastUpdateStatus", "LastUpdateStatusReason")):
+                if c.get(field) == "Failed":
+                    code = c.get(f"{reason}Code")
+                    raise AwsFailure(f"make function {name} active",
+                                     f"its {field} is Failed: {c.get(reason) or 'no reason given'}"
+                                     + (f" ({code})" if code else "")
+                                     + "; the function was left as it is")
             return c.get("State", "Active") == "Active" and c.get("LastUpdateStatus", "Successful") == "Successful"
 
-        ctx.wait_for(f"function {name} to be active", ready, 900)
+        ctx.wait_for(f"function {name} to be active", ready, ctx.timing.function_timeout_minutes * 60)
 
     # ------------------------------------------------------------------ delete
     def delete(self, ctx: Context, have: Observed) -> None:

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbrepl import names
-from dbrepl.aws import is_code, paginate, tag_dict
+from dbrepl.aws import ItemFailed, is_code, paginate, tag_dict
 from dbrepl.aws.ec2 import (
     GATEWAY_SERVICES,
     INTERFACE_SERVICES,
+    Settled,
     authorize_ingress,
     delete_lambda_enis,
     describe_by_names,
@@ -248,7 +249,7 @@ class Network(Step):
     # ------------------------------------------------------------------ apply
     def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:
         assert want is not None
-        ec2 = ctx.client("ec2", want.env)
+        ec2 = Settled(ctx.client("ec2", want.env), ctx.settle)  # ids just made may not be visible yet
         kind = want.key.split(":")[0].rsplit("-", 1)[0] if want.key.startswith(("subnet-", "assoc-")) else want.key
         p = want.props
         if want.type == "AWS::EC2::SecurityGroupIngress":
@@ -381,7 +382,8 @@ class Network(Step):
             elif t == "AWS::EC2::SubnetRouteTableAssociation":
                 ec2.disassociate_route_table(AssociationId=have.id)
             elif t == "AWS::EC2::VPCEndpoint":
-                ec2.delete_vpc_endpoints(VpcEndpointIds=[have.id])
+                ctx.settle(lambda: delete_endpoint(ec2, have.id, have.name), f"VPC endpoint {have.name} to be deleted",
+                           when=lambda e: isinstance(e, ItemFailed))
             elif t == "AWS::EC2::SecurityGroup":
                 ctx.retry(lambda: ec2.delete_security_group(GroupId=have.id), codes=DEPENDENCY, deadline=deadline,
                           what=f"security group {have.name} to be released", before_retry=release)
@@ -397,6 +399,19 @@ class Network(Step):
         except Exception as e:
             if not is_code(e, gone):
                 raise
+
+
+def delete_endpoint(ec2: Any, endpoint_id: str, name: str) -> None:
+    """DeleteVpcEndpoints answers 200 even when it did not delete: the failure is an item of
+    `Unsuccessful`. Raised as ItemFailed (retried by the caller); not found counts as deleted."""
+    for item in ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint_id]).get("Unsuccessful") or []:
+        err = item.get("Error") or {}
+        code = err.get("Code") or "Unsuccessful"
+        if code in ("InvalidVpcEndpointId.NotFound", "InvalidVpcEndpoint.NotFound"):
+            continue
+        raise ItemFailed("DeleteVpcEndpoints", code,
+                         f"VPC endpoint {name} ({item.get('ResourceId') or endpoint_id}) was not deleted: "
+                         f"{err.get('Message') or 'no reason given'}")
 
 
 def _peering_owned(ctx: Context, env: str, rule: dict, fn_id: str | None) -> bool:

@@ -10,8 +10,9 @@ from typing import Any
 
 from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict
-from dbrepl.aws.ec2 import authorize_ingress, ensure_tags, flatten_rules, revoke_ingress, tag_specs
+from dbrepl.aws.ec2 import Settled, authorize_ingress, ensure_tags, flatten_rules, revoke_ingress, tag_specs
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
+from dbrepl.errors import AwsFailure
 from dbrepl.steps.network import (
     all_group_names,
     describe_groups,
@@ -21,6 +22,8 @@ from dbrepl.steps.network import (
 )
 
 LIVE = ("pending-acceptance", "provisioning", "active", "initiating-request")
+# States a peering never leaves for active (EC2 User Guide, "VPC peering connection lifecycle").
+PEERING_TERMINAL = ("failed", "rejected", "expired", "deleted", "deleting")
 
 
 @register
@@ -156,7 +159,7 @@ class Peering(Step):
 
     def apply(self, ctx: Context, change: Change, want: Resource | None, have: Observed | None) -> Observed | None:
         assert want is not None
-        ec2 = ctx.client("ec2", want.env)
+        ec2 = Settled(ctx.client("ec2", want.env), ctx.settle)  # ids just made may not be visible yet
         p = want.props
         if want.type == "AWS::EC2::VPCPeeringConnection":
             peer = want.key.split(":", 1)[1]
@@ -172,7 +175,7 @@ class Peering(Step):
                 )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
             status = have.props.get("Status") if have else None
             if status != "active":
-                self._accept(ctx, ec2, ctx.client("ec2", peer), pid)
+                self._accept(ctx, ec2, Settled(ctx.client("ec2", peer), ctx.settle), pid)
             if have is not None and any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
                 ensure_tags(ec2, pid, want.tags)
             return Observed(want.key, want.type, want.env, want.name, pid, dict(p), dict(want.tags))
@@ -197,12 +200,19 @@ class Peering(Step):
     def _accept(self, ctx: Context, requester: Any, accepter: Any, pid: str) -> None:
         def state(client: Any) -> str:
             try:
-                return client.describe_vpc_peering_connections(VpcPeeringConnectionIds=[pid])[
-                    "VpcPeeringConnections"][0]["Status"]["Code"]
+                st = client.describe_vpc_peering_connections(VpcPeeringConnectionIds=[pid])[
+                    "VpcPeeringConnections"][0]["Status"]
             except Exception as e:  # not yet visible on the accepter's side
                 if is_code(e, ["InvalidVpcPeeringConnectionID.NotFound"]):
                     return "initiating-request"
                 raise
+            code = st.get("Code", "")
+            if code in PEERING_TERMINAL:  # it never becomes active from there: stop waiting now
+                raise AwsFailure(f"make VPC peering {pid} active",
+                                 f"it is {code}: {st.get('Message') or 'no reason given'} (the peering was left "
+                                 "as it is: check the two VPCs' CIDRs, accounts and regions, then destroy and "
+                                 "apply)")
+            return code
 
         ctx.wait_for(f"peering {pid} to reach the accepter", lambda: state(accepter) != "initiating-request", 600)
         if state(accepter) == "pending-acceptance":

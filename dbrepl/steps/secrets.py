@@ -17,7 +17,7 @@ from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict, tag_list
 from dbrepl.aws.policy import normalise_policy
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
-from dbrepl.errors import BadInput
+from dbrepl.errors import AwsFailure, BadInput
 
 # A replica still being written is on its way, not drift; only Failed (with AWS's reason) is.
 REPLICA_OK = ("InSync", "InProgress")
@@ -182,21 +182,30 @@ class Secrets(Step):
         password = sm.get_random_password(
             PasswordLength=cfg.password_length, ExcludeCharacters=cfg.exclude_characters,
         )["RandomPassword"]
-        value = json.dumps({"username": ctx.spec.aurora.master_username, "password": password})
+        secret = {"value": json.dumps({"username": ctx.spec.aurora.master_username, "password": password})}
+        del password
         try:
             replica = want.props.get("Replica")
             extra = {"AddReplicaRegions": [{"Region": replica["Region"], "KmsKeyId": replica["KmsKeyId"]}]} \
                 if replica else {}
-            return sm.create_secret(
+            # Right after a forced delete, AWS may still hold the name for a few seconds.
+            return ctx.settle(lambda: sm.create_secret(
                 Name=want.name, Description=want.props["Description"], KmsKeyId=want.props["KmsKeyId"],
-                SecretString=value, Tags=tag_list(want.tags), **extra,
-            )["ARN"]
+                SecretString=secret["value"], Tags=tag_list(want.tags), **extra,
+            )["ARN"], f"secret name {want.name} to be free", when=scheduled_for_deletion)
         except Exception as e:
             if is_code(e, ["ResourceExistsException"]):
                 return None
+            if scheduled_for_deletion(e):
+                raise AwsFailure(
+                    f"create secret {want.name}",
+                    f"the name is still scheduled for deletion after "
+                    f"{ctx.timing.consistency_timeout_seconds:.0f} s: a forced delete frees it within seconds, a "
+                    "delete with a recovery window keeps it 7-30 days (restore it with `aws secretsmanager "
+                    f"restore-secret --secret-id {want.name}`, or wait), then apply again") from None
             raise
         finally:
-            del value, password
+            secret.clear()
 
     def delete(self, ctx: Context, have: Observed) -> None:
         sm = ctx.client("secretsmanager", have.env)
@@ -230,6 +239,11 @@ def _replica(described: dict[str, Any], region: str) -> dict[str, Any] | None:
 def _attrs(arn: str, replica_region: str | None) -> dict[str, str]:
     """`arn` (the primary, in the environment's region) and `hub_arn` (what the functions read)."""
     return {"arn": arn, "hub_arn": in_region(arn, replica_region) if replica_region else arn}
+
+
+def scheduled_for_deletion(e: BaseException) -> bool:
+    """CreateSecret's answer while a deleted secret still holds the name."""
+    return is_code(e, ["InvalidRequestException"]) and "scheduled for deletion" in str(e)
 
 
 def read_credentials(ctx: Context, env: str) -> dict[str, str]:

@@ -6,9 +6,11 @@ event system); nothing patches boto3 globally.
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,16 @@ class _Raw:
         yield self._body
 
 
+def _ok(body: dict) -> tuple[Any, dict]:
+    """A before-call short-circuit: HTTP 200 with `body`, the request never sent."""
+
+    class Http:
+        status_code = 200
+        headers: dict = {}
+
+    return Http(), {**body, "ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": "injected"}}
+
+
 class Faults:
     """Inject AWS errors moto never produces.
 
@@ -94,6 +106,8 @@ class Faults:
 
     def __init__(self, seed: int = 7) -> None:
         self.rules: dict[str, list[Any]] = {}
+        self.answers: dict[str, list[Any]] = {}  # op -> [fn(params) -> parsed body | None, times]
+        self.rewrites: dict[str, list[Any]] = {}  # op -> [response fn, request fn | None, times]
         self.rate = 0.0
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
@@ -102,18 +116,74 @@ class Faults:
     def fail(self, op: str, code: str, message: str = "", times: int = 1, status: int = 400) -> None:
         self.rules[op] = [code, message, times, status]
 
+    def answer(self, op: str, fn: Callable[[dict], dict | None], times: int = 1) -> None:
+        """Answer `op` with HTTP 200 and `fn(params)` instead of sending it (AWS did nothing), for
+        the answers that are failures in a 200 (DeleteVpcEndpoints' `Unsuccessful`). `fn` returns
+        None to let a call through (not counted)."""
+        self.answers[op] = [fn, times]
+
+    def rewrite(self, op: str, response: Callable[[dict, dict], bool], *,
+                request: Callable[[dict], None] | None = None, times: int = 1) -> None:
+        """Let `op` reach the emulator, then change its answer in place: `response(parsed, params)`
+        returns True when it changed something (counted against `times`). `request(params)` may
+        first change what is sent (e.g. hold back keys the answer then reports as failed), for as
+        long as the rule has times left; returning False it sends nothing (an empty 200 answer,
+        which `response` then fills). States AWS reports and moto never does (Pending, Failed,
+        incompatible-network) and per-item errors (DeleteObjects' `Errors`) are made this way."""
+        self.rewrites[op] = [response, request, times]
+
     def throttle(self, rate: float) -> None:
         self.rate = rate
 
     def hook(self, client: Any) -> None:
+        client.meta.events.register("before-parameter-build.*.*", self._before_parameter_build)
         client.meta.events.register("before-call.*.*", self._before_call)
+        client.meta.events.register("after-call.*.*", self._after_call)
         protocol = client.meta.service_model.protocol
         # First in line, so the in-process emulator (also a before-send handler) can see the mark
         # and leave a throttled request unserved, as AWS does (see tests/conftest.py).
         client.meta.events.register_first("before-send.*.*",
                                           lambda request, **kw: self._before_send(protocol, request))
 
-    def _before_call(self, model: Any, **kw: Any) -> Any:
+    def _before_parameter_build(self, params: dict, model: Any, context: dict, **kw: Any) -> None:
+        try:
+            context["faults.params"] = copy.deepcopy(params)  # as the caller gave them
+        except Exception:  # a stream body: the top level is enough
+            context["faults.params"] = dict(params)
+        with self.lock:
+            rule = self.rewrites.get(model.name)
+            if not rule or rule[2] <= 0 or rule[1] is None:
+                return
+        if rule[1](params) is False:  # nothing left to send: AWS does nothing, answer() below says so
+            context["faults.hold"] = True
+
+    def _after_call(self, parsed: dict, model: Any, context: dict, **kw: Any) -> None:
+        with self.lock:
+            rule = self.rewrites.get(model.name)
+            if not rule or rule[2] <= 0 or "Error" in parsed:
+                return
+            if rule[0](parsed, context.get("faults.params") or {}):
+                rule[2] -= 1
+                self.injected[model.name] += 1
+
+    def _answer(self, model: Any, context: dict) -> Any:
+        with self.lock:
+            rule = self.answers.get(model.name)
+            if not rule or rule[1] <= 0:
+                return None
+            body = rule[0](context.get("faults.params") or {})
+            if body is None:
+                return None
+            rule[1] -= 1
+            self.injected[model.name] += 1
+        return _ok(body)
+
+    def _before_call(self, model: Any, context: dict | None = None, **kw: Any) -> Any:
+        answered = self._answer(model, context or {})
+        if answered is not None:
+            return answered
+        if (context or {}).get("faults.hold"):
+            return _ok({})
         with self.lock:
             rule = self.rules.get(model.name)
             if not rule or rule[2] <= 0:

@@ -15,6 +15,11 @@ from tests.aws.harness import Killed, forget_automated_snapshots
 APPLY_CALLS = 130  # roughly what apply from empty makes
 
 
+def _all(client, op: str, key: str) -> list:
+    """Every page: a session's many estates pass the 100 items of a first page (RDS, KMS)."""
+    return [x for page in client.get_paginator(op).paginate() for x in page[key]]
+
+
 def _count_estate(e) -> Counter:
     """Resources of this suffix, counted through each service's own API (duplicates show)."""
     s = e.suffix
@@ -27,20 +32,20 @@ def _count_estate(e) -> Counter:
     c["sg"] = len(ec2.describe_security_groups(Filters=tagged)["SecurityGroups"])
     c["endpoint"] = len([x for x in ec2.describe_vpc_endpoints(Filters=tagged)["VpcEndpoints"]
                          if x["State"].lower() != "deleted"])
-    c["peering"] = len([p for p in ec2.describe_vpc_peering_connections()["VpcPeeringConnections"]
+    c["peering"] = len([p for p in _all(ec2, "describe_vpc_peering_connections", "VpcPeeringConnections")
                         if {t["Key"]: t["Value"] for t in p.get("Tags", [])}.get("dbrepl:suffix") == s
                         and p["Status"]["Code"] not in ("deleted", "rejected", "failed")])
     kms = e.client("kms")
     live_keys = 0
-    for k in kms.list_keys()["Keys"]:
+    for k in _all(kms, "list_keys", "Keys"):
         tags = {t["TagKey"]: t["TagValue"] for t in kms.list_resource_tags(KeyId=k["KeyId"]).get("Tags", [])}
         state = kms.describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"]
         if tags.get("dbrepl:suffix") == s and state == "Enabled":
             live_keys += 1
     c["key"] = live_keys
-    c["cluster"] = len([x for x in rds.describe_db_clusters()["DBClusters"]
+    c["cluster"] = len([x for x in _all(rds, "describe_db_clusters", "DBClusters")
                         if x["DBClusterIdentifier"].endswith(f"-{s}")])
-    c["instance"] = len([x for x in rds.describe_db_instances()["DBInstances"]
+    c["instance"] = len([x for x in _all(rds, "describe_db_instances", "DBInstances")
                          if x["DBInstanceIdentifier"].endswith(f"-{s}")])
     return c
 
