@@ -13,7 +13,7 @@ from dbrepl.aws.tagging import tagged
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
 
 
-def key_policy(account: str, hub_account: str | None = None) -> dict[str, Any]:
+def key_policy(account: str, hub_account: str | None = None, alarm_topic: bool = False) -> dict[str, Any]:
     """The seed's key policy; plus, when the sync hub is another account, use by that account
     (its IAM then decides: the functions' role reads this environment's secret through it)."""
     policy = {
@@ -32,6 +32,14 @@ def key_policy(account: str, hub_account: str | None = None) -> dict[str, Any]:
             {"Sid": "Allow the sync hub account", "Effect": "Allow",
              "Principal": {"AWS": f"arn:aws:iam::{hub_account}:root"},
              "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], "Resource": "*"})
+    if alarm_topic:
+        # Issue 12 (alarms step): the hub's key encrypts the alarm topic (SNS); CloudWatch alarms
+        # publishing to an encrypted topic need the key (AWS: "compatibility between event sources
+        # from AWS services and encrypted topics").
+        policy["Statement"].append(
+            {"Sid": "Allow CloudWatch alarms to use the key", "Effect": "Allow",
+             "Principal": {"Service": "cloudwatch.amazonaws.com"},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"})
     return policy
 
 
@@ -111,7 +119,8 @@ class Kms(Step):
             if have is None:
                 m = kms.create_key(
                     Description=want.props["Description"],
-                    Policy=json.dumps(key_policy(ctx.account_id(want.env), ctx.account_id(ctx.hub))),
+                    Policy=json.dumps(key_policy(ctx.account_id(want.env), ctx.account_id(ctx.hub),
+                                                 alarm_topic=want.env == ctx.hub)),  # issue 12: hub's key only
                     Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(want.tags.items())],
                 )["KeyMetadata"]
                 return Observed("key", want.type, want.env, want.name, m["KeyId"], dict(want.props),
