@@ -409,7 +409,9 @@ class Sync(_Model):
     hub: str = "staging"
     databases: list[str] = ["app"]
     reference_tables: list[str] = []
-    schedules: list[Schedule] = [Schedule(route="dev->staging", kind="data", every="1 hour")]
+    # Absent: no schedules. The default spec (environments.yaml, what `dbrepl init` writes) has one:
+    # reference data dev->staging every hour. A model default could name environments a spec lacks.
+    schedules: list[Schedule] = []
 
     @field_validator("schedules")
     @classmethod
@@ -517,6 +519,9 @@ class Spec(_Model):
                 if e not in envs:
                     raise ValueError(f"sync.schedules[{i}]: route {sc.route} names unknown environment {e!r}; "
                                      f"known: {', '.join(sorted(envs))}")
+            if sc.kind == "data" and not self.sync.reference_tables:
+                raise ValueError(f"sync.schedules[{i}]: a data schedule syncs sync.reference_tables, which is "
+                                 "empty; list the tables (database.table) or remove the entry")
             if self.environments[sc.target].protected and not sc.allow_protected:
                 raise ValueError(f"sync.schedules[{i}]: {sc.target} is protected; set allow_protected: true on "
                                  f"the entry to schedule {sc.kind} syncs into it")

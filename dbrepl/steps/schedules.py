@@ -72,7 +72,7 @@ class Schedules(Step):
         group = names.schedule_group(s)
         out = [
             Resource("role", "AWS::IAM::Role", SHARED, role,
-                     {"AssumeRolePolicyDocument": normalise_policy(trust(account)),
+                     {"AssumeRolePolicyDocument": _strings(normalise_policy(trust(account))),
                       "Policies": {INLINE_POLICY: normalise_policy(policy)}},
                      ctx.tags(SHARED, self.name, role, environment=SHARED), phase=0),
             Resource("group", "AWS::Scheduler::ScheduleGroup", SHARED, group, {"State": "ACTIVE"},
@@ -103,7 +103,8 @@ class Schedules(Step):
         if r is not None and ctx.owns(tag_dict(r.get("Tags"))):
             policies = {INLINE_POLICY: normalise_policy(pol["PolicyDocument"])} if pol else {}
             out.append(Observed("role", "AWS::IAM::Role", SHARED, role, r["Arn"],
-                                {"AssumeRolePolicyDocument": normalise_policy(r.get("AssumeRolePolicyDocument")),
+                                {"AssumeRolePolicyDocument":
+                                     _strings(normalise_policy(r.get("AssumeRolePolicyDocument"))),
                                  "Policies": policies},
                                 tag_dict(r.get("Tags")), attrs={"arn": r["Arn"]}, phase=0))
         if g is None or g.get("State") == "DELETING":
@@ -231,6 +232,16 @@ class Schedules(Step):
         except Exception as e:
             if not is_code(e, ["ResourceNotFoundException", "NoSuchEntity"]):
                 raise
+
+
+def _strings(doc: Any) -> Any:
+    """Condition values as IAM keeps them, strings: normalise_policy json-decodes every string, so
+    an account id ("123456789012") comes back a number (and IAM refuses that policy)."""
+    if isinstance(doc, dict):
+        return {k: _strings(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_strings(v) for v in doc]
+    return str(doc) if isinstance(doc, int) and not isinstance(doc, bool) else doc
 
 
 def _none_if(fn: Any, code: str) -> Any:
