@@ -38,6 +38,16 @@ def _estate(estate: Any, **kw: Any) -> Any:
     return estate
 
 
+@pytest.fixture
+def obs(estate: Any, faults: Any) -> Any:
+    """An estate with two schedules (one cron, into protected prod) and two addresses; destroyed
+    afterwards, so later tests sharing the session's mock see no extra VPCs."""
+    e = _estate(estate)
+    yield e
+    faults.rules.clear()
+    e.destroy(include_protected=True)
+
+
 def _topic(estate: Any) -> str:
     return f"arn:aws:sns:us-east-1:123456789012:dbrepl-alarms-{estate.suffix}"
 
@@ -54,8 +64,8 @@ def _fn_arn(estate: Any, kind: str) -> str:
         "Configuration"]["FunctionArn"]
 
 
-def test_apply_makes_schedules_topic_alarms_and_dashboard_and_a_no_op_plan_after(estate):
-    e = _estate(estate)
+def test_apply_makes_schedules_topic_alarms_and_dashboard_and_a_no_op_plan_after(obs):
+    e = obs
     s = e.suffix
     e.apply()
 
@@ -150,8 +160,8 @@ def test_apply_makes_schedules_topic_alarms_and_dashboard_and_a_no_op_plan_after
     assert e.apply().changes == [] and e.log.mutating == []
 
 
-def test_drift_in_each_is_found_and_repaired(estate):
-    e = _estate(estate)
+def test_drift_in_each_is_found_and_repaired(obs):
+    e = obs
     s = e.suffix
     e.apply()
     sch, sns, cw, iam = e.client("scheduler"), e.client("sns"), e.client("cloudwatch"), e.client("iam")
@@ -207,8 +217,8 @@ def test_drift_in_each_is_found_and_repaired(estate):
     assert _alarms(e)[f"data-sync-dev-to-staging-failure-{s}"]["AlarmActions"] == [_topic(e)]
 
 
-def test_removed_entries_are_deleted_and_destroy_removes_all(estate):
-    e = _estate(estate)
+def test_removed_entries_are_deleted_and_destroy_removes_all(obs):
+    e = obs
     s = e.suffix
     e.apply()
     # The schema schedule and one address leave the spec: their schedule, alarms and subscription go.
@@ -257,8 +267,8 @@ def _pending(*endpoints: str) -> Any:
     return hook
 
 
-def test_pending_subscriptions_are_neither_resubscribed_nor_deleted(estate):
-    e = _estate(estate)
+def test_pending_subscriptions_are_neither_resubscribed_nor_deleted(obs):
+    e = obs
     e.apply()
     e.sessions.hooks.append(_pending(*EMAILS))
     e.sessions._clients.clear()  # new clients carry the hook
@@ -269,8 +279,8 @@ def test_pending_subscriptions_are_neither_resubscribed_nor_deleted(estate):
     assert [c for c in e.plan().changes if c.type == "AWS::SNS::Subscription"] == []
 
 
-def test_schedule_retries_while_the_new_role_propagates(estate, faults):
-    e = _estate(estate)
+def test_schedule_retries_while_the_new_role_propagates(obs, faults):
+    e = obs
     faults.fail("CreateSchedule", "ValidationException",
                 "The execution role you provide must allow AWS EventBridge Scheduler to assume the role.", times=2)
     e.apply()
@@ -278,8 +288,8 @@ def test_schedule_retries_while_the_new_role_propagates(estate, faults):
     assert e.plan().changes == []
 
 
-def test_a_schedule_refused_for_another_reason_fails_the_apply(estate, faults):
-    e = _estate(estate)
+def test_a_schedule_refused_for_another_reason_fails_the_apply(obs, faults):
+    e = obs
     faults.fail("CreateSchedule", "ValidationException", "Invalid Schedule Expression.", times=1)
     with pytest.raises(Exception, match="Invalid Schedule Expression"):
         e.apply()
