@@ -258,7 +258,9 @@ def test_no_op_plan_and_second_apply_make_no_changes(built):
     #   dashboard: cloudwatch GetDashboard.
     # And 1 moto adds: it pages GetResources by 100 tags even with ResourcesPerPage=100 (AWS does
     # not), and 6 more tagged alarms take the estate over 100 tags: 2 GetResources here, 1 on AWS.
-    assert reads <= 50, built.log.counter()
+    # 49 on AWS, 50 here; the bound keeps the 5 calls of headroom it had (45 for 40) for listings
+    # that page as the account fills (ListAliases past 100 aliases in a full test session).
+    assert reads <= 55, dict(built.log.counter())
     built.log.clear()
     done = built.apply()
     assert done.changes == []
