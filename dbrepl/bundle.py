@@ -1,7 +1,10 @@
-"""The Lambda bundle: a deterministic zip of the handlers, dbrepl.sync and pymysql.
+"""The Lambda bundle: a deterministic zip of the handlers, dbrepl.sync and pymysql, and the
+CA bundle the functions verify the clusters against.
 
 Built from the installed packages: the handlers are dbrepl.sync.handlers, behind two
-top-level entry modules written here.
+top-level entry modules written here. The spec's `databases.tls.ca_bundle` (when verification
+is on) goes in as the top-level `contract.TLS_CA_FILE`, where the handlers look for it: its
+content is part of the zip, so a changed bundle changes the hash and apply updates the code.
 
 Same inputs, same bytes (fixed timestamps, permissions and order), so apply compares the
 zip's SHA-256 with the function's CodeSha256 and uploads only when the code changed.
@@ -33,10 +36,12 @@ def entry_module(kind: str) -> tuple[str, bytes]:
     return f"{module}.py", text.encode()
 
 
-def _files() -> list[tuple[str, bytes | Path]]:
+def _files(ca_bundle: Path | None = None) -> list[tuple[str, bytes | Path]]:
     """(name in the zip, content or file): the entry modules, dbrepl.sync and pymysql, all
-    taken from the installed packages (no checkout needed)."""
+    taken from the installed packages (no checkout needed), and the CA bundle when given."""
     out: list[tuple[str, bytes | Path]] = [entry_module(kind) for kind in HANDLERS]
+    if ca_bundle is not None:
+        out.append((contract.TLS_CA_FILE, Path(ca_bundle)))
     out.append(("dbrepl/__init__.py", PACKAGE / "__init__.py"))
     for p in sorted((PACKAGE / "sync").rglob("*.py")):
         out.append((f"dbrepl/{p.relative_to(PACKAGE).as_posix()}", p))
@@ -47,10 +52,11 @@ def _files() -> list[tuple[str, bytes | Path]]:
     return sorted(out, key=lambda item: item[0])
 
 
-def build_bundle() -> bytes:
+def build_bundle(ca_bundle: Path | None = None) -> bytes:
+    """The zip's bytes; `ca_bundle`: the PEM file the functions verify the clusters against."""
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
-        for arc, data in _files():
+        for arc, data in _files(ca_bundle):
             info = zipfile.ZipInfo(arc, date_time=FIXED_TIME)
             info.external_attr = 0o100644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
@@ -64,7 +70,7 @@ def code_sha256(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
-def write_bundle(path: Path) -> tuple[Path, str, int]:
-    data = build_bundle()
+def write_bundle(path: Path, ca_bundle: Path | None = None) -> tuple[Path, str, int]:
+    data = build_bundle(ca_bundle)
     path.write_bytes(data)
     return path, code_sha256(data), len(data)

@@ -45,6 +45,10 @@ def subnet_group(env: str, s: str) -> str:
     return f"{env}-aurora-subnet-group-{s}"
 
 
+def cluster_parameter_group(env: str, s: str) -> str:
+    return f"{env}-aurora-cluster-params-{s}"
+
+
 def cluster(env: str, s: str) -> str:
     return f"{env}-aurora-cluster-{s}"
 

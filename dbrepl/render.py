@@ -112,3 +112,42 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
         colour = {"ok": "green", "missing": "red", "drifted": "yellow", "extra": "red"}.get(r["state"], "white")
         t.add_row(r["env"], r["type"], escape(r["name"]), f"[{colour}]{r['state']}[/]")
     console.print(t)
+    _render_routes(console, status)
+    if status.get("alarms"):
+        a = Table(title="Alarms")
+        for col in ("alarm", "env", "state"):
+            a.add_column(col)
+        for al in status["alarms"]:
+            colour = {"OK": "green", "ALARM": "red"}.get(al["state"], "yellow")
+            a.add_row(escape(al["name"]), al["env"], f"[{colour}]{escape(str(al['state']))}[/]")
+        console.print(a)
+
+
+def _render_routes(console: Console, status: dict[str, Any]) -> None:
+    if status.get("routes_error"):
+        why = escape(status["routes_error"])
+        console.print(f"[yellow]Sync routes: the last-run records could not be read: {why}[/]")
+        return
+    rows = status.get("routes") or []
+    if not rows:
+        console.print("Sync routes: no sync has run yet and none is scheduled.")
+        return
+    t = Table(title="Sync routes (last run)")
+    for col in ("route", "kind", "schedule", "last run (UTC)", "age", "result", "rows / statements"):
+        t.add_column(col)
+    for r in rows:
+        colour = "green" if r["status"] == "success" else "yellow" if r["status"] == "never run" else "red"
+        done = r["rows"] if r["kind"] == "data" else r["statements"]
+        result = f"[{colour}]{escape(str(r['status']))}[/]" + (" (dry run)" if r["dry_run"] else "")
+        t.add_row(escape(r["route"]), r["kind"], escape(r["schedule"] or "-"), escape(str(r["last_run"] or "-")),
+                  _age_text(r["age_seconds"]), result, "-" if done is None else str(done))
+    console.print(t)
+
+
+def _age_text(seconds: int | None) -> str:
+    if seconds is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"

@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -96,8 +97,10 @@ class Account(_Model):
     @field_validator("role_arn")
     @classmethod
     def _arn(cls, v: str) -> str:
-        if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", v):
-            raise ValueError("must be an IAM role ARN like arn:aws:iam::123456789012:role/name")
+        # Any partition: aws, aws-cn, aws-us-gov, ...
+        if not re.match(r"^arn:aws(-[a-z]+)*:iam::\d{12}:role/[\w+=,.@/-]+$", v):
+            raise ValueError("must be an IAM role ARN like arn:<partition>:iam::123456789012:role/name "
+                             "(partition aws, aws-cn or aws-us-gov)")
         return v
 
 
@@ -442,6 +445,48 @@ class Sync(_Model):
         return v
 
 
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+
+
+class DatabaseTls(_Model):
+    """TLS to the clusters (docs/configuration.md, "TLS to the databases"). TLS is always on;
+    `ca_bundle` (a path relative to the spec, resolved when the spec is loaded) turns on
+    verification of the server's certificate and host name, unless `verify: false`."""
+
+    ca_bundle: Path | None = None
+    verify: bool = True
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _bundle(cls, v: Path | None, info: ValidationInfo) -> Path | None:
+        if v is None:
+            return None
+        base = (info.context or {}).get("spec_dir") if isinstance(info.context, dict) else None
+        path = (Path(base) / v if base and not v.is_absolute() else v).resolve()
+        if not path.is_file():
+            raise ValueError(f"CA bundle {path} not found; download the RDS bundle ({RDS_CA_BUNDLE_URL}) "
+                             "next to the spec, or remove the key")
+        try:
+            text = path.read_text(encoding="ascii", errors="replace")
+        except OSError as e:
+            raise ValueError(f"CA bundle {path} cannot be read ({e.__class__.__name__})") from None
+        if "-----BEGIN CERTIFICATE-----" not in text:
+            raise ValueError(f"CA bundle {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----); "
+                             f"use the RDS bundle ({RDS_CA_BUNDLE_URL})")
+        return path
+
+    @property
+    def verified_bundle(self) -> Path | None:
+        """The bundle connections verify against; None: encrypted but unverified."""
+        return self.ca_bundle if self.verify else None
+
+
+class Databases(_Model):
+    """How dbrepl connects to the clusters."""
+
+    tls: DatabaseTls = DatabaseTls()
+
+
 class Timing(_Model):
     """How long to wait and how often to look; near zero against a local emulator."""
 
@@ -465,6 +510,7 @@ class Spec(_Model):
     lambdas: Lambdas = Lambdas()
     alarms: Alarms = Alarms()
     sync: Sync = Sync()
+    databases: Databases = Databases()
     timing: Timing = Timing()
 
     @field_validator("environments")
@@ -618,6 +664,8 @@ def load_spec(path: Path | str | None = None) -> Spec:
     if not isinstance(data, dict):
         raise SpecError(f"{path}: the spec must be a YAML mapping with 'environments' and 'peering'")
     try:
-        return Spec.model_validate(data)
+        # The context resolves paths in the spec (databases.tls.ca_bundle) against the folder
+        # that holds the spec as named (a symbolic link is not followed: config/ in a checkout).
+        return Spec.model_validate(data, context={"spec_dir": str(path.absolute().parent)})
     except ValidationError as e:
         raise SpecError(_one_line(path, e)) from None

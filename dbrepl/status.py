@@ -34,6 +34,9 @@ def estate_status(engine: Engine) -> dict[str, Any]:
     for kind, label in (("schema", "SchemaReplicationFunctionArn"), ("data", "DataReplicationFunctionArn")):
         f = ctx.get("lambdas", SHARED, f"fn-{kind}")
         outputs[label] = f.id if f else None
-    return {"suffix": ctx.suffix, "outputs": outputs, "resources": resources,
+    alarms = [{"name": o.name, "env": o.env, "state": o.attrs.get("state") or "unknown"}
+              for step in engine.order for o in engine.observed(step).values() if o.type == "AWS::CloudWatch::Alarm"]
+    alarms.sort(key=lambda a: a["name"])
+    return {"suffix": ctx.suffix, "outputs": outputs, "resources": resources, "alarms": alarms,
             "summary": {s: sum(r["state"] == s for r in resources) for s in ("ok", "missing", "drifted", "extra")},
             "functions": {k: names.function(k, ctx.suffix) for k in ("schema", "data")}}

@@ -42,7 +42,8 @@ EXPECTED_TYPES = {
     # the functions' SG into the endpoints' SG (1).
     "AWS::EC2::SecurityGroupIngress": 7, "AWS::KMS::Key": 3, "AWS::KMS::Alias": 3,
     "AWS::SecretsManager::Secret": 3, "AWS::RDS::DBSubnetGroup": 3, "AWS::RDS::DBCluster": 3,
-    "AWS::RDS::DBInstance": 3, "AWS::SSM::Parameter": 3, "AWS::EC2::VPCPeeringConnection": 2,
+    "AWS::RDS::DBInstance": 3, "AWS::RDS::DBClusterParameterGroup": 3, "AWS::SSM::Parameter": 3,
+    "AWS::EC2::VPCPeeringConnection": 2,
     "AWS::EC2::Route": 4, "AWS::S3::Bucket": 1, "AWS::IAM::Role": 2, "AWS::Lambda::Function": 2,
     "AWS::Logs::LogGroup": 2,
     # Issue 12: replica lag (3), failure and staleness of the default schedule (2), Errors and
@@ -217,7 +218,8 @@ def test_plan_json_lists_every_resource(cli: Cli) -> None:
     assert r.code == 0, r.stderr
     plan = r.json()  # stdout is exactly one JSON document
     assert set(plan) == {"changes", "summary", "preflight"}
-    assert {f["check"] for f in plan["preflight"]} == {"vpc-quota", "engine-version", "instance-class"}
+    assert {f["check"] for f in plan["preflight"]} == {"vpc-quota", "engine-version", "instance-class",
+                                                     "availability-zones", "bucket-key-region"}
     assert set(plan["summary"]) == {"create", "update", "delete"}
     assert plan["summary"] == {"create": TOTAL, "update": 0, "delete": 0}
     for c in plan["changes"]:

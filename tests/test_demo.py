@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pymysql
 import pytest
 
@@ -92,6 +93,10 @@ def test_demo_end_to_end(cwd: Path) -> None:
     assert "lookup_data (5 rows)" in _line(r, "✓ sample schema:")
     assert "(verified)" in _line(r, "✓ sync schema: synced dev -> staging:")
     assert _line(r, "✓ sync data:").startswith("✓ sync data: synced dev -> staging: rows 5 ")
+    # The stand-ins serve TLS with the sandbox's CA, and every connection verified them.
+    assert _line(r, "✓ sync schema:").endswith("; TLS verified")
+    assert _line(r, "✓ sync data:").endswith("; TLS verified")
+    assert "not verified" not in r.stdout + r.stderr
     assert "staging has dev's tables (lookup_data, orders)" in _line(r, "✓ check:")
     assert "V1__orders_note.sql pushed" in _line(r, "✓ migration:") and "applied to staging" in r.stdout
     assert "0 missing, 0 drifted, 0 extra" in _line(r, "✓ status:")
@@ -132,6 +137,28 @@ def test_demo_end_to_end(cwd: Path) -> None:
     d = dbrepl(cwd, "--sandbox", "sync", "data", "dev", "staging", "-s", "cli")
     assert d.code == 0, d.stderr
     assert "No differences: dev -> staging" in d.stdout
+    assert "not verified" not in d.stderr and "warning" not in d.stderr
+    j = dbrepl(cwd, "--sandbox", "sync", "schema", "dev", "staging", "-s", "cli", "--dry-run", "--json")
+    assert j.code == 0, j.stderr
+    assert j.json()["tls"] == {"dev": "verified", "staging": "verified"}
+    # Issue 12: the run's EMF metrics line, printed as the function prints it on Lambda and left in
+    # the function's log group in the sandbox's AWS; status shows the route's last run.
+    emf = [json.loads(ln) for ln in d.stderr.splitlines() if ln.startswith('{"_aws"')]
+    assert len(emf) == 1 and (emf[0]["Route"], emf[0]["Kind"], emf[0]["Success"]) == ("dev->staging", "data", 1)
+    logs = boto3.client("logs", region_name="us-east-1", endpoint_url=st["endpoint"],
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+    messages = [e["message"] for e in logs.filter_log_events(
+        logGroupName="/aws/lambda/db-sync-data-replication-cli")["events"]]
+    assert any(json.loads(m).get("Route") == "dev->staging" for m in messages if m.startswith('{"_aws"')), messages
+    assert any(m.startswith("[INFO]") and "data sync dev -> staging: success, 0 rows" in m for m in messages), messages
+    assert messages[0].startswith("START RequestId: ") and messages[-1].startswith("REPORT RequestId: "), messages
+    status = dbrepl(cwd, "--sandbox", "status", "-s", "cli", "--json")
+    assert status.code == 0, status.stderr
+    route = next(r for r in json.loads(status.stdout)["routes"] if (r["route"], r["kind"]) == ("dev->staging", "data"))
+    assert route["status"] == "success" and route["rows"] == 0 and route["age_seconds"] < 600
+    assert {a["name"] for a in json.loads(status.stdout)["alarms"]} >= {"dev-aurora-replication-lag-cli"}
+    text = dbrepl(cwd, "--sandbox", "status", "-s", "cli")
+    assert "Sync routes (last run)" in text.stdout and "dev->staging" in text.stdout, text.stdout
     m = dbrepl(cwd, "--sandbox", "migrate", "status", "staging", "-s", "cli")
     assert m.code == 0 and "app:" in m.stdout, m.stderr
     hashes = {h for db in st["databases"].values()

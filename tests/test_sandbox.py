@@ -168,6 +168,37 @@ def test_stand_ins_accept_connections(running: Sandbox) -> None:
         assert Path(datadir).resolve() == Path(d["datadir"]).resolve(), env
 
 
+def test_stand_ins_serve_tls_verified_by_the_sandbox_ca_and_refuse_plain_text(running: Sandbox) -> None:
+    """The CA made at start signs the stand-ins' certificate (127.0.0.1, localhost); they
+    refuse plain-text logins (require_secure_transport), like the clusters."""
+    from dbrepl.sync.connection import Endpoint, Tls, connect
+
+    _need_mariadb()
+    st = running.state()
+    ca = Path(st["ca_bundle"])
+    assert ca.is_file() and ca.is_relative_to(running.root) and "-----BEGIN CERTIFICATE-----" in ca.read_text()
+    assert "TLS: the stand-ins require it; connections verify them against " + str(ca) in running.start.stdout
+    for env, d in st["databases"].items():
+        conn = connect(Endpoint(d["host"], d["port"], d["user"], d["password"], tls=Tls(ca_bundle=str(ca))))
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT @@require_secure_transport")
+                assert cur.fetchone()[0] == 1, env
+                cur.execute("SHOW SESSION STATUS LIKE 'Ssl_version'")
+                assert cur.fetchone()[1].startswith("TLSv1."), env
+        finally:
+            conn.close()
+        with pytest.raises(pymysql.err.OperationalError):
+            pymysql.connect(host=d["host"], port=d["port"], user=d["user"], password=d["password"],
+                            ssl_disabled=True, connect_timeout=5)
+    # The effective spec of the sandbox verifies against that CA (and the zip carries it).
+    from dbrepl.sandbox import Sandbox as Running
+    from dbrepl.spec import load_spec
+
+    effective = Running(sandbox.read_state(running.root)).effective_spec(load_spec(SPEC))
+    assert effective.databases.tls.verified_bundle == ca
+
+
 def test_second_start_changes_nothing(running: Sandbox) -> None:
     files = {f.name: f.read_bytes() for f in running.root.iterdir() if f.suffix in (".pid", ".json")}
     before = running.state()

@@ -7,6 +7,7 @@ typer and rich (the CLI parses, calls this, and renders).
   records in SSM, the migration scripts bucket.
 - `sync`: SRC/DST resolution (environment names or DSNs), argument checks, DSN runs.
 - `demo`: `dbrepl demo`'s whole flow.
+- `permissions`: the IAM policies `dbrepl permissions` prints (derived by dbrepl.engine.permissions).
 
 Nothing here imports from dbrepl.cli.
 """

@@ -213,7 +213,7 @@ class Demo:
         assert self.estate is not None and self.estate.sandbox is not None
         functions = self.estate.functions
         variables = functions.function_environment("schema")
-        environ = {**variables, **self.estate.sandbox.database_environment(variables)}
+        environ = functions.handler_environment(variables)
         return aws.endpoint_for_env(env, environ, functions.client("secretsmanager"))
 
     def _connect(self, env: str, database: str | None = None) -> Any:
@@ -262,13 +262,13 @@ class Demo:
                                  "allow_destructive": False})
         n = len(r.get("statements") or [])
         verified = "; the target now equals the source (verified)" if r.get("converged") else ""
-        return f"synced {self.source} -> {self.target}: {n} statement(s){verified}"
+        return f"synced {self.source} -> {self.target}: {n} statement(s){verified}{_tls(r)}"
 
     def _sync_data(self) -> str:
         r = self._run("data", {"source_env": self.source, "target_env": self.target, "dry_run": False})
         per = ", ".join(f"{t['table']} {t['inserted']} inserted, {t['updated']} updated, {t['deleted']} deleted"
                         for t in r.get("per_table") or [])
-        return f"synced {self.source} -> {self.target}: rows {int(r.get('rows_synced') or 0)} ({per})"
+        return f"synced {self.source} -> {self.target}: rows {int(r.get('rows_synced') or 0)} ({per}){_tls(r)}"
 
     def _tables_and_rows(self, env: str) -> tuple[list[str], list[tuple[Any, ...]]]:
         conn = self._connect(env, self.database)
@@ -342,3 +342,11 @@ class Demo:
             return f"stopped ({', '.join(s.split(' (')[0] for s in res.stopped)})"
 
         self._step("sandbox", stop)
+
+
+def _tls(result: dict[str, Any]) -> str:
+    """How the run's connections were secured: `; TLS verified` or the run's warnings."""
+    if result.get("warnings"):
+        return "; " + "; ".join(str(w) for w in result["warnings"])
+    modes = set((result.get("tls") or {}).values())
+    return "; TLS verified" if modes == {"verified"} else ""

@@ -88,7 +88,9 @@ def open_estate(target: Target, *, sandbox: Sandbox | None = None) -> Estate:
     """The estate of `target` on AWS (the standard credential chain) or in `sandbox`."""
     from dbrepl.aws.session import SessionFactory
 
-    sessions = sandbox.session_factory(target.spec) if sandbox else SessionFactory.from_spec(target.spec)
+    # In the sandbox the databases are its stand-ins, verified against the CA it made.
+    spec = sandbox.effective_spec(target.spec) if sandbox else target.spec
+    sessions = sandbox.session_factory(spec) if sandbox else SessionFactory.from_spec(spec)
     sessions.check_credentials()
     sessions.region_for(None)
-    return Estate(target.spec, target.suffix, sessions, target.envs, sandbox)
+    return Estate(spec, target.suffix, sessions, target.envs, sandbox)

@@ -4,10 +4,14 @@ runs inside moto's Lambda); the last-run records in SSM; the migration scripts b
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
+import logging
 import os
-from collections.abc import Callable, Sequence
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +22,7 @@ from dbrepl.aws import error_code, error_reason
 from dbrepl.errors import AwsFailure, DbreplError, sync_error
 from dbrepl.sync import contract
 from dbrepl.sync.errors import SyncError
+from dbrepl.sync.handlers.run import run_event
 
 if TYPE_CHECKING:
     from dbrepl.sandbox import Sandbox
@@ -36,6 +41,8 @@ class Functions:
     sessions: Any
     sandbox: Sandbox | None = None
     _account: str | None = field(default=None, repr=False)
+    # The EMF lines of the runs made here (run_direct), as a function prints them on Lambda.
+    emitted: list[str] = field(default_factory=list, repr=False)
 
     @property
     def hub(self) -> str:
@@ -102,19 +109,54 @@ class Functions:
                     f"read the configuration of function {name}", self.suffix)
         return dict((conf.get("Environment") or {}).get("Variables") or {})
 
+    def handler_environment(self, variables: dict[str, str]) -> dict[str, str]:
+        """A function's `variables` as its code sees them when it runs here: in the sandbox the
+        endpoints are the stand-ins; the CA bundle is the spec's (the zip's copy is Lambda's)."""
+        environ = dict(variables)
+        if self.sandbox is not None:  # in the sandbox: the clusters' MariaDB stand-ins
+            environ.update(self.sandbox.database_environment(variables))
+        bundle = self.spec.databases.tls.verified_bundle
+        environ[contract.TLS_CA_BUNDLE] = str(bundle) if bundle is not None else ""
+        return environ
+
     def run_direct(self, kind: str, event: dict[str, Any],
                    progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
         """The handler's code in this process, with the function's environment variables
-        (`progress`: the data sync's Progress hook; the schema runner takes none)."""
-        variables = self.function_environment(kind)
-        environ = {**os.environ, **variables}
-        if self.sandbox is not None:  # in the sandbox: the clusters' MariaDB stand-ins
-            environ.update(self.sandbox.database_environment(variables))
+        (`progress`: the data sync's Progress hook; the schema runner takes none). Like the
+        handler on Lambda, a run makes one EMF metrics line (kept in `emitted`); in the sandbox
+        the run's log lines and that line go to the function's log group, as Lambda's would."""
+        environ = {**os.environ, **self.handler_environment(self.function_environment(kind))}
         runner = getattr(handler_module(kind), EVENT_RUNNERS[kind])
         extra = {"progress": progress} if progress is not None else {}
-        result = runner(event, environ=environ, client=self.client, **extra)
+        request = str(uuid.uuid4())
+        started = time.monotonic()
+        with _captured(self.sandbox is not None) as lines:
+            lines.append((_now_ms(), f"START RequestId: {request} Version: $LATEST"))
+
+            def emit(line: str) -> None:
+                self.emitted.append(line)
+                lines.append((_now_ms(), line))
+
+            raw = run_event(kind, runner, event, environ=environ, emit=emit, client=self.client, **extra)
+        elapsed = (time.monotonic() - started) * 1000
+        lines += [(_now_ms(), f"END RequestId: {request}"),
+                  (_now_ms(), f"REPORT RequestId: {request}\tDuration: {elapsed:.2f} ms")]
+        if self.sandbox is not None:
+            self._write_log(kind, lines)
         # What Lambda would have returned: the body is JSON (dates as text).
-        return dict(json.loads(json.dumps(result, default=str)))
+        return dict(json.loads(json.dumps(raw, default=str)))
+
+    def _write_log(self, kind: str, lines: list[tuple[int, str]]) -> None:
+        """The run's lines into a new stream of the function's log group (named as Lambda names them)."""
+        group = names.log_group(kind, self.suffix)
+        stream = time.strftime("%Y/%m/%d/[$LATEST]", time.gmtime()) + uuid.uuid4().hex
+        logs = self.client("logs")
+        aws_call(lambda: logs.create_log_stream(logGroupName=group, logStreamName=stream),
+                 f"create a log stream in {group}", self.suffix)
+        events = [{"timestamp": t, "message": m} for t, m in sorted(lines, key=lambda x: x[0])]
+        if events:
+            aws_call(lambda: logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=events),
+                     f"write the run's log to {group}", self.suffix)
 
     # -- records and scripts
 
@@ -152,6 +194,10 @@ class Functions:
         return bucket, list(keys)
 
 
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 def handler_module(kind: str) -> ModuleType:
     """The handler's module inside the installed package (the zip's entry modules re-export it)."""
     return importlib.import_module(contract.handler_package_module(kind))
@@ -172,3 +218,36 @@ def aws_call(call: Callable[[], Any], what: str, suffix: str | None = None) -> A
         raise AwsFailure(what, error_reason(exc)) from None
     except SyncError as exc:
         raise sync_error(exc) from None
+
+
+class _Lines(logging.Handler):
+    """Log records as Lambda's Python runtime writes them: [LEVEL] time message."""
+
+    def __init__(self, lines: list[tuple[int, str]]) -> None:
+        super().__init__(logging.INFO)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            when = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            self.lines.append((int(record.created * 1000), f"[{record.levelname}]\t{when}Z\t{record.getMessage()}"))
+        except Exception:  # a log line never fails the run
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _captured(on: bool) -> Iterator[list[tuple[int, str]]]:
+    """While active (and `on`), INFO and above of every logger also land in the yielded list."""
+    lines: list[tuple[int, str]] = []
+    if not on:
+        yield lines
+        return
+    root = logging.getLogger()
+    level, handler = root.level, _Lines(lines)
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO) if level else logging.INFO)
+    try:
+        yield lines
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)

@@ -159,6 +159,7 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
     src_db, dst_db = pair.source_endpoint.database, pair.target_endpoint.database
     result: dict[str, Any] = {"status": "error", "kind": "schema", "source": pair.source,
                               "target": pair.target, "databases": [dst_db], "dry_run": dry_run}
+    _note_tls(result, pair)
     try:
         src = connect(pair.source_endpoint)
         try:
@@ -203,6 +204,7 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
             db, dot, _ = t.partition(".")
             if dot and db != src_db:
                 raise InvalidInput(f"table {t}: with DSNs only tables of the source database {src_db} are synced")
+        _note_tls(result, pair)
         src = connect(pair.source_endpoint)
         try:
             dst = connect(pair.target_endpoint)
@@ -224,6 +226,23 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
         return result
     result.update(success_fields(synced))
     return result
+
+
+def _note_tls(result: dict[str, Any], pair: Pair) -> None:
+    """A DSN run's `tls` ({DSN: verified|unverified|off}) and `warnings` for each DSN not verified."""
+    from dbrepl.sync.connection import DSN_TLS_FIX
+
+    result["tls"] = {}
+    warnings = []
+    for endpoint in (pair.source_endpoint, pair.target_endpoint):
+        assert endpoint is not None
+        shown = endpoint.display()
+        result["tls"][shown] = endpoint.tls.mode
+        warning = endpoint.tls.warning(shown, DSN_TLS_FIX if endpoint.tls.enabled else "ssl-mode=disabled")
+        if warning and warning not in warnings:
+            warnings.append(warning)
+    if warnings:
+        result["warnings"] = warnings
 
 
 def script_warnings(paths: Sequence[Path]) -> list[str]:

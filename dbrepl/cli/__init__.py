@@ -4,7 +4,7 @@ Exit codes: 0 done, 1 failed while working, 2 bad input (nothing touched),
 3 changes pending (`plan --detailed-exitcode`, `sync --detailed-exitcode`).
 
 Modules: `common` (consoles, options, the error mapping), `provision` (plan, apply, destroy,
-status, bundle), `sync`, `migrate`, `sandbox`, `demo`.
+status, bundle, permissions), `sync`, `migrate`, `sandbox`, `demo`.
 """
 
 from __future__ import annotations

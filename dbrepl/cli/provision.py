@@ -1,4 +1,4 @@
-"""`dbrepl init|plan|apply|destroy|status|bundle`: the spec and the estate itself."""
+"""`dbrepl init|plan|apply|destroy|status|bundle|permissions`: the spec and the estate itself."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from dbrepl.cli.common import (
     estate,
     handled,
     out,
+    sandbox_of,
 )
 from dbrepl.sandbox.state import HOST
 
@@ -116,12 +117,13 @@ def destroy(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = No
 @handled
 def status(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
            json_: JsonOpt = False) -> None:
-    """The seed's outputs (endpoints, bucket, function ARNs) and every resource's state. Reads only."""
+    """The seed's outputs (endpoints, bucket, function ARNs), every resource's state, each alarm's state and
+    each sync route's last run (time, age, result, rows). Reads only."""
+    from dbrepl.app.report import status_report
     from dbrepl.render import render_status
-    from dbrepl.status import estate_status
 
     target = load_checked(config, suffix, env)
-    st = estate_status(estate(ctx, target.spec, target.suffix, target.envs).engine())
+    st = status_report(estate(ctx, target.spec, target.suffix, target.envs))
     if json_:
         print(json.dumps(st, default=str))
     else:
@@ -142,9 +144,84 @@ def init(path: Annotated[Path | None, typer.Argument(help="Where to write it [de
 @app.command()
 @handled
 def bundle(output: Annotated[Path, typer.Option("--output", "-o",
-                                                help="Where to write the zip.")] = Path("bundle.zip")) -> None:
-    """Write the deterministic Lambda bundle (handlers, dbrepl.sync, pymysql)."""
+                                                help="Where to write the zip.")] = Path("bundle.zip"),
+           config: ConfigOpt = None) -> None:
+    """Write the deterministic Lambda bundle (handlers, dbrepl.sync, pymysql, the spec's CA bundle)."""
     from dbrepl.bundle import write_bundle
+    from dbrepl.spec import load_spec, spec_path
 
-    path, sha, size = write_bundle(output)
-    out.print(f"Wrote {path} ({size} bytes, CodeSha256 {sha})")
+    # The spec's CA bundle goes into the zip as apply deploys it; without any spec, none.
+    found = config is not None or spec_path(None).is_file()
+    ca = load_spec(config).databases.tls.verified_bundle if found else None
+    path, sha, size = write_bundle(output, ca)
+    tls = f"CA bundle {ca}" if ca else "no CA bundle: the functions' TLS is unverified"
+    out.print(f"Wrote {path} ({size} bytes, CodeSha256 {sha}; {tls})")
+
+
+@app.command()
+@handled
+def permissions(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
+                json_: Annotated[bool, typer.Option("--json", help="Print one policy document only (valid IAM "
+                                                    "JSON): the deployer's, or --role's.")] = False,
+                account: Annotated[str | None, typer.Option(
+                    "--account", help="The deployer's 12-digit account id [default: read from STS].")] = None,
+                role: Annotated[str | None, typer.Option(
+                    "--role", help="With --json: the policy of this role of the spec (an environment's "
+                                   "account.role_arn) instead of the deployer's.")] = None,
+                part: Annotated[int | None, typer.Option(
+                    "--part", min=1, help="With --json, for a policy larger than one managed policy: print this "
+                                          "part of it (each part fits IAM's 6144 characters).")] = None) -> None:
+    """The IAM policy plan, apply, status and destroy need for this spec and suffix, derived from what
+    the steps declare: every action named, resources scoped where AWS allows. Reads only the account id."""
+    from dbrepl.app.permissions import choose, choose_part, deployer_policies
+
+    target = load_checked(config, suffix)
+    policies = deployer_policies(target, account=account, sandbox=sandbox_of(ctx))
+    chosen = choose(policies, role)
+    if json_:
+        print(json.dumps(choose_part(chosen, part), indent=2))
+        return
+    _render_permissions(policies if role is None else [chosen])
+
+
+def _render_permissions(policies: list) -> None:
+    from dbrepl.app.permissions import DEPLOYER, policy_size
+
+    def say(text: str = "") -> None:  # no emoji: ARNs hold ":secret:"
+        out.print(text, emoji=False)
+
+    for d in policies:
+        pr = d.principal
+        where = f"account {pr.account}, {', '.join(pr.regions) or 'no region of its own'}"
+        if pr.who == DEPLOYER:
+            title = "Deployer: the credentials you run dbrepl with"
+            how = "dbrepl permissions --json"
+        else:
+            title = f"Role {pr.who}: assumed by the deployer"
+            how = f"dbrepl permissions --json --role {pr.who}"
+        envs = ", ".join(pr.envs) + (" and the shared resources (bucket, functions, their role)" if pr.hub else "")
+        say(f"[bold]{escape(title)}[/] ({escape(where)}; environments: {escape(envs or 'none')})")
+        for st in d.document["Statement"]:
+            res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            say(f"  [cyan]{st['Sid']}[/]: {len(st['Action'])} action(s) on {escape(', '.join(res))}")
+            if "Condition" in st:
+                say(f"    when {escape(json.dumps(st['Condition']))}")
+            say("    " + escape(", ".join(st["Action"])))
+        if d.unscoped:
+            say("  Resource \"*\" because:")
+            whys: dict[str, list[str]] = {}
+            for act, why in d.unscoped.items():
+                whys.setdefault(why, []).append(act)
+            for why, acts in whys.items():
+                say(f"    {escape(', '.join(acts))}: {escape(why)}")
+        actions = sum(len(st["Action"]) for st in d.document["Statement"])
+        parts = d.parts
+        if len(parts) == 1:
+            say(f"  {actions} actions, {policy_size(d.document)} of IAM's 6144 characters for a managed policy. "
+                f"The document: {escape(how)}")
+        else:
+            sizes = ", ".join(str(policy_size(x)) for x in parts)
+            say(f"  {actions} actions, {policy_size(d.document)} characters: more than one managed policy holds "
+                f"(6144), so it comes in {len(parts)} parts ({sizes} characters); attach all of them. "
+                f"The documents: {escape(how)} --part 1 ... --part {len(parts)}")
+        say()

@@ -27,6 +27,8 @@ def _render(st: sandbox.State, alive: dict[str, bool]) -> None:
         addr = f"{db.host}:{db.port}"
         out.print(f"  MariaDB {env:<9} {addr:<24} pid {db.pid:<8} {state(f'mariadb-{env}')}"
                   f"  (user {db.user}, no password)")
+    if st.ca_bundle:
+        out.print(f"  TLS: the stand-ins require it; connections verify them against {escape(st.ca_bundle)}")
     if st.skipped:
         out.print(f"  [yellow]skipped:[/] {escape(st.skipped)}")
 

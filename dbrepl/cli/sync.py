@@ -68,7 +68,10 @@ def exit_for(result: dict[str, Any], changed: bool, detailed: bool) -> None:
 
 
 def show(result: dict[str, Any], as_json: bool, render: Any) -> None:
-    """The result as JSON on stdout, or rendered for people."""
+    """The result as JSON on stdout, or rendered for people; its warnings (an unverified TLS
+    connection) on stderr either way, once."""
+    for warning in result.get("warnings") or []:
+        err.print(f"[yellow]warning:[/] {escape(str(warning))}")
     if as_json:
         print(json.dumps(result, default=str))
     else:
@@ -79,7 +82,14 @@ def run_env(ctx: typer.Context, spec: Any, suffix: str, kind: str, event: dict[s
             progress: Any = None) -> dict[str, Any]:
     """Run a function's event: invoked, or its code here (--direct, and always in the sandbox)."""
     functions = estate(ctx, spec, suffix).functions
-    return functions.run(kind, event, direct=direct or sandbox_of(ctx) is not None, progress=progress)
+    here = direct or sandbox_of(ctx) is not None
+    before = len(functions.emitted)
+    try:
+        return functions.run(kind, event, direct=here, progress=progress)
+    finally:
+        # The run's EMF metrics line, as the function prints it on Lambda (stderr: stdout may be JSON).
+        for line in functions.emitted[before:]:
+            print(line, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------- sync schema

@@ -12,6 +12,7 @@ from typing import Any
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from dbrepl.aws import error_code
+from dbrepl.aws.partition import partition_of
 from dbrepl.aws.session import SessionFactory
 from dbrepl.engine.model import SHARED, Observed, Unknown
 from dbrepl.errors import WaitTimeout
@@ -100,6 +101,12 @@ class Context:
     def region(self, env: str | None = None) -> str:
         return self.sessions.region_for(self.hub if env in (None, SHARED) else env)
 
+    def partition(self, env: str | None = None) -> str:
+        """The AWS partition (aws, aws-cn, aws-us-gov) of env's region: the one its ARNs name.
+        Taken from botocore's region data, no call (an account cannot span partitions, so the
+        caller's STS ARN would say the same)."""
+        return partition_of(self.region(env))
+
     # -- names and tags
     def tags(self, env: str, step: str, name: str | None = None, environment: str | None = None) -> dict[str, str]:
         t = {
@@ -150,7 +157,7 @@ class Context:
         if self._bundle is None:
             from dbrepl.bundle import build_bundle
 
-            self._bundle = build_bundle()
+            self._bundle = build_bundle(self.spec.databases.tls.verified_bundle)
         return self._bundle
 
     # -- time

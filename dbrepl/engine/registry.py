@@ -42,6 +42,9 @@ class Step:
     needs: ClassVar[dict[int, tuple[str, ...]] | None] = None
     # IAM actions the step needs; documented and checked by tests.
     permissions: ClassVar[tuple[str, ...]] = ()
+    # Whether the step makes only shared resources (in the hub's account and region): its
+    # permissions then go to the hub's principal alone (dbrepl.engine.permissions).
+    shared_only: ClassVar[bool] = False
 
     def desired(self, ctx: Context) -> list[Resource]:
         raise NotImplementedError

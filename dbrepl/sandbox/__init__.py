@@ -79,6 +79,15 @@ class Sandbox:
         return SessionFactory.from_spec(spec, endpoint_url=self.endpoint, credentials=credentials,
                                         default_region=self.region)
 
+    def effective_spec(self, spec: Any) -> Any:
+        """`spec` as the sandbox runs it: with stand-ins, `databases.tls.ca_bundle` is the CA the
+        sandbox made at start (the stand-ins' certificate chains to it; a user's own bundle,
+        the RDS one, could not verify them), so every connection is verified."""
+        if not self.state.ca_bundle:
+            return spec
+        tls = spec.databases.tls.model_copy(update={"ca_bundle": Path(self.state.ca_bundle), "verify": True})
+        return spec.model_copy(update={"databases": spec.databases.model_copy(update={"tls": tls})})
+
     def database_environment(self, variables: Mapping[str, str]) -> dict[str, str]:
         """A function's endpoint variables mapped to the stand-ins (see binding)."""
         return stand_in_environment(self.state, variables)

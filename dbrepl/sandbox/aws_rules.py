@@ -10,7 +10,9 @@ undone afterwards, by in-process tests (`with refusing_as_aws(): ...`):
   CreateDBInstance/ModifyDBInstance with a class Aurora MySQL does not offer fail as on AWS
   (InvalidParameterCombination);
 - CreateVpc fails with VpcLimitExceeded past the region's VPC quota (Service Quotas
-  L-F678F1CE, 5 by default), the default VPC counted, as AWS counts it.
+  L-F678F1CE, 5 by default), the default VPC counted, as AWS counts it;
+- a secret's replica reports the KMS key it was asked to use (moto always says
+  `alias/aws/secretsmanager`, so a cross-region spec would show a change after every apply).
 """
 
 from __future__ import annotations
@@ -156,7 +158,24 @@ def _patches() -> list[tuple[Any, str, Callable[..., Any]]]:
         (RDSResponse, "describe_db_engine_versions", describe_db_engine_versions),
         (RDSResponse, "describe_orderable_db_instance_options", orderable_response),
         (VPCBackend, "create_vpc", vpc_limited),
+        replica_key_patch(),
     ]
+
+
+def replica_key_patch() -> tuple[Any, str, Callable[..., Any]]:
+    """Replicas keep the key asked for (AWS: DescribeSecret's ReplicationStatus[].KmsKeyId)."""
+    from moto.secretsmanager.models import FakeSecret
+
+    create_replicas = FakeSecret.create_replicas
+
+    def with_keys(self: Any, replica_regions: Any, force_overwrite: bool) -> Any:
+        replicas = create_replicas(self, replica_regions, force_overwrite)
+        for replica, asked in zip(replicas, replica_regions or [], strict=True):
+            if asked.get("KmsKeyId"):
+                replica.config["KmsKeyId"] = asked["KmsKeyId"]
+        return replicas
+
+    return FakeSecret, "create_replicas", with_keys
 
 
 @contextmanager

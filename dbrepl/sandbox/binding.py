@@ -40,6 +40,8 @@ def bind_stand_ins(st: State, spec: Any, suffix: str, sessions: Any,
     import pymysql
 
     from dbrepl import names
+    from dbrepl.sync.connection import Endpoint, Tls, connect
+    from dbrepl.sync.errors import SyncError
 
     bound: list[Bound] = []
     notes: list[str] = []
@@ -62,8 +64,10 @@ def bind_stand_ins(st: State, spec: Any, suffix: str, sessions: Any,
         if user == db.user:
             raise SandboxError(f"{env}: master user {user!r} is the stand-in's own administrator; "
                                "choose another aurora.master_username")
-        conn = pymysql.connect(host=db.host, port=db.port, user=db.user, password=db.password,
-                               connect_timeout=10, autocommit=True)
+        try:
+            conn = connect(Endpoint(db.host, db.port, db.user, db.password, tls=Tls(ca_bundle=st.ca_bundle or None)))
+        except SyncError as e:  # names the stand-in and why (a TLS failure among them), never a password
+            raise SandboxError(f"{env}: cannot reach its stand-in: {e}") from None
         try:
             with conn.cursor() as cur:
                 for host in ("%", "localhost", "127.0.0.1"):

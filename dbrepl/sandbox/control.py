@@ -25,6 +25,7 @@ from dbrepl.sandbox.state import (
     read_state,
     write_state,
 )
+from dbrepl.sandbox.tls import make_server_tls
 
 
 @dataclass
@@ -93,8 +94,11 @@ def start(root: Path, *, port: int = DEFAULT_PORT, environments: Sequence[str] =
                 ports = pick_db_ports(len(environments), {port})
                 if len(ports) < len(environments):
                     raise BadInput(f"no free ports from {FIRST_DB_PORT} for the database stand-ins")
+                # One CA per start: the stand-ins serve TLS, the effective spec verifies against it.
+                server_tls = make_server_tls(root / "tls")
+                st.ca_bundle = str(server_tls.ca)
                 with ThreadPoolExecutor(max_workers=len(environments)) as pool:
-                    futures = {e: pool.submit(start_database, root, e, mariadb, p)
+                    futures = {e: pool.submit(start_database, root, e, mariadb, p, server_tls)
                                for e, p in zip(environments, ports, strict=True)}
                     errors: list[BaseException] = []
                     for e, f in futures.items():
@@ -162,4 +166,5 @@ def stop(root: Path) -> Stopped:
             return result
         (root / "state.json").unlink(missing_ok=True)
         shutil.rmtree(root / "mariadb", ignore_errors=True)
+        shutil.rmtree(root / "tls", ignore_errors=True)
         return result

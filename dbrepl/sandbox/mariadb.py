@@ -14,6 +14,7 @@ from pathlib import Path
 from dbrepl.errors import WaitTimeout
 from dbrepl.sandbox.procs import log_tail, port_free, spawn
 from dbrepl.sandbox.state import FIRST_DB_PORT, HOST, START_TIMEOUT, Database, SandboxError, db_dir
+from dbrepl.sandbox.tls import ServerTls
 
 
 @dataclass(frozen=True)
@@ -67,20 +68,25 @@ def server_argv(bins: MariaDBBinaries, datadir: Path, port: int, sock: Path, run
     ]
 
 
-def wait_for_mariadb(port: int, alive: Callable[[], bool], log: Path, timeout: float = START_TIMEOUT) -> None:
-    """Until root can run a query over TCP; fails early when the server exits."""
-    import pymysql
+def wait_for_mariadb(port: int, alive: Callable[[], bool], log: Path, timeout: float = START_TIMEOUT,
+                     ca_bundle: str | None = None, tls: bool = True) -> None:
+    """Until root can log in over TCP (through dbrepl's one connect: TLS, verified against
+    `ca_bundle` when given; `tls=False` for a server without TLS); fails early when the
+    server exits."""
+    from dbrepl.sync.connection import Endpoint, Tls, connect
+    from dbrepl.sync.errors import DatabaseError
 
+    endpoint = Endpoint(HOST, port, "root", "", tls=Tls(ca_bundle=ca_bundle, enabled=tls))
     deadline = time.monotonic() + timeout
     while True:
         if not alive():
             raise SandboxError(f"mariadbd exited while starting: {log_tail(log)}")
         try:
-            pymysql.connect(host=HOST, port=port, user="root", password="", connect_timeout=2).close()
+            connect(endpoint).close()
             return
-        except pymysql.err.OperationalError:
+        except DatabaseError as exc:
             if time.monotonic() > deadline:
-                raise WaitTimeout(f"mariadbd on port {port} to accept connections", timeout) from None
+                raise WaitTimeout(f"mariadbd on port {port} to accept connections ({exc})", timeout) from None
             time.sleep(0.1)
 
 
@@ -92,7 +98,8 @@ def _socket_path(rundir: Path) -> Path:
     return Path("/tmp") / f"dbrepl-sandbox-{digest}.sock"
 
 
-def start_database(root: Path, env: str, bins: MariaDBBinaries, port: int) -> Database:
+def start_database(root: Path, env: str, bins: MariaDBBinaries, port: int, tls: ServerTls) -> Database:
+    """A fresh stand-in for `env` on `port`, serving TLS with `tls` and refusing plain text."""
     rundir = db_dir(root, env)
     datadir = rundir / "data"
     # The AWS side starts empty every time, so the stand-ins do too.
@@ -101,9 +108,9 @@ def start_database(root: Path, env: str, bins: MariaDBBinaries, port: int) -> Da
     init_datadir(bins, datadir)
     sock = _socket_path(rundir)
     log = rundir / "server.log"
-    proc = spawn(server_argv(bins, datadir, port, sock, rundir, buffer_pool="128M"), log)
+    proc = spawn(server_argv(bins, datadir, port, sock, rundir, tls.server_args(), buffer_pool="128M"), log)
     (root / f"mariadb-{env}.pid").write_text(f"{proc.pid}\n")
-    wait_for_mariadb(port, lambda: proc.poll() is None, log)
+    wait_for_mariadb(port, lambda: proc.poll() is None, log, ca_bundle=str(tls.ca))
     return Database(env=env, host=HOST, port=port, pid=proc.pid, datadir=str(datadir), socket=str(sock))
 
 

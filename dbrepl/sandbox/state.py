@@ -4,6 +4,7 @@
     aws.pid, aws.log        the moto server
     mariadb-<env>.pid       one per environment
     mariadb/<env>/          data/, server.log, the server's own pid file and tmpdir
+    tls/                    the CA made at start (ca.pem) and the stand-ins' certificate and key
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class State:
     databases: dict[str, Database] = field(default_factory=dict)
     skipped: str = ""  # why no stand-ins run, with how to get them
     started_at: float = 0.0
+    ca_bundle: str = ""  # the CA the stand-ins' certificate chains to (tls/ca.pem); "" without stand-ins
 
     def procs(self) -> list[Proc]:
         return [Proc("aws", self.pid, self.port),

@@ -34,7 +34,8 @@ DESCRIBE_LIMIT = 100  # DescribeAlarms' AlarmNames
 
 
 def topic_arn(ctx: Context) -> str:
-    return f"arn:aws:sns:{ctx.region(SHARED)}:{ctx.account_id(SHARED)}:{names.alarm_topic(ctx.suffix)}"
+    return (f"arn:{ctx.partition(SHARED)}:sns:{ctx.region(SHARED)}:{ctx.account_id(SHARED)}:"
+            f"{names.alarm_topic(ctx.suffix)}")
 
 
 def _dims(pairs: list[tuple[str, str]]) -> list[dict[str, str]]:

@@ -1,7 +1,14 @@
-"""aurora: per environment a DB subnet group, an encrypted Aurora MySQL cluster (engine
-version from the spec, backups, windows, log exports, deletion protection in protected
-environments or where `aurora.deletion_protection` asks for it everywhere), its instances
-(not public) and the seed's SSM connection-string parameter.
+"""aurora: per environment a DB subnet group, a cluster parameter group, an encrypted Aurora
+MySQL cluster (engine version from the spec, backups, windows, log exports, deletion protection
+in protected environments or where `aurora.deletion_protection` asks for it everywhere), its
+instances (not public) and the seed's SSM connection-string parameter.
+
+The cluster parameter group `<env>-aurora-cluster-params-<suffix>` (family from the engine
+version: aurora-mysql8.0, aurora-mysql5.7) turns on the logs the cluster exports (otherwise
+their streams stay empty) and requires TLS of every client (`require_secure_transport`). All
+of its parameters are dynamic: a change applies at once, no reboot. dbrepl compares only the
+parameters it sets; others a user tunes in the group are left alone. Destroy deletes the group
+after the cluster.
 
 Destroy deletes an unprotected cluster without a snapshot (as the seed). A protected one
 (see `protects`; destroy refuses it without --include-protected) has its deletion protection
@@ -25,7 +32,23 @@ from dbrepl.steps.secrets import read_credentials
 
 CLUSTER_STATE_FAULTS = ("InvalidDBClusterStateFault", "InvalidDBInstanceState", "InvalidDBInstanceStateFault")
 CLUSTER_FIELDS = ("BackupRetentionPeriod", "PreferredBackupWindow", "PreferredMaintenanceWindow",
-                  "DeletionProtection", "VpcSecurityGroupIds", "EngineVersion", "Port")
+                  "DeletionProtection", "VpcSecurityGroupIds", "EngineVersion", "Port", "DBClusterParameterGroupName")
+PARAMETER_GROUP_GONE = ("DBParameterGroupNotFound", "DBParameterGroupNotFoundFault")
+
+
+def parameter_family(engine_version: str) -> str:
+    """aurora-mysql8.0 for 8.0.mysql_aurora.3.x, aurora-mysql5.7 for 5.7.mysql_aurora.2.x."""
+    return f"aurora-mysql{engine_version.split('.mysql_aurora')[0]}"
+
+
+def cluster_parameters(log_exports: list[str]) -> dict[str, str]:
+    """What the cluster parameter group sets. Aurora writes the general and slow query logs
+    (and so exports them) only when these turn them on; the error log is always written. A log
+    not exported is turned off explicitly, so the group's parameters are always the same four."""
+    return {"general_log": "1" if "general" in log_exports else "0",
+            "slow_query_log": "1" if "slowquery" in log_exports else "0",
+            "log_output": "FILE",
+            "require_secure_transport": "ON"}
 
 
 @register
@@ -39,9 +62,12 @@ class Aurora(Step):
                    "rds:DescribeDBSubnetGroups", "rds:CreateDBCluster", "rds:ModifyDBCluster", "rds:DeleteDBCluster",
                    "rds:DescribeDBClusters", "rds:CreateDBInstance", "rds:ModifyDBInstance", "rds:DeleteDBInstance",
                    "rds:DescribeDBInstances", "rds:CreateDBClusterSnapshot", "rds:AddTagsToResource",
-                   "rds:ListTagsForResource",
+                   "rds:ListTagsForResource", "rds:CreateDBClusterParameterGroup",
+                   "rds:DescribeDBClusterParameterGroups", "rds:DescribeDBClusterParameters",
+                   "rds:ModifyDBClusterParameterGroup", "rds:DeleteDBClusterParameterGroup",
                    "secretsmanager:GetSecretValue", "kms:CreateGrant", "kms:DescribeKey",
-                   "ssm:GetParameters", "ssm:PutParameter", "ssm:DeleteParameter", "ssm:AddTagsToResource")
+                   "ssm:GetParameters", "ssm:DescribeParameters", "ssm:PutParameter", "ssm:DeleteParameter",
+                   "ssm:AddTagsToResource")
 
     def desired(self, ctx: Context) -> list[Resource]:
         s, a = ctx.suffix, ctx.spec.aurora
@@ -55,11 +81,22 @@ class Aurora(Step):
                                           for i in range(1, len(e.subnets) + 1)])},
                 ctx.tags(env, self.name, sg), phase=0,
             ))
+            pg = names.cluster_parameter_group(env, s)
+            out.append(Resource(
+                "cluster-params", "AWS::RDS::DBClusterParameterGroup", env, pg,
+                {"Family": parameter_family(a.engine_version),
+                 "Description": f"Cluster parameters for {env} Aurora cluster",
+                 "Parameters": cluster_parameters(a.log_exports)},
+                # Tags are given at creation and not read back: a ListTagsForResource per group
+                # on every plan would buy nothing the name does not already say.
+                None, phase=0, replace_on=frozenset({"Family", "Description"}),
+            ))
             cl = names.cluster(env, s)
             out.append(Resource(
                 "cluster", "AWS::RDS::DBCluster", env, cl,
                 {"Engine": a.engine, "EngineVersion": a.engine_version, "MasterUsername": a.master_username,
-                 "DBSubnetGroupName": sg, "VpcSecurityGroupIds": [ctx.id_of("network", env, "db-sg")],
+                 "DBSubnetGroupName": sg, "DBClusterParameterGroupName": pg,
+                 "VpcSecurityGroupIds": [ctx.id_of("network", env, "db-sg")],
                  "StorageEncrypted": True, "KmsKeyId": ctx.attr("kms", env, "key", "arn"),
                  "BackupRetentionPeriod": a.backup_retention_days, "PreferredBackupWindow": a.backup_window,
                  "PreferredMaintenanceWindow": a.maintenance_window, "EnableCloudwatchLogsExports": a.log_exports,
@@ -97,8 +134,10 @@ class Aurora(Step):
         cl_names = {names.cluster(e, s): e for e in envs}
         inst_names = {names.instance(e, i, s): (e, i) for e in envs for i in range(1, ctx.spec.aurora.instances + 1)}
         param_names = {names.connection_parameter(e, s): e for e in envs}
-        found = _describe(ctx, envs[0], sg_names, list(cl_names), list(inst_names), list(param_names))
+        pg_names = {names.cluster_parameter_group(e, s): e for e in envs}
+        found = _describe(ctx, envs[0], sg_names, list(cl_names), list(inst_names), list(param_names), pg_names)
         return [*_observe_subnet_groups(ctx, found.subnet_groups, found.subnet_group_tags, sg_names),
+                *_observe_parameter_groups(found.parameter_groups, pg_names),
                 *_observe_clusters(ctx, found.clusters, cl_names),
                 *_observe_instances(ctx, found.instances, inst_names),
                 *_observe_parameters(ctx, found.parameters, found.tagged, param_names)]
@@ -131,6 +170,8 @@ class Aurora(Step):
                             attrs=have.attrs)
         if want.key == "cluster":
             return self._apply_cluster(ctx, rds, want, have)
+        if want.key == "cluster-params":
+            return self._apply_parameter_group(ctx, rds, want, have)
         if want.key.startswith("instance-"):
             return self._apply_instance(ctx, rds, want, have)
         return self._apply_parameter(ctx, want, have)
@@ -145,6 +186,7 @@ class Aurora(Step):
                     DBClusterIdentifier=want.name, Engine=p["Engine"], EngineVersion=p["EngineVersion"],
                     MasterUsername=creds["username"], MasterUserPassword=creds["password"],
                     DBSubnetGroupName=p["DBSubnetGroupName"], VpcSecurityGroupIds=p["VpcSecurityGroupIds"],
+                    DBClusterParameterGroupName=p["DBClusterParameterGroupName"],
                     StorageEncrypted=True, KmsKeyId=p["KmsKeyId"], BackupRetentionPeriod=p["BackupRetentionPeriod"],
                     PreferredBackupWindow=p["PreferredBackupWindow"],
                     PreferredMaintenanceWindow=p["PreferredMaintenanceWindow"],
@@ -179,6 +221,25 @@ class Aurora(Step):
             self._wait_cluster(ctx, rds, want.name, timeout)
         self._tags(rds, have, want)
         return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags), attrs=have.attrs)
+
+    def _apply_parameter_group(self, ctx: Context, rds: Any, want: Resource, have: Observed | None) -> Observed:
+        p = want.props
+        if have is None:
+            try:
+                rds.create_db_cluster_parameter_group(
+                    DBClusterParameterGroupName=want.name, DBParameterGroupFamily=p["Family"],
+                    Description=p["Description"], Tags=tag_list(ctx.tags(want.env, self.name, want.name)))
+            except Exception as e:
+                if not is_code(e, ["DBParameterGroupAlreadyExists", "DBParameterGroupAlreadyExistsFault"]):
+                    raise
+        held = (have.props.get("Parameters") or {}) if have is not None else {}
+        changed = [k for k, v in p["Parameters"].items() if held.get(k) != v]
+        if changed:
+            # All dynamic: "immediate" applies them to the cluster at once, without a reboot.
+            rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName=want.name, Parameters=[
+                {"ParameterName": k, "ParameterValue": p["Parameters"][k], "ApplyMethod": "immediate"}
+                for k in sorted(changed)])
+        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), None, phase=0)
 
     def _apply_instance(self, ctx: Context, rds: Any, want: Resource, have: Observed | None) -> Observed:
         p = want.props
@@ -295,6 +356,15 @@ class Aurora(Step):
                 if not is_code(e, ["DBClusterNotFoundFault"]):
                     raise
             ctx.wait_for(f"Aurora cluster {have.name} to be deleted", lambda: _cluster_gone(rds, have.name), timeout)
+        elif have.type == "AWS::RDS::DBClusterParameterGroup":
+            try:
+                # AWS refuses while a cluster (one still being deleted, too) uses the group.
+                ctx.retry(lambda: rds.delete_db_cluster_parameter_group(DBClusterParameterGroupName=have.name),
+                          codes=("InvalidDBParameterGroupState", "InvalidDBParameterGroupStateFault"),
+                          deadline=timeout, what=f"cluster parameter group {have.name} to be free")
+            except Exception as e:
+                if not is_code(e, PARAMETER_GROUP_GONE):
+                    raise
         elif have.type == "AWS::RDS::DBSubnetGroup":
             try:
                 ctx.retry(lambda: rds.delete_db_subnet_group(DBSubnetGroupName=have.name),
@@ -319,6 +389,7 @@ def cluster_props(c: dict) -> dict[str, Any]:
     return {
         "Engine": c.get("Engine"), "EngineVersion": c.get("EngineVersion"), "MasterUsername": c.get("MasterUsername"),
         "DBSubnetGroupName": c.get("DBSubnetGroup"),
+        "DBClusterParameterGroupName": c.get("DBClusterParameterGroup"),
         "VpcSecurityGroupIds": sorted(g["VpcSecurityGroupId"] for g in c.get("VpcSecurityGroups", [])),
         "StorageEncrypted": bool(c.get("StorageEncrypted")), "KmsKeyId": c.get("KmsKeyId"),
         "BackupRetentionPeriod": c.get("BackupRetentionPeriod"),
@@ -379,14 +450,15 @@ class _Found:
     instances: list[dict]
     parameters: list[dict]
     tagged: dict[str, dict[str, str]]  # ARN -> tags, from the tagging API
+    parameter_groups: list[tuple[dict, dict[str, str]]]  # ours by name, with the parameters dbrepl sets
 
 
 def _describe(ctx: Context, env0: str, sg_names: dict[str, str], cl_names: list[str], inst_names: list[str],
-              param_names: list[str]) -> _Found:
+              param_names: list[str], pg_names: dict[str, str]) -> _Found:
     """The group's describe calls side by side."""
     rds = ctx.client("rds", env0)
     ssm = ctx.client("ssm", env0)
-    with ThreadPoolExecutor(max_workers=5) as pool:
+    with ThreadPoolExecutor(max_workers=6) as pool:
         f_sg = pool.submit(paginate, rds, "describe_db_subnet_groups", "DBSubnetGroups")
         f_cl = pool.submit(paginate, rds, "describe_db_clusters", "DBClusters",
                            Filters=[{"Name": "db-cluster-id", "Values": cl_names}])
@@ -394,12 +466,33 @@ def _describe(ctx: Context, env0: str, sg_names: dict[str, str], cl_names: list[
                            Filters=[{"Name": "db-instance-id", "Values": inst_names}])
         f_pa = pool.submit(_get_parameters, ssm, param_names)
         f_tags = pool.submit(tagged, ctx, env0)
+        f_pg = pool.submit(paginate, rds, "describe_db_cluster_parameter_groups", "DBClusterParameterGroups")
         subnet_groups = [g for g in f_sg.result() if g["DBSubnetGroupName"] in sg_names]
         # Subnet groups carry tags only through ListTagsForResource.
         sg_tags = dict(zip([g["DBSubnetGroupArn"] for g in subnet_groups],
                            pool.map(lambda g: tag_dict(rds.list_tags_for_resource(
                                ResourceName=g["DBSubnetGroupArn"])["TagList"]), subnet_groups), strict=True))
-        return _Found(subnet_groups, sg_tags, f_cl.result(), f_in.result(), f_pa.result(), f_tags.result())
+        groups = [g for g in f_pg.result() if g["DBClusterParameterGroupName"] in pg_names]
+        # Source=user: only what was set in the group, not the family's hundreds of defaults.
+        values = pool.map(lambda g: _user_parameters(rds, g["DBClusterParameterGroupName"]), groups)
+        pgs = list(zip(groups, values, strict=True))
+        return _Found(subnet_groups, sg_tags, f_cl.result(), f_in.result(), f_pa.result(), f_tags.result(), pgs)
+
+
+def _user_parameters(rds: Any, name: str) -> dict[str, str]:
+    """The parameters dbrepl sets, as the group holds them (absent: not set)."""
+    ours = set(cluster_parameters([]))
+    items = paginate(rds, "describe_db_cluster_parameters", "Parameters", DBClusterParameterGroupName=name,
+                     Source="user")
+    return {p["ParameterName"]: str(p.get("ParameterValue")) for p in items if p["ParameterName"] in ours}
+
+
+def _observe_parameter_groups(groups: list[tuple[dict, dict[str, str]]], pg_names: dict[str, str]) -> list[Observed]:
+    return [Observed("cluster-params", "AWS::RDS::DBClusterParameterGroup", pg_names[g["DBClusterParameterGroupName"]],
+                     g["DBClusterParameterGroupName"], g["DBClusterParameterGroupName"],
+                     {"Family": g.get("DBParameterGroupFamily"), "Description": g.get("Description"),
+                      "Parameters": values}, None, attrs={"arn": g.get("DBClusterParameterGroupArn")}, phase=0)
+            for g, values in groups]
 
 
 def _observe_subnet_groups(ctx: Context, subnet_groups: list[dict], sg_tags: dict[str, dict[str, str]],

@@ -1,14 +1,18 @@
 """bucket: the migration scripts bucket migration-scripts-<suffix>-<account>: versioning on,
 SSE-KMS with the configured environment's key, lifecycle expiring current and noncurrent
-versions after 30 days, and all public access blocked."""
+versions after 30 days, all public access blocked, and a bucket policy denying every request
+made without TLS (`aws:SecureTransport` false). dbrepl owns the bucket policy: statements
+added to it by hand are drift, shown by plan and removed by apply."""
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dbrepl import names
 from dbrepl.aws import is_code, tag_list
+from dbrepl.aws.policy import normalise_policy
 from dbrepl.aws.tagging import tagged
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, register
 
@@ -33,6 +37,14 @@ def _norm_rules(rules: list[dict]) -> list[dict]:
     return sorted(out, key=lambda r: str(r["ID"]))
 
 
+def tls_only_policy(partition: str, name: str) -> dict[str, Any]:
+    """Deny every request to the bucket and its objects that does not use TLS."""
+    arn = f"arn:{partition}:s3:::{name}"
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+         "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+
+
 def bucket_name(ctx: Context) -> str:
     return names.bucket(ctx.suffix, ctx.account_id(ctx.hub))
 
@@ -41,21 +53,25 @@ def bucket_name(ctx: Context) -> str:
 class Bucket(Step):
     name = "bucket"
     depends_on = ("kms",)
+    shared_only = True
     permissions = ("s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions",
                    "s3:DeleteObject", "s3:DeleteObjectVersion", "s3:GetBucketVersioning", "s3:PutBucketVersioning",
                    "s3:GetEncryptionConfiguration", "s3:PutEncryptionConfiguration",
                    "s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration",
                    "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
-                   "s3:GetBucketTagging", "s3:PutBucketTagging", "sts:GetCallerIdentity")
+                   "s3:GetBucketTagging", "s3:PutBucketTagging", "s3:GetBucketPolicy", "s3:PutBucketPolicy",
+                   "sts:GetCallerIdentity")
 
     def desired(self, ctx: Context) -> list[Resource]:
         b = ctx.spec.bucket
+        name = bucket_name(ctx)
         return [Resource(
-            "bucket", "AWS::S3::Bucket", SHARED, bucket_name(ctx),
+            "bucket", "AWS::S3::Bucket", SHARED, name,
             {"Versioning": "Enabled",
              "Encryption": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": ctx.attr("kms", b.kms_env, "key", "arn")},
              "Lifecycle": _norm_rules(lifecycle(b.expire_days, b.noncurrent_expire_days)),
-             "PublicAccessBlock": PUBLIC_BLOCK},
+             "PublicAccessBlock": PUBLIC_BLOCK,
+             "Policy": normalise_policy(tls_only_policy(ctx.partition(ctx.hub), name))},
             ctx.tags(SHARED, self.name, f"migration-scripts-{ctx.suffix}", environment=SHARED),
         )]
 
@@ -70,8 +86,9 @@ class Bucket(Step):
                                           "NoSuchLifecycleConfiguration"),
             "public": lambda: _or_none(lambda: s3.get_public_access_block(Bucket=name),
                                        "NoSuchPublicAccessBlockConfiguration"),
+            "policy": lambda: _or_none(lambda: s3.get_bucket_policy(Bucket=name), "NoSuchBucketPolicy"),
             # Tags come from the tagging API's one batched call (see dbrepl/aws/tagging.py).
-            "tags": lambda: tagged(ctx, ctx.hub).get(f"arn:aws:s3:::{name}", {}),
+            "tags": lambda: tagged(ctx, ctx.hub).get(f"arn:{ctx.partition(ctx.hub)}:s3:::{name}", {}),
         }
         with ThreadPoolExecutor(max_workers=len(calls)) as pool:
             futures = {k: pool.submit(f) for k, f in calls.items()}
@@ -95,7 +112,8 @@ class Bucket(Step):
             "bucket", "AWS::S3::Bucket", SHARED, name, name,
             {"Versioning": results["versioning"].get("Status", "Disabled"), "Encryption": enc,
              "Lifecycle": _norm_rules((results["lifecycle"] or {}).get("Rules", [])),
-             "PublicAccessBlock": {k: bool(public.get(k)) for k in PUBLIC_BLOCK}},
+             "PublicAccessBlock": {k: bool(public.get(k)) for k in PUBLIC_BLOCK},
+             "Policy": normalise_policy(results["policy"]["Policy"]) if results["policy"] else None},
             tags,
         )]
 
@@ -125,6 +143,8 @@ class Bucket(Step):
         if have.props.get("Encryption") != p["Encryption"]:
             s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={
                 "Rules": [{"ApplyServerSideEncryptionByDefault": p["Encryption"], "BucketKeyEnabled": True}]})
+        if normalise_policy(have.props.get("Policy")) != p["Policy"]:
+            s3.put_bucket_policy(Bucket=name, Policy=json.dumps(tls_only_policy(ctx.partition(ctx.hub), name)))
         if have.props.get("Lifecycle") != p["Lifecycle"]:
             b = ctx.spec.bucket
             s3.put_bucket_lifecycle_configuration(

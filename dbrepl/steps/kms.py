@@ -1,5 +1,10 @@
-"""kms: one customer managed key per environment with the alias alias/<env>-key-<suffix>
-and the seed's key policy (the account root, plus RDS, S3, SSM and Secrets Manager)."""
+"""kms: one customer managed key per environment with the alias alias/<env>-key-<suffix>,
+automatic rotation on, and a key policy whose service statements carry conditions: the account
+root (IAM decides, as the seed), the seed's service principals (RDS, S3, SSM, Secrets Manager)
+only on behalf of this account (`aws:SourceAccount`), and, when the sync hub is another account,
+that account's use only through Secrets Manager and S3 in the key's region (`kms:ViaService`,
+`kms:CallerAccount`). Rotation and the key policy are read back on every plan: drift in either
+is shown and repaired."""
 
 from __future__ import annotations
 
@@ -9,38 +14,57 @@ from typing import Any
 
 from dbrepl import names
 from dbrepl.aws import is_code, paginate
+from dbrepl.aws.partition import via_service
+from dbrepl.aws.policy import normalise_policy
 from dbrepl.aws.tagging import tagged
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
 
+SERVICE_PRINCIPALS = ["rds.amazonaws.com", "s3.amazonaws.com", "secretsmanager.amazonaws.com", "ssm.amazonaws.com"]
+# What the hub's functions reach another account's key through: its secret, and the bucket
+# when the bucket's key is that environment's.
+HUB_VIA = ("s3", "secretsmanager")
 
-def key_policy(account: str, hub_account: str | None = None, alarm_topic: bool = False) -> dict[str, Any]:
-    """The seed's key policy; plus, when the sync hub is another account, use by that account
-    (its IAM then decides: the functions' role reads this environment's secret through it)."""
-    policy = {
+
+def key_policy(partition: str, account: str, region: str, hub_account: str | None = None,
+               alarm_topic: bool = False) -> dict[str, Any]:
+    """The key policy of a key in `account` and `region` (see the module docstring); `alarm_topic`:
+    the hub's key, which also encrypts the alarm topic (issue 12)."""
+    policy: dict[str, Any] = {
         "Version": "2012-10-17",
         "Statement": [
             {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
-             "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"},
+             "Principal": {"AWS": f"arn:{partition}:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"},
+            # The seed's statement, bounded: a service may use the key only for this account's
+            # resources (no confused deputy through another account's request).
             {"Sid": "Allow services to use the key", "Effect": "Allow",
-             "Principal": {"Service": ["rds.amazonaws.com", "s3.amazonaws.com", "ssm.amazonaws.com",
-                                       "secretsmanager.amazonaws.com"]},
-             "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"], "Resource": "*"},
+             "Principal": {"Service": SERVICE_PRINCIPALS},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:CreateGrant"], "Resource": "*",
+             "Condition": {"StringEquals": {"aws:SourceAccount": account}}},
         ],
     }
     if hub_account and hub_account != account:
+        # The seed-less statement of before also allowed kms:DescribeKey directly; nothing in the
+        # hub account calls it on this key, and a direct call could not satisfy kms:ViaService.
         policy["Statement"].append(
             {"Sid": "Allow the sync hub account", "Effect": "Allow",
-             "Principal": {"AWS": f"arn:aws:iam::{hub_account}:root"},
-             "Action": ["kms:Decrypt", "kms:GenerateDataKey", "kms:DescribeKey"], "Resource": "*"})
+             "Principal": {"AWS": f"arn:{partition}:iam::{hub_account}:root"},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
+             "Condition": {"StringEquals": {"kms:CallerAccount": hub_account,
+                                            "kms:ViaService": sorted(via_service(s, region) for s in HUB_VIA)}}})
     if alarm_topic:
-        # Issue 12 (alarms step): the hub's key encrypts the alarm topic (SNS); CloudWatch alarms
-        # publishing to an encrypted topic need the key (AWS: "compatibility between event sources
-        # from AWS services and encrypted topics").
+        # Issue 12 (alarms step): the hub's key encrypts the alarm topic (SNS). CloudWatch alarms
+        # publishing to an encrypted topic need the key, or their notifications are lost silently
+        # (AWS: "compatibility between event sources from AWS services and encrypted topics").
         policy["Statement"].append(
             {"Sid": "Allow CloudWatch alarms to use the key", "Effect": "Allow",
              "Principal": {"Service": "cloudwatch.amazonaws.com"},
              "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"})
     return policy
+
+
+def desired_policy(ctx: Context, env: str) -> dict[str, Any]:
+    return key_policy(ctx.partition(env), ctx.account_id(env), ctx.region(env), ctx.account_id(ctx.hub),
+                      alarm_topic=env == ctx.hub)  # issue 12: the hub's key only
 
 
 def description(env: str, s: str) -> str:
@@ -52,14 +76,16 @@ class Kms(Step):
     name = "kms"
     permissions = ("kms:CreateKey", "kms:DescribeKey", "kms:EnableKey", "kms:ListAliases", "kms:CreateAlias",
                    "kms:UpdateAlias", "kms:DeleteAlias", "kms:ScheduleKeyDeletion", "kms:TagResource",
-                   "kms:UpdateKeyDescription", "tag:GetResources")
+                   "kms:UpdateKeyDescription", "kms:GetKeyRotationStatus", "kms:EnableKeyRotation",
+                   "kms:GetKeyPolicy", "kms:PutKeyPolicy", "tag:GetResources", "sts:GetCallerIdentity")
 
     def desired(self, ctx: Context) -> list[Resource]:
         out = []
         for env in ctx.all_envs:
             alias = names.kms_alias(env, ctx.suffix)
             out.append(Resource("key", "AWS::KMS::Key", env, f"{env}-key-{ctx.suffix}",
-                                {"Description": description(env, ctx.suffix), "Enabled": True},
+                                {"Description": description(env, ctx.suffix), "Enabled": True,
+                                 "KeyRotationEnabled": True, "KeyPolicy": normalise_policy(desired_policy(ctx, env))},
                                 ctx.tags(env, self.name), phase=0))
             out.append(Resource("alias", "AWS::KMS::Alias", env, alias,
                                 {"TargetKeyId": ctx.id_of(self.name, env, "key")}, None, phase=1))
@@ -91,7 +117,7 @@ class Kms(Step):
                 kid = arn.rsplit("/", 1)[1]
                 candidates.setdefault(kid, tags["dbrepl:env"])
         with ThreadPoolExecutor(max_workers=max(1, len(candidates))) as pool:
-            metas = dict(zip(candidates, pool.map(lambda k, kms=kms: _describe(kms, k), candidates), strict=True))
+            metas = dict(zip(candidates, pool.map(lambda k, kms=kms: _read_key(kms, k), candidates), strict=True))
         found: dict[str, Observed] = {}
         for kid, env in candidates.items():
             m = metas[kid]
@@ -101,7 +127,8 @@ class Kms(Step):
             if not ctx.owns(tags):
                 continue
             o = Observed("key", "AWS::KMS::Key", env, f"{env}-key-{ctx.suffix}", m["KeyId"],
-                         {"Description": m.get("Description", ""), "Enabled": m["KeyState"] == "Enabled"},
+                         {"Description": m.get("Description", ""), "Enabled": m["KeyState"] == "Enabled",
+                          "KeyRotationEnabled": m["_rotation"], "KeyPolicy": m["_policy"]},
                          tags, attrs={"arn": m["Arn"]}, phase=0)
             # Prefer the key the alias points at; a tagged orphan (crash before the alias) otherwise.
             if env not in found or alias_of.get(env, {}).get("TargetKeyId") == kid:
@@ -118,15 +145,21 @@ class Kms(Step):
         if want.key == "key":
             if have is None:
                 m = kms.create_key(
-                    Description=want.props["Description"],
-                    Policy=json.dumps(key_policy(ctx.account_id(want.env), ctx.account_id(ctx.hub),
-                                                 alarm_topic=want.env == ctx.hub)),  # issue 12: hub's key only
+                    Description=want.props["Description"], Policy=json.dumps(desired_policy(ctx, want.env)),
                     Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(want.tags.items())],
                 )["KeyMetadata"]
+                # A crash before this leaves a key without rotation: the next plan shows it.
+                kms.enable_key_rotation(KeyId=m["KeyId"])
                 return Observed("key", want.type, want.env, want.name, m["KeyId"], dict(want.props),
                                 dict(want.tags), attrs={"arn": m["Arn"]})
             if not have.props.get("Enabled"):
                 kms.enable_key(KeyId=have.id)
+            if not have.props.get("KeyRotationEnabled"):
+                kms.enable_key_rotation(KeyId=have.id)
+            if normalise_policy(have.props.get("KeyPolicy")) != want.props["KeyPolicy"]:
+                # dbrepl owns the key policy: statements added by hand are replaced.
+                kms.put_key_policy(KeyId=have.id, PolicyName="default",
+                                   Policy=json.dumps(desired_policy(ctx, want.env)))
             if have.props.get("Description") != want.props["Description"]:
                 kms.update_key_description(KeyId=have.id, Description=want.props["Description"])
             if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
@@ -158,9 +191,16 @@ class Kms(Step):
                 raise
 
 
-def _describe(kms: Any, key_id: str) -> dict | None:
+def _read_key(kms: Any, key_id: str) -> dict | None:
+    """DescribeKey; for a key not pending deletion also its rotation and key policy (as
+    `_rotation` and `_policy`); None when the key is gone."""
     try:
-        return kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        m = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+        if m["KeyState"] in ("PendingDeletion", "PendingReplicaDeletion"):
+            return m
+        m["_rotation"] = bool(kms.get_key_rotation_status(KeyId=key_id).get("KeyRotationEnabled"))
+        m["_policy"] = normalise_policy(kms.get_key_policy(KeyId=key_id, PolicyName="default")["Policy"])
+        return m
     except Exception as e:
         if is_code(e, ["NotFoundException"]):
             return None

@@ -11,6 +11,7 @@ from typing import Any
 
 from dbrepl import names
 from dbrepl.aws import is_code, paginate, tag_dict
+from dbrepl.aws.partition import via_service
 from dbrepl.aws.policy import normalise_policy
 from dbrepl.aws.tagging import tagged
 from dbrepl.bundle import code_sha256
@@ -18,8 +19,9 @@ from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, Unk
 from dbrepl.steps.bucket import bucket_name
 from dbrepl.sync import contract
 from dbrepl.sync.contract import HANDLERS
+from dbrepl.sync.migrations import DEFAULT_PREFIX as SCRIPTS_PREFIX
 
-VPC_ACCESS_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+VPC_ACCESS_POLICY = "AWSLambdaVPCAccessExecutionRole"  # an AWS managed policy, in every partition
 INLINE_POLICY = "DatabaseSyncPolicy"
 TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
@@ -28,33 +30,51 @@ DESCRIPTIONS = {"schema": "Synchronizes database schema changes across environme
 IAM_PROPAGATION = "cannot be assumed by Lambda"
 
 
+def managed_policy_arn(partition: str, name: str) -> str:
+    return f"arn:{partition}:iam::aws:policy/service-role/{name}"
+
+
 def inline_policy(ctx: Context) -> dict[str, Any]:
+    """Only what the functions call (dbrepl/sync/handlers and what they use; docs/permissions.md):
+    the environments' secrets, the migration scripts (read only), the run records in SSM, and
+    kms:Decrypt of the environments' keys only through Secrets Manager and S3. The functions make
+    no other AWS call: the databases' endpoints come in their environment variables."""
     s = ctx.suffix
     region, account = ctx.region(ctx.hub), ctx.account_id(ctx.hub)
-    secrets = [ctx.attr("secrets", e, "secret", "arn") for e in ctx.all_envs]
-    keys = [ctx.attr("kms", e, "key", "arn") for e in ctx.all_envs]
-    bucket_arn = f"arn:aws:s3:::{bucket_name(ctx)}"
+    p = ctx.partition(ctx.hub)
+    # The ARNs the functions read: a secret outside the hub's region is read from its hub-region replica.
+    secrets = [ctx.attr("secrets", e, "secret", "hub_arn") for e in ctx.all_envs]
+    # Everything they read is in the hub's region (a replica is under the hub's key): the keys of
+    # the environments there, used only through Secrets Manager and S3 there.
+    keys = [ctx.attr("kms", e, "key", "arn") for e in ctx.all_envs if ctx.region(e) == region]
+    via = [via_service("s3", region), via_service("secretsmanager", region)]
+    bucket_arn = f"arn:{p}:s3:::{bucket_name(ctx)}"
     return {"Version": "2012-10-17", "Statement": [
         {"Sid": "ReadDatabaseSecrets", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
          "Resource": secrets},
-        {"Sid": "UseEnvironmentKeys", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
-         "Resource": keys},
-        {"Sid": "MigrationScripts", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
-         "Resource": [bucket_arn, f"{bucket_arn}/*"]},
-        {"Sid": "SyncRecords", "Effect": "Allow", "Action": ["ssm:GetParameter", "ssm:PutParameter"],
-         "Resource": [f"arn:aws:ssm:{region}:{account}:parameter{contract.parameter_prefix(s)}*"]},
-        {"Sid": "DescribeClusters", "Effect": "Allow", "Action": ["rds:DescribeDBClusters", "rds:DescribeDBInstances"],
-         "Resource": "*"},
-        {"Sid": "FunctionLogs", "Effect": "Allow",
-         "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-         "Resource": f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/db-sync-*-{s}:*"},
+        # The secrets and the scripts are encrypted with the environments' keys.
+        {"Sid": "DecryptThroughSecretsAndScripts", "Effect": "Allow", "Action": ["kms:Decrypt"], "Resource": keys,
+         "Condition": {"StringEquals": {"kms:ViaService": via}}},
+        {"Sid": "ListMigrationScripts", "Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": bucket_arn,
+         "Condition": {"StringLike": {"s3:prefix": [f"{SCRIPTS_PREFIX}*"]}}},
+        {"Sid": "ReadMigrationScripts", "Effect": "Allow", "Action": ["s3:GetObject"],
+         "Resource": f"{bucket_arn}/{SCRIPTS_PREFIX}*"},
+        {"Sid": "WriteRunRecords", "Effect": "Allow", "Action": ["ssm:PutParameter"],
+         "Resource": [f"arn:{p}:ssm:{region}:{account}:parameter{contract.record_prefix(s, k)}/*"
+                      for k in contract.RECORD_KINDS]},
+        # Lambda's runtime writes the functions' logs (the log groups are dbrepl's, made beforehand).
+        {"Sid": "FunctionLogs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+         "Resource": [f"arn:{p}:logs:{region}:{account}:log-group:{names.log_group(k, s)}:*"
+                      for k in ("schema", "data")]},
     ]}
 
 
 def function_environment(ctx: Context) -> dict[str, Any]:
-    """The functions' variables, named and written by the contract (dbrepl.sync.contract)."""
+    """The functions' variables, named and written by the contract (dbrepl.sync.contract).
+    `<ENV>_SECRET_ARN` names the secret in the hub's region (a replica for an environment
+    elsewhere): the functions reach only the hub region's Secrets Manager endpoint."""
     return contract.function_variables(
-        environments={env: (ctx.attr("secrets", env, "secret", "arn"),
+        environments={env: (ctx.attr("secrets", env, "secret", "hub_arn"),
                             ctx.attr("aurora", env, "cluster", "endpoint")) for env in ctx.all_envs},
         migration_bucket=bucket_name(ctx), suffix=ctx.suffix,
         databases=ctx.spec.sync.databases, reference_tables=ctx.spec.sync.reference_tables)
@@ -67,24 +87,27 @@ class Lambdas(Step):
     # The role (its policy names the secrets and keys) and the log groups go first, beside Aurora;
     # the functions need the subnets and function SG, and the clusters' endpoints (not instances).
     needs = {0: ("kms", "secrets"), 1: ("network:1", "aurora:1", "bucket")}
+    shared_only = True
     permissions = ("iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
                    "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
                    "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
-                   "iam:PassRole", "lambda:CreateFunction", "lambda:GetFunction", "lambda:UpdateFunctionCode",
-                   "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction", "lambda:TagResource",
+                   "iam:PassRole", "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
+                   "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
+                   "lambda:TagResource",
                    "logs:CreateLogGroup", "logs:DescribeLogGroups", "logs:PutRetentionPolicy",
-                   "logs:DeleteLogGroup", "logs:TagResource", "tag:GetResources")
+                   "logs:DeleteLogGroup", "logs:TagResource", "logs:TagLogGroup", "tag:GetResources")
 
     def desired(self, ctx: Context) -> list[Resource]:
         s, hub, lam = ctx.suffix, ctx.hub, ctx.spec.lambdas
         role = names.role(s)
         out = [Resource(
             "role", "AWS::IAM::Role", SHARED, role,
-            {"AssumeRolePolicyDocument": normalise_policy(TRUST), "ManagedPolicyArns": [VPC_ACCESS_POLICY],
+            {"AssumeRolePolicyDocument": normalise_policy(TRUST),
+             "ManagedPolicyArns": [managed_policy_arn(ctx.partition(hub), VPC_ACCESS_POLICY)],
              "Policies": {INLINE_POLICY: normalise_policy(inline_policy(ctx))}},
             ctx.tags(SHARED, self.name, role, environment=SHARED), phase=0,
         )]
-        role_arn = f"arn:aws:iam::{ctx.account_id(hub)}:role/{role}"
+        role_arn = f"arn:{ctx.partition(hub)}:iam::{ctx.account_id(hub)}:role/{role}"
         count = len(ctx.spec.environments[hub].subnets)
         subnets = [ctx.id_of("network", hub, f"subnet-{i}") for i in range(1, count + 1)]
         if not any(isinstance(x, Unknown) for x in subnets):

@@ -89,6 +89,7 @@ class Network(Step):
         "ec2:DisassociateRouteTable", "ec2:ReplaceRouteTableAssociation",
         "ec2:CreateSecurityGroup", "ec2:DeleteSecurityGroup", "ec2:DescribeSecurityGroups",
         "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
+        "ec2:UpdateSecurityGroupRuleDescriptionsIngress",
         "ec2:CreateVpcEndpoint", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints", "ec2:DescribeVpcEndpoints",
         "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface", "ec2:CreateTags",
     )

@@ -61,7 +61,7 @@ class Schedules(Step):
             return []
         account = ctx.account_id(SHARED)
         role = names.scheduler_role(s)
-        role_arn = f"arn:aws:iam::{account}:role/{role}"
+        role_arn = f"arn:{ctx.partition(SHARED)}:iam::{account}:role/{role}"
         fn_arn = {k: ctx.attr("lambdas", SHARED, f"fn-{k}", "arn") for k in names.FUNCTIONS}
         targeted = [fn_arn[k] for k in names.FUNCTIONS if any(sc.kind == k for sc in entries)]
         if not any(isinstance(a, Unknown) for a in targeted):

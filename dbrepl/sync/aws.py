@@ -19,7 +19,7 @@ import boto3
 from botocore.config import Config
 
 from dbrepl.sync import contract
-from dbrepl.sync.connection import DEFAULT_PORT, Endpoint
+from dbrepl.sync.connection import DEFAULT_PORT, Endpoint, Tls
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_plain_name
 
@@ -91,7 +91,37 @@ def endpoint_for_env(
     except (ValueError, KeyError, TypeError):
         # Never echo the secret's content.
         raise AwsError(f"Failed to read the {name} database secret: not a {{username, password}} JSON") from None
-    return Endpoint(host=host, port=port, user=str(user), password=str(password))
+    return Endpoint(host=host, port=port, user=str(user), password=str(password), tls=function_tls(environ))
+
+
+# What a function's result says when it cannot verify a cluster.
+FUNCTION_TLS_FIX = "set databases.tls.ca_bundle in the spec and run dbrepl apply"
+
+
+def function_tls(environ: Mapping[str, str] | None = None) -> Tls:
+    """TLS of the function's connections: verified against the CA bundle it carries
+    (contract.TLS_CA_FILE under LAMBDA_TASK_ROOT), or the file named by TLS_CA_BUNDLE when its
+    code runs outside Lambda; encrypted but unverified without either."""
+    environ = os.environ if environ is None else environ
+    if contract.TLS_CA_BUNDLE in environ:
+        path = environ[contract.TLS_CA_BUNDLE] or None
+        if path is not None and not os.path.isfile(path):
+            raise InvalidInput(f"the CA bundle {path} ({contract.TLS_CA_BUNDLE}) does not exist")
+        return Tls(ca_bundle=path)
+    root = environ.get(contract.LAMBDA_TASK_ROOT)
+    if root:
+        path = os.path.join(root, contract.TLS_CA_FILE)
+        if os.path.isfile(path):
+            return Tls(ca_bundle=path)
+    return Tls()
+
+
+def tls_warnings(environ: Mapping[str, str], envs: list[str]) -> tuple[dict[str, str], list[str]]:
+    """({env: verified|unverified}, the warning lines) for a run that connects to `envs`."""
+    tls = function_tls(environ)
+    modes = {env: tls.mode for env in envs}
+    lines = [w for env in dict.fromkeys(envs) if (w := tls.warning(env, FUNCTION_TLS_FIX))]
+    return modes, lines
 
 
 def _split_host(host: str, port_text: str) -> tuple[str, int]:

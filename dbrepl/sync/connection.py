@@ -1,11 +1,18 @@
-"""Where a database lives and how to open a connection to it (pymysql only)."""
+"""Where a database lives and how to open a connection to it (pymysql only).
+
+Every connection dbrepl opens goes through `connect`, which applies the endpoint's `Tls`:
+TLS is required; with a CA bundle the server's certificate chain and host name are verified
+against it, without one the connection is encrypted but the server is not authenticated
+(`Tls.warning` says so, once per run, in the result).
+"""
 
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pymysql
 
@@ -18,6 +25,55 @@ CONNECT_TIMEOUT = 10
 # write its SSM record.
 READ_TIMEOUT = 240
 WRITE_TIMEOUT = 240
+# Where a user learns what the TLS warning means and how to turn verification on.
+TLS_DOCS = "docs/configuration.md, \"TLS to the databases\""
+
+
+@dataclass(frozen=True)
+class Tls:
+    """How a connection uses TLS.
+
+    `enabled` (the default): TLS is required, a server that does not offer it is refused.
+    `ca_bundle`: a PEM file of CA certificates; given, the server's certificate must chain to
+    one of them and name the host connected to. `enabled=False` only for a DSN that says
+    `ssl-mode=disabled` (a local server without TLS).
+    """
+
+    ca_bundle: str | None = None
+    enabled: bool = True
+
+    @property
+    def mode(self) -> str:
+        """`verified`, `unverified` or `off`: what a result reports."""
+        if not self.enabled:
+            return "off"
+        return "verified" if self.ca_bundle else "unverified"
+
+    def warning(self, label: str, fix: str) -> str | None:
+        """The line a run prints when the connection to `label` is not verified (None when it is)."""
+        if not self.enabled:
+            return f"TLS to {label} is off: the password and the data travel in plain text ({fix})"
+        if not self.ca_bundle:
+            return f"TLS to {label} is not verified: {fix} (see {TLS_DOCS})"
+        return None
+
+    def context(self) -> ssl.SSLContext:
+        """The SSL context of a connection (TLS 1.2 or newer)."""
+        if self.ca_bundle:
+            try:
+                ctx = ssl.create_default_context(cafile=self.ca_bundle)  # chain and host name checked
+            except (OSError, ssl.SSLError) as exc:
+                raise InvalidInput(f"cannot read the CA bundle {self.ca_bundle}: {exc}; point it at a PEM file "
+                                   "of CA certificates") from None
+            # Python 3.13 turns on VERIFY_X509_STRICT, which refuses some CA certificates still in
+            # use (pymysql clears it too); the chain and the host name are still checked.
+            ctx.verify_flags &= ~getattr(ssl, "VERIFY_X509_STRICT", 0)
+        else:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
 
 
 @dataclass(frozen=True)
@@ -30,6 +86,7 @@ class Endpoint:
     # repr=False: an Endpoint ends up in logs, tracebacks and test output.
     password: str = field(default="", repr=False)
     database: str | None = None
+    tls: Tls = Tls()
 
     def with_database(self, database: str | None) -> Endpoint:
         return replace(self, database=database)
@@ -40,8 +97,18 @@ class Endpoint:
         return f"mysql://{self.user}@{self.host}:{self.port}{db}"
 
 
+DSN_SSL_MODES = ("required", "verify_identity", "disabled")
+DSN_TLS_FIX = "add ?ssl-ca=PATH to the DSN to verify the server"
+
+
 def parse_dsn(dsn: str, environ: Mapping[str, str] | None = None) -> Endpoint:
-    """Parse `mysql://user[:password]@host[:port]/database`; password may come from MYSQL_PWD."""
+    """Parse `mysql://user[:password]@host[:port]/database[?ssl-ca=PATH&ssl-mode=MODE]`; the
+    password may come from MYSQL_PWD.
+
+    TLS as in MySQL's own clients: `ssl-mode=required` (the default: encrypted, unverified),
+    `ssl-ca=PATH` (verified against that CA bundle: chain and host name; `ssl-mode` is then
+    `verify_identity`), `ssl-mode=disabled` (plain text, for a local server without TLS).
+    """
     environ = os.environ if environ is None else environ
     if not isinstance(dsn, str) or not dsn.startswith("mysql://"):
         raise InvalidInput("a DSN must look like mysql://user[:password]@host[:port]/database")
@@ -56,13 +123,39 @@ def parse_dsn(dsn: str, environ: Mapping[str, str] | None = None) -> Endpoint:
     if not database:
         raise InvalidInput(f"DSN {_redact(dsn)} names no database (mysql://user@host:port/database)")
     check_plain_name(database, "database")
-    if parts.query or parts.fragment or "/" in database:
+    if parts.fragment or "/" in database:
         raise InvalidInput(f"DSN {_redact(dsn)}: only one database name may follow the host")
+    tls = _dsn_tls(parts.query, _redact(dsn))
     password = unquote(parts.password) if parts.password is not None else environ.get("MYSQL_PWD", "")
     return Endpoint(
         host=parts.hostname, port=port, user=unquote(parts.username or ""),
-        password=password, database=database,
+        password=password, database=database, tls=tls,
     )
+
+
+def _dsn_tls(query: str, shown: str) -> Tls:
+    try:
+        options = dict(parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)))
+    except ValueError:
+        raise InvalidInput(f"DSN {shown}: options must be written ?ssl-ca=PATH&ssl-mode=MODE") from None
+    unknown = sorted(set(options) - {"ssl-ca", "ssl-mode"})
+    if unknown:
+        raise InvalidInput(f"DSN {shown}: unknown option {unknown[0]!r}; the DSN takes ssl-ca and ssl-mode")
+    mode = options.get("ssl-mode", "").lower().replace("-", "_")
+    ca = options.get("ssl-ca")
+    if mode and mode not in DSN_SSL_MODES:
+        raise InvalidInput(f"DSN {shown}: ssl-mode must be one of {', '.join(DSN_SSL_MODES)}")
+    if mode == "disabled":
+        if ca is not None:
+            raise InvalidInput(f"DSN {shown}: ssl-mode=disabled and ssl-ca contradict each other; drop one")
+        return Tls(enabled=False)
+    if mode == "verify_identity" and not ca:
+        raise InvalidInput(f"DSN {shown}: ssl-mode=verify_identity needs ssl-ca=PATH (the server's CA bundle)")
+    if ca is not None:
+        if not ca or not os.path.isfile(ca):
+            raise InvalidInput(f"DSN {shown}: CA bundle {ca!r} not found; give the path of a PEM file (ssl-ca=PATH)")
+        return Tls(ca_bundle=os.path.abspath(ca))
+    return Tls()
 
 
 def _redact(dsn: str) -> str:
@@ -78,19 +171,46 @@ def connect(
     endpoint: Endpoint, database: str | None = None, *, autocommit: bool = True,
     select_database: bool = True,
 ) -> pymysql.connections.Connection:
-    """Open a utf8mb4 connection with bounded timeouts; failures raise DatabaseError.
+    """Open a utf8mb4 connection with bounded timeouts and the endpoint's TLS; failures raise
+    DatabaseError. The one place dbrepl opens a database connection.
 
     `select_database=False` connects without a current database: a schema sync qualifies
     every name and may have to create the DSN's database first.
     """
     db = (database if database is not None else endpoint.database) if select_database else None
+    shown = endpoint.with_database(db).display()
+    tls = endpoint.tls
+    # An SSLContext makes pymysql require TLS (no silent fall-back to plain text).
+    options: dict[str, object] = {"ssl": tls.context()} if tls.enabled else {"ssl_disabled": True}
     try:
-        return pymysql.connect(
+        conn = pymysql.connect(
             host=endpoint.host, port=endpoint.port, user=endpoint.user,
             password=endpoint.password, database=db, charset="utf8mb4",
             autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT,
-            read_timeout=READ_TIMEOUT, write_timeout=WRITE_TIMEOUT,
+            read_timeout=READ_TIMEOUT, write_timeout=WRITE_TIMEOUT, **options,
         )
     except pymysql.err.MySQLError as exc:
         # The pymysql message never contains the password; the endpoint display neither.
-        raise DatabaseError(f"Failed to connect to {endpoint.with_database(db).display()}: {exc}") from exc
+        raise DatabaseError(f"Failed to connect to {shown}: {_why(exc, tls)}") from exc
+    # pymysql before 2.2 went on in plain text when the server offered no TLS: check.
+    if tls.enabled and not isinstance(getattr(conn, "_sock", None), ssl.SSLSocket):
+        conn.close()
+        raise DatabaseError(f"Failed to connect to {shown}: the server does not offer TLS, which dbrepl requires")
+    return conn
+
+
+def _why(exc: pymysql.err.MySQLError, tls: Tls) -> str:
+    """The reason of a failed connect, with TLS failures named as such."""
+    text = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, ssl.SSLError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        detail = getattr(cause, "verify_message", None) or text
+        return (f"TLS verification failed: the server's certificate does not verify against the CA bundle "
+                f"{tls.ca_bundle} ({detail}); is it the CA of this server?")
+    if isinstance(cause, ssl.SSLError):
+        return f"TLS handshake failed ({cause.reason or cause})"
+    if "SSL is required but the server doesn't support it" in text:
+        return "the server does not offer TLS, which dbrepl requires"
+    return str(exc)

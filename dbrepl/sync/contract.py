@@ -26,6 +26,15 @@ SYNC_DATABASES = "SYNC_DATABASES"          # comma-separated database names
 REFERENCE_TABLES = "REFERENCE_TABLES"      # comma-separated db.table: the data function's default
 SHARED_VARIABLES = (MIGRATION_BUCKET, ENVIRONMENT_SUFFIX, SYNC_DATABASES, REFERENCE_TABLES)
 
+# TLS to the databases. The bundle carries the spec's CA bundle (when verification is on) as
+# this top-level file; a function finds it under LAMBDA_TASK_ROOT (set by Lambda), and verifies
+# the clusters against it, or connects unverified (saying so) when it is absent. A run of the
+# handler's code outside Lambda (--direct, the sandbox) names the file in TLS_CA_BUNDLE instead
+# ("" for none). The estate never writes TLS_CA_BUNDLE into a function's environment.
+TLS_CA_FILE = "dbrepl-ca-bundle.pem"
+TLS_CA_BUNDLE = "DBREPL_TLS_CA_BUNDLE"
+LAMBDA_TASK_ROOT = "LAMBDA_TASK_ROOT"
+
 
 def secret_arn_variable(env: str) -> str:
     return f"{env.upper()}{SECRET_ARN_SUFFIX}"

@@ -1,4 +1,6 @@
-"""dev, staging (hub) and prod in three accounts, prod in another region (issue 6).
+"""dev, staging (hub) and prod in three accounts (issue 6), all in the hub's region: an
+environment in another account and another region is refused (issue 11, point 3; see
+tests/aws/test_cross_region.py for another region in the hub's account).
 
 moto gives an assumed-role session in the role's account, and cross-account peering stays
 pending until the other account accepts: the same shape as AWS.
@@ -20,11 +22,11 @@ _n = itertools.count(1)
 DEV_ACCOUNT, PROD_ACCOUNT, HUB_ACCOUNT = "111111111111", "222222222222", "123456789012"
 
 
-def spec3():
+def spec3(prod_region: str | None = None):
     spec = fast_spec()
     envs = dict(spec.environments)
     envs["dev"] = envs["dev"].model_copy(update={"account": _account(DEV_ACCOUNT)})
-    envs["prod"] = envs["prod"].model_copy(update={"account": _account(PROD_ACCOUNT), "region": "us-west-2"})
+    envs["prod"] = envs["prod"].model_copy(update={"account": _account(PROD_ACCOUNT), "region": prod_region})
     return spec.model_copy(update={"environments": envs})
 
 
@@ -54,7 +56,7 @@ def _vpc(sessions, env, suffix):
 def test_three_accounts_apply_plan_destroy(multi):
     s, sessions = multi.suffix, multi.sessions
     multi.apply()
-    # Each environment in its own account (and prod in its own region).
+    # Each environment in its own account.
     for env, acct in (("dev", DEV_ACCOUNT), ("staging", HUB_ACCOUNT), ("prod", PROD_ACCOUNT)):
         vpcs = _vpc(sessions, env, s)
         assert len(vpcs) == 1 and vpcs[0]["OwnerId"] == acct, env
@@ -66,8 +68,8 @@ def test_three_accounts_apply_plan_destroy(multi):
         assert len(alarms["MetricAlarms"]) == 1
         p = sessions.client("ssm", env).get_parameter(Name=f"/db-replication/{s}/{env}/connection-string")
         assert p["Parameter"]["Value"].startswith(f"mysql://{env}-aurora-cluster-{s}.")
-    assert sessions.region_for("prod") == "us-west-2"
-    assert ":us-west-2:" in sessions.client("rds", "prod").describe_db_clusters(
+    assert sessions.region_for("prod") == "us-east-1"
+    assert ":us-east-1:" in sessions.client("rds", "prod").describe_db_clusters(
         DBClusterIdentifier=f"prod-aurora-cluster-{s}")["DBClusters"][0]["DBClusterArn"]
     # Nothing of dev or prod landed in the hub account.
     assert _vpc(sessions, "staging", s) and not sessions.client("ec2", "staging").describe_vpcs(
@@ -95,7 +97,7 @@ def test_three_accounts_apply_plan_destroy(multi):
     fn = sessions.client("lambda", "staging").get_function_configuration(FunctionName=f"db-sync-data-replication-{s}")
     env_vars = fn["Environment"]["Variables"]
     assert f":{DEV_ACCOUNT}:secret:dev-aurora-secret-{s}" in env_vars["DEV_SECRET_ARN"]
-    assert f":us-west-2:{PROD_ACCOUNT}:secret:prod-aurora-secret-{s}" in env_vars["PROD_SECRET_ARN"]
+    assert f":us-east-1:{PROD_ACCOUNT}:secret:prod-aurora-secret-{s}" in env_vars["PROD_SECRET_ARN"]
 
     assert multi.plan().changes == []
     multi.destroy(include_protected=True)
@@ -191,3 +193,48 @@ def test_cli_exits_2_when_a_role_cannot_be_assumed(aws, tmp_path, monkeypatch):
     assert r.exit_code == 2, r.output
     assert "cannot be assumed" in r.output and len(r.output.strip().splitlines()) == 1
     assert faults.injected["AssumeRole"] >= 1 and log.calls == []
+
+
+def test_another_account_in_another_region_is_refused_before_any_change(aws):
+    """Its secret's replica would land in its own account, where the hub's functions could not
+    decrypt it with any key dbrepl makes: bad input (exit 2), named, nothing made."""
+    log = CallLog()
+    spec = spec3(prod_region="us-west-2")
+    sessions = SessionFactory.from_spec(spec, "us-east-1", hooks=[log.hook])
+    e = Estate(spec, f"x{next(_n)}", sessions, log)
+    sessions.check_roles(list(spec.environments))
+    log.clear()
+    for run in (e.plan, e.apply):
+        with pytest.raises(BadInput, match=r"environments\.prod: in another account \(222222222222\) and another "
+                                           r"region \(us-west-2\) than the sync hub staging \(us-east-1\)"):
+            run()
+    assert log.mutating == [], log.mutating
+    assert _vpc(sessions, "prod", e.suffix) == []
+
+
+def test_cli_exits_2_for_another_account_in_another_region(aws, tmp_path, monkeypatch):
+    import yaml
+
+    from dbrepl import cli
+
+    with open("config/environments.yaml") as f:
+        spec = yaml.safe_load(f)
+    spec["environments"]["prod"]["account"] = {"role_arn": f"arn:aws:iam::{PROD_ACCOUNT}:role/dbrepl-deploy"}
+    spec["environments"]["prod"]["region"] = "us-west-2"
+    path = tmp_path / "env.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    log = CallLog()
+    real = SessionFactory.from_spec.__func__
+
+    def logged(cls, spec, **kw):
+        return real(cls, spec, hooks=[log.hook], **kw)
+
+    monkeypatch.setattr(SessionFactory, "from_spec", classmethod(logged))
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for command in (["plan"], ["apply", "--yes"]):
+        log.clear()
+        r = CliRunner().invoke(cli.app, [*command, "--suffix", "xr9", "--config", str(path)])
+        assert r.exit_code == 2, r.output
+        assert len(r.output.strip().splitlines()) == 1, r.output
+        assert "environments.prod: in another account (222222222222) and another region (us-west-2)" in r.output
+        assert [c for c in log.mutating if c != "AssumeRole"] == [], log.mutating

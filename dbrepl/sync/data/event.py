@@ -109,6 +109,9 @@ def run_data_event(
 
 def _run(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
          result: dict[str, Any], progress: ProgressHook | None = None) -> None:
+    result["tls"], warnings = aws.tls_warnings(environ, [checked["source"], checked["target"]])
+    if warnings:
+        result["warnings"] = warnings
     secrets = get("secretsmanager")
     src = connect(aws.endpoint_for_env(checked["source"], environ, secrets))
     try:

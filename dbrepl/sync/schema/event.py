@@ -128,6 +128,8 @@ def run_schema_event(
         result.update(source=checked["source"], target=checked["target"],
                       databases=checked["databases"], dry_run=checked["dry_run"])
         result["action"] = checked["action"]
+        _note_tls(result, environ, [checked["target"]] if checked["action"] in ("migrate", "migrate_status")
+                  else [checked["source"], checked["target"]])
         if checked["action"] == "migrate":
             _run_migrations(checked, environ, get, result)
         elif checked["action"] == "migrate_status":
@@ -154,6 +156,13 @@ def run_schema_event(
         result.update(status="error", error=f"internal error: {type(exc).__name__}: {exc}")
     _record(result, environ, get)
     return result
+
+
+def _note_tls(result: dict[str, Any], environ: Mapping[str, str], envs: list[str]) -> None:
+    """`tls` ({env: verified|unverified}) and, when a connection is not verified, `warnings`."""
+    result["tls"], warnings = aws.tls_warnings(environ, envs)
+    if warnings:
+        result.setdefault("warnings", []).extend(warnings)
 
 
 def _connect(env: str, environ: Mapping[str, str], get: ClientFactory, database: str | None = None) -> Any:
