@@ -64,6 +64,7 @@ def body(ctx: Context) -> dict[str, Any]:
 @register
 class Dashboard(Step):
     name = "dashboard"
+    shared_only = True  # everything of it is in the hub
     permissions = ("cloudwatch:GetDashboard", "cloudwatch:PutDashboard", "cloudwatch:DeleteDashboards")
 
     def desired(self, ctx: Context) -> list[Resource]:

@@ -46,6 +46,7 @@ def schedule_key(name: str) -> str:
 class Schedules(Step):
     name = "schedules"
     depends_on = ("lambdas",)
+    shared_only = True  # everything of it is in the hub
     permissions = ("iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
                    "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
                    "iam:PassRole", "scheduler:CreateScheduleGroup", "scheduler:GetScheduleGroup",
