@@ -86,3 +86,37 @@ def log_group(kind: str, s: str) -> str:
 
 def alarm(env: str, s: str) -> str:
     return f"{env}-aurora-replication-lag-{s}"
+
+
+# Issue 12: schedules, the alarm topic, the alarms that watch syncs and functions, the dashboard.
+def schedule_group(s: str) -> str:
+    return f"dbrepl-{s}"
+
+
+def schedule(kind: str, source: str, target: str, s: str) -> str:
+    return f"{kind}-{source}-to-{target}-{s}"
+
+
+def scheduler_role(s: str) -> str:
+    return f"db-sync-scheduler-role-{s}"
+
+
+def alarm_topic(s: str) -> str:
+    return f"dbrepl-alarms-{s}"
+
+
+def sync_failure_alarm(kind: str, source: str, target: str, s: str) -> str:
+    return f"{kind}-sync-{source}-to-{target}-failure-{s}"
+
+
+def sync_stale_alarm(kind: str, source: str, target: str, s: str) -> str:
+    return f"{kind}-sync-{source}-to-{target}-stale-{s}"
+
+
+def function_alarm(kind: str, metric: str, s: str) -> str:
+    """metric: Errors or Throttles (AWS/Lambda)."""
+    return f"db-sync-{FUNCTIONS[kind]}-{metric.lower()}-{s}"
+
+
+def dashboard(s: str) -> str:
+    return f"dbrepl-{s}"

@@ -89,6 +89,8 @@ class Progress:
                 self.console.print(f"  [dim]… waiting for {escape(data['what'])} ({data['elapsed']:.0f}s)[/]")
             elif event == "waited":
                 self.console.print(f"  [dim]✓ {escape(data['what'])} after {data['elapsed']:.0f}s[/]")
+            elif event == "warning":
+                self.console.print(f"  [yellow]! {escape(data['what'])}: {escape(str(data.get('message')))}[/]")
             elif event == "retry":
                 self.console.print(
                     f"  [dim]↻ {escape(data['what'])}: {escape(str(data.get('error')))} "

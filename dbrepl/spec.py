@@ -289,6 +289,10 @@ class Lambdas(_Model):
         return v
 
 
+EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                      r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+
+
 class Alarms(_Model):
     metric: str = "AuroraReplicaLag"
     statistic: Literal["Average", "Maximum", "Minimum", "Sum", "SampleCount"] = "Average"
@@ -296,12 +300,131 @@ class Alarms(_Model):
     evaluation_periods: Annotated[int, Field(ge=1)] = 2
     threshold: float = 60000
     treat_missing_data: Literal["breaching", "notBreaching", "ignore", "missing"] = "notBreaching"
+    # E-mail addresses subscribed to the estate's alarm topic (each confirms by a link AWS mails).
+    notify: list[str] = []
+
+    @field_validator("notify")
+    @classmethod
+    def _emails(cls, v: list[str]) -> list[str]:
+        for a in v:
+            if len(a) > 254 or not EMAIL_RE.match(a):
+                raise ValueError(f"{a!r} is not an e-mail address; write it as name@example.com")
+        if len(set(v)) != len(v):
+            raise ValueError("an address is listed twice; list each once")
+        return v
+
+
+ROUTE_RE = re.compile(r"^([a-z][a-z0-9]{0,15})->([a-z][a-z0-9]{0,15})$")
+EVERY_RE = re.compile(r"^(\d{1,4}) (minute|minutes|hour|hours|day|days)$")
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+# EventBridge Scheduler's cron: minutes hours day-of-month month day-of-week year.
+CRON_RE = re.compile(r"^\S+( \S+){5}$")
+# CloudWatch alarms: Period x EvaluationPeriods at most 1 day below an hour's period, 7 days above.
+STALE_PERIODS = 2
+
+
+def period_seconds(text: str) -> int:
+    """'1 hour' -> 3600; ValueError naming the accepted form otherwise."""
+    m = EVERY_RE.match(text.strip())
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(f"{text!r} is not a period; write N minutes, N hours or N days (e.g. \"1 hour\")")
+    n, unit = int(m.group(1)), m.group(2).rstrip("s")
+    seconds = n * UNIT_SECONDS[unit]
+    limit = 86400 if seconds < 3600 else 7 * 86400
+    if seconds * STALE_PERIODS > limit:
+        raise ValueError(f"{text!r} is too long for the staleness alarm (2 periods; CloudWatch watches at most "
+                         "7 days); schedule at most every 84 hours")
+    return seconds
+
+
+class Schedule(_Model):
+    """A sync run on a timer: `every` (a rate) or `cron` (with `period`, the longest gap between
+    two runs, which the staleness alarm watches)."""
+
+    route: str
+    kind: Literal["data", "schema"] = "data"
+    every: str | None = None
+    cron: str | None = None
+    period: str | None = None
+    allow_protected: bool = False
+
+    @field_validator("route")
+    @classmethod
+    def _route(cls, v: str) -> str:
+        m = ROUTE_RE.match(v.replace(" ", ""))
+        if not m:
+            raise ValueError(f"route {v!r} must be written source->target, e.g. dev->staging")
+        if m.group(1) == m.group(2):
+            raise ValueError(f"route {v!r} syncs an environment into itself; name two different ones")
+        return f"{m.group(1)}->{m.group(2)}"
+
+    @field_validator("every", "period")
+    @classmethod
+    def _period(cls, v: str | None) -> str | None:
+        if v is not None:
+            period_seconds(v)
+        return v
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None and not CRON_RE.match(v.strip()):
+            raise ValueError(f"cron {v!r} needs six fields (minutes hours day-of-month month day-of-week year), "
+                             "e.g. \"0 3 * * ? *\"")
+        return v if v is None else v.strip()
+
+    @model_validator(mode="after")
+    def _when(self) -> Schedule:
+        if (self.every is None) == (self.cron is None):
+            raise ValueError(f"schedule {self.route}: give exactly one of every (e.g. \"1 hour\") or cron")
+        if self.cron is not None and self.period is None:
+            raise ValueError(f"schedule {self.route}: a cron entry needs period, the longest gap between two runs "
+                             "(e.g. \"1 day\"), for its staleness alarm")
+        if self.every is not None and self.period is not None:
+            raise ValueError(f"schedule {self.route}: period is for cron entries; every already gives it")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.route.split("->")[0]
+
+    @property
+    def target(self) -> str:
+        return self.route.split("->")[1]
+
+    @property
+    def seconds(self) -> int:
+        """The schedule's period: what the failure and staleness alarms count over."""
+        return period_seconds(self.every or self.period or "")
+
+    @property
+    def expression(self) -> str:
+        """EventBridge Scheduler's ScheduleExpression."""
+        if self.cron is not None:
+            return f"cron({self.cron})"
+        m = EVERY_RE.match((self.every or "").strip())
+        assert m is not None
+        n, unit = int(m.group(1)), m.group(2).rstrip("s")
+        return f"rate({n} {unit}{'' if n == 1 else 's'})"  # EventBridge: singular for 1, plural above
 
 
 class Sync(_Model):
     hub: str = "staging"
     databases: list[str] = ["app"]
     reference_tables: list[str] = []
+    # Absent: no schedules. The default spec (environments.yaml, what `dbrepl init` writes) has one:
+    # reference data dev->staging every hour. A model default could name environments a spec lacks.
+    schedules: list[Schedule] = []
+
+    @field_validator("schedules")
+    @classmethod
+    def _schedules(cls, v: list[Schedule]) -> list[Schedule]:
+        seen = set()
+        for sc in v:
+            if (sc.kind, sc.route) in seen:
+                raise ValueError(f"{sc.kind} {sc.route} is scheduled twice; keep one entry")
+            seen.add((sc.kind, sc.route))
+        return v
 
     @field_validator("databases")
     @classmethod
@@ -442,6 +565,17 @@ class Spec(_Model):
                 )
         if self.bucket.kms_env not in envs:
             raise ValueError(f"bucket.kms_env {self.bucket.kms_env!r} is not an environment")
+        for i, sc in enumerate(self.sync.schedules):
+            for e in (sc.source, sc.target):
+                if e not in envs:
+                    raise ValueError(f"sync.schedules[{i}]: route {sc.route} names unknown environment {e!r}; "
+                                     f"known: {', '.join(sorted(envs))}")
+            if sc.kind == "data" and not self.sync.reference_tables:
+                raise ValueError(f"sync.schedules[{i}]: a data schedule syncs sync.reference_tables, which is "
+                                 "empty; list the tables (database.table) or remove the entry")
+            if self.environments[sc.target].protected and not sc.allow_protected:
+                raise ValueError(f"sync.schedules[{i}]: {sc.target} is protected; set allow_protected: true on "
+                                 f"the entry to schedule {sc.kind} syncs into it")
         if self.region is not None and not re.match(r"^[a-z]{2}(-[a-z]+)+-\d$", self.region):
             raise ValueError("region must be an AWS region name like us-east-1")
         return self

@@ -44,8 +44,12 @@ EXPECTED_TYPES = {
     "AWS::SecretsManager::Secret": 3, "AWS::RDS::DBSubnetGroup": 3, "AWS::RDS::DBCluster": 3,
     "AWS::RDS::DBInstance": 3, "AWS::RDS::DBClusterParameterGroup": 3, "AWS::SSM::Parameter": 3,
     "AWS::EC2::VPCPeeringConnection": 2,
-    "AWS::EC2::Route": 4, "AWS::S3::Bucket": 1, "AWS::IAM::Role": 1, "AWS::Lambda::Function": 2,
-    "AWS::Logs::LogGroup": 2, "AWS::CloudWatch::Alarm": 3,
+    "AWS::EC2::Route": 4, "AWS::S3::Bucket": 1, "AWS::IAM::Role": 2, "AWS::Lambda::Function": 2,
+    "AWS::Logs::LogGroup": 2,
+    # Issue 12: replica lag (3), failure and staleness of the default schedule (2), Errors and
+    # Throttles per function (4); the alarm topic, the schedule, its group and role, the dashboard.
+    "AWS::CloudWatch::Alarm": 9, "AWS::SNS::Topic": 1, "AWS::Scheduler::ScheduleGroup": 1,
+    "AWS::Scheduler::Schedule": 1, "AWS::CloudWatch::Dashboard": 1,
 }
 TOTAL = sum(EXPECTED_TYPES.values())
 

@@ -78,7 +78,13 @@ def test_resources_are_scoped_by_suffix_account_and_region_and_star_only_with_a_
                     and not r.endswith(":key/*"):  # keys have ids only
                 assert "pscope" in r, (st["Sid"], r)  # named after the suffix
     by_sid = {st["Sid"]: st for st in d.document["Statement"]}
-    assert by_sid["PassFunctionRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+    # The functions' role to Lambda and (issue 12) the scheduler's role to Scheduler: both roles,
+    # passed to those two services only.
+    assert by_sid["PassFunctionRole"]["Condition"] == {"StringEquals": {"iam:PassedToService": [
+        "lambda.amazonaws.com", "scheduler.amazonaws.com"]}}
+    assert sorted(by_sid["PassFunctionRole"]["Resource"]) == [
+        f"arn:aws:iam::{ACCOUNT}:role/db-sync-lambda-role-pscope",
+        f"arn:aws:iam::{ACCOUNT}:role/db-sync-scheduler-role-pscope"]
     secrets = f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:*-aurora-secret-pscope-??????"
     assert by_sid["Secrets"]["Resource"] == secrets
     assert by_sid["ScriptsBucket"]["Resource"] == f"arn:aws:s3:::migration-scripts-pscope-{ACCOUNT}"

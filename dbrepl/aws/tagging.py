@@ -20,7 +20,7 @@ def tagged(ctx: Context, env: str) -> dict[str, dict[str, str]]:
             ctx.client("resourcegroupstaggingapi", env), "get_resources", "ResourceTagMappingList",
             TagFilters=[{"Key": "dbrepl:suffix", "Values": [ctx.suffix]}], ResourcesPerPage=100,
             # Only the services whose own APIs do not return tags cheaply: one page, not three.
-            ResourceTypeFilters=["kms", "ssm", "cloudwatch", "logs", "s3"],
+            ResourceTypeFilters=["kms", "ssm", "cloudwatch", "logs", "s3", "sns"],
         )
         return {i["ResourceARN"]: tag_dict(i.get("Tags")) for i in items}
 

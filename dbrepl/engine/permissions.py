@@ -47,6 +47,7 @@ UNSCOPED_WHY: dict[str, str] = {
     "secretsmanager:GetRandomPassword": "no resource-level permission",
     "logs:DescribeLogGroups": "a list, filtered by prefix in the call",
     "cloudwatch:DescribeAlarms": "a list, filtered by name in the call",
+    "scheduler:ListSchedules": "a list, filtered by schedule group in the call",
     "ssm:DescribeParameters": "a list, filtered by path in the call",
     "rds:DescribeDBEngineVersions": "AWS's catalogue, not a resource",
     "rds:DescribeOrderableDBInstanceOptions": "AWS's catalogue, not a resource",
@@ -120,9 +121,11 @@ def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] 
             return ("RdsServiceLinkedRole",
                     [f"arn:{p}:iam::{a}:role/aws-service-role/rds.amazonaws.com/AWSServiceRoleForRDS"],
                     {"StringLike": {"iam:AWSServiceName": "rds.amazonaws.com"}})
-        role = [f"arn:{p}:iam::{a}:role/{names.role(s)}"]
+        # The functions' role and (issue 12) the scheduler's, passed to Lambda and Scheduler only.
+        role = [f"arn:{p}:iam::{a}:role/{names.role(s)}", f"arn:{p}:iam::{a}:role/{names.scheduler_role(s)}"]
         if op == "PassRole":
-            return "PassFunctionRole", role, {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+            return "PassFunctionRole", role, {"StringEquals": {"iam:PassedToService": [
+                "lambda.amazonaws.com", "scheduler.amazonaws.com"]}}
         if op == "AttachRolePolicy":
             return ("AttachVpcAccessPolicy", role,
                     {"ArnEquals": {"iam:PolicyARN": f"arn:{p}:iam::aws:policy/{LAMBDA_VPC_ACCESS}"}})
@@ -147,7 +150,18 @@ def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] 
     if service == "ssm":
         return "Parameters", [f"arn:{p}:ssm:{r}:{a}:parameter/db-replication/{s}/*" for r in sc.regions], None
     if service == "cloudwatch":
-        return "Alarms", [f"arn:{p}:cloudwatch:{r}:{a}:alarm:*-aurora-replication-lag-{s}" for r in sc.regions], None
+        if op.endswith(("Dashboard", "Dashboards")):  # a dashboard's ARN has no region
+            return "Dashboard", [f"arn:{p}:cloudwatch::{a}:dashboard/{names.dashboard(s)}"], None
+        # The replication-lag alarms; (issue 12) the routes' and the functions' alarms.
+        return "Alarms", [f"arn:{p}:cloudwatch:{r}:{a}:alarm:{pattern}" for r in sc.regions
+                          for pattern in (f"*-aurora-replication-lag-{s}", f"*-sync-*-to-*-{s}",
+                                          f"db-sync-*-replication-*-{s}")], None
+    if service == "sns":  # issue 12: the alarm topic (its subscriptions are authorised on it)
+        return "AlarmTopic", [f"arn:{p}:sns:{hr}:{a}:{names.alarm_topic(s)}"], None
+    if service == "scheduler":  # issue 12: the estate's schedule group and the schedules in it
+        group = names.schedule_group(s)
+        return "Schedules", [f"arn:{p}:scheduler:{hr}:{a}:schedule-group/{group}",
+                             f"arn:{p}:scheduler:{hr}:{a}:schedule/{group}/*"], None
     if service == "servicequotas":
         return "VpcQuota", [f"arn:{p}:servicequotas:{r}:{a}:{VPC_QUOTA}" for r in sc.regions], None
     if service == "kms":

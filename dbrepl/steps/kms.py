@@ -25,8 +25,10 @@ SERVICE_PRINCIPALS = ["rds.amazonaws.com", "s3.amazonaws.com", "secretsmanager.a
 HUB_VIA = ("s3", "secretsmanager")
 
 
-def key_policy(partition: str, account: str, region: str, hub_account: str | None = None) -> dict[str, Any]:
-    """The key policy of a key in `account` and `region` (see the module docstring)."""
+def key_policy(partition: str, account: str, region: str, hub_account: str | None = None,
+               alarm_topic: bool = False) -> dict[str, Any]:
+    """The key policy of a key in `account` and `region` (see the module docstring); `alarm_topic`:
+    the hub's key, which also encrypts the alarm topic (issue 12)."""
     policy: dict[str, Any] = {
         "Version": "2012-10-17",
         "Statement": [
@@ -49,11 +51,20 @@ def key_policy(partition: str, account: str, region: str, hub_account: str | Non
              "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*",
              "Condition": {"StringEquals": {"kms:CallerAccount": hub_account,
                                             "kms:ViaService": sorted(via_service(s, region) for s in HUB_VIA)}}})
+    if alarm_topic:
+        # Issue 12 (alarms step): the hub's key encrypts the alarm topic (SNS). CloudWatch alarms
+        # publishing to an encrypted topic need the key, or their notifications are lost silently
+        # (AWS: "compatibility between event sources from AWS services and encrypted topics").
+        policy["Statement"].append(
+            {"Sid": "Allow CloudWatch alarms to use the key", "Effect": "Allow",
+             "Principal": {"Service": "cloudwatch.amazonaws.com"},
+             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"], "Resource": "*"})
     return policy
 
 
 def desired_policy(ctx: Context, env: str) -> dict[str, Any]:
-    return key_policy(ctx.partition(env), ctx.account_id(env), ctx.region(env), ctx.account_id(ctx.hub))
+    return key_policy(ctx.partition(env), ctx.account_id(env), ctx.region(env), ctx.account_id(ctx.hub),
+                      alarm_topic=env == ctx.hub)  # issue 12: the hub's key only
 
 
 def description(env: str, s: str) -> str:

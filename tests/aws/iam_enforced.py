@@ -4,8 +4,8 @@ action fails (checked with moto 5.2.x; FACTS.md):
 
 - moto names an action after the request's signing name, so it asks for `tagging:GetResources`
   and `monitoring:PutMetricAlarm` where IAM says `tag:` and `cloudwatch:`: renamed here;
-- its SigV4 re-check refuses every Lambda REST call (SignatureDoesNotMatch even for an
-  allow-all user): skipped for Lambda only;
+- its SigV4 re-check refuses every Lambda and EventBridge Scheduler REST call
+  (SignatureDoesNotMatch even for an allow-all user): skipped for those two only;
 - most services tell it no resource (it checks against "*", which no scoped ARN matches): such
   a request is taken to match the statement's resources, so only the action is proven there;
   IAM (roles), S3 (bucket and key) and STS (AssumeRole) name their resource and are checked;
@@ -32,8 +32,8 @@ from moto.iam import access_control as ac
 
 SIGNING_TO_IAM = {"tagging": "tag", "monitoring": "cloudwatch"}
 # Services of the estate whose every call moto checks against the caller's policies.
-ENFORCED = ("cloudwatch", "ec2", "iam", "kms", "lambda", "logs", "rds", "s3", "secretsmanager", "servicequotas",
-            "ssm", "sts", "tag")
+ENFORCED = ("cloudwatch", "ec2", "iam", "kms", "lambda", "logs", "rds", "s3", "scheduler", "secretsmanager",
+            "servicequotas", "sns", "ssm", "sts", "tag")
 
 
 # Operations whose IAM action is not "<service>:<operation>" (S3's, per the Service
@@ -75,7 +75,7 @@ def iam_enforced() -> Iterator[None]:
         self._action = f"{SIGNING_TO_IAM.get(prefix, prefix)}:{op}"
 
     def signature(self: Any) -> None:
-        if self._service != "lambda":
+        if self._service not in ("lambda", "scheduler"):
             real_signature(self)
 
     def matches(self: Any, element: str, value: str) -> bool:
