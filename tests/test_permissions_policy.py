@@ -179,3 +179,18 @@ def test_cli_bad_input_exits_2_with_one_line(args, says):
     assert says in r.output and len(r.output.strip().splitlines()) == 1
 
 
+
+
+def test_policies_compare_as_parsed_json_but_string_values_stay_strings():
+    """An account id or "true" inside a policy is text to IAM: decoding it as a number (an earlier
+    normalise_policy did) would make a policy IAM refuses, or hide drift between "1" and 1."""
+    from dbrepl.aws.policy import normalise_policy
+
+    doc = {"Statement": [{"Action": "s3:GetObject", "Resource": "*",
+                          "Condition": {"StringEquals": {"aws:SourceAccount": "123456789012"},
+                                        "Bool": {"aws:SecureTransport": "true"}}}]}
+    as_text = json.dumps(doc)
+    assert normalise_policy(as_text) == normalise_policy(doc)
+    cond = normalise_policy(doc)["Statement"][0]["Condition"]
+    assert cond == {"StringEquals": {"aws:SourceAccount": "123456789012"}, "Bool": {"aws:SecureTransport": "true"}}
+    assert normalise_policy(doc)["Statement"][0]["Action"] == ["s3:GetObject"]

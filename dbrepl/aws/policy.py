@@ -9,6 +9,9 @@ from typing import Any
 def normalise_policy(doc: Any) -> Any:
     """Compare policies as parsed JSON with single values and lists treated alike, sorted."""
     if isinstance(doc, str):
+        # A document given as JSON text; a string value inside one (an account id, "true") stays text.
+        if not doc.lstrip().startswith(("{", "[")):
+            return doc
         try:
             doc = json.loads(doc)
         except ValueError:
