@@ -3,6 +3,7 @@ place exit codes are decided), confirmations, and the sandbox the global `--sand
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -64,6 +65,10 @@ def handled(fn: Any) -> Any:
                 raise
             err.print(f"[red]error:[/] {escape(one_line(str(e)))}")
             raise typer.Exit(e.exit_code) from None
+        except BrokenPipeError:  # the reader went away (`| head`): nothing to say, and nowhere to say it
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(1) from None
         except KeyboardInterrupt:
             err.print("interrupted: resources already made were left in place; run the same command again")
             raise typer.Exit(130) from None
