@@ -13,8 +13,9 @@ class ItemFailed(ClientError):
     DeleteObjects' `Errors`): raised as the ClientError AWS did not raise, so retries and error
     wording treat it as the failure it is."""
 
-    def __init__(self, operation: str, code: str, message: str) -> None:
+    def __init__(self, operation: str, code: str, message: str, *, transient: bool = True) -> None:
         super().__init__({"Error": {"Code": code, "Message": message}}, operation)
+        self.transient = transient  # whether asking again can help
 
 
 def error_code(exc: BaseException) -> str | None:

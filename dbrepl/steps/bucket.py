@@ -162,6 +162,12 @@ class Bucket(Step):
                 raise
 
 
+# DeleteObjects' per-key codes: the version is gone already; or the error clears with time (sent
+# again). Any other (AccessDenied, ...) fails at once: asking again cannot help.
+GONE = ("NoSuchKey", "NoSuchVersion")
+TRANSIENT = frozenset({"InternalError", "SlowDown", "ServiceUnavailable", "OperationAborted", "RequestTimeout"})
+
+
 def empty_bucket(s3: Any, name: str, settle: Callable[..., Any] | None = None) -> int:
     """Delete every object version and delete marker (a versioned bucket deletes only empty).
 
@@ -176,10 +182,17 @@ def empty_bucket(s3: Any, name: str, settle: Callable[..., Any] | None = None) -
             pending = {(o["Key"], o["VersionId"]): o for o in chunk}
 
             def attempt(pending: dict = pending) -> None:
+                if not pending:
+                    return
                 errors = s3.delete_objects(Bucket=name, Delete={"Objects": list(pending.values()), "Quiet": True}
                                            ).get("Errors") or []
-                failed = {(e.get("Key"), e.get("VersionId")): e for e in errors
-                          if e.get("Code") not in ("NoSuchKey", "NoSuchVersion")}
+                failed: dict[tuple[str, str], dict] = {}
+                for e in errors:
+                    if e.get("Code") in GONE:
+                        continue
+                    # An error without a VersionId leaves every version of its key sent.
+                    for k in [k for k in pending if k[0] == e.get("Key") and e.get("VersionId") in (None, k[1])]:
+                        failed[k] = e
                 for k in list(pending):
                     if k not in failed:
                         del pending[k]
@@ -187,14 +200,17 @@ def empty_bucket(s3: Any, name: str, settle: Callable[..., Any] | None = None) -
                     shown = "; ".join(f"{k} (version {v}): {e.get('Code')} {e.get('Message', '')}".rstrip()
                                       for (k, v), e in list(failed.items())[:5])
                     more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+                    codes = {e.get("Code") for e in failed.values()}
                     raise ItemFailed("DeleteObjects", next(iter(failed.values())).get("Code") or "Errors",
                                      f"{len(failed)} object version(s) of bucket {name} were not deleted: "
-                                     f"{shown}{more}; the bucket and these versions were left in place")
+                                     f"{shown}{more}; the bucket and these versions were left in place",
+                                     transient=codes <= TRANSIENT)
 
             if settle is None:
                 attempt()
             else:
-                settle(attempt, f"objects of bucket {name} to be deleted", when=lambda e: isinstance(e, ItemFailed))
+                settle(attempt, f"objects of bucket {name} to be deleted",
+                       when=lambda e: isinstance(e, ItemFailed) and e.transient)
             n += len(chunk)
     return n
 

@@ -374,6 +374,30 @@ def test_delete_objects_errors_past_the_deadline_fail_naming_the_keys(estate, fa
     assert name not in [b["Name"] for b in estate.client("s3").list_buckets()["Buckets"]]
 
 
+def test_delete_objects_access_denied_fails_at_once_and_keyless_versions_are_matched(estate, faults):
+    """AccessDenied does not clear with time: one call, then the error (no retries until the
+    deadline). The error item carries no VersionId, as S3 may answer: every version of its key
+    counts as not deleted (an earlier version sent an empty DeleteObjects, MalformedXML)."""
+    estate.apply()
+    name = _fill_bucket(estate)
+    response, request = _failing_keys("stuck/")
+
+    def denied(parsed: dict, params: dict) -> bool:
+        hit = response(parsed, params)
+        parsed["Errors"] = [{"Key": e["Key"], "Code": "AccessDenied", "Message": "Access Denied"}
+                            for e in parsed.get("Errors", [])]
+        return hit
+
+    faults.rewrite("DeleteObjects", denied, request=request, times=10_000)
+    with pytest.raises(AwsFailure) as info:
+        estate.destroy(include_protected=True)
+    assert "2 object version(s) of bucket" in str(info.value) and "AccessDenied Access Denied" in str(info.value)
+    assert _calls(estate, "DeleteObjects") == 1
+    faults.rewrites.clear()
+    estate.destroy(include_protected=True)
+    assert name not in [b["Name"] for b in estate.client("s3").list_buckets()["Buckets"]]
+
+
 # ---------------------------------------------------------------------- 7. secret name scheduled for deletion
 
 SCHEDULED = "You can't create this secret because a secret with this name is already scheduled for deletion."
