@@ -55,3 +55,13 @@ def paginate(client: Any, op: str, result_key: str, **kwargs: Any) -> list[Any]:
     for page in client.get_paginator(op).paginate(**kwargs):
         out.extend(page.get(result_key, []))
     return out
+
+
+def or_none(fn: Any, code: str) -> Any:
+    """`fn()`, or None when AWS answers `code` (a resource that is not there, for a read)."""
+    try:
+        return fn()
+    except Exception as e:
+        if is_code(e, [code]):
+            return None
+        raise

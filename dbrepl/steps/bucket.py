@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dbrepl import names
-from dbrepl.aws import ItemFailed, is_code, tag_list
+from dbrepl.aws import ItemFailed, is_code, or_none, tag_list
 from dbrepl.aws.policy import normalise_policy
 from dbrepl.aws.tagging import tagged
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, register
@@ -81,13 +81,13 @@ class Bucket(Step):
         name = bucket_name(ctx)
         calls = {
             "versioning": lambda: s3.get_bucket_versioning(Bucket=name),
-            "encryption": lambda: _or_none(lambda: s3.get_bucket_encryption(Bucket=name),
+            "encryption": lambda: or_none(lambda: s3.get_bucket_encryption(Bucket=name),
                                            "ServerSideEncryptionConfigurationNotFoundError"),
-            "lifecycle": lambda: _or_none(lambda: s3.get_bucket_lifecycle_configuration(Bucket=name),
+            "lifecycle": lambda: or_none(lambda: s3.get_bucket_lifecycle_configuration(Bucket=name),
                                           "NoSuchLifecycleConfiguration"),
-            "public": lambda: _or_none(lambda: s3.get_public_access_block(Bucket=name),
+            "public": lambda: or_none(lambda: s3.get_public_access_block(Bucket=name),
                                        "NoSuchPublicAccessBlockConfiguration"),
-            "policy": lambda: _or_none(lambda: s3.get_bucket_policy(Bucket=name), "NoSuchBucketPolicy"),
+            "policy": lambda: or_none(lambda: s3.get_bucket_policy(Bucket=name), "NoSuchBucketPolicy"),
             # Tags come from the tagging API's one batched call (see dbrepl/aws/tagging.py).
             "tags": lambda: tagged(ctx, ctx.hub).get(f"arn:{ctx.partition(ctx.hub)}:s3:::{name}", {}),
         }
@@ -213,12 +213,3 @@ def empty_bucket(s3: Any, name: str, settle: Callable[..., Any] | None = None) -
                        when=lambda e: isinstance(e, ItemFailed) and e.transient)
             n += len(chunk)
     return n
-
-
-def _or_none(fn: Any, code: str) -> Any:
-    try:
-        return fn()
-    except Exception as e:
-        if is_code(e, [code]):
-            return None
-        raise

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dbrepl import names
-from dbrepl.aws import is_code, paginate, tag_dict
+from dbrepl.aws import is_code, or_none, paginate, tag_dict
 from dbrepl.aws.partition import via_service
 from dbrepl.aws.policy import normalise_policy
 from dbrepl.aws.tagging import tagged
@@ -143,16 +143,16 @@ class Lambdas(Step):
         iam, logs, lam = ctx.client("iam", hub), ctx.client("logs", hub), ctx.client("lambda", hub)
         role = names.role(s)
         with ThreadPoolExecutor(max_workers=8) as pool:
-            f_role = pool.submit(_none_if(lambda: iam.get_role(RoleName=role)["Role"], "NoSuchEntity"))
-            f_att = pool.submit(_none_if(lambda: iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"],
-                                         "NoSuchEntity"))
-            f_inl = pool.submit(_none_if(lambda: iam.list_role_policies(RoleName=role)["PolicyNames"], "NoSuchEntity"))
-            f_pol = pool.submit(_none_if(lambda: iam.get_role_policy(RoleName=role, PolicyName=INLINE_POLICY),
-                                         "NoSuchEntity"))
+            f_role = pool.submit(or_none, lambda: iam.get_role(RoleName=role)["Role"], "NoSuchEntity")
+            f_att = pool.submit(or_none, lambda: iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"],
+                                         "NoSuchEntity")
+            f_inl = pool.submit(or_none, lambda: iam.list_role_policies(RoleName=role)["PolicyNames"], "NoSuchEntity")
+            f_pol = pool.submit(or_none, lambda: iam.get_role_policy(RoleName=role, PolicyName=INLINE_POLICY),
+                                         "NoSuchEntity")
             f_logs = pool.submit(paginate, logs, "describe_log_groups", "logGroups",
                                  logGroupNamePrefix="/aws/lambda/db-sync-")
-            f_fns = {k: pool.submit(_none_if(lambda k=k: lam.get_function(FunctionName=names.function(k, s)),
-                                             "ResourceNotFoundException")) for k in ("schema", "data")}
+            f_fns = {k: pool.submit(or_none, lambda k=k: lam.get_function(FunctionName=names.function(k, s)),
+                                             "ResourceNotFoundException") for k in ("schema", "data")}
             f_tags = pool.submit(tagged, ctx, hub)
             r, attached, inline, pol = f_role.result(), f_att.result(), f_inl.result(), f_pol.result()
             groups, tags = f_logs.result(), f_tags.result()
@@ -333,15 +333,3 @@ class Lambdas(Step):
         except Exception as e:
             if not is_code(e, ["ResourceNotFoundException", "NoSuchEntity"]):
                 raise
-
-
-def _none_if(fn: Any, code: str) -> Any:
-    def run() -> Any:
-        try:
-            return fn()
-        except Exception as e:
-            if is_code(e, [code]):
-                return None
-            raise
-
-    return run

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dbrepl import names
-from dbrepl.aws import is_code, paginate, tag_dict, tag_list
+from dbrepl.aws import is_code, or_none, paginate, tag_dict, tag_list
 from dbrepl.aws.policy import normalise_policy
 from dbrepl.engine import SHARED, Change, Context, Observed, Resource, Step, Unknown, register
 from dbrepl.spec import Schedule
@@ -73,7 +73,7 @@ class Schedules(Step):
         group = names.schedule_group(s)
         out = [
             Resource("role", "AWS::IAM::Role", SHARED, role,
-                     {"AssumeRolePolicyDocument": _strings(normalise_policy(trust(account))),
+                     {"AssumeRolePolicyDocument": normalise_policy(trust(account)),
                       "Policies": {INLINE_POLICY: normalise_policy(policy)}},
                      ctx.tags(SHARED, self.name, role, environment=SHARED), phase=0),
             Resource("group", "AWS::Scheduler::ScheduleGroup", SHARED, group, {"State": "ACTIVE"},
@@ -95,17 +95,17 @@ class Schedules(Step):
         iam, sch = ctx.client("iam", SHARED), ctx.client("scheduler", SHARED)
         role, group = names.scheduler_role(s), names.schedule_group(s)
         with ThreadPoolExecutor(max_workers=3) as pool:
-            f_role = pool.submit(_none_if(lambda: iam.get_role(RoleName=role)["Role"], "NoSuchEntity"))
-            f_pol = pool.submit(_none_if(lambda: iam.get_role_policy(RoleName=role, PolicyName=INLINE_POLICY),
-                                         "NoSuchEntity"))
-            f_group = pool.submit(_none_if(lambda: sch.get_schedule_group(Name=group), "ResourceNotFoundException"))
+            f_role = pool.submit(or_none, lambda: iam.get_role(RoleName=role)["Role"], "NoSuchEntity")
+            f_pol = pool.submit(or_none, lambda: iam.get_role_policy(RoleName=role, PolicyName=INLINE_POLICY),
+                                         "NoSuchEntity")
+            f_group = pool.submit(or_none, lambda: sch.get_schedule_group(Name=group), "ResourceNotFoundException")
             r, pol, g = f_role.result(), f_pol.result(), f_group.result()
         out: list[Observed] = []
         if r is not None and ctx.owns(tag_dict(r.get("Tags"))):
             policies = {INLINE_POLICY: normalise_policy(pol["PolicyDocument"])} if pol else {}
             out.append(Observed("role", "AWS::IAM::Role", SHARED, role, r["Arn"],
                                 {"AssumeRolePolicyDocument":
-                                     _strings(normalise_policy(r.get("AssumeRolePolicyDocument"))),
+                                     normalise_policy(r.get("AssumeRolePolicyDocument")),
                                  "Policies": policies},
                                 tag_dict(r.get("Tags")), attrs={"arn": r["Arn"]}, phase=0))
         if g is None or g.get("State") == "DELETING":
@@ -233,25 +233,3 @@ class Schedules(Step):
         except Exception as e:
             if not is_code(e, ["ResourceNotFoundException", "NoSuchEntity"]):
                 raise
-
-
-def _strings(doc: Any) -> Any:
-    """Condition values as IAM keeps them, strings: normalise_policy json-decodes every string, so
-    an account id ("123456789012") comes back a number (and IAM refuses that policy)."""
-    if isinstance(doc, dict):
-        return {k: _strings(v) for k, v in doc.items()}
-    if isinstance(doc, list):
-        return [_strings(v) for v in doc]
-    return str(doc) if isinstance(doc, int) and not isinstance(doc, bool) else doc
-
-
-def _none_if(fn: Any, code: str) -> Any:
-    def run() -> Any:
-        try:
-            return fn()
-        except Exception as e:
-            if is_code(e, [code]):
-                return None
-            raise
-
-    return run
