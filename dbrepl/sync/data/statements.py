@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from dbrepl.sync.data.shape import _BINARY as _EXACT_BYTES
 from dbrepl.sync.data.shape import TableShape
 from dbrepl.sync.ident import quote
 
@@ -216,3 +217,21 @@ def delete_keys(shape: TableShape, keys: Sequence[Key]) -> bytes:
             for k in keys
         )
     return b"DELETE FROM " + shape.qname.encode() + b" WHERE " + where
+
+
+def correct_rows(shape: TableShape, values_table: str) -> str:
+    """Set the target's rows back to the values held in `values_table` (a temporary table
+    of the same columns, matched on the key) where any copied column differs byte for byte:
+    what a target trigger rewrote on insert. Only differing rows are updated, so the
+    statement's row count is the number of rows corrected and UPDATE triggers fire on
+    those alone. `t` and `s` qualify every column, so no column name can capture them."""
+    join = " AND ".join(f"t.{c.q} = s.{c.q}" for c in shape.key)
+    sets = ", ".join(f"t.{c.q} = s.{c.q}" for c in shape.written)
+
+    def same(c) -> str:
+        if c.is_text or c.data_type in _EXACT_BYTES:
+            return f"CAST(t.{c.q} AS BINARY) <=> CAST(s.{c.q} AS BINARY)"
+        return f"t.{c.q} <=> s.{c.q}"
+
+    differs = " OR ".join(f"NOT ({same(c)})" for c in shape.written)
+    return f"UPDATE {shape.qname} AS t JOIN {values_table} AS s ON {join} SET {sets} WHERE {differs}"

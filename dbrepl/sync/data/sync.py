@@ -36,7 +36,25 @@ from typing import Any
 import pymysql
 
 from dbrepl.sync.data import statements as sql
+from dbrepl.sync.data.fkeys import (
+    DEFAULT_ON_DELETE,
+    ForeignKeyCheck,
+    ForeignKeyEffect,
+    ForeignKeyViolation,
+    check_on_delete,
+    read_foreign_keys,
+    relevant,
+)
 from dbrepl.sync.data.shape import TableShape, matching_shapes
+from dbrepl.sync.data.triggers import (
+    DEFAULT_TRIGGERS,
+    TriggerEffect,
+    TriggerPlan,
+    check_triggers,
+    order_tables,
+    plan_triggers,
+    read_triggers,
+)
 from dbrepl.sync.data.tables import check_not_system
 from dbrepl.sync.errors import DatabaseError, InvalidInput
 from dbrepl.sync.ident import check_name, qualified
@@ -81,6 +99,8 @@ class TableResult:
     # What the run re-checked before COMMIT: key ranges re-digested, rows counted per side.
     verified_ranges: int = 0
     verified_rows: int | None = None
+    # Rows a target trigger rewrote on insert that the run set back to the source's values.
+    corrected: int = 0
 
     @property
     def changed(self) -> int:
@@ -95,6 +115,8 @@ class TableResult:
             d["target_database"] = self.target_database
         if self.verified_rows is not None:
             d["verified"] = {"ranges": self.verified_ranges, "rows": self.verified_rows}
+        if self.corrected:
+            d["corrected"] = self.corrected
         if self.statements is not None:
             d["statements"] = self.statements
         return d
@@ -105,6 +127,10 @@ class DataSyncResult:
     tables: list[TableResult] = field(default_factory=list)
     dry_run: bool = False
     verify: str = DEFAULT_VERIFY
+    # The target's rules around the synced tables: what its triggers did, what its foreign
+    # keys' actions touched (docs/data-sync.md, "The target's rules").
+    triggers: list[TriggerEffect] = field(default_factory=list)
+    foreign_keys: list[ForeignKeyEffect] = field(default_factory=list)
 
     @property
     def verified(self) -> str:
@@ -129,6 +155,8 @@ class DataSyncResult:
             "verify": self.verify,
             "verified": self.verified,
             "tables": [t.to_dict() for t in self.tables],
+            "triggers": [t.to_dict() for t in self.triggers],
+            "foreign_keys": [f.to_dict() for f in self.foreign_keys],
         }
 
 
@@ -162,6 +190,8 @@ def sync_data(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     buckets: int = DEFAULT_BUCKETS,
     verify: str = DEFAULT_VERIFY,
+    triggers: str = DEFAULT_TRIGGERS,
+    on_delete: str = DEFAULT_ON_DELETE,
 ) -> DataSyncResult:
     """Make `tables` ((database, table) pairs) on `target` equal to `source`, atomically.
 
@@ -171,13 +201,19 @@ def sync_data(
     With `dry_run` nothing is written and the counts say what would change; `statements`
     also returns the SQL (unbounded memory on big differences: meant for --verbose).
     `verify` ("changed", "full" or "none") says what is re-checked before COMMIT.
-    Raises InvalidInput, SchemaMismatch, NoUsableKey (nothing run) or DatabaseError
-    (target rolled back; VerificationFailed when the re-check found a difference).
+    `triggers` ("correct", "refuse" or "allow") says what is done about the target's
+    triggers (triggers.py), `on_delete` ("refuse" or "apply") about rows the target's
+    foreign keys tie to deleted rows (fkeys.py).
+    Raises InvalidInput, SchemaMismatch, NoUsableKey, TriggersRefused (nothing run) or
+    DatabaseError (target rolled back; VerificationFailed when the re-check found a
+    difference, ForeignKeyViolation when rows would reference missing parents).
     """
     wanted = _check_tables(tables)
     if chunk_rows < 1 or buckets < 1:
         raise InvalidInput("chunk_rows and buckets must be positive")
     check_verify(verify)
+    check_triggers(triggers)
+    check_on_delete(on_delete)
     renamed = {
         db: check_not_system(check_name(name, "database name"))
         for db, name in dict(target_databases or {}).items()
@@ -186,10 +222,35 @@ def sync_data(
         _use_utf8mb4(conn)
     try:
         shapes = [matching_shapes(source, target, db, t, renamed.get(db)) for db, t in wanted]
+        rules = _read_rules(target, shapes, triggers, on_delete, dry_run)
     except pymysql.err.Error as e:
         raise DatabaseError(f"Failed to read the catalogue: {e}") from e
-    run = _Run(source, target, dry_run, progress, statements, chunk_rows, buckets, verify)
+    shapes = [shapes[i] for i in order_tables(
+        [(d.database, d.table) for _, d in shapes], rules[0].edges, rules[1].soft_order()
+    )]
+    run = _Run(source, target, dry_run, progress, statements, chunk_rows, buckets, verify, rules)
     return run.all(shapes)
+
+
+def _read_rules(
+    target: pymysql.Connection, shapes: list[tuple[TableShape, TableShape]], triggers: str,
+    on_delete: str, dry_run: bool,
+) -> tuple[TriggerPlan, ForeignKeyCheck]:
+    """The target's triggers and foreign keys around the synced tables, read before any
+    change; TriggersRefused when a trigger makes equality impossible."""
+    synced = [(d.database, d.table) for _, d in shapes]
+    databases = {db for db, _ in synced}
+    found = read_triggers(target, databases)
+    # A trigger may write a table of another database, whose triggers fire in turn.
+    while True:
+        more = {w[0] for t in found for w, _ in t.writes} - databases
+        if not more:
+            break
+        databases |= more
+        found += read_triggers(target, more)
+    plan = plan_triggers(found, synced, triggers)
+    fks = relevant(read_foreign_keys(target, {db for db, _ in synced}), synced)
+    return plan, ForeignKeyCheck(fks, shapes, on_delete, dry_run)
 
 
 def check_verify(verify: object) -> str:
@@ -220,7 +281,9 @@ def _use_utf8mb4(conn: pymysql.Connection) -> None:
 
 
 class _Run:
-    def __init__(self, source, target, dry_run, progress, statements, chunk_rows, buckets, verify):
+    def __init__(self, source, target, dry_run, progress, statements, chunk_rows, buckets, verify, rules):
+        self.triggers: TriggerPlan = rules[0]
+        self.fk: ForeignKeyCheck = rules[1]
         self.src = source
         self.dst = target
         self.dry_run = dry_run
@@ -268,6 +331,7 @@ class _Run:
             )
             _exec(self.dst, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             _exec(self.dst, "START TRANSACTION")
+            tables = []
             for shape, dst_shape in shapes:
                 tr = TableResult(shape.database, shape.table)
                 if dst_shape.database != shape.database:
@@ -275,12 +339,27 @@ class _Run:
                 if self.keep_statements:
                     tr.statements = []
                 result.tables.append(tr)
+                table = _Table(self, shape, dst_shape, tr)
+                tables.append(table)
                 try:
-                    _Table(self, shape, dst_shape, tr).sync()
-                except VerificationFailed:
-                    raise
+                    table.sync()
                 except pymysql.err.Error as e:
-                    raise DatabaseError(f"Failed to sync data of {shape.name}: {e}") from e
+                    raise DatabaseError(
+                        f"Failed to sync data of {shape.name}: {_fk_words(e)}{self._trigger_words(dst_shape)}"
+                        "; the whole run was rolled back, the target is unchanged"
+                    ) from e
+            # Every table is applied before any is verified: a later table's triggers or
+            # ON DELETE actions may have written an earlier one.
+            result.foreign_keys = self.fk.check(self.src, self.dst)
+            for table in tables:
+                if not self.dry_run and self.verify != "none":
+                    table.verify()
+                table.report("done")
+            result.triggers = self.triggers.report(
+                {(t.dst_shape.database, t.dst_shape.table): (t.result.inserted, t.result.updated, t.result.deleted,
+                                                              t.result.corrected) for t in tables},
+                self.dry_run,
+            )
             if self.dry_run:
                 _exec(self.dst, "ROLLBACK")
             else:
@@ -288,7 +367,7 @@ class _Run:
             committed = True
             return result
         except pymysql.err.Error as e:
-            raise DatabaseError(f"Failed to sync data: {e}") from e
+            raise DatabaseError(f"Failed to sync data: {_fk_words(e)}") from e
         finally:
             self.pool.shutdown(wait=True)
             if not committed:
@@ -299,6 +378,17 @@ class _Run:
             if dst_saved:
                 _restore(self.dst, "time_zone", "sql_mode", "foreign_key_checks", "unique_checks",
                          values=dst_saved)
+
+    def _trigger_words(self, shape: TableShape) -> str:
+        """The target's triggers that fired on a table's writes, for an error about them."""
+        fired = [t for t in self.triggers.on((shape.database, shape.table))
+                 if (t.schema, t.name) in self.triggers.fired]
+        if not fired:
+            return ""
+        return " (the target's triggers fire on these writes: " + ", ".join(
+            f"{t.label} ({t.when})" + (f" writes {', '.join('.'.join(w) for w, _ in t.writes)}" if t.writes else "")
+            for t in fired
+        ) + ")"
 
     def both(self, on_source: Callable[[], Any], on_target: Callable[[], Any]) -> tuple[Any, Any]:
         """Run a source query and a target query at the same time (two servers, two sockets)."""
@@ -324,18 +414,25 @@ class _Table:
         self.unproven: list[tuple[sql.Key | None, sql.Key | None, Digest | None]] = []
         self.copied = False
         self.modes: dict[str, int] = {}  # chunks compared per mode (for tests and debugging)
+        # A target trigger rewrites inserted rows: inserts go through a temporary table so
+        # that the rows it touched can be set back (triggers.py, "corrected").
+        self.correct = not run.dry_run and run.triggers.needs_correction((dst_shape.database, dst_shape.table))
 
     def sync(self) -> None:
-        run = self.run
-        if not _rows(run.dst, f"SELECT 1 FROM {self.dst_shape.qname} LIMIT 1"):
+        """Compare and apply (verification comes later, once every table is applied)."""
+        if not _rows(self.run.dst, f"SELECT 1 FROM {self.dst_shape.qname} LIMIT 1"):
             self.copied = True
+            self.run.fk.inserting(self.run.src, self.dst_shape, None)
             self._copy_all()
         else:
             self._compare()
         self._finish_pending()
-        if not run.dry_run and run.verify != "none":
-            self._verify()
-        self._report("done")
+
+    def verify(self) -> None:
+        self._verify()
+
+    def report(self, phase: str) -> None:
+        self._report(phase)
 
     # -- verify ---------------------------------------------------------------------------
 
@@ -364,7 +461,7 @@ class _Table:
                 raise VerificationFailed(
                     f"verification failed for {self.shape.name}: key range"
                     f" {_describe_range(self.shape, lo, hi)} still differs after applying"
-                    f" ({_what_differs(src_d[0], dst_d[0])}); the whole run was"
+                    f" ({_what_differs(src_d[0], dst_d[0])}){self._explain(lo, hi)}; the whole run was"
                     " rolled back, the target is unchanged"
                 )
             self.result.verified_ranges += 1
@@ -375,10 +472,52 @@ class _Table:
         if n_src != n_dst:
             raise VerificationFailed(
                 f"verification failed for {self.shape.name}: {n_src} rows on the source,"
-                f" {n_dst} on the target after applying; the whole run was rolled back,"
-                " the target is unchanged"
+                f" {n_dst} on the target after applying{self._explain(None, None)}; the whole run"
+                " was rolled back, the target is unchanged"
             )
         self.result.verified_rows = n_src
+
+    def _explain(self, lo: sql.Key | None, hi: sql.Key | None) -> str:
+        """What a failed verification found, in words: one differing row of the range (its
+        key and which columns differ; never values), and what on the target writes rows
+        besides the sync (its triggers, generated columns)."""
+        run = self.run
+        words = []
+        try:
+            width = len(self.shape.key)
+            src_q = sql.bucket_rows(self.shape, lo, hi, 1, None, False)
+            dst_q = sql.bucket_rows(self.dst_shape, lo, hi, 1, None, False)
+            src = {tuple(r[:width]): r[width] for r in _rows(run.src, src_q)}
+            dst = {tuple(r[:width]): r[width] for r in _rows(run.dst, dst_q)}
+            differing = sorted(k for k in src.keys() | dst.keys() if src.get(k) != dst.get(k))
+            if differing:
+                k = differing[0]
+                key = _describe_key(self.shape, k)
+                if k not in dst:
+                    words.append(f"the row with key {key} is missing on the target")
+                elif k not in src:
+                    words.append(f"the row with key {key} is on the target only")
+                else:
+                    cols = self.shape.written
+                    lits = ", ".join(f"CAST({c.literal()} AS BINARY)" for c in cols)
+                    where = sql.delete_keys(self.shape, [k]).split(b" WHERE ", 1)[1].decode()
+                    dwhere = sql.delete_keys(self.dst_shape, [k]).split(b" WHERE ", 1)[1].decode()
+                    a = _rows(run.src, f"SELECT {lits} FROM {self.shape.qname} WHERE {where}")
+                    b = _rows(run.dst, f"SELECT {lits} FROM {self.dst_shape.qname} WHERE {dwhere}")
+                    names = [c.name for c, x, y in zip(cols, a[0], b[0], strict=True) if x != y] if a and b else []
+                    words.append(f"the row with key {key} differs in column(s) {', '.join(names) or '(none found)'}")
+                if len(differing) > 1:
+                    words.append(f"{len(differing)} rows of the range differ")
+        except pymysql.err.Error:
+            pass  # the explanation is best effort; the failure itself stands
+        triggers = run.triggers.on((self.dst_shape.database, self.dst_shape.table))
+        if triggers:
+            words.append("the target has triggers on the table, which fire on the rows the sync writes: "
+                         + ", ".join(f"{t.label} ({t.when})" for t in triggers))
+        generated = [c.name for c in self.dst_shape.columns if c.generated]
+        if generated:
+            words.append(f"generated column(s) {', '.join(generated)} are computed by the target")
+        return ": " + "; ".join(words) if words else ""
 
     def _walk(self) -> list[tuple[sql.Key | None, sql.Key | None, Digest | None]]:
         """The source's key index cut into ranges of `chunk_rows` keys (no digests known)."""
@@ -487,6 +626,8 @@ class _Table:
         changed = [k for k, (h, _) in src.items() if k in dst and dst[k] != h]
         missing = [k for k in src if k not in dst]
         self._delete(extra, changed)
+        if changed or missing:
+            self.run.fk.inserting(run.src, self.dst_shape, changed + missing)
         self._insert((src[k][1] for k in changed + missing), len(missing), len(changed))
         digest = (len(src), functools.reduce(operator.xor, (int(h, 16) for h, _ in src.values()), 0))
         return len(src), len(extra) + len(changed) + len(missing), digest
@@ -495,8 +636,24 @@ class _Table:
 
     def _delete(self, extra: list[sql.Key], changed: list[sql.Key]) -> None:
         self.result.deleted += len(extra)
-        keys = extra + changed
+        run = self.run
+        if extra or changed:
+            run.fk.deleting(run.dst, self.dst_shape, extra + changed)
         step = 1_000
+        if extra and run.fk.mode == "apply" and run.fk.is_parent(self.dst_shape) and not run.dry_run:
+            # Rows the source deleted go with foreign key checks on: the target's own ON
+            # DELETE actions happen (a RESTRICT with children refused the run just before).
+            run.fk.delete_actions(run.dst, self.dst_shape, extra)
+            _exec(run.dst, "SET SESSION foreign_key_checks=1")
+            try:
+                for i in range(0, len(extra), step):
+                    self._write(sql.delete_keys(self.dst_shape, extra[i:i + step]))
+            finally:
+                _exec(run.dst, "SET SESSION foreign_key_checks=0")
+            extra = []
+        # Rows that only changed are deleted and inserted again with checks off: nothing
+        # cascades from a row that comes back.
+        keys = extra + changed
         for i in range(0, len(keys), step):
             self._write(sql.delete_keys(self.dst_shape, keys[i:i + step]))
 
@@ -504,7 +661,7 @@ class _Table:
         self.result.inserted += inserted
         self.result.updated += updated
         target = self.dst_shape.qname
-        if self.shape.other_unique and not self.run.dry_run:
+        if self.correct or (self.shape.other_unique and not self.run.dry_run):
             # Another unique key may still hold a value a later chunk frees (two rows
             # swapping a unique value): inserts wait until every delete of the table ran.
             target = self._pending_table()
@@ -530,6 +687,13 @@ class _Table:
             self.run.dst,
             f"INSERT INTO {self.dst_shape.qname} ({cols}) SELECT {cols} FROM {self.pending}",
         )
+        if self.correct:
+            # The target's BEFORE INSERT triggers ran on every row just inserted: set back
+            # exactly the rows they rewrote (the temporary table has no triggers and holds
+            # the source's values). The verification before COMMIT proves the result.
+            with self.run.dst.cursor() as cur:
+                cur.execute(sql.correct_rows(self.dst_shape, self.pending))
+                self.result.corrected += max(0, cur.rowcount)
         _exec(self.run.dst, f"DROP TEMPORARY TABLE {self.pending}")
         self.pending = None
 
@@ -551,7 +715,7 @@ class _Table:
         run, shape = self.run, self.shape
         items: queue.Queue[tuple[bytes, int] | BaseException | None] = queue.Queue(maxsize=2)
         stop = threading.Event()
-        head = sql.insert_head(self.dst_shape)
+        head = sql.insert_head(self.dst_shape, self._pending_table() if self.correct else None)
         budget = min(STATEMENT_BYTES, run.packet_bytes)
 
         def put(item) -> None:
@@ -650,6 +814,19 @@ def _unused_table_name(conn, database: str, stem: str) -> str:
         n += 1
         name = f"{stem}_{n}"
     return name
+
+
+def _fk_words(e: pymysql.err.Error) -> str:
+    """The server's error, with what its foreign key refusals mean here."""
+    if e.args and e.args[0] in (1451, 1452):
+        return (f"{e}: the target's foreign key refused it (--on-delete apply deletes with checks on);"
+                " docs/data-sync.md, Foreign keys")
+    return str(e)
+
+
+def _describe_key(shape: TableShape, key: sql.Key) -> str:
+    text = ", ".join(v.decode("utf-8", "replace") for v in key)
+    return f"({text})" if len(key) > 1 else text
 
 
 def _what_differs(n_src: int, n_dst: int) -> str:
