@@ -131,6 +131,20 @@ def check_verify(verify: str) -> str:
         return check(verify)
 
 
+def check_triggers(triggers: str) -> str:
+    from dbrepl.sync.data.triggers import check_triggers as check
+
+    with library_errors():
+        return check(triggers)
+
+
+def check_on_delete(on_delete: str) -> str:
+    from dbrepl.sync.data.fkeys import check_on_delete as check
+
+    with library_errors():
+        return check(on_delete)
+
+
 def check_renames(renames: Sequence[str]) -> list[str]:
     from dbrepl.sync.schema.plan import parse_renames
 
@@ -188,11 +202,13 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
 
 def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = False, verbose: bool = False,
                       progress: Callable[[Any], None] | None = None,
-                      verify: str = "changed") -> dict[str, Any]:
+                      verify: str = "changed", triggers: str = "correct",
+                      on_delete: str = "refuse") -> dict[str, Any]:
     """Data sync of tables of the DSN's database, in this process; the function's result shape."""
     from dbrepl.sync.connection import connect
     from dbrepl.sync.data import resolve_tables, sync_data
-    from dbrepl.sync.data.event import success_fields
+    from dbrepl.sync.data.event import failure_fields, success_fields
+    from dbrepl.sync.data.triggers import TriggersRefused
 
     assert pair.source_endpoint is not None and pair.target_endpoint is not None
     src_db, dst_db = pair.source_endpoint.database, pair.target_endpoint.database
@@ -213,7 +229,7 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
                 result["tables"] = [f"{d}.{t}" for d, t in pairs]
                 synced = sync_data(src, dst, pairs, target_databases={src_db: dst_db} if dst_db != src_db else None,
                                    dry_run=dry_run, progress=progress, statements=verbose,
-                                   verify=verify)
+                                   verify=verify, triggers=triggers, on_delete=on_delete)
             finally:
                 dst.close()
         finally:
@@ -221,8 +237,11 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
     except InvalidInput as exc:
         result.update(status="invalid", error=str(exc))
         return result
+    except TriggersRefused as exc:
+        result.update(status="refused", error=str(exc), refused_triggers=exc.triggers)
+        return result
     except SyncError as exc:
-        result.update(status="error", error=str(exc))
+        result.update(status="error", error=str(exc), **failure_fields(exc))
         return result
     result.update(success_fields(synced))
     return result
@@ -280,15 +299,22 @@ def schema_event(pair: Pair, *, dry_run: bool, allow_destructive: bool, database
     return event
 
 
-def data_event(pair: Pair, *, dry_run: bool, verbose: bool, verify: str, tables: Sequence[str]) -> dict[str, Any]:
+def data_event(pair: Pair, *, dry_run: bool, verbose: bool, verify: str, tables: Sequence[str],
+               triggers: str = "correct", on_delete: str = "refuse") -> dict[str, Any]:
     """The data function's event (optional keys only when asked for, as for schema_event)."""
+    from dbrepl.sync.data.fkeys import DEFAULT_ON_DELETE
     from dbrepl.sync.data.sync import DEFAULT_VERIFY
+    from dbrepl.sync.data.triggers import DEFAULT_TRIGGERS
 
     event: dict[str, Any] = {"source_env": pair.source, "target_env": pair.target, "dry_run": dry_run}
     if verbose:
         event["verbose"] = True
     if verify != DEFAULT_VERIFY:
         event["verify"] = verify
+    if triggers != DEFAULT_TRIGGERS:
+        event["triggers"] = triggers
+    if on_delete != DEFAULT_ON_DELETE:
+        event["on_delete"] = on_delete
     if tables:
         event["tables"] = list(tables)
     return event

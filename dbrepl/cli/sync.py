@@ -193,6 +193,18 @@ def sync_data(
         help="What is re-checked before COMMIT: changed (default) re-digests every key range with changes and "
              "compares row counts; full re-digests every range in a second, independent pass; none checks nothing.",
     )] = "changed",
+    triggers: Annotated[str, typer.Option(
+        "--triggers", metavar="correct|refuse|allow",
+        help="The target's triggers on the synced tables: correct (default) sets back what they rewrite, orders "
+             "tables they write and refuses what cannot end equal (SIGNAL, CALL, cycles); refuse refuses every "
+             "trigger the sync would fire; allow refuses nothing and lets the verification decide.",
+    )] = "correct",
+    on_delete: Annotated[str, typer.Option(
+        "--on-delete", metavar="refuse|apply",
+        help="Rows the target's foreign keys tie to rows this sync deletes: refuse (default) rolls back naming "
+             "the constraint; apply deletes with foreign key checks on, so the target's CASCADE / SET NULL / "
+             "RESTRICT happen as declared.",
+    )] = "refuse",
     detailed_exitcode: DetailedOpt = False,
     suffix: SuffixOpt = None,
     config: ConfigOpt = None,
@@ -200,6 +212,8 @@ def sync_data(
 ) -> None:
     """Make DST's rows of the reference tables equal to SRC's: only differing rows move, in one transaction."""
     verify = runner.check_verify(verify)
+    triggers = runner.check_triggers(triggers)
+    on_delete = runner.check_on_delete(on_delete)
     pair = runner.resolve_pair(src, dst, config=config, suffix=suffix)
     tables = runner.check_tables(table or [])
     if pair.dsn and not tables:
@@ -209,9 +223,10 @@ def sync_data(
     if pair.dsn:
         with _progress_bar() as hook:
             result = runner.data_between_dsns(pair, tables, dry_run=dry_run, verbose=verbose, progress=hook,
-                                              verify=verify)
+                                              verify=verify, triggers=triggers, on_delete=on_delete)
     else:
-        event = runner.data_event(pair, dry_run=dry_run, verbose=verbose, verify=verify, tables=tables)
+        event = runner.data_event(pair, dry_run=dry_run, verbose=verbose, verify=verify, tables=tables,
+                                  triggers=triggers, on_delete=on_delete)
         result = _run_data_function(ctx, pair, event, direct)
     show(result, json_, lambda: _render_data(pair, result, verbose))
     exit_for(result, bool(result.get("rows_synced")), detailed_exitcode)
@@ -235,8 +250,9 @@ def _render_data(pair: runner.Pair, result: dict[str, Any], verbose: bool) -> No
     width = max([len(r["table"]) for r in rows] + [5])
     verb = ("would insert", "would update", "would delete") if dry else ("inserted", "updated", "deleted")
     for r in rows:
+        corrected = f"  {r['corrected']:>6} corrected after triggers" if r.get("corrected") else ""
         out.print(f"  {escape(r['table']):<{width}}  {r['inserted']:>6} {verb[0]}  {r['updated']:>6} {verb[1]}  "
-                  f"{r['deleted']:>6} {verb[2]}")
+                  f"{r['deleted']:>6} {verb[2]}{corrected}")
         if verbose:
             for s in r.get("statements") or []:
                 print(f"    {s};")
@@ -250,8 +266,31 @@ def _render_data(pair: runner.Pair, result: dict[str, Any], verbose: bool) -> No
         out.print(f"{n} row(s) would change in {escape(pair.label)}; nothing was changed.")
     else:
         out.print(f"Synced {n} row(s) in {escape(pair.label)}, in one transaction.")
+    _render_rules(result, dry)
     if result.get("verified"):
         out.print(f"Verified: {escape(str(result['verified']))}.")
+
+
+def _render_rules(result: dict[str, Any], dry: bool) -> None:
+    """What the target's triggers and foreign key actions did (or would do) around the run."""
+    for t in result.get("triggers") or []:
+        if t.get("treatment") == "not fired":
+            continue
+        fired = t.get("fired")
+        times = "" if fired is None else f" {'would fire' if dry else 'fired'} on {fired} row(s);"
+        what = {
+            "corrected": f" rewrote rows on insert, {t.get('corrected', 0)} set back to the source's values"
+                         if not dry else " rewrites rows on insert; they would be set back",
+            "ordered": " writes synced tables, which were synced after it",
+            "external": " writes tables outside the sync",
+            "fires": " writes nothing the sync compares",
+        }.get(str(t.get("treatment")), f" {t.get('treatment')}")
+        writes = f" ({', '.join(t['writes'])})" if t.get("writes") else ""
+        out.print(f"Trigger {escape(t['trigger'])} ({t['timing']} {t['event']} on {escape(t['table'])}):"
+                  f"{escape(times + what + writes)}.")
+    for f in result.get("foreign_keys") or []:
+        out.print(f"Foreign key {escape(f['constraint'])} ({escape(f['child'])} -> {escape(f['parent'])}, ON DELETE "
+                  f"{f['on_delete']}): {f['rows']} row(s) of {escape(f['child'])} {escape(str(f['outcome']))}.")
 
 
 class _progress_bar:  # noqa: N801 - used as a context manager like a function

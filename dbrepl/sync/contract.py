@@ -166,6 +166,8 @@ DATA_EVENT_DEFAULTS: Mapping[str, object] = {
     "tables": None,            # None or []: REFERENCE_TABLES
     "dry_run": False, "verbose": False,
     "verify": None,            # None: dbrepl.sync.data.sync.DEFAULT_VERIFY
+    "triggers": None,          # None: "correct" (dbrepl.sync.data.triggers)
+    "on_delete": None,         # None: "refuse" (dbrepl.sync.data.fkeys)
 }
 DATA_EVENT_KEYS = frozenset(DATA_EVENT_DEFAULTS)
 

@@ -4,7 +4,9 @@ Event (the seed's keys plus ours):
     {"source_env": "dev", "target_env": "staging",
      "tables": ["lookup_table", "app.config_table"],   # default: REFERENCE_TABLES
      "dry_run": false, "verbose": false,    # verbose: the statements too (dry runs)
-     "verify": "changed"}                   # or "full" / "none": what is re-checked before COMMIT
+     "verify": "changed",                   # or "full" / "none": what is re-checked before COMMIT
+     "triggers": "correct",                 # or "refuse" / "allow": the target's triggers
+     "on_delete": "refuse"}                 # or "apply": the target's ON DELETE actions
 
 A bare table name is looked for in the configured databases (`SYNC_DATABASES`). Every input
 is checked before any connection is opened, every table against the source's catalogue
@@ -27,7 +29,9 @@ from typing import Any
 
 from dbrepl.sync import aws, contract
 from dbrepl.sync.connection import connect
+from dbrepl.sync.data.fkeys import DEFAULT_ON_DELETE, check_on_delete
 from dbrepl.sync.data.sync import DEFAULT_VERIFY, ProgressHook, check_verify, sync_data
+from dbrepl.sync.data.triggers import DEFAULT_TRIGGERS, TriggersRefused, check_triggers
 from dbrepl.sync.data.tables import check_not_system, resolve_tables
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
@@ -47,7 +51,9 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
         raise InvalidInput("source_env and target_env must differ")
     dry_run = aws.event_bool(event, "dry_run")
     verbose = aws.event_bool(event, "verbose")
-    verify = check_verify(event.get("verify", DEFAULT_VERIFY))
+    verify = check_verify(_given(event, "verify", DEFAULT_VERIFY))
+    triggers = check_triggers(_given(event, "triggers", DEFAULT_TRIGGERS))
+    on_delete = check_on_delete(_given(event, "on_delete", DEFAULT_ON_DELETE))
     databases = aws.sync_databases(environ)
     tables = event.get("tables")
     if tables is None or tables == []:
@@ -72,7 +78,13 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     return {
         "source": source, "target": target, "tables": names, "dry_run": dry_run,
         "verbose": verbose, "databases": databases, "verify": verify,
+        "triggers": triggers, "on_delete": on_delete,
     }
+
+
+def _given(event: Mapping[str, Any], key: str, default: str) -> object:
+    value = event.get(key)
+    return default if value is None else value
 
 
 def run_data_event(
@@ -100,8 +112,10 @@ def run_data_event(
         _run(checked, environ, get, result, progress)
     except InvalidInput as exc:
         result.update(status="invalid", error=str(exc))
+    except TriggersRefused as exc:
+        result.update(status="refused", error=str(exc), refused_triggers=exc.triggers)
     except SyncError as exc:
-        result.update(status="error", error=str(exc))
+        result.update(status="error", error=str(exc), **failure_fields(exc))
     if not result.get("dry_run"):
         _record(result, environ, get)
     return result
@@ -121,7 +135,8 @@ def _run(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory
             result["tables"] = [f"{d}.{t}" for d, t in pairs]
             synced = sync_data(src, dst, pairs, dry_run=checked["dry_run"],
                                statements=checked["verbose"], progress=progress,
-                               verify=checked["verify"])
+                               verify=checked["verify"], triggers=checked["triggers"],
+                               on_delete=checked["on_delete"])
         finally:
             dst.close()
     finally:
@@ -137,7 +152,15 @@ def success_fields(synced, max_statements: int | None = None) -> dict[str, Any]:
         "counts": _counts(synced.tables),
         "verified": synced.verified,
         "per_table": [_table(t, max_statements) for t in synced.tables],
+        "triggers": [t.to_dict() for t in synced.triggers],
+        "foreign_keys": [f.to_dict() for f in synced.foreign_keys],
     }
+
+
+def failure_fields(exc: SyncError) -> dict[str, Any]:
+    """A failed run's findings beside its error: the foreign keys a run would break."""
+    findings = getattr(exc, "findings", None)
+    return {"foreign_keys": [f.to_dict() for f in findings]} if findings else {}
 
 
 def _table(t, max_statements: int | None) -> dict[str, Any]:
@@ -145,6 +168,8 @@ def _table(t, max_statements: int | None) -> dict[str, Any]:
                            "updated": t.updated, "deleted": t.deleted}
     if t.verified_rows is not None:
         row["verified"] = {"ranges": t.verified_ranges, "rows": t.verified_rows}
+    if t.corrected:
+        row["corrected"] = t.corrected
     if t.statements is not None:
         row["statements"] = t.statements[:max_statements]
         if max_statements is not None and len(t.statements) > max_statements:
@@ -170,4 +195,6 @@ def _record(result: dict[str, Any], environ: Mapping[str, str], get: ClientFacto
         "error": result.get("error"), "rows_synced": result.get("rows_synced", 0),
         "verify": result.get("verify"), "verified": result.get("verified"),
         "tables": result.get("per_table", []),
+        "triggers": result.get("triggers", result.get("refused_triggers", [])),
+        "foreign_keys": result.get("foreign_keys", []),
     })
