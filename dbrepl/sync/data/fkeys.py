@@ -30,9 +30,12 @@ source.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+import pymysql
 
 from dbrepl.sync.data import statements as sql
 from dbrepl.sync.data.shape import Column, TableShape
@@ -102,27 +105,47 @@ class ForeignKeyEffect:
 
 
 def read_foreign_keys(conn: Any, databases: Iterable[str]) -> list[ForeignKey]:
-    """Every foreign key with its child or its parent in `databases` (one query)."""
+    """Every foreign key with its child or its parent in `databases`.
+
+    information_schema's key tables are filled by opening tables, fast for the databases a
+    query names (TABLE_SCHEMA IN ...) and a scan of every table on the server otherwise (on
+    MariaDB; MySQL 8 reads its data dictionary). So the databases holding children of the
+    synced ones are found first in InnoDB's own dictionary (MariaDB's INNODB_SYS_FOREIGN),
+    then only those databases are read, keys and rules in two queries joined here (joined
+    in SQL the second table loses its lookup). Where that dictionary cannot be read (MySQL
+    8, no PROCESS privilege, a name InnoDB stores encoded) one query over every table.
+    """
     dbs = sorted(set(databases))
     if not dbs:
         return []
-    marks = ", ".join(["%s"] * len(dbs))
+    others = _child_databases(conn, dbs)
+    if others is None:
+        marks = ", ".join(["%s"] * len(dbs))
+        where, args = f"(TABLE_SCHEMA IN ({marks}) OR REFERENCED_TABLE_SCHEMA IN ({marks}))", dbs + dbs
+        rc_where, rc_args = "TRUE", []
+    else:
+        read = sorted(set(dbs) | others)
+        marks = ", ".join(["%s"] * len(read))
+        where, args = f"TABLE_SCHEMA IN ({marks})", read
+        rc_where, rc_args = f"CONSTRAINT_SCHEMA IN ({marks})", read
     with conn.cursor() as cur:
         cur.execute(
-            "SELECT k.CONSTRAINT_SCHEMA, k.CONSTRAINT_NAME, k.TABLE_SCHEMA, k.TABLE_NAME, k.COLUMN_NAME,"
-            " k.REFERENCED_TABLE_SCHEMA, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME,"
-            " r.DELETE_RULE, r.UPDATE_RULE"
-            " FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r"
-            " ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME"
-            " AND r.TABLE_NAME = k.TABLE_NAME"
-            f" WHERE k.REFERENCED_TABLE_NAME IS NOT NULL AND (k.TABLE_SCHEMA IN ({marks})"
-            f" OR k.REFERENCED_TABLE_SCHEMA IN ({marks}))"
-            " ORDER BY 1, 3, 4, 2, k.ORDINAL_POSITION",
-            dbs + dbs,
+            "SELECT CONSTRAINT_SCHEMA, CONSTRAINT_NAME, TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME,"
+            " REFERENCED_TABLE_SCHEMA, REFERENCED_TABLE_NAME, REFERENCED_COLUMN_NAME"
+            f" FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_NAME IS NOT NULL AND {where}"
+            " ORDER BY 1, 3, 4, 2, ORDINAL_POSITION",
+            args,
         )
-        rows = [tuple(_text(v) for v in r) for r in cur.fetchall()]
+        keys = [tuple(_text(v) for v in r) for r in cur.fetchall()]
+        cur.execute(
+            "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, DELETE_RULE, UPDATE_RULE"
+            f" FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE {rc_where}",
+            rc_args,
+        )
+        rules = {tuple(_text(v) for v in r[:3]): (_text(r[3]), _text(r[4])) for r in cur.fetchall()}
     found: dict[tuple[str, str, str, str], dict[str, Any]] = {}
-    for schema, name, cs, ct, col, ps, pt, pcol, on_delete, on_update in rows:
+    for schema, name, cs, ct, col, ps, pt, pcol in keys:
+        on_delete, on_update = rules.get((schema, ct, name), ("RESTRICT", "RESTRICT"))
         fk = found.setdefault((schema, name, cs, ct), {
             "schema": schema, "name": name, "child": (cs, ct), "columns": [], "parent": (ps, pt),
             "referenced": [], "on_delete": on_delete, "on_update": on_update,
@@ -133,6 +156,33 @@ def read_foreign_keys(conn: Any, databases: Iterable[str]) -> list[ForeignKey]:
         ForeignKey(**{**f, "columns": tuple(f["columns"]), "referenced": tuple(f["referenced"])})
         for f in found.values()
     ]
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _child_databases(conn: Any, dbs: Sequence[str]) -> set[str] | None:
+    """Databases other than `dbs` holding a foreign key to a table of `dbs`, from InnoDB's
+    dictionary; None when it cannot tell (then the caller scans)."""
+    if not all(_PLAIN.fullmatch(d) for d in dbs):
+        return None  # InnoDB stores such names encoded (@002d...)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT DISTINCT FOR_NAME FROM information_schema.INNODB_SYS_FOREIGN WHERE "
+                + " OR ".join(["REF_NAME LIKE %s"] * len(dbs)),
+                [d.replace("_", "\\_") + "/%" for d in dbs],
+            )
+            names = [_text(r[0]) for r in cur.fetchall()]
+    except pymysql.err.Error:
+        return None  # MySQL 8 (no such table: its information_schema is fast), no PROCESS privilege
+    out = set()
+    for n in names:
+        db = n.split("/", 1)[0]
+        if not _PLAIN.fullmatch(db):
+            return None
+        out.add(db)
+    return out - set(dbs)
 
 
 def _text(v: object) -> str:
@@ -417,7 +467,7 @@ class ForeignKeyCheck:
                 else "the whole run was rolled back, the target is unchanged")
         ways = ("sync the tables outside the set too, or"
                 " --on-delete apply to delete with foreign key checks on so that the target's own"
-                " ON DELETE actions happen; docs/data-sync.md, Foreign keys")
+                " ON DELETE actions happen; docs/data-sync.md, \"The target's rules: foreign keys\"")
         return ("this sync would leave the target's foreign keys broken; " + done + ":\n  "
                 + "\n  ".join(lines) + f"\n({ways})")
 

@@ -820,7 +820,7 @@ def _fk_words(e: pymysql.err.Error) -> str:
     """The server's error, with what its foreign key refusals mean here."""
     if e.args and e.args[0] in (1451, 1452):
         return (f"{e}: the target's foreign key refused it (--on-delete apply deletes with checks on);"
-                " docs/data-sync.md, Foreign keys")
+                " docs/data-sync.md, \"The target's rules: foreign keys\"")
     return str(e)
 
 

@@ -355,9 +355,9 @@ def _refusals(
 def _ways_out(mode: str) -> str:
     if mode == "refuse":
         return ("--triggers correct lets dbrepl sync tables with triggers and correct what they rewrite;"
-                " docs/data-sync.md, Triggers")
+                " docs/data-sync.md, \"The target's rules: triggers\"")
     return ("--triggers allow runs anyway and lets the verification before COMMIT decide; the triggers"
-            " themselves are never changed; docs/data-sync.md, Triggers")
+            " themselves are never changed; docs/data-sync.md, \"The target's rules: triggers\"")
 
 
 def order_tables(tables: Sequence[TableName], hard: Iterable[tuple[TableName, TableName]],
