@@ -28,7 +28,7 @@ from dbrepl.sync.schema.plan import (
     Statement,
     parse_renames,
 )
-from dbrepl.sync.schema.preflight import preflight
+from dbrepl.sync.schema.preflight import count_implicit_defaults, preflight
 
 DatabaseSpec = str | tuple[str, str]
 
@@ -140,6 +140,8 @@ def plan_schema(
             source = {s: read_database(src_conn, s) for s, _ in pairs}
             target = later.result()
     statements, notes = diff_databases(source, target, pairs, hints, definer=definer)
+    # Read-only: how many rows get the implicit default of each NOT NULL column added without one.
+    statements = count_implicit_defaults(dst_conn, statements)
     notes += [n for db in source.values() for n in db.skipped]
     return SchemaPlan(statements=statements, databases=pairs, source=source, notes=notes,
                       definer=definer)
