@@ -296,3 +296,20 @@ def test_generated_check_follows_the_session_strictness(mariadb, fresh_dbs):  # 
     with conn.cursor() as cur:
         cur.execute(f"SELECT {quote('g')} FROM {qualified(dst_db, 'Tab le')} ORDER BY 1")
         assert [r[0] for r in cur.fetchall()] == [None, 1, 1, 6]
+
+
+@pytest.mark.mariadb
+def test_dry_run_reports_what_the_preflight_would_refuse(mariadb, fresh_dbs):  # noqa: F811
+    src_db, dst_db = fresh_dbs()
+    conn = mariadb.connect(ssl_disabled=True)
+    run(conn, src_db, [GEN.format(expr="`txt` + 1", kind="STORED")])
+    run(conn, dst_db, [GEN.format(expr="`txt` + 1", kind="VIRTUAL"), *GEN_ROWS])
+    before = snapshot(conn, dst_db)
+    result = apply_schema(conn, plan_schema(conn, conn, [(src_db, dst_db)]), dry_run=True)
+    (label,) = result.to_dict()["would_block"]
+    assert label.startswith(f"table {qualified(dst_db, 'Tab le')}: re-add column `g`"), label
+    assert "4 row(s) in the way" in label and "Truncated incorrect DOUBLE value: 'abc'" in label, label
+    assert snapshot(conn, dst_db) == before
+    # Rows fixed: nothing in the way, and the dry run says so.
+    run(conn, dst_db, ["UPDATE `Tab le` SET `txt` = '7'"])
+    assert apply_schema(conn, plan_schema(conn, conn, [(src_db, dst_db)]), dry_run=True).to_dict()["would_block"] == []
