@@ -2,10 +2,13 @@
 
 The diff attaches a `Precheck` to each clause the rows can block (a new CHECK the rows
 violate, an enum member removed that rows use, a column narrowed below its data, NULLs under
-a new NOT NULL, a NOT NULL column without default added to a table with rows, a new unique
-or primary key over duplicates, a new foreign key with rows whose parent row is missing).
-`preflight` counts the rows in the way with one `SELECT COUNT(*)` per check and raises
-`RowsPreventChange` naming the table, the clause and the count, so nothing half-runs.
+a new NOT NULL, a zero date the session's NO_ZERO_DATE refuses, a new unique or primary key
+over duplicates, a new foreign key with rows whose parent row is missing), and an
+`ExpressionCheck` to each generated column the ALTER computes over the rows. `preflight`
+counts the rows in the way with one `SELECT COUNT(*)` per check (an expression: one pass and
+its warnings) and raises `RowsPreventChange` naming the table, the clause and the count, so
+nothing half-runs. A NOT NULL column without DEFAULT is added as the server adds it: its rows
+get the type's implicit default (`implicit_default`), counted for the plan.
 
 Every query here reads a user's table, so it is written capture-proof: only `COUNT(*)` and
 fully qualified, quoted column names (`db`.`t`.`c`); the one alias (a derived table's count
