@@ -60,6 +60,24 @@ CASES = [
     # ---- columns
     Case("add_column", [t("a INT")], [t("a INT, b VARCHAR(10) DEFAULT 'x'")],
          backward_destructive=True, before_rows=ROWS_T, after_rows=ROWS_T),
+    # NOT NULL without DEFAULT over rows: each row gets the type's implicit default, as on the
+    # server (issue 17); the plan names the value and the row count (test_schema_implicit_defaults.py).
+    Case("add_not_null_int_without_default", [t("a INT")], [t("a INT, n INT NOT NULL")],
+         backward_destructive=True, before_rows=ROWS_T, after_rows=["INSERT INTO t VALUES (1, 1, 7), (2, 2, 0)"]),
+    Case("add_not_null_varchar_without_default", [t("a INT")], [t("a INT, s VARCHAR(10) NOT NULL")],
+         backward_destructive=True, before_rows=ROWS_T, after_rows=["INSERT INTO t VALUES (1, 1, 'x'), (2, 2, '')"]),
+    Case("add_not_null_datetime_without_default", [t("a INT")], [t("a INT, dt DATETIME(3) NOT NULL")],
+         backward_destructive=True, before_rows=ROWS_T,
+         after_rows=["INSERT INTO t VALUES (1, 1, '2024-02-29 10:11:12.345')"]),
+    Case("add_not_null_enum_without_default", [t("a INT")], [t("a INT, e ENUM('new','it''s') NOT NULL")],
+         backward_destructive=True, before_rows=ROWS_T, after_rows=["INSERT INTO t VALUES (1, 1, 'it''s')"]),
+    Case("add_not_null_decimal_without_default", [t("a INT")], [t("a INT, d DECIMAL(9,3) UNSIGNED NOT NULL")],
+         backward_destructive=True, before_rows=ROWS_T, after_rows=["INSERT INTO t VALUES (1, 1, 12.5)"]),
+    Case("add_not_null_columns_with_index_and_check", [t("a INT, KEY ka (a)")],
+         [t("n BIGINT NOT NULL, a INT, d DATE NOT NULL, j JSON NOT NULL DEFAULT '{}', KEY ka (a), KEY kn (n, d), "
+            "CONSTRAINT cn CHECK (n >= 0)")],
+         backward_destructive=True, before_rows=ROWS_T,
+         after_rows=["INSERT INTO t VALUES (1, 4, 1, '2020-01-01', '[]')"]),
     Case("widen_int", [t("a INT")], [t("a BIGINT")], backward_destructive=True,
          before_rows=ROWS_T, after_rows=ROWS_T),
     Case("widen_varchar", [t("a VARCHAR(10)")], [t("a VARCHAR(50)")], backward_destructive=True,

@@ -50,8 +50,13 @@ def test_generated_virtual_to_stored_rebuilds_index_and_check_on_mysql_text():
         "ADD CONSTRAINT `lax` CHECK ((`a b` < 5)) /*!80016 NOT ENFORCED */")
     assert sql[1] == "ALTER TABLE `app`.`Mixed Case` ADD KEY `k g` (`Größe`)"
     # The re-added CHECKs hold on the existing rows already: nothing to precheck; the
-    # unenforced one never is.
-    assert [p for s in statements for c in s.clauses for p in c.prechecks] == []
+    # unenforced one never is. The column, now stored, is computed over the rows by the
+    # ALTER: its expression is evaluated first (warnings) and its values must fit int.
+    checks = [p.sql() for s in statements for c in s.clauses for p in c.prechecks]
+    assert checks == [
+        "SELECT COUNT(*), COUNT(((`a b` * 2))) FROM `app`.`Mixed Case`",
+        "SELECT COUNT(*) FROM `app`.`Mixed Case` WHERE ((`a b` * 2)) NOT BETWEEN -2147483648 AND 2147483647",
+    ]
 
 
 def test_new_checks_and_not_null_column_prechecked_on_mysql_text():
@@ -63,7 +68,10 @@ def test_new_checks_and_not_null_column_prechecked_on_mysql_text():
                                    [("app", "app")])
     checks = {p.what: p.sql() for s in statements for c in s.clauses for p in c.prechecks}
     assert checks == {
-        "add column `must` date NOT NULL": "SELECT COUNT(*) FROM `app`.`Mixed Case` WHERE 1 = 1",
+        # A NOT NULL DATE without DEFAULT is refused only under NO_ZERO_DATE (its implicit
+        # default is the zero date); otherwise it is added, as on the server.
+        "add column `must` date NOT NULL": "SELECT COUNT(*) FROM `app`.`Mixed Case` "
+                                           "WHERE FIND_IN_SET('NO_ZERO_DATE', @@SESSION.sql_mode) > 0",
         "add CONSTRAINT `c g` CHECK ((`Größe` >= 0))":
             "SELECT COUNT(*) FROM `app`.`Mixed Case` WHERE NOT ((`Größe` >= 0))",
     }
@@ -82,5 +90,10 @@ def test_generated_expression_change_prechecks_its_check_with_the_new_expression
                                    [("app", "app")])
     assert [s.sql for s in statements] == [
         "ALTER TABLE `app`.`Mixed Case` MODIFY COLUMN `Größe` int GENERATED ALWAYS AS ((`a b` * 3)) VIRTUAL"]
-    (check,) = [p for s in statements for c in s.clauses for p in c.prechecks]
-    assert check.sql() == "SELECT COUNT(*) FROM `app`.`Mixed Case` WHERE NOT ((((`a b` * 3)) >= 0))"
+    # The CHECK over it with the new expression; and, the column being indexed, the
+    # expression computed over the rows (warnings) and its values fitting int.
+    assert [p.sql() for s in statements for c in s.clauses for p in c.prechecks] == [
+        "SELECT COUNT(*) FROM `app`.`Mixed Case` WHERE NOT ((((`a b` * 3)) >= 0))",
+        "SELECT COUNT(*), COUNT(((`a b` * 3))) FROM `app`.`Mixed Case`",
+        "SELECT COUNT(*) FROM `app`.`Mixed Case` WHERE ((`a b` * 3)) NOT BETWEEN -2147483648 AND 2147483647",
+    ]

@@ -28,7 +28,7 @@ from dbrepl.sync.schema.plan import (
     Statement,
     parse_renames,
 )
-from dbrepl.sync.schema.preflight import preflight
+from dbrepl.sync.schema.preflight import RowsPreventChange, count_implicit_defaults, preflight
 
 DatabaseSpec = str | tuple[str, str]
 
@@ -72,6 +72,12 @@ class SchemaResult:
     dry_run: bool = False
     converged: bool | None = None  # None: not applied (dry run)
     seconds: float = 0.0
+    # Dry run: what the preflight found in the way (preflight.Precheck, rows); a run would refuse.
+    blocked: list[tuple[Any, int]] = field(default_factory=list)
+
+    def would_block(self) -> list[str]:
+        """The clauses the target's rows would refuse, labelled as the refusal names them."""
+        return [c.label() for c in RowsPreventChange(self.blocked).clauses] if self.blocked else []
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +86,7 @@ class SchemaResult:
             "executed": len(self.executed),
             "seconds": round(self.seconds, 3),
             "refused": [c.label() for c in self.plan.destructive_clauses()] if self.dry_run else [],
+            "would_block": self.would_block(),
             **self.plan.to_dict(),
         }
 
@@ -140,6 +147,8 @@ def plan_schema(
             source = {s: read_database(src_conn, s) for s, _ in pairs}
             target = later.result()
     statements, notes = diff_databases(source, target, pairs, hints, definer=definer)
+    # Read-only: how many rows get the implicit default of each NOT NULL column added without one.
+    statements = count_implicit_defaults(dst_conn, statements)
     notes += [n for db in source.values() for n in db.skipped]
     return SchemaPlan(statements=statements, databases=pairs, source=source, notes=notes,
                       definer=definer)
@@ -168,12 +177,19 @@ def apply_schema(
     """Run the plan's DDL in order, then re-diff: the target must now equal the source.
 
     Destructive clauses without `allow_destructive` raise DestructiveChangeRefused, naming
-    each, before any statement runs. `dry_run` returns the plan untouched. `progress` is
+    each, before any statement runs. `dry_run` runs nothing but the preflight's reads and
+    returns the plan with what they found in the way (`blocked`, `would_block()`). `progress` is
     called with (index, statement) before each statement runs.
     """
     started = time.monotonic()
     if dry_run:
-        return SchemaResult(plan=plan, dry_run=True)
+        # The preflight is read-only: a dry run reports what a run would refuse, before any DDL.
+        result = SchemaResult(plan=plan, dry_run=True)
+        try:
+            preflight(dst_conn, plan)
+        except RowsPreventChange as exc:
+            result.blocked = exc.blocked
+        return result
     refused = plan.destructive_clauses()
     if refused and not allow_destructive:
         raise DestructiveChangeRefused(refused)

@@ -20,11 +20,15 @@ from dbrepl.sync.schema.model import Column, Database, ForeignKey, Index, Table,
 from dbrepl.sync.schema.objects import diff_objects
 from dbrepl.sync.schema.plan import Clause, Renames, Statement
 from dbrepl.sync.schema.preflight import (
-    added_column_precheck,
+    ImplicitDefault,
+    Precheck,
+    added_column_prechecks,
     check_precheck,
     column_prechecks,
     foreign_key_precheck,
     generated_expr,
+    generated_prechecks,
+    implicit_default,
     inline_check,
     map_idents,
     top_words,
@@ -80,6 +84,8 @@ class _TableChange:
     # name of that column on the target now (columns the target has before the run).
     current_table: str = ""
     names: dict[str, str] = field(default_factory=dict)
+    # Columns added NOT NULL without DEFAULT: source name -> their implicit value (SQL).
+    values: dict[str, str] = field(default_factory=dict)
 
 
 def diff_databases(
@@ -301,11 +307,19 @@ class _TableDiff:
         # Generated columns added or changed: their values after the run, as an expression over
         # the target's current columns, for checking the keys and CHECKs over them.
         self.new_values: dict[str, str] = {}
+        # Columns added NOT NULL without DEFAULT: every existing row gets the type's implicit
+        # default, so keys, CHECKs and foreign keys over them are checked with that value.
+        self.implicit: dict[str, tuple[str | None, str]] = {}
+        for c in self.src.columns:
+            if c.name not in self.dst_by_name and (imp := implicit_default(c)) is not None:
+                self.implicit[c.name] = imp
+                if imp[0] is not None:
+                    self.new_values[c.name] = self.change.values[c.name] = imp[0]
         for c in self.src.columns:
             old = self.dst_by_name.get(c.name)
             expr = generated_expr(c.definition) if c.generated else None
             if expr and (old is None or generated_expr(old.definition) != expr):
-                mapped = map_idents(expr, self.names)
+                mapped = map_idents(expr, self.names, self.change.values)
                 if mapped:
                     self.new_values[c.name] = mapped
 
@@ -326,6 +340,39 @@ class _TableDiff:
                                             self.new_values, "would violate it"))
         return tuple(p for p in found if p)
 
+    def implicit_check_prechecks(self, s: Column, what: str) -> tuple:
+        """An added column's own CHECK, computed with the implicit default its rows get.
+
+        The server refuses the ALTER when it copies the table (error 4025) and otherwise
+        keeps rows that violate the column's CHECK (MariaDB's JSON is `longtext ... CHECK
+        (json_valid(...))`, and '' is not JSON): refused either way."""
+        expr = inline_check(s.definition)
+        if s.name not in self.new_values or not expr:
+            return ()
+        pre = check_precheck(self.tdb, self.table_now, what, expr, self.names, self.new_values,
+                             f"would get the implicit default {self.implicit[s.name][1]}, which violates "
+                             f"the column's CHECK")
+        return (pre,) if pre else ()
+
+    def generated_prechecks(self, s: Column, d: Column | None, what: str, indexed: bool = False) -> tuple:
+        """Generated column `s` (was `d` on the target) computed over the rows by the ALTER:
+        stored, or virtual under an index, and new or changed in kind, expression or type;
+        `indexed`: a virtual one gets a new index (its values are computed for it)."""
+        if not s.generated:
+            return ()
+        if not indexed:
+            if s.generated != "STORED" and not any(s.name in i.columns for i in self.src.indexes):
+                return ()
+            if d is not None and d.generated == s.generated and d.column_type == s.column_type \
+                    and generated_expr(d.definition) == generated_expr(s.definition):
+                return ()
+        expr = generated_expr(s.definition)
+        values = {k: v for k, v in self.change.values.items() if k != s.name}
+        mapped = map_idents(expr, self.names, values) if expr else None
+        if mapped is None:
+            return ()  # over a column this run adds with a default: not checkable before the run
+        return tuple(generated_prechecks(self.tdb, self.table_now, what, s, mapped))
+
     def columns(self) -> None:
         """Columns: dropped, added, renamed, modified or moved to the source's order."""
         self._dropped_columns()
@@ -337,10 +384,13 @@ class _TableDiff:
             d = self.dst_by_name.get(s.name)
             if d is None:
                 what = f"add column {quote(s.name)} {s.definition}"
-                pre = added_column_precheck(self.tdb, self.table_now, what, s)
+                pre = (*added_column_prechecks(self.tdb, self.table_now, what, s),
+                       *self.implicit_check_prechecks(s, what), *self.generated_prechecks(s, None, what))
+                implicit = (ImplicitDefault(self.tdb, self.table_now, s.name, self.implicit[s.name][1]),) \
+                    if s.name in self.implicit else ()
                 self.clauses.append((f"ADD COLUMN {s.sql()} {position}",
                                      Clause(f"add column {self.qname}.{quote(s.name)}",
-                                            prechecks=(pre,) if pre else ())))
+                                            prechecks=pre, implicit=implicit)))
             else:
                 self._kept_column(s, d, position, moved=s.name not in in_place)
 
@@ -369,6 +419,7 @@ class _TableDiff:
                 and (cp := check_precheck(self.tdb, self.table_now, what, new_check, self.names)):
             found += (cp,)
         found += self.dependents_prechecks(s.name, what)
+        found += self.generated_prechecks(s, d, what)
         for i in self.src.indexes if s.name in self.recollated else ():
             if i.kind in ("primary", "unique") and s.name in i.columns and i.definition in self.dst_index_defs \
                     and (up := unique_precheck(self.tdb, self.table_now, f"{what}, under {i.definition}", i,
@@ -400,10 +451,14 @@ class _TableDiff:
             self.clauses.append((f"DROP COLUMN {quote(s.name)}",
                                  Clause(f"drop column {self.qname}.{quote(s.name)} to re-add it", bool(reasons),
                                         reasons)))
-            pre = self.dependents_prechecks(s.name, f"re-add column {quote(s.name)} {s.definition}")
+            what = f"re-add column {quote(s.name)} {s.definition}"
+            pre = self.dependents_prechecks(s.name, what) + self.generated_prechecks(s, d, what)
+            # A generated column re-added as a plain NOT NULL one without DEFAULT: its implicit default.
+            imp = implicit_default(s)
+            implicit = (ImplicitDefault(self.tdb, self.table_now, s.name, imp[1]),) if imp else ()
             self.clauses.append((f"ADD COLUMN {s.sql()} {position}",
                                  Clause(f"re-add column {self.qname}.{quote(s.name)} as {s.generated or 'stored'}",
-                                        prechecks=pre)))
+                                        prechecks=pre, implicit=implicit)))
         elif modified or moved:
             reasons = tuple(column_loss(d, s)) if modified else ()
             if modified:
@@ -433,7 +488,7 @@ class _TableDiff:
             self.clauses.append((d_pk.drop_sql(), Clause(f"drop primary key on {self.qname}")))
         if s_pk and (pk_changed or over_readded(s_pk)):
             pre = unique_precheck(self.tdb, self.table_now, f"add {s_pk.definition}", s_pk, self.names,
-                                  self.recollated) \
+                                  self.recollated, values=self.new_values) \
                 if pk_changed else None
             self.clauses.append((f"ADD {s_pk.definition}",
                             Clause(f"add primary key on {self.qname}", prechecks=(pre,) if pre else ())))
@@ -466,13 +521,27 @@ class _TableDiff:
             deferred = False
             for i in s_g[p:]:
                 deferred = deferred or (moves and i.definition in dropped_defs)
-                pre = None
+                pres: list = []
                 if i.kind == "unique" and i.definition not in dropped_defs:
-                    pre = unique_precheck(self.tdb, self.table_now, f"add {i.definition}", i, self.names,
-                                          self.recollated, values=self.new_values)
+                    pres.append(unique_precheck(self.tdb, self.table_now, f"add {i.definition}", i, self.names,
+                                                self.recollated, values=self.new_values))
+                if i.definition not in dropped_defs:
+                    # A new index over an unchanged virtual column computes its values.
+                    for name in i.columns:
+                        s_col, d_col = self.src.column(name), self.dst_by_name.get(name)
+                        if s_col is not None and s_col.generated == "VIRTUAL" and d_col is not None \
+                                and d_col.key() == s_col.key():
+                            pres += self.generated_prechecks(
+                                s_col, d_col, f"add {i.definition} (computes column {quote(name)})", indexed=True)
+                if i.kind == "spatial" and (empty := [c for c in i.columns if c in self.implicit]):
+                    # The implicit default of a geometry column is '', which no SPATIAL key can
+                    # index (error 1416 "Cannot get geometry object").
+                    pres.append(Precheck(self.tdb, self.table_now, f"add {i.definition}",
+                                         f"would get the implicit default '' in column {quote(empty[0])} (not "
+                                         f"a geometry), which a SPATIAL key cannot index (error 1416)"))
                 (self.second if deferred else self.clauses).append(
                     (f"ADD {i.definition}",
-                     Clause(f"add index {quote(i.name)} on {self.qname}", prechecks=(pre,) if pre else ())))
+                     Clause(f"add index {quote(i.name)} on {self.qname}", prechecks=tuple(p for p in pres if p))))
                 if not deferred:
                     first_adds.append(i)
         _bridge_auto_increment(self.src, dst_indexes, self.change.dropped_indexes, first_adds, self.qname,
@@ -661,7 +730,7 @@ def _diff_foreign_keys(
         else:
             return ()
         what = f"add {fk.sql(ref_db)}"
-        pre = foreign_key_precheck(tdb, ch.current_table, what, fk, ch.names, parent, parent_names)
+        pre = foreign_key_precheck(tdb, ch.current_table, what, fk, ch.names, parent, parent_names, ch.values)
         return (pre,) if pre else ()
 
     for sdb, tdb in pairs:

@@ -188,6 +188,7 @@ def _run_schema(checked: dict[str, Any], environ: Mapping[str, str], get: Client
             if checked["dry_run"]:
                 result["would_refuse"] = [c.label() for c in plan.destructive_clauses()
                                           if not checked["allow_destructive"]]
+                result["would_block"] = applied.would_block()  # rows in the way (preflight)
         finally:
             dst.close()
     finally:

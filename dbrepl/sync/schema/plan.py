@@ -21,6 +21,9 @@ class Clause:
     reasons: tuple[str, ...] = ()
     # Read-only row checks run before any DDL (preflight.Precheck): rows in the way refuse the run.
     prechecks: tuple[Any, ...] = field(default=(), compare=False)
+    # Columns this clause adds NOT NULL without DEFAULT (preflight.ImplicitDefault): existing
+    # rows get the type's implicit default, counted when planning and named in `reasons`.
+    implicit: tuple[Any, ...] = field(default=(), compare=False)
 
     def label(self) -> str:
         return self.description + (f" ({'; '.join(self.reasons)})" if self.reasons else "")
@@ -89,6 +92,10 @@ class SchemaPlan:
         """The whole plan as a script (for --dry-run)."""
         return "".join(f"-- {s.description}\n{s.script()}" for s in self.statements)
 
+    def implicit_defaults(self) -> list[Any]:
+        """Every column added NOT NULL without DEFAULT (preflight.ImplicitDefault), with its rows."""
+        return [i for s in self.statements for c in s.clauses for i in c.implicit]
+
     def counts(self) -> dict[str, int]:
         return {
             "statements": len(self.statements),
@@ -101,6 +108,7 @@ class SchemaPlan:
             "databases": [{"source": s, "target": t} for s, t in self.databases],
             "statements": [s.to_dict() for s in self.statements],
             "counts": self.counts(),
+            "implicit_defaults": [i.to_dict() for i in self.implicit_defaults()],
             "notes": list(self.notes),
         }
 

@@ -2,10 +2,13 @@
 
 The diff attaches a `Precheck` to each clause the rows can block (a new CHECK the rows
 violate, an enum member removed that rows use, a column narrowed below its data, NULLs under
-a new NOT NULL, a NOT NULL column without default added to a table with rows, a new unique
-or primary key over duplicates, a new foreign key with rows whose parent row is missing).
-`preflight` counts the rows in the way with one `SELECT COUNT(*)` per check and raises
-`RowsPreventChange` naming the table, the clause and the count, so nothing half-runs.
+a new NOT NULL, a zero date the session's NO_ZERO_DATE refuses, a new unique or primary key
+over duplicates, a new foreign key with rows whose parent row is missing), and an
+`ExpressionCheck` to each generated column the ALTER computes over the rows. `preflight`
+counts the rows in the way with one `SELECT COUNT(*)` per check (an expression: one pass and
+its warnings) and raises `RowsPreventChange` naming the table, the clause and the count, so
+nothing half-runs. A NOT NULL column without DEFAULT is added as the server adds it: its rows
+get the type's implicit default (`implicit_default`), counted for the plan.
 
 Every query here reads a user's table, so it is written capture-proof: only `COUNT(*)` and
 fully qualified, quoted column names (`db`.`t`.`c`); the one alias (a derived table's count
@@ -17,7 +20,7 @@ over its own table, run against that table alone.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pymysql
@@ -26,7 +29,7 @@ from dbrepl.sync.errors import DatabaseError
 from dbrepl.sync.ident import qualified, quote
 from dbrepl.sync.schema.classify import _int, _parse
 from dbrepl.sync.schema.model import Column, ForeignKey, Index
-from dbrepl.sync.schema.plan import Clause, DestructiveChangeRefused, SchemaPlan
+from dbrepl.sync.schema.plan import Clause, DestructiveChangeRefused, SchemaPlan, Statement
 from dbrepl.sync.splitter import matching_paren, split_top_level, tokenize
 
 
@@ -67,6 +70,38 @@ def col(database: str, table: str, column: str) -> str:
     return f"{qualified(database, table)}.{quote(column)}"
 
 
+@dataclass(frozen=True)
+class ExpressionCheck:
+    """A generated column's expression computed over every row of `database`.`table`, as the
+    ALTER that stores it (or indexes it) will: the server's warnings on the way are errors
+    there in strict mode ("Truncated incorrect DOUBLE value", "Division by 0"), so the
+    statement would fail after the run's earlier statements. One pass, read-only."""
+
+    database: str
+    table: str
+    what: str
+    expr: str  # over the target's current columns, unqualified (a single-table query)
+
+    def sql(self) -> str:
+        return f"SELECT COUNT(*), COUNT({self.expr}) FROM {qualified(self.database, self.table)}"
+
+    def blocked(self, rows: int, warnings: list[tuple[str, int, str]], sql_mode: str) -> Precheck | None:
+        """The refusal (as a Precheck naming the first warning), or None when the store succeeds."""
+        modes = set(sql_mode.upper().split(","))
+        if not modes & {"STRICT_TRANS_TABLES", "STRICT_ALL_TABLES"}:
+            return None  # not strict: the server stores what it computed, with warnings
+        # Division by zero is an error only with ERROR_FOR_DIVISION_BY_ZERO; notes never are.
+        errors = [w for w in warnings if w[0] in ("Warning", "Error")
+                  and (w[1] != 1365 or "ERROR_FOR_DIVISION_BY_ZERO" in modes)]
+        if not rows or not errors:
+            return None
+        level, code, message = errors[0]
+        return Precheck(self.database, self.table, self.what,
+                        f"are computed by its expression, which warns on some of them and the target's "
+                        f"strict sql_mode makes that an error (first: {level} {code} {message}; "
+                        f"{len(errors)} warning(s) in all)")
+
+
 class RowsPreventChange(DestructiveChangeRefused):
     """Rows on the target make clauses of the plan impossible; nothing was run.
 
@@ -104,7 +139,19 @@ def preflight(conn: Any, plan: SchemaPlan) -> list[tuple[Precheck, int]]:
     blocked = []
     try:
         with conn.cursor() as cur:
+            sql_mode = None
             for p in prechecks(plan):
+                if isinstance(p, ExpressionCheck):
+                    if sql_mode is None:
+                        cur.execute("SELECT @@SESSION.sql_mode")
+                        sql_mode = cur.fetchone()[0] or ""
+                    cur.execute(p.sql())
+                    rows = int(cur.fetchone()[0] or 0)
+                    cur.execute("SHOW WARNINGS")
+                    refusal = p.blocked(rows, [(w[0], int(w[1]), w[2]) for w in cur.fetchall()], sql_mode)
+                    if refusal is not None:
+                        blocked.append((refusal, rows))
+                    continue
                 cur.execute(p.sql(), p.params or None)
                 n = int(cur.fetchone()[0] or 0)
                 if n:
@@ -245,31 +292,8 @@ def column_prechecks(database: str, table: str, what: str, old: Column, new: Col
     nb, na, nattr = _parse(new.column_type)
     if old.column_type.lower() != new.column_type.lower():
         checks += _conversion_prechecks(database, table, what, c, ob, nb, na)
-        unsigned = "unsigned" in nattr
-        if nb in _INT_RANGE:
-            bits = _INT_RANGE[nb]
-            lo, hi = (0, 2 ** bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-            checks.append(Precheck(database, table, what, f"hold values outside {lo}..{hi}",
-                                   where=f"{c} NOT BETWEEN {lo} AND {hi}"))
-        elif nb in ("decimal", "numeric"):
-            p, s = (_int(na[0], 10) if na else 10), (_int(na[1]) if len(na) > 1 else 0)
-            limit = "1" + "0" * (p - s)
-            cond = f"ABS({c}) >= {limit}" + (f" OR {c} < 0" if unsigned else "")
-            checks.append(Precheck(database, table, what, f"hold values that need more than {p - s} "
-                                   f"integer digit(s)" + (" or are negative" if unsigned else ""), where=cond))
-        elif nb in ("char", "varchar") and na:
-            n = _int(na[0])
-            checks.append(Precheck(database, table, what, f"hold values longer than {n} character(s)",
-                                   where=f"CHAR_LENGTH({c}) > {n}"))
-        elif nb in ("binary", "varbinary") and na:
-            n = _int(na[0])
-            checks.append(Precheck(database, table, what, f"hold values longer than {n} byte(s)",
-                                   where=f"LENGTH({c}) > {n}"))
-        elif nb in _TEXT_BYTES:
-            n = _TEXT_BYTES[nb]
-            checks.append(Precheck(database, table, what, f"hold values longer than {n} byte(s)",
-                                   where=f"LENGTH({c}) > {n}"))
-        elif nb == "enum" and ob == "enum":
+        checks += _fits_prechecks(database, table, what, c, nb, na, nattr)
+        if nb == "enum" and ob == "enum":
             kept = {m.lower() for m in _members(na)}
             gone = [m for m in _members(oa) if m.lower() not in kept]
             if gone:
@@ -284,6 +308,37 @@ def column_prechecks(database: str, table: str, what: str, old: Column, new: Col
                 cond = " OR ".join(f"FIND_IN_SET(%s, {c}) > 0" for _ in gone)
                 checks.append(Precheck(database, table, what, "use the removed member(s) "
                                        + ", ".join(repr(m) for m in gone), where=cond, params=tuple(gone)))
+    return checks
+
+
+def _fits_prechecks(database: str, table: str, what: str, c: str, nb: str, na: list[str],
+                    nattr: set[str]) -> list[Precheck]:
+    """Rows whose value of `c` (a column or an expression) does not fit type `nb(na) nattr`."""
+    checks: list[Precheck] = []
+    unsigned = "unsigned" in nattr
+    if nb in _INT_RANGE:
+        bits = _INT_RANGE[nb]
+        lo, hi = (0, 2 ** bits - 1) if unsigned else (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+        checks.append(Precheck(database, table, what, f"hold values outside {lo}..{hi}",
+                               where=f"{c} NOT BETWEEN {lo} AND {hi}"))
+    elif nb in ("decimal", "numeric"):
+        p, s = (_int(na[0], 10) if na else 10), (_int(na[1]) if len(na) > 1 else 0)
+        limit = "1" + "0" * (p - s)
+        cond = f"ABS({c}) >= {limit}" + (f" OR {c} < 0" if unsigned else "")
+        checks.append(Precheck(database, table, what, f"hold values that need more than {p - s} "
+                               f"integer digit(s)" + (" or are negative" if unsigned else ""), where=cond))
+    elif nb in ("char", "varchar") and na:
+        n = _int(na[0])
+        checks.append(Precheck(database, table, what, f"hold values longer than {n} character(s)",
+                               where=f"CHAR_LENGTH({c}) > {n}"))
+    elif nb in ("binary", "varbinary") and na:
+        n = _int(na[0])
+        checks.append(Precheck(database, table, what, f"hold values longer than {n} byte(s)",
+                               where=f"LENGTH({c}) > {n}"))
+    elif nb in _TEXT_BYTES:
+        n = _TEXT_BYTES[nb]
+        checks.append(Precheck(database, table, what, f"hold values longer than {n} byte(s)",
+                               where=f"LENGTH({c}) > {n}"))
     return checks
 
 
@@ -314,12 +369,135 @@ def _conversion_prechecks(database: str, table: str, what: str, c: str, ob: str,
     return []
 
 
-def added_column_precheck(database: str, table: str, what: str, new: Column) -> Precheck | None:
-    """A NOT NULL column without a default added to a table with rows would invent values."""
+# The value existing rows get when a NOT NULL column without DEFAULT is added: the rule of the
+# MySQL and MariaDB manuals ("Data Type Default Values": 0 for numbers, '' for strings other
+# than ENUM, the first member of an ENUM, the "zero" value of a date or time type), which both
+# servers apply in every SQL mode. The server has no read-only way to tell it (`DEFAULT(col)`
+# refuses such a column, error 1364), so it is computed here from the column's type, and
+# tests/sync/test_schema_implicit_defaults.py checks every kind against the server's own ALTER.
+_ZERO_TEMPORAL = {"date": "0000-00-00", "datetime": "0000-00-00 00:00:00",
+                  "timestamp": "0000-00-00 00:00:00", "time": "00:00:00"}
+_FLOATS = {"float", "double", "real"}
+_GEOMETRY = {"geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+             "geometrycollection"}
+_EMPTY = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "varbinary", "tinyblob", "blob",
+          "mediumblob", "longblob", "json", "set", *_GEOMETRY}
+
+
+def implicit_default(new: Column) -> tuple[str | None, str] | None:
+    """(SQL expression, as shown) of the value every existing row gets when `new` is added;
+    None when the column gives its own value (NULL, DEFAULT, AUTO_INCREMENT, generated).
+
+    The expression stands in for the column in the checks of keys and CHECKs over it (never a
+    bare number, which GROUP BY would read as a position); None for a type not known here.
+    """
     if new.nullable or new.generated or has_default(new.definition):
         return None
-    return Precheck(database, table, what, "would get a value nobody chose (the column is NOT NULL "
-                    "without a DEFAULT): give it a DEFAULT or add it as NULL and fill it first")
+    base, args, _ = _parse(new.column_type)
+    if base in _INT_RANGE or base in ("bit", "year", "bool", "boolean"):
+        shown = {"bit": "b'0'", "year": "0000"}.get(base, "0")
+        return "CAST(0 AS SIGNED)", shown
+    if base in ("decimal", "numeric"):
+        p, scale = (_int(args[0], 10) if args else 10), (_int(args[1]) if len(args) > 1 else 0)
+        return f"CAST(0 AS DECIMAL({p},{scale}))", "0" + ("." + "0" * scale if scale else "")
+    if base in _FLOATS:
+        return "CAST(0 AS DOUBLE)", "0"
+    if base in _ZERO_TEMPORAL:
+        digits = _int(args[0]) if args and base != "date" else 0
+        zero = _ZERO_TEMPORAL[base] + ("." + "0" * digits if digits else "")
+        return f"'{zero}'", f"'{zero}'"
+    if base == "enum":
+        return (args[0].strip(), args[0].strip()) if args else None
+    if base == "binary":
+        n = _int(args[0], 1) if args else 1
+        return f"X'{'00' * n}'", "0x" + "00" * n
+    if base in _EMPTY:
+        return "''", "''" + (" (not a valid geometry)" if base in _GEOMETRY else "")
+    if base == "inet6":
+        return "CAST('::' AS INET6)", "'::'"
+    if base == "uuid":
+        zero = "00000000-0000-0000-0000-000000000000"
+        return f"CAST('{zero}' AS UUID)", f"'{zero}'"
+    return None, f"the implicit default of {new.column_type}"
+
+
+@dataclass(frozen=True)
+class ImplicitDefault:
+    """A NOT NULL column without DEFAULT added to a table that may hold rows: each row gets
+    the type's implicit default, as on the source when the column was added there.
+    `rows` is counted when planning (`count_implicit_defaults`)."""
+
+    database: str
+    table: str  # its name on the target now
+    column: str
+    value: str  # as shown, e.g. "0", "''", "'0000-00-00'"
+    rows: int | None = None
+
+    def sql(self) -> str:
+        return f"SELECT COUNT(*) FROM {qualified(self.database, self.table)}"
+
+    def reason(self) -> str:
+        return f"{self.rows} existing row(s) get the implicit default {self.value}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"database": self.database, "table": self.table, "column": self.column,
+                "value": self.value, "rows": self.rows}
+
+
+def added_column_prechecks(database: str, table: str, what: str, new: Column) -> list[Precheck]:
+    """What the server refuses when `new` (NOT NULL without DEFAULT) is added to a table with rows.
+
+    MariaDB 10.11 adds such a column in every SQL mode, except a DATE or DATETIME under
+    NO_ZERO_DATE (strict or not): the implicit zero date is refused (error 1292). The check
+    reads the session's sql_mode, so it counts the rows only where the apply would fail.
+    """
+    implicit = implicit_default(new)
+    if implicit is None:
+        return []
+    base = _parse(new.column_type)[0]
+    if base in ("date", "datetime"):
+        return [Precheck(database, table, what, f"would get the implicit default {implicit[1]}, which the "
+                         "target session's sql_mode refuses (NO_ZERO_DATE, error 1292): give the column a "
+                         "DEFAULT on the source, or add it as NULL and fill it first",
+                         where="FIND_IN_SET('NO_ZERO_DATE', @@SESSION.sql_mode) > 0")]
+    return []
+
+
+def generated_prechecks(database: str, table: str, what: str, new: Column, expr: str) -> list:
+    """Rows over which storing (or indexing) generated column `new`, computed by `expr` (over
+    the target's current columns), fails: the expression warns, or its value does not fit."""
+    nb, na, nattr = _parse(new.column_type)
+    return [ExpressionCheck(database, table, what, expr),
+            *(replace(p, why=p.why.replace("hold ", "would compute ", 1))
+              for p in _fits_prechecks(database, table, what, expr, nb, na, nattr))]
+
+
+def count_implicit_defaults(conn: Any, statements: list[Statement]) -> list[Statement]:
+    """The statements with each implicit default's row count in its clause (one COUNT(*) per table)."""
+    counts: dict[tuple[str, str], int] = {}
+    out = []
+    try:
+        with conn.cursor() as cur:
+            for st in statements:
+                if not any(c.implicit for c in st.clauses):
+                    out.append(st)
+                    continue
+                clauses = []
+                for clause in st.clauses:
+                    found = []
+                    for imp in clause.implicit:
+                        if (imp.database, imp.table) not in counts:
+                            cur.execute(imp.sql())
+                            counts[(imp.database, imp.table)] = int(cur.fetchone()[0] or 0)
+                        found.append(replace(imp, rows=counts[(imp.database, imp.table)]))
+                    if found:
+                        clause = replace(clause, reasons=clause.reasons + tuple(i.reason() for i in found),
+                                         implicit=tuple(found))
+                    clauses.append(clause)
+                out.append(replace(st, clauses=tuple(clauses)))
+    except pymysql.err.MySQLError as exc:
+        raise DatabaseError(f"Failed to count the target's rows for the implicit defaults: {exc}") from exc
+    return out
 
 
 def _key_parts(definition: str) -> list[tuple[str, int | None]] | None:
@@ -366,12 +544,15 @@ _PLAIN = re.compile(r"^[A-Za-z0-9_]+$")  # charset and collation names go into t
 
 
 def foreign_key_precheck(database: str, table: str, what: str, fk: ForeignKey, names: dict[str, str],
-                         parent: tuple[str, str] | None, parent_names: dict[str, str]) -> Precheck | None:
+                         parent: tuple[str, str] | None, parent_names: dict[str, str],
+                         values: dict[str, str] | None = None) -> Precheck | None:
     """Rows whose parent row is missing: `parent` is the referenced table's current
-    (database, name) on the target, None when this run creates it (then it has no rows)."""
-    if any(c not in names for c in fk.columns):
+    (database, name) on the target, None when this run creates it (then it has no rows).
+    `values` gives columns the run adds with a value for every row (an implicit default)."""
+    values = values or {}
+    if any(c not in names and c not in values for c in fk.columns):
         return None
-    child_cols = [col(database, table, names[c]) for c in fk.columns]
+    child_cols = [values[c] if c in values else col(database, table, names[c]) for c in fk.columns]
     where = " AND ".join(f"{c} IS NOT NULL" for c in child_cols)
     if parent is not None:
         if any(c not in parent_names for c in fk.ref_columns):
