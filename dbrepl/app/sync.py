@@ -189,6 +189,7 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
                 if dry_run:
                     result["would_refuse"] = [] if allow_destructive else [
                         c.label() for c in plan.destructive_clauses()]
+                    result["would_block"] = applied.would_block()  # rows in the way (preflight)
             finally:
                 dst.close()
         finally:

@@ -154,6 +154,8 @@ def _render_schema(pair: runner.Pair, result: dict[str, Any]) -> None:
                      ("; the target now equals the source (verified)." if result.get("converged") else ".")))
         for label in result.get("would_refuse") or []:
             err.print(f"  [yellow]destructive (needs --allow-destructive):[/] {escape(label)}")
+        for label in result.get("would_block") or []:
+            err.print(f"  [yellow]refused by the target's rows (a run stops before any DDL):[/] {escape(label)}")
         if not dry:
             for st in statements:
                 out.print(f"  {'[red]![/]' if st.get('destructive') else '+'} {escape(st.get('description', ''))}")

@@ -313,3 +313,18 @@ def test_dry_run_reports_what_the_preflight_would_refuse(mariadb, fresh_dbs):  #
     # Rows fixed: nothing in the way, and the dry run says so.
     run(conn, dst_db, ["UPDATE `Tab le` SET `txt` = '7'"])
     assert apply_schema(conn, plan_schema(conn, conn, [(src_db, dst_db)]), dry_run=True).to_dict()["would_block"] == []
+
+
+@pytest.mark.mariadb
+def test_cli_dsn_dry_run_shows_what_the_rows_would_refuse(mariadb, fresh_dbs):  # noqa: F811
+    src_db, dst_db = fresh_dbs()
+    conn = mariadb.connect(ssl_disabled=True)
+    run(conn, src_db, [GEN.format(expr="`txt` + 1", kind="STORED")])
+    run(conn, dst_db, [GEN.format(expr="`txt` + 1", kind="VIRTUAL"), *GEN_ROWS])
+    base = f"mysql://root@127.0.0.1:{mariadb.port}/"
+    text = CliRunner().invoke(app, ["sync", "schema", base + src_db, base + dst_db, "--dry-run"])
+    assert text.exit_code == 0, text.output
+    assert "refused by the target's rows" in text.output and "4 row(s) in the way" in text.output, text.output
+    as_json = CliRunner().invoke(app, ["sync", "schema", base + src_db, base + dst_db, "--dry-run", "--json"])
+    body = json.loads(as_json.output[as_json.output.index("{"):])
+    assert [w for w in body["would_block"] if "re-add column `g`" in w], body
