@@ -25,7 +25,7 @@ def other_db(mariadb):
 
 
 @pytest.mark.parametrize("dictionary", [True, False], ids=["innodb-dictionary", "scan"])
-def test_a_child_in_another_database_is_checked(conns, db_pair, other_db, monkeypatch, dictionary):
+def test_a_child_in_another_database_is_checked(conns, db_pair, other_db, monkeypatch, dictionary):  # noqa: F811
     admin, _, _ = conns
     src, dst = db_pair
     if not dictionary:
@@ -45,6 +45,6 @@ def test_a_child_in_another_database_is_checked(conns, db_pair, other_db, monkey
     assert run(admin, f"SELECT id FROM `{dst}`.ref ORDER BY id") == ((1,), (2,))
 
 
-def test_names_innodb_stores_encoded_fall_back_to_the_scan(conns):
+def test_names_innodb_stores_encoded_fall_back_to_the_scan(conns):  # noqa: F811
     admin, _, _ = conns
     assert fkeys._child_databases(admin, ["with-dash"]) is None

@@ -11,7 +11,7 @@ from tests.sync.test_data_sync import both, conns, run, sync  # noqa: F401 - con
 pytestmark = pytest.mark.mariadb
 
 
-def test_a_rewrite_the_run_cannot_undo_is_named_with_its_columns_and_triggers(conns, db_pair):
+def test_a_rewrite_the_run_cannot_undo_is_named_with_its_columns_and_triggers(conns, db_pair):  # noqa: F811
     admin, _, _ = conns
     src, dst = db_pair
     both(admin, src, dst, "CREATE TABLE t (id INT PRIMARY KEY, secret_note VARCHAR(20) NOT NULL,"
@@ -33,7 +33,7 @@ def test_a_rewrite_the_run_cannot_undo_is_named_with_its_columns_and_triggers(co
     assert run(admin, f"SELECT id, secret_note, n FROM `{dst}`.t ORDER BY id") == before
 
 
-def test_a_row_missing_after_applying_is_named_by_key(conns, db_pair):
+def test_a_row_missing_after_applying_is_named_by_key(conns, db_pair):  # noqa: F811
     """A trigger deleting what the sync inserted leaves a row missing: the message says which.
     (A multi-table DELETE is a write the body reader does not recognise, documented in
     docs/data-sync.md, so nothing orders u before t; the verification still catches it.)"""

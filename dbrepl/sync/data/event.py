@@ -31,8 +31,8 @@ from dbrepl.sync import aws, contract
 from dbrepl.sync.connection import connect
 from dbrepl.sync.data.fkeys import DEFAULT_ON_DELETE, check_on_delete
 from dbrepl.sync.data.sync import DEFAULT_VERIFY, ProgressHook, check_verify, sync_data
-from dbrepl.sync.data.triggers import DEFAULT_TRIGGERS, TriggersRefused, check_triggers
 from dbrepl.sync.data.tables import check_not_system, resolve_tables
+from dbrepl.sync.data.triggers import DEFAULT_TRIGGERS, TriggersRefused, check_triggers
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
 

@@ -40,12 +40,12 @@ from dbrepl.sync.data.fkeys import (
     DEFAULT_ON_DELETE,
     ForeignKeyCheck,
     ForeignKeyEffect,
-    ForeignKeyViolation,
     check_on_delete,
     read_foreign_keys,
     relevant,
 )
 from dbrepl.sync.data.shape import TableShape, matching_shapes
+from dbrepl.sync.data.tables import check_not_system
 from dbrepl.sync.data.triggers import (
     DEFAULT_TRIGGERS,
     TriggerEffect,
@@ -55,7 +55,6 @@ from dbrepl.sync.data.triggers import (
     plan_triggers,
     read_triggers,
 )
-from dbrepl.sync.data.tables import check_not_system
 from dbrepl.sync.errors import DatabaseError, InvalidInput
 from dbrepl.sync.ident import check_name, qualified
 

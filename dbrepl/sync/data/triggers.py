@@ -112,7 +112,8 @@ class TriggerEffect:
 _IDENT = r"(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
 _NAME = rf"({_IDENT}(?:\s*\.\s*{_IDENT})?)"
 _WRITE_PATTERNS = (
-    ("INSERT", re.compile(rf"\bINSERT\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?{_NAME}", re.I)),
+    ("INSERT",
+     re.compile(rf"\bINSERT\s+(?:(?:LOW_PRIORITY|DELAYED|HIGH_PRIORITY|IGNORE)\s+)*(?:INTO\s+)?{_NAME}", re.I)),
     ("REPLACE", re.compile(rf"\bREPLACE\s+(?:(?:LOW_PRIORITY|DELAYED)\s+)*(?:INTO\s+)?{_NAME}", re.I)),
     ("UPDATE", re.compile(rf"\bUPDATE\s+(?:(?:LOW_PRIORITY|IGNORE)\s+)*{_NAME}", re.I)),
     ("DELETE", re.compile(rf"\bDELETE\s+(?:(?:LOW_PRIORITY|QUICK|IGNORE)\s+)*FROM\s+{_NAME}", re.I)),
@@ -204,7 +205,9 @@ def _key(t: TableName) -> TableName:
     return t[0].lower(), t[1].lower()
 
 
-_EVENTS_OF_WRITE = {"INSERT": ("INSERT",), "REPLACE": ("INSERT", "DELETE"), "UPDATE": ("UPDATE",), "DELETE": ("DELETE",)}
+_EVENTS_OF_WRITE = {
+    "INSERT": ("INSERT",), "REPLACE": ("INSERT", "DELETE"), "UPDATE": ("UPDATE",), "DELETE": ("DELETE",),
+}
 
 
 @dataclass
@@ -333,8 +336,8 @@ def _refusals(
             continue
         if plan.mode == "refuse":
             if _key(t.table) in synced:
-                out.append((t, f"fires on every row the sync {'inserts' if t.event == 'INSERT' else 'deletes' if t.event == 'DELETE' else 'updates'}"
-                               " (--triggers refuse)"))
+                verb = {"INSERT": "inserts", "DELETE": "deletes"}.get(t.event, "updates")
+                out.append((t, f"fires on every row the sync {verb} (--triggers refuse)"))
             continue
         if t.signals:
             out.append((t, "raises SIGNAL, which would reject rows the sync writes"))
