@@ -274,7 +274,7 @@ def test_no_table_entry_is_stale():
 def test_the_replica_key_gets_encrypt_and_data_keys_on_its_arn():
     """ReplicateSecretToRegions under a customer key: kms:Encrypt and kms:GenerateDataKey on the replica's key
     (the hub's, in the hub's region) and kms:Decrypt on the primary's (the environment's region)."""
-    from tests.aws.iam_enforced import _iam_match
+    from tests.aws.harness import policy_allows
     from tests.aws.test_cross_region import xregion_spec
 
     s = xregion_spec().model_copy(update={"region": REGION})
@@ -284,8 +284,7 @@ def test_the_replica_key_gets_encrypt_and_data_keys_on_its_arn():
     primary_key = f"arn:aws:kms:{other}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
     def allowed(action: str, arn: str) -> bool:
-        return any(action in st["Action"] and any(_iam_match(r, arn) for r in (
-            st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])) for st in d.document["Statement"])
+        return policy_allows(d.document, action, arn)
 
     for action in ("kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt"):
         assert allowed(action, hub_key), action
