@@ -47,7 +47,26 @@ def deployer_policies(target: Target, *, account: str | None = None,
     for pr in principals:
         steps = {name: cls.permissions for name, cls in STEPS.items() if pr.hub or not cls.shared_only}
         peers = [(r, o.account) for o in principals if o is not pr for r in o.regions]
-        out.append(derive(pr, steps, suffix=suffix, hub_region=sessions.region_for(hub), peers=peers))
+        out.append(derive(pr, steps, suffix=suffix, hub_region=sessions.region_for(hub), peers=peers,
+                          alarms=alarm_names(target, sessions, pr)))
+    return out
+
+
+def alarm_names(target: Target, sessions: SessionFactory, pr: Principal) -> list[tuple[str, str]]:
+    """(region, name) of every alarm `pr` makes (dbrepl.steps.alarms): its environments' replication
+    lag alarms, and for the hub's principal the routes' and the functions' alarms."""
+    from dbrepl import names
+    from dbrepl.steps.alarms import FUNCTION_METRICS
+
+    spec, s = target.spec, target.suffix
+    out = [(sessions.region_for(env), names.alarm(env, s)) for env in pr.envs]
+    if pr.hub:
+        hub_region = sessions.region_for(spec.sync.hub)
+        for sc in spec.sync.schedules:
+            out += [(hub_region, names.sync_failure_alarm(sc.kind, sc.source, sc.target, s)),
+                    (hub_region, names.sync_stale_alarm(sc.kind, sc.source, sc.target, s))]
+        out += [(hub_region, names.function_alarm(kind, metric, s))
+                for kind in names.FUNCTIONS for metric in FUNCTION_METRICS]
     return out
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from dbrepl import names
 from dbrepl.aws.partition import partition_of
+from dbrepl.engine.dependent_actions import granted_dependents
 
 DEPLOYER = "deployer"
 VPC_QUOTA = "vpc/L-F678F1CE"
@@ -108,6 +109,7 @@ class _Scope:
     hub_region: str
     suffix: str
     peers: tuple[tuple[str, str], ...]  # (region, account) of the other principals' VPCs
+    alarms: tuple[tuple[str, str], ...]  # (region, name) of the principal's alarms
 
 
 def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] | None]:
@@ -152,16 +154,19 @@ def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] 
     if service == "cloudwatch":
         if op.endswith(("Dashboard", "Dashboards")):  # a dashboard's ARN has no region
             return "Dashboard", [f"arn:{p}:cloudwatch::{a}:dashboard/{names.dashboard(s)}"], None
-        # The replication-lag alarms; (issue 12) the routes' and the functions' alarms.
-        return "Alarms", [f"arn:{p}:cloudwatch:{r}:{a}:alarm:{pattern}" for r in sc.regions
-                          for pattern in (f"*-aurora-replication-lag-{s}", f"*-sync-*-to-*-{s}",
-                                          f"db-sync-*-replication-*-{s}")], None
+        # By exact name (the estate knows them): a pattern such as "*-sync-*-to-*-S" would also match
+        # another estate's alarms whose suffix ends in "-S".
+        if not sc.alarms:
+            raise ValueError(f"{action}: the principal's alarm names are needed to scope it")
+        return "Alarms", [f"arn:{p}:cloudwatch:{r}:{a}:alarm:{n}" for r, n in sc.alarms], None
     if service == "sns":  # issue 12: the alarm topic (its subscriptions are authorised on it)
         return "AlarmTopic", [f"arn:{p}:sns:{hr}:{a}:{names.alarm_topic(s)}"], None
     if service == "scheduler":  # issue 12: the estate's schedule group and the schedules in it
         group = names.schedule_group(s)
         return "Schedules", [f"arn:{p}:scheduler:{hr}:{a}:schedule-group/{group}",
                              f"arn:{p}:scheduler:{hr}:{a}:schedule/{group}/*"], None
+    if service == "route53":  # a dependent of ec2:CreateVpcEndpoint (private DNS): AWS's own hosted zone
+        return "EndpointPrivateDns", [f"arn:{p}:route53:::hostedzone/*"], None
     if service == "servicequotas":
         return "VpcQuota", [f"arn:{p}:servicequotas:{r}:{a}:{VPC_QUOTA}" for r in sc.regions], None
     if service == "kms":
@@ -178,9 +183,12 @@ def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] 
 
 
 def derive(principal: Principal, step_permissions: dict[str, Iterable[str]], *, suffix: str, hub_region: str,
-           peers: Iterable[tuple[str, str]] = (), engine: dict[str, str] | None = None) -> Derived:
+           peers: Iterable[tuple[str, str]] = (), engine: dict[str, str] | None = None,
+           alarms: Iterable[tuple[str, str]] = ()) -> Derived:
     """The policy document of one principal. `step_permissions`: step name -> its actions, only
-    the steps this principal runs (the caller decides: shared steps only for the hub's)."""
+    the steps this principal runs (the caller decides: shared steps only for the hub's); with them
+    the actions AWS checks besides (dbrepl.engine.dependent_actions). `alarms`: (region, name) of
+    the alarms this principal makes, named exactly in the policy."""
     engine = ENGINE_PERMISSIONS if engine is None else engine
     sources: dict[str, list[str]] = {}
     if principal.envs:
@@ -189,6 +197,8 @@ def derive(principal: Principal, step_permissions: dict[str, Iterable[str]], *, 
                 sources.setdefault(act, []).append(step)
         for act in engine:
             sources.setdefault(act, []).append("engine")
+        for act, needed_by in granted_dependents(sources).items():
+            sources[act] = [f"AWS checks it for {n}" for n in needed_by]
     else:
         sources["sts:GetCallerIdentity"] = ["engine"]
     for act in sources:
@@ -196,7 +206,7 @@ def derive(principal: Principal, step_permissions: dict[str, Iterable[str]], *, 
             raise ValueError(f"{act!r}: every action must be named, without wildcards")
     p = partition_of(principal.regions[0] if principal.regions else hub_region)
     sc = _Scope(p, principal.account, principal.regions, principal.envs, hub_region, suffix,
-                tuple(sorted(set(peers))))
+                tuple(sorted(set(peers))), tuple(sorted(set(alarms))))
     grouped: dict[tuple[str, tuple[str, ...], str], list[str]] = {}
     conditions: dict[tuple[str, tuple[str, ...], str], dict[str, Any] | None] = {}
     unscoped: dict[str, str] = {}

@@ -88,6 +88,15 @@ def function_environment(ctx: Context) -> dict[str, Any]:
         databases=ctx.spec.sync.databases, reference_tables=ctx.spec.sync.reference_tables)
 
 
+def with_tags(lam: Any, got: dict[str, Any]) -> dict[str, Any]:
+    """GetFunction's answer with the function's Tags: AWS includes them only for a caller allowed
+    lambda:ListTags, and answers without the key otherwise; then ask ListTags, so that a caller
+    without it is refused (AccessDenied) rather than taking the function for someone else's."""
+    if "Tags" not in got:
+        got = {**got, "Tags": lam.list_tags(Resource=got["Configuration"]["FunctionArn"]).get("Tags") or {}}
+    return got
+
+
 @register
 class Lambdas(Step):
     name = "lambdas"
@@ -99,7 +108,7 @@ class Lambdas(Step):
     permissions = ("iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
                    "iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:ListAttachedRolePolicies",
                    "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
-                   "iam:PassRole", "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
+                   "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:ListTags",
                    "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
                    "lambda:TagResource",
                    "logs:CreateLogGroup", "logs:DescribeLogGroups", "logs:PutRetentionPolicy",
@@ -151,8 +160,8 @@ class Lambdas(Step):
                                          "NoSuchEntity")
             f_logs = pool.submit(paginate, logs, "describe_log_groups", "logGroups",
                                  logGroupNamePrefix="/aws/lambda/db-sync-")
-            f_fns = {k: pool.submit(or_none, lambda k=k: lam.get_function(FunctionName=names.function(k, s)),
-                                             "ResourceNotFoundException") for k in ("schema", "data")}
+            f_fns = {k: pool.submit(or_none, lambda k=k: with_tags(lam, lam.get_function(
+                FunctionName=names.function(k, s))), "ResourceNotFoundException") for k in ("schema", "data")}
             f_tags = pool.submit(tagged, ctx, hub)
             r, attached, inline, pol = f_role.result(), f_att.result(), f_inl.result(), f_pol.result()
             groups, tags = f_logs.result(), f_tags.result()
@@ -272,7 +281,7 @@ class Lambdas(Step):
             except Exception as e:
                 if not is_code(e, ["ResourceConflictException"]):
                     raise
-                f = lam.get_function(FunctionName=want.name)
+                f = with_tags(lam, lam.get_function(FunctionName=want.name))
                 cur = f["Configuration"]
                 have = Observed(want.key, want.type, SHARED, want.name, cur["FunctionArn"],
                                 {"CodeSha256": cur.get("CodeSha256"), "_adopted": True}, dict(f.get("Tags") or {}))

@@ -49,7 +49,7 @@ class Schedules(Step):
     shared_only = True  # everything of it is in the hub
     permissions = ("iam:GetRole", "iam:CreateRole", "iam:DeleteRole", "iam:TagRole", "iam:UpdateAssumeRolePolicy",
                    "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
-                   "iam:PassRole", "scheduler:CreateScheduleGroup", "scheduler:GetScheduleGroup",
+                   "scheduler:CreateScheduleGroup", "scheduler:GetScheduleGroup",
                    "scheduler:DeleteScheduleGroup", "scheduler:ListTagsForResource", "scheduler:TagResource",
                    "scheduler:ListSchedules", "scheduler:GetSchedule", "scheduler:CreateSchedule",
                    "scheduler:UpdateSchedule", "scheduler:DeleteSchedule")

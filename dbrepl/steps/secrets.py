@@ -84,9 +84,9 @@ class Secrets(Step):
                    "secretsmanager:CreateSecret", "secretsmanager:GetRandomPassword",
                    "secretsmanager:UpdateSecret", "secretsmanager:RestoreSecret", "secretsmanager:TagResource",
                    "secretsmanager:DeleteSecret", "secretsmanager:DescribeSecret",
-                   "secretsmanager:ReplicateSecretToRegions", "secretsmanager:RemoveRegionsFromReplication",
-                   # A secret under a customer key is encrypted (and read back) with the caller's rights.
-                   "kms:GenerateDataKey", "kms:Decrypt")
+                   "secretsmanager:ReplicateSecretToRegions", "secretsmanager:RemoveRegionsFromReplication")
+    # The keys' kms:GenerateDataKey, kms:Encrypt and kms:Decrypt, which AWS checks for a secret (and
+    # its replica) under a customer key, come with the calls: dbrepl.engine.dependent_actions.
 
     def desired(self, ctx: Context) -> list[Resource]:
         out = []

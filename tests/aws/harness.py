@@ -271,3 +271,46 @@ def forget_automated_snapshots(rds: Any) -> None:
     recreating the cluster within the same minute then collides on its name."""
     for snap in rds.describe_db_cluster_snapshots(SnapshotType="automated")["DBClusterSnapshots"]:
         rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=snap["DBClusterSnapshotIdentifier"])
+
+
+def policy_allows(document: dict[str, Any], action: str, arn: str) -> bool:
+    """Whether an identity policy (Allow statements only, as dbrepl derives them) allows `action` on `arn`."""
+    from tests.aws.iam_enforced import _iam_match
+
+    for st in document["Statement"]:
+        acts = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        if action in acts and any(_iam_match(r, arn) for r in res):
+            return True
+    return False
+
+
+def as_aws_checks(faults: Faults, document: dict[str, Any], account: str) -> None:
+    """Answer as AWS does for a caller holding `document`, where moto does not look (issue 18):
+    GetFunction leaves out Tags unless the caller may lambda:ListTags the function; a secret's
+    replica ends Failed unless the caller may kms:Encrypt with the replica's key (Secrets Manager
+    encrypts it with the caller's rights; ReplicateSecretToRegions, CreateSecret with replicas)."""
+    forever = 10**9
+
+    def function_tags(parsed: dict, params: dict) -> bool:
+        arn = (parsed.get("Configuration") or {}).get("FunctionArn", "")
+        if "Tags" in parsed and not policy_allows(document, "lambda:ListTags", arn):
+            del parsed["Tags"]
+            return True
+        return False
+
+    def replicas(parsed: dict, params: dict) -> bool:
+        changed = False
+        for secret in [parsed, *(parsed.get("SecretList") or [])]:
+            for r in secret.get("ReplicationStatus") or []:
+                key = r.get("KmsKeyId") or ""
+                if not key.startswith("arn:"):
+                    key = f"arn:aws:kms:{r['Region']}:{account}:{key if '/' in key else 'key/' + key}"
+                if r.get("Status") != "Failed" and not policy_allows(document, "kms:Encrypt", key):
+                    r.update(Status="Failed", StatusMessage="Access to KMS is not allowed")
+                    changed = True
+        return changed
+
+    faults.rewrite("GetFunction", function_tags, times=forever)
+    faults.rewrite("DescribeSecret", replicas, times=forever)
+    faults.rewrite("ListSecrets", replicas, times=forever)

@@ -19,7 +19,7 @@ from dbrepl.app.functions import Functions
 from dbrepl.app.permissions import deployer_policies
 from dbrepl.aws.session import SessionFactory, new_session
 from dbrepl.status import estate_status
-from tests.aws.harness import CallLog, Estate, fast_spec
+from tests.aws.harness import CallLog, Estate, Faults, as_aws_checks, fast_spec
 from tests.aws.iam_enforced import ENFORCED, iam_action, iam_enforced, user_with_policy
 
 ACCOUNT = "123456789012"
@@ -64,13 +64,14 @@ def without(doc: dict, action: str) -> dict:
     return doc
 
 
-def as_user(doc: dict, suffix: str, *hooks) -> Estate:
-    """An estate run by a new IAM user holding only `doc`."""
+def as_user(doc: dict, suffix: str, *hooks, s=None) -> Estate:
+    """An estate (of `s`, else the default spec) run by a new IAM user holding only `doc`."""
     kid, secret = user_with_policy(boto3.client("iam", region_name=REGION), f"deployer-{suffix}", doc)
     log = CallLog()
-    sessions = SessionFactory(REGION, hooks=[log.hook, *hooks],
-                              session_maker=lambda region: new_session(region, credentials=(kid, secret)))
-    return Estate(spec(), suffix, sessions, log)
+    maker = lambda region: new_session(region, credentials=(kid, secret))  # noqa: E731
+    if s is None:
+        return Estate(spec(), suffix, SessionFactory(REGION, hooks=[log.hook, *hooks], session_maker=maker), log)
+    return Estate(s, suffix, SessionFactory.from_spec(s, REGION, hooks=[log.hook, *hooks], session_maker=maker), log)
 
 
 def put_script(e: Estate) -> None:
@@ -240,3 +241,52 @@ def test_cross_account_each_principal_with_only_its_policy_runs_the_estate(aws):
     with iam_enforced(), pytest.raises(Exception, match="AccessDenied") as exc:
         e.apply()
     assert "rds:CreateDBCluster" in str(exc.value) and "prod-aurora-cluster" in str(exc.value)
+
+
+# ---------------------------------------------------------------- what AWS checks and moto does not (issue 18)
+def _xregion(suffix: str, drop: str | None = None):
+    """prod in another region (its secret has a replica under the hub's key), run by a user holding the
+    derived policy (less `drop`), with AWS's answers for that policy where moto has none."""
+    from tests.aws.test_cross_region import xregion_spec
+
+    s = xregion_spec().model_copy(update={"region": REGION})
+    doc = deployer_policies(Target(s, suffix), account=ACCOUNT)[0].document
+    faults = Faults()
+    doc = without(doc, drop) if drop else doc
+    as_aws_checks(faults, doc, ACCOUNT)
+    return as_user(doc, suffix, faults.hook, s=s), faults
+
+
+def test_under_the_derived_policy_aws_own_checks_pass_and_the_no_op_plan_is_empty(aws):
+    from tests.aws.test_cross_region import replica_keys
+
+    e, faults = _xregion(f"pm{next(_n)}")
+    with replica_keys(), iam_enforced():
+        e.apply()
+        assert e.plan().changes == []
+    # The rules looked at every answer and changed none: the policy grants what AWS checks.
+    assert not faults.injected
+
+
+def test_without_lambda_list_tags_get_function_hides_the_tags_and_dbrepl_says_so(aws):
+    from tests.aws.test_cross_region import replica_keys
+
+    e, faults = _xregion(f"pm{next(_n)}", drop="lambda:ListTags")
+    with replica_keys(), iam_enforced():
+        e.apply()  # creates need no ListTags
+        with pytest.raises(Exception, match="AccessDenied") as exc:
+            e.plan()  # not a plan to create functions that exist
+    assert faults.injected["GetFunction"] >= 1
+    assert "lambda:ListTags" in str(exc.value)
+
+
+def test_without_kms_encrypt_on_the_replica_key_the_replica_fails(aws):
+    from tests.aws.test_cross_region import replica_keys
+
+    e, faults = _xregion(f"pm{next(_n)}", drop="kms:Encrypt")
+    with replica_keys(), iam_enforced():
+        e.apply()
+        changes = e.plan().changes
+    assert faults.injected["DescribeSecret"] + faults.injected["ListSecrets"] >= 1
+    assert [(c.action, c.name) for c in changes] == [("update", f"prod-aurora-secret-{e.suffix}")]
+    assert "Access to KMS is not allowed" in str(changes[0].diff)
