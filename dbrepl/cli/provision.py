@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from dbrepl.app import load_checked, refuse_failed
 from dbrepl.cli.common import (
     ConfigOpt,
     EnvOpt,
@@ -36,6 +35,7 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
          detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
                                                          help="Exit 3 when there are changes.")] = False) -> None:
     """Show what apply would change and preflight's findings (exit 2 when a check fails). Reads only."""
+    from dbrepl.app import load_checked, refuse_failed
     from dbrepl.render import render_findings, render_plan
 
     target = load_checked(config, suffix, env)
@@ -55,6 +55,7 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
 def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
           yes: YesOpt = False) -> None:
     """Create or repair the estate so it matches the spec."""
+    from dbrepl.app import load_checked, refuse_failed
     from dbrepl.render import Progress, render_findings, render_plan
 
     target = load_checked(config, suffix, env)
@@ -93,6 +94,7 @@ def destroy(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = No
                      "keep a final snapshot of each protected cluster, then delete.")] = False) -> None:
     """Delete everything dbrepl made for this suffix (and nothing else). Protected environments
     need --include-protected; their clusters leave a final snapshot, which destroy never deletes."""
+    from dbrepl.app import load_checked
     from dbrepl.render import Progress, render_plan
 
     target = load_checked(config, suffix, env)
@@ -119,6 +121,7 @@ def status(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = Non
            json_: JsonOpt = False) -> None:
     """The seed's outputs (endpoints, bucket, function ARNs), every resource's state, each alarm's state and
     each sync route's last run (time, age, result, rows). Reads only."""
+    from dbrepl.app import load_checked
     from dbrepl.app.report import status_report
     from dbrepl.render import render_status
 
@@ -173,6 +176,7 @@ def permissions(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt 
                                           "part of it (each part fits IAM's 6144 characters).")] = None) -> None:
     """The IAM policy plan, apply, status and destroy need for this spec and suffix, derived from what
     the steps declare: every action named, resources scoped where AWS allows. Reads only the account id."""
+    from dbrepl.app import load_checked
     from dbrepl.app.permissions import choose, choose_part, deployer_policies
 
     target = load_checked(config, suffix)

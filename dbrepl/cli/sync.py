@@ -13,7 +13,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.syntax import Syntax
 
 from dbrepl import names
 from dbrepl.app import sync as runner
@@ -167,6 +166,8 @@ def _print_statement(st: dict[str, Any]) -> None:
     mark = "DESTRUCTIVE: " if st.get("destructive") else ""
     comment = f"-- {mark}{st.get('description', '')}"
     if out.is_terminal:
+        from rich.syntax import Syntax  # pygments: only for DDL shown on a terminal
+
         out.print(f"[{'red' if mark else 'dim'}]{escape(comment)}[/]")
         # the script: DELIMITER around stored-program bodies, their sql_mode set and restored
         out.print(Syntax(st.get("script") or f"{st['sql']};", "sql", theme="ansi_dark",

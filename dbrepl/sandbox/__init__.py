@@ -16,20 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbrepl.errors import BadInput
-from dbrepl.sandbox.binding import Bound, bind_stand_ins, stand_in_environment
-from dbrepl.sandbox.control import Started, Stopped, liveness, running_state, start, stop
-from dbrepl.sandbox.mariadb import (
-    MariaDBBinaries,
-    find_mariadb,
-    init_datadir,
-    server_argv,
-    wait_for_mariadb,
-)
-from dbrepl.sandbox.moto import moto_missing, serve_aws
-from dbrepl.sandbox.procs import cmdline, free_port, is_ours, port_free, read_pid
 from dbrepl.sandbox.state import (
     DEFAULT_PORT,
     FAKE_CREDENTIALS,
@@ -42,6 +31,43 @@ from dbrepl.sandbox.state import (
     state_dir,
 )
 
+if TYPE_CHECKING:
+    from dbrepl.sandbox.binding import Bound, bind_stand_ins, stand_in_environment
+    from dbrepl.sandbox.control import Started, Stopped, liveness, running_state, start, stop
+    from dbrepl.sandbox.mariadb import MariaDBBinaries, find_mariadb, init_datadir, server_argv, wait_for_mariadb
+    from dbrepl.sandbox.moto import moto_missing, serve_aws
+    from dbrepl.sandbox.procs import cmdline, free_port, is_ours, port_free, read_pid
+
+# The modules that start and stop processes are loaded on first use of one of their names
+# (PEP 562): every CLI command imports this package for its constants, and a DSN sync never
+# starts a sandbox (subprocess, urllib.request, concurrent.futures: tens of milliseconds).
+_LAZY = {
+    "binding": ("Bound", "bind_stand_ins", "stand_in_environment"),
+    "control": ("Started", "Stopped", "liveness", "running_state", "start", "stop"),
+    "mariadb": ("MariaDBBinaries", "find_mariadb", "init_datadir", "server_argv", "wait_for_mariadb"),
+    "moto": ("moto_missing", "serve_aws"),
+    "procs": ("cmdline", "free_port", "is_ours", "port_free", "read_pid"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Plain import statements (not importlib with a string), so tests/test_architecture.py sees the edges.
+    if name in _LAZY["binding"]:
+        from dbrepl.sandbox import binding as module
+    elif name in _LAZY["control"]:
+        from dbrepl.sandbox import control as module
+    elif name in _LAZY["mariadb"]:
+        from dbrepl.sandbox import mariadb as module
+    elif name in _LAZY["moto"]:
+        from dbrepl.sandbox import moto as module
+    elif name in _LAZY["procs"]:
+        from dbrepl.sandbox import procs as module
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(module, name)
+    globals()[name] = value
+    return value
+
 
 @dataclass(frozen=True)
 class Sandbox:
@@ -52,6 +78,8 @@ class Sandbox:
     @classmethod
     def running(cls, cwd: Path | None = None) -> Sandbox | None:
         """The sandbox running in `cwd` (default: the working directory), or None."""
+        from dbrepl.sandbox.control import running_state
+
         st = running_state(state_dir(cwd))
         return cls(st) if st is not None else None
 
@@ -90,10 +118,14 @@ class Sandbox:
 
     def database_environment(self, variables: Mapping[str, str]) -> dict[str, str]:
         """A function's endpoint variables mapped to the stand-ins (see binding)."""
+        from dbrepl.sandbox.binding import stand_in_environment
+
         return stand_in_environment(self.state, variables)
 
     def bind_stand_ins(self, spec: Any, suffix: str, sessions: Any,
                        envs: Sequence[str] | None = None) -> tuple[list[Bound], list[str]]:
+        from dbrepl.sandbox.binding import bind_stand_ins
+
         return bind_stand_ins(self.state, spec, suffix, sessions, envs)
 
 

@@ -15,9 +15,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
 from dbrepl.sync import contract
 from dbrepl.sync.connection import DEFAULT_PORT, Endpoint, Tls
 from dbrepl.sync.errors import InvalidInput, SyncError
@@ -34,15 +31,18 @@ class AwsError(SyncError):
     """An AWS call failed ("Failed to <what>")."""
 
 
-# botocore's standard mode already retries throttling; more attempts, bounded timeouts so a
-# function without a route to the service fails inside its 300 s instead of hanging.
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
-
-
 def client(service: str) -> Any:
     """A boto3 client for `service` (region and endpoint from the environment)."""
+    # boto3 is imported where a client is made: a DSN run of the CLI imports this module
+    # (through dbrepl.sync.data.event) and never calls AWS.
+    import boto3
+    from botocore.config import Config
+
+    # botocore's standard mode already retries throttling; more attempts, bounded timeouts so a
+    # function without a route to the service fails inside its 300 s instead of hanging.
+    config = Config(retries={"mode": "standard", "max_attempts": 8}, connect_timeout=5, read_timeout=30)
     try:
-        return boto3.client(service, config=_CLIENT_CONFIG)
+        return boto3.client(service, config=config)
     except Exception as exc:  # e.g. NoRegionError: one message kind for the caller
         raise AwsError(f"Failed to create the {service} client: {exc}") from exc
 
@@ -80,9 +80,12 @@ def endpoint_for_env(
         raise InvalidInput(f"unknown environment {env!r} (known: {valid})")
     port_text = environ.get(contract.port_variable(name), "")
     host, port = _split_host(host, port_text)
-    client = secrets_client if secrets_client is not None else boto3.client("secretsmanager")
+    if secrets_client is None:
+        import boto3
+
+        secrets_client = boto3.client("secretsmanager")
     try:
-        value = client.get_secret_value(SecretId=arn)["SecretString"]
+        value = secrets_client.get_secret_value(SecretId=arn)["SecretString"]
     except Exception as exc:  # botocore raises many kinds; all mean the same to the caller
         raise AwsError(f"Failed to read the {name} database secret: {_short(exc)}") from exc
     try:
