@@ -28,12 +28,14 @@ from dbrepl.aws import is_code, paginate, tag_dict, tag_list
 from dbrepl.aws.tagging import tagged
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
 from dbrepl.errors import AwsFailure
+from dbrepl.spec import ServerlessV2
 from dbrepl.steps.network import sorted_ids
 from dbrepl.steps.secrets import read_credentials
 
 CLUSTER_STATE_FAULTS = ("InvalidDBClusterStateFault", "InvalidDBInstanceState", "InvalidDBInstanceStateFault")
 CLUSTER_FIELDS = ("BackupRetentionPeriod", "PreferredBackupWindow", "PreferredMaintenanceWindow",
-                  "DeletionProtection", "VpcSecurityGroupIds", "EngineVersion", "Port", "DBClusterParameterGroupName")
+                  "DeletionProtection", "VpcSecurityGroupIds", "EngineVersion", "Port", "DBClusterParameterGroupName",
+                  "ServerlessV2ScalingConfiguration")
 PARAMETER_GROUP_GONE = ("DBParameterGroupNotFound", "DBParameterGroupNotFoundFault")
 
 
@@ -101,7 +103,8 @@ class Aurora(Step):
                  "StorageEncrypted": True, "KmsKeyId": ctx.attr("kms", env, "key", "arn"),
                  "BackupRetentionPeriod": a.backup_retention_days, "PreferredBackupWindow": a.backup_window,
                  "PreferredMaintenanceWindow": a.maintenance_window, "EnableCloudwatchLogsExports": a.log_exports,
-                 "DeletionProtection": a.deletion_protection or e.protected, "Port": a.port},
+                 "DeletionProtection": a.deletion_protection or e.protected, "Port": a.port,
+                 **serverless_props(a.serverless_v2)},
                 ctx.tags(env, self.name, cl), phase=1,
                 replace_on=frozenset({"Engine", "MasterUsername", "StorageEncrypted", "KmsKeyId", "DBSubnetGroupName"}),
             ))
@@ -194,6 +197,7 @@ class Aurora(Step):
                     PreferredMaintenanceWindow=p["PreferredMaintenanceWindow"],
                     EnableCloudwatchLogsExports=p["EnableCloudwatchLogsExports"],
                     DeletionProtection=p["DeletionProtection"], Port=p["Port"], Tags=tag_list(want.tags),
+                    **serverless_props(ctx.spec.aurora.serverless_v2),
                 ), codes=("InvalidDBSubnetGroupStateFault", "KMSKeyNotAccessibleFault"), deadline=300,
                     what=f"cluster {want.name} to be accepted")
             except Exception as e:
@@ -428,6 +432,21 @@ def final_snapshot_name(cluster: str, when: datetime) -> str:
     return base[:255 - len(stamp)].rstrip("-") + stamp
 
 
+def serverless_props(sv2: ServerlessV2 | None) -> dict[str, Any]:
+    """The cluster's capacity range as CreateDBCluster and ModifyDBCluster take it; none when the
+    spec sets none (then a range set by hand is left alone: RDS has no call to remove one)."""
+    return {} if sv2 is None else {"ServerlessV2ScalingConfiguration": sv2.scaling}
+
+
+def _observed_scaling(c: dict) -> dict[str, Any]:
+    """The range as compared: RDS adds SecondsUntilAutoPause at 0 ACUs, which the spec does not set."""
+    got = c.get("ServerlessV2ScalingConfiguration")
+    if not got:
+        return {}
+    return {"ServerlessV2ScalingConfiguration": {"MinCapacity": got.get("MinCapacity"),
+                                                 "MaxCapacity": got.get("MaxCapacity")}}
+
+
 def cluster_props(c: dict) -> dict[str, Any]:
     return {
         "Engine": c.get("Engine"), "EngineVersion": c.get("EngineVersion"), "MasterUsername": c.get("MasterUsername"),
@@ -440,6 +459,7 @@ def cluster_props(c: dict) -> dict[str, Any]:
         "PreferredMaintenanceWindow": c.get("PreferredMaintenanceWindow"),
         "EnableCloudwatchLogsExports": sorted(c.get("EnabledCloudwatchLogsExports") or []),
         "DeletionProtection": bool(c.get("DeletionProtection")), "Port": c.get("Port"),
+        **_observed_scaling(c),
     }
 
 
