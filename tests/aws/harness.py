@@ -246,8 +246,9 @@ class Estate:
     sessions: SessionFactory
     log: CallLog
 
-    def engine(self, envs: list[str] | None = None, spec: Spec | None = None) -> Engine:
-        return Engine(Context(spec or self.spec, self.suffix, self.sessions, envs=envs, bundle=bundle()))
+    def engine(self, envs: list[str] | None = None, spec: Spec | None = None, reboot: bool = False) -> Engine:
+        return Engine(Context(spec or self.spec, self.suffix, self.sessions, envs=envs, bundle=bundle(),
+                              reboot=reboot))
 
     def plan(self, **kw: Any) -> Plan:
         return self.engine(**kw).plan()

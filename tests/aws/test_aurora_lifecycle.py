@@ -82,3 +82,117 @@ def test_serverless_v2_range_comes_with_the_cluster_so_db_serverless_is_never_re
     assert "ModifyDBCluster" in estate.log.calls
     assert _cluster(estate, "dev")["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 8}
     assert estate.engine(spec=spec).plan().changes == []
+
+
+# ---------------------------------------------------------------------- 4. parameter group pending-reboot
+
+class PendingReboot:
+    """AWS's view of members whose cluster parameter group waits for a reboot (moto always says
+    in-sync): DescribeDBClusters answers `pending-reboot` for them until RebootDBInstance is
+    called for each; the reboots are recorded in order."""
+
+    def __init__(self, faults, members: set[str]) -> None:
+        self.pending = set(members)
+        self.rebooted: list[str] = []
+        faults.rewrite("DescribeDBClusters", self._describe, times=10_000)
+        faults.rewrite("RebootDBInstance", self._reboot, times=10_000)
+
+    def _describe(self, parsed: dict, params: dict) -> bool:
+        changed = False
+        for c in parsed.get("DBClusters", []):
+            for m in c.get("DBClusterMembers", []):
+                if m["DBInstanceIdentifier"] in self.pending:
+                    m["DBClusterParameterGroupStatus"] = "pending-reboot"
+                    changed = True
+        return changed
+
+    def _reboot(self, parsed: dict, params: dict) -> bool:
+        self.rebooted.append(params["DBInstanceIdentifier"])
+        self.pending.discard(params["DBInstanceIdentifier"])
+        return True
+
+
+def _writer(estate, env):
+    return next(m["DBInstanceIdentifier"] for m in _cluster(estate, env)["DBClusterMembers"] if m["IsClusterWriter"])
+
+
+def test_pending_reboot_is_drift_and_apply_reboots_readers_first_writer_last(estate, faults):
+    from dbrepl.status import estate_status
+
+    spec = _with_aurora(estate, instances=3)
+    estate.engine(spec=spec).apply()
+    S = estate.suffix
+    members = {names.instance("dev", i, S) for i in (1, 2, 3)}
+    writer = _writer(estate, "dev")
+    pending = PendingReboot(faults, members)
+
+    plan = estate.engine(spec=spec).plan()
+    assert [(c.env, c.name, dict(c.diff)) for c in plan.changes] == [
+        ("dev", names.cluster("dev", S), {"MembersPendingReboot": (sorted(members), [])})]
+    assert any("wait for a reboot" in n and "readers first, writer last" in n for n in plan.notes)
+    st = estate_status(estate.engine(spec=spec))
+    cluster = next(r for r in st["resources"] if r["name"] == names.cluster("dev", S))
+    assert cluster["state"] == "drifted" and cluster["drift"] == ["MembersPendingReboot"]
+
+    done = estate.engine(spec=spec).apply()
+    assert [c.name for c in done.changes] == [names.cluster("dev", S)] and done.notes == []
+    assert len(pending.rebooted) == 3 and pending.rebooted[-1] == writer  # one each, the writer last
+    assert set(pending.rebooted[:2]) == members - {writer}
+    assert estate.engine(spec=spec).plan().changes == []
+
+
+def test_a_protected_environment_keeps_pending_reboot_until_apply_reboot(estate, faults):
+    estate.apply()
+    prod = names.instance("prod", 1, estate.suffix)
+    pending = PendingReboot(faults, {prod})
+    plan = estate.plan()
+    assert [(c.env, dict(c.diff)) for c in plan.changes] == [("prod", {"MembersPendingReboot": ([prod], [])})]
+    note = next(n for n in plan.notes if prod in n)
+    assert "prod is protected" in note and "dbrepl apply --reboot" in note
+
+    done = estate.apply()  # without --reboot: nothing rebooted, nothing counted as done, and it says so
+    assert pending.rebooted == [] and done.changes == []
+    assert len(done.notes) == 1 and prod in done.notes[0] and "dbrepl apply --reboot" in done.notes[0]
+    assert [dict(c.diff) for c in estate.plan().changes] == [{"MembersPendingReboot": ([prod], [])}]
+
+    estate.engine(reboot=True).apply()
+    assert pending.rebooted == [prod]
+    assert estate.plan().changes == []
+
+
+def test_reboot_for_parameters_false_leaves_unprotected_members_pending_too(estate, faults):
+    spec = _with_aurora(estate, reboot_for_parameters=False)
+    estate.engine(spec=spec).apply()
+    dev = names.instance("dev", 1, estate.suffix)
+    pending = PendingReboot(faults, {dev})
+    done = estate.engine(spec=spec).apply()
+    assert pending.rebooted == [] and "aurora.reboot_for_parameters is false" in done.notes[0]
+    estate.engine(spec=spec, reboot=True).apply()
+    assert pending.rebooted == [dev] and estate.engine(spec=spec).plan().changes == []
+
+
+def test_attaching_the_parameter_group_reboots_in_the_same_apply(estate, faults):
+    """The way members become pending-reboot on AWS: a cluster moved to the group (an estate made
+    by an older dbrepl, or changed by hand) takes it only when its members restart."""
+    estate.apply()
+    S = estate.suffix
+    rds = estate.client("rds")
+    rds.modify_db_cluster(DBClusterIdentifier=names.cluster("dev", S),
+                          DBClusterParameterGroupName="default.aurora-mysql8.0", ApplyImmediately=True)
+    dev = names.instance("dev", 1, S)
+    pending = PendingReboot(faults, set())
+    real = pending._describe
+
+    def after_modify(parsed: dict, params: dict) -> bool:  # AWS: pending from the association on
+        if any(c.get("DBClusterParameterGroup") == names.cluster_parameter_group("dev", S)
+               for c in parsed.get("DBClusters", [])) and dev not in pending.rebooted:
+            pending.pending.add(dev)
+        return real(parsed, params)
+
+    faults.rewrites["DescribeDBClusters"][0] = after_modify
+    plan = estate.plan()
+    assert [dict(c.diff) for c in plan.changes] == [{"DBClusterParameterGroupName": (
+        "default.aurora-mysql8.0", names.cluster_parameter_group("dev", S))}]
+    estate.apply()
+    assert pending.rebooted == [dev]
+    assert estate.plan().changes == []
