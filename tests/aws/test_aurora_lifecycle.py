@@ -196,3 +196,56 @@ def test_attaching_the_parameter_group_reboots_in_the_same_apply(estate, faults)
     estate.apply()
     assert pending.rebooted == [dev]
     assert estate.plan().changes == []
+
+
+# ---------------------------------------------------------------------- 5. engine versions move only forward
+
+def test_version_order_is_numeric():
+    from dbrepl.spec import aurora_version_key as key
+
+    assert key("8.0.mysql_aurora.3.10.0") > key("8.0.mysql_aurora.3.08.1") > key("8.0.mysql_aurora.3.08.0")
+    assert key("8.0.mysql_aurora.3.04.10") > key("8.0.mysql_aurora.3.04.9")  # as text it would not be
+    assert key("8.0.mysql_aurora.3.02.0") > key("5.7.mysql_aurora.2.12.4")
+    assert key("8.0.latest") is None
+
+
+def _aws_upgraded(faults, cluster: str, version: str) -> None:
+    """AWS moved the cluster to `version` by itself: every describe of it says so."""
+    def rewrite(parsed: dict, params: dict) -> bool:
+        hit = [c for c in parsed.get("DBClusters", []) if c["DBClusterIdentifier"] == cluster]
+        for c in hit:
+            c["EngineVersion"] = version
+        return bool(hit)
+
+    faults.rewrite("DescribeDBClusters", rewrite, times=10_000)
+
+
+def test_a_cluster_aws_upgraded_is_not_drift_and_is_never_downgraded(estate, faults):
+    estate.apply()
+    cl = names.cluster("staging", estate.suffix)
+    _aws_upgraded(faults, cl, "8.0.mysql_aurora.3.10.1")
+    plan = estate.plan()
+    assert plan.changes == []
+    assert plan.notes == [f"{cl} runs 8.0.mysql_aurora.3.10.1, newer than the spec's 8.0.mysql_aurora.3.10.0 (AWS "
+                          "upgraded it); dbrepl never downgrades a cluster: set aurora.engine_version to "
+                          "8.0.mysql_aurora.3.10.1 in the spec"]
+    estate.log.clear()
+    assert estate.apply().changes == []
+    assert "ModifyDBCluster" not in estate.log.calls
+
+
+def test_an_older_cluster_is_upgraded_as_a_minor_version(estate, faults):
+    old = _with_aurora(estate, engine_version="8.0.mysql_aurora.3.08.1")
+    estate.engine(spec=old).apply()
+    sent: list[dict] = []
+    faults.rewrite("ModifyDBCluster", lambda parsed, params: bool(sent.append(params)), times=10_000)
+    plan = estate.plan()
+    assert [(c.env, dict(c.diff)) for c in plan.changes if c.type == "AWS::RDS::DBCluster"] == [
+        (env, {"EngineVersion": ("8.0.mysql_aurora.3.08.1", "8.0.mysql_aurora.3.10.0")})
+        for env in ("dev", "staging", "prod")]
+    estate.apply()
+    assert sorted(p["DBClusterIdentifier"] for p in sent) == sorted(names.cluster(e, estate.suffix)
+                                                                    for e in ("dev", "staging", "prod"))
+    assert all(p["EngineVersion"] == "8.0.mysql_aurora.3.10.0" and "AllowMajorVersionUpgrade" not in p for p in sent)
+    assert _cluster(estate, "dev")["EngineVersion"] == "8.0.mysql_aurora.3.10.0"
+    assert estate.plan().changes == []
