@@ -64,8 +64,8 @@ class Aurora(Step):
     permissions = ("rds:CreateDBSubnetGroup", "rds:ModifyDBSubnetGroup", "rds:DeleteDBSubnetGroup",
                    "rds:DescribeDBSubnetGroups", "rds:CreateDBCluster", "rds:ModifyDBCluster", "rds:DeleteDBCluster",
                    "rds:DescribeDBClusters", "rds:CreateDBInstance", "rds:ModifyDBInstance", "rds:DeleteDBInstance",
-                   "rds:DescribeDBInstances", "rds:RebootDBInstance", "rds:CreateDBClusterSnapshot", "rds:AddTagsToResource",
-                   "rds:ListTagsForResource", "rds:CreateDBClusterParameterGroup",
+                   "rds:DescribeDBInstances", "rds:RebootDBInstance", "rds:CreateDBClusterSnapshot",
+                   "rds:AddTagsToResource", "rds:ListTagsForResource", "rds:CreateDBClusterParameterGroup",
                    "rds:DescribeDBClusterParameterGroups", "rds:DescribeDBClusterParameters",
                    "rds:ModifyDBClusterParameterGroup", "rds:DeleteDBClusterParameterGroup",
                    "secretsmanager:GetSecretValue", "kms:CreateGrant", "kms:DescribeKey",
@@ -243,10 +243,7 @@ class Aurora(Step):
         return ctx.reboot or (not protected and ctx.spec.aurora.reboot_for_parameters)
 
     def _reboot_advice(self, ctx: Context, env: str) -> str:
-        if ctx.spec.environments[env].protected:
-            why = f"{env} is protected"
-        else:
-            why = "aurora.reboot_for_parameters is false"
+        why = f"{env} is protected" if ctx.spec.environments[env].protected else "aurora.reboot_for_parameters is false"
         return (f"{why}, so apply leaves them pending: run `dbrepl apply --reboot` at a quiet time (one at a "
                 "time, readers first, writer last; each is unavailable for about a minute), or reboot them yourself")
 
