@@ -25,6 +25,17 @@ def _fmt(v: Any) -> str:
 
 
 def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
+    _render_plan_changes(console, plan, verb)
+    render_notes(console, plan.notes)
+
+
+def render_notes(console: Console, notes: list[str]) -> None:
+    """What is no change but worth knowing (a version AWS moved forward, a reboot waiting)."""
+    for n in notes:
+        console.print(f"[yellow]note:[/] {escape(n)}")
+
+
+def _render_plan_changes(console: Console, plan: Plan, verb: str) -> None:
     if not plan.changes:
         console.print("Nothing to destroy." if verb == "Destroy" else "No changes. The estate matches the spec.")
         return
@@ -89,6 +100,8 @@ class Progress:
                 self.console.print(f"  [dim]… waiting for {escape(data['what'])} ({data['elapsed']:.0f}s)[/]")
             elif event == "waited":
                 self.console.print(f"  [dim]✓ {escape(data['what'])} after {data['elapsed']:.0f}s[/]")
+            elif event == "held":
+                self.console.print(f"  [yellow]‖ held: {escape(data['what'])}: {escape(str(data.get('message')))}[/]")
             elif event == "warning":
                 self.console.print(f"  [yellow]! {escape(data['what'])}: {escape(str(data.get('message')))}[/]")
             elif event == "retry":
@@ -112,6 +125,7 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
         colour = {"ok": "green", "missing": "red", "drifted": "yellow", "extra": "red"}.get(r["state"], "white")
         t.add_row(r["env"], r["type"], escape(r["name"]), f"[{colour}]{r['state']}[/]")
     console.print(t)
+    render_notes(console, status.get("notes") or [])
     _render_routes(console, status)
     if status.get("alarms"):
         a = Table(title="Alarms")

@@ -139,6 +139,55 @@ class Environment(_Model):
         return self
 
 
+def aurora_version_key(version: str) -> tuple[int, ...] | None:
+    """An Aurora MySQL version as numbers, for ordering: 8.0.mysql_aurora.3.10.0 -> (8, 0, 3, 10, 0),
+    so 3.10.0 is newer than 3.08.1 (compared as text it would not be). None: not such a version."""
+    m = re.fullmatch(r"(\d+)\.(\d+)\.mysql_aurora\.(\d+)\.(\d+)\.(\d+)", version or "")
+    return tuple(int(x) for x in m.groups()) if m else None
+
+
+def aurora_major(version: str) -> str:
+    """The MySQL major a version is compatible with: 8.0 (Aurora MySQL 3), 5.7 (Aurora MySQL 2)."""
+    return version.split(".mysql_aurora")[0]
+
+
+# What Aurora MySQL offers Serverless v2 from (RDS User Guide, "Aurora Serverless v2 capacity"):
+# db.serverless from 3.02.0, a maximum above 128 ACUs from 3.06.0, a minimum of 0 ACUs
+# (automatic pause) from 3.08.0.
+SERVERLESS_V2_FROM = (8, 0, 3, 2, 0)
+SERVERLESS_V2_256_FROM = (8, 0, 3, 6, 0)
+SERVERLESS_V2_PAUSE_FROM = (8, 0, 3, 8, 0)
+
+
+class ServerlessV2(_Model):
+    """The clusters' Serverless v2 capacity range (ServerlessV2ScalingConfiguration), in ACUs."""
+
+    min_acu: float
+    max_acu: float
+
+    @field_validator("min_acu", "max_acu")
+    @classmethod
+    def _half_steps(cls, v: float, info: ValidationInfo) -> float:
+        low = 0 if info.field_name == "min_acu" else 1
+        if not low <= v <= 256:
+            raise ValueError(f"{v:g} ACUs is outside what RDS accepts ({low} to 256); pick a value in that range")
+        if (v * 2) % 1:
+            raise ValueError(f"{v:g} ACUs is not a half step; RDS takes 0.5, 1, 1.5, ... (e.g. {round(v * 2) / 2:g})")
+        return v
+
+    @model_validator(mode="after")
+    def _range(self) -> ServerlessV2:
+        if self.min_acu > self.max_acu:
+            raise ValueError(f"min_acu {self.min_acu:g} is above max_acu {self.max_acu:g}; "
+                             "make min_acu at most max_acu")
+        return self
+
+    @property
+    def scaling(self) -> dict[str, float]:
+        """As CreateDBCluster/ModifyDBCluster take it."""
+        return {"MinCapacity": self.min_acu, "MaxCapacity": self.max_acu}
+
+
 class Aurora(_Model):
     engine: Literal["aurora-mysql"] = "aurora-mysql"
     engine_version: str = "8.0.mysql_aurora.3.10.0"
@@ -153,6 +202,11 @@ class Aurora(_Model):
     log_exports: list[str] = ["error", "general", "slowquery"]
     deletion_protection: bool = False
     publicly_accessible: Literal[False] = False
+    # Serverless v2 capacity range; required with instance_class db.serverless.
+    serverless_v2: ServerlessV2 | None = None
+    # Reboot cluster members whose parameter group is pending-reboot, in environments not
+    # protected (protected ones always need `apply --reboot`).
+    reboot_for_parameters: bool = True
 
     @field_validator("engine_version")
     @classmethod
@@ -209,6 +263,27 @@ class Aurora(_Model):
             at = f"{DAYS[first // 1440]}:{first % 1440 // 60:02d}:{first % 60:02d}"
             raise ValueError(f"backup_window {self.backup_window} overlaps maintenance_window "
                              f"{self.maintenance_window} (at {at} UTC), which RDS refuses; move one of them")
+        return self
+
+    @model_validator(mode="after")
+    def _serverless(self) -> Aurora:
+        """What RDS refuses only once the cluster exists: a db.serverless instance in a cluster
+        without a capacity range, and capacities the engine version does not offer."""
+        if self.instance_class == "db.serverless" and self.serverless_v2 is None:
+            raise ValueError("instance_class db.serverless needs aurora.serverless_v2, the clusters' capacity "
+                             "range, which RDS requires first; add e.g. serverless_v2: {min_acu: 0.5, max_acu: 8}")
+        sv2, version = self.serverless_v2, aurora_version_key(self.engine_version) or ()
+        if sv2 is None:
+            return self
+        if version < SERVERLESS_V2_FROM:
+            raise ValueError(f"serverless_v2: engine_version {self.engine_version} has no Serverless v2 "
+                             "(Aurora MySQL 3.02.0 and later have it); raise engine_version or remove serverless_v2")
+        if sv2.min_acu == 0 and version < SERVERLESS_V2_PAUSE_FROM:
+            raise ValueError(f"serverless_v2.min_acu 0 (automatic pause) needs Aurora MySQL 3.08.0 or later, not "
+                             f"{self.engine_version}; use min_acu 0.5 or raise engine_version")
+        if sv2.max_acu > 128 and version < SERVERLESS_V2_256_FROM:
+            raise ValueError(f"serverless_v2.max_acu above 128 needs Aurora MySQL 3.06.0 or later, not "
+                             f"{self.engine_version}; use max_acu 128 or raise engine_version")
         return self
 
     @field_validator("log_exports")

@@ -11,6 +11,7 @@ from dbrepl.engine import SHARED, Engine, diff_step
 def estate_status(engine: Engine) -> dict[str, Any]:
     ctx = engine.ctx
     engine.discover()
+    notes = [n for step in engine.order for n in engine.steps[step].notes(ctx)]
     resources = []
     for step in engine.order:
         desired = engine.desired(step)
@@ -39,4 +40,5 @@ def estate_status(engine: Engine) -> dict[str, Any]:
     alarms.sort(key=lambda a: a["name"])
     return {"suffix": ctx.suffix, "outputs": outputs, "resources": resources, "alarms": alarms,
             "summary": {s: sum(r["state"] == s for r in resources) for s in ("ok", "missing", "drifted", "extra")},
+            "notes": notes,
             "functions": {k: names.function(k, ctx.suffix) for k in ("schema", "data")}}

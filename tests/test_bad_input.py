@@ -179,6 +179,30 @@ SPEC_CASES: list[tuple[str, Any, tuple[str, ...]]] = [
      ("evry", "unknown key")),
     ("data-schedule-no-tables", _set("sync.reference_tables", []), ("sync.schedules[0]", "reference_tables")),
     ("notify-not-an-address", _set("alarms.notify", ["ops.example.com"]), ("alarms.notify", "name@example.com")),
+    # Issue 18, point 3: Serverless v2 as RDS takes it.
+    ("serverless-without-range", _set("aurora.instance_class", "db.serverless"),
+     ("aurora", "db.serverless needs aurora.serverless_v2", "serverless_v2: {min_acu: 0.5, max_acu: 8}")),
+    ("serverless-min-above-max", _set("aurora.serverless_v2", {"min_acu": 8, "max_acu": 4}),
+     ("aurora.serverless_v2", "min_acu 8 is above max_acu 4")),
+    ("serverless-not-half-step", _set("aurora.serverless_v2", {"min_acu": 0.5, "max_acu": 8.3}),
+     ("aurora.serverless_v2.max_acu", "half step", "8.5")),
+    ("serverless-max-above-256", _set("aurora.serverless_v2", {"min_acu": 1, "max_acu": 512}),
+     ("aurora.serverless_v2.max_acu", "1 to 256")),
+    ("serverless-max-below-1", _set("aurora.serverless_v2", {"min_acu": 0, "max_acu": 0.5}),
+     ("aurora.serverless_v2.max_acu", "1 to 256")),
+    ("serverless-negative-min", _set("aurora.serverless_v2", {"min_acu": -1, "max_acu": 4}),
+     ("aurora.serverless_v2.min_acu", "0 to 256")),
+    ("serverless-pause-on-old-version", lambda d: d["aurora"].update(
+        engine_version="8.0.mysql_aurora.3.05.2", serverless_v2={"min_acu": 0, "max_acu": 4}),
+     ("min_acu 0", "3.08.0", "min_acu 0.5")),
+    ("serverless-256-on-old-version", lambda d: d["aurora"].update(
+        engine_version="8.0.mysql_aurora.3.04.3", serverless_v2={"min_acu": 1, "max_acu": 256}),
+     ("max_acu above 128", "3.06.0")),
+    ("serverless-on-aurora-mysql-2", lambda d: d["aurora"].update(
+        engine_version="5.7.mysql_aurora.2.11.2", serverless_v2={"min_acu": 1, "max_acu": 4}),
+     ("serverless_v2", "5.7.mysql_aurora.2.11.2", "3.02.0")),
+    ("serverless-unknown-key", _set("aurora.serverless_v2", {"min_acu": 1, "max_acu": 4, "pause": 300}),
+     ("aurora.serverless_v2.pause", "unknown key")),
 ]
 
 

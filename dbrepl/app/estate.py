@@ -56,7 +56,7 @@ class Estate:
     _functions: Functions | None = field(default=None, repr=False)
     _roles_checked: bool = field(default=False, repr=False)
 
-    def engine(self, reporter: Any = None) -> Engine:
+    def engine(self, reporter: Any = None, *, reboot: bool = False) -> Engine:
         """A new engine over this estate (every environment's role assumed first: a role that
         cannot be assumed is bad input, found before anything is read or changed)."""
         import dbrepl.steps  # noqa: F401  (registers the steps)
@@ -65,7 +65,8 @@ class Estate:
         if not self._roles_checked:
             self.sessions.check_roles(list(self.spec.environments))
             self._roles_checked = True
-        return Engine(Context(self.spec, self.suffix, self.sessions, envs=self.envs, reporter=reporter))
+        return Engine(Context(self.spec, self.suffix, self.sessions, envs=self.envs, reporter=reporter,
+                              reboot=reboot))
 
     @property
     def functions(self) -> Functions:

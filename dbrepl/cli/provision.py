@@ -53,15 +53,19 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
 @app.command()
 @handled
 def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
-          yes: YesOpt = False) -> None:
+          yes: YesOpt = False,
+          reboot: Annotated[bool, typer.Option(
+              "--reboot", help="Also reboot cluster members waiting for a parameter group (pending-reboot) in "
+                               "protected environments, or where aurora.reboot_for_parameters is false: one at a "
+                               "time, readers first, writer last.")] = False) -> None:
     """Create or repair the estate so it matches the spec."""
     from dbrepl.app import load_checked, refuse_failed
-    from dbrepl.render import Progress, render_findings, render_plan
+    from dbrepl.render import Progress, render_findings, render_notes, render_plan
 
     target = load_checked(config, suffix, env)
     confirm("apply", yes)
     est = estate(ctx, target.spec, target.suffix, target.envs)
-    engine = est.engine(reporter=Progress(err))
+    engine = est.engine(reporter=Progress(err), reboot=reboot)
     p = engine.plan()
     render_plan(out, p)
     render_findings(out, p.findings)
@@ -69,9 +73,11 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
     if p.changes:
         if not yes:
             ask(f"Apply these changes to estate {target.suffix}?")
-        s = engine.apply(p).summary
+        done = engine.apply(p)
+        s = done.summary
         out.print(f"[bold green]Apply complete:[/] {s['create']} created, {s['update']} updated, "
                   f"{s['delete']} deleted.")
+        render_notes(out, [f"held back: {n}" for n in done.notes])
     # Also when nothing changed: a stand-in restarted or rebuilt since gets its master user back.
     _render_bound(*est.bind_stand_ins())
 

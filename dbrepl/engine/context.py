@@ -35,6 +35,7 @@ class Context:
         envs: Iterable[str] | None = None,
         reporter: Reporter | None = None,
         bundle: bytes | None = None,
+        reboot: bool = False,
     ) -> None:
         self.spec = spec
         self.suffix = suffix
@@ -49,6 +50,9 @@ class Context:
         # Set by Engine.destroy_plan: discovery may then read what only destroy removes (the log
         # groups RDS makes), which a plan must neither read nor show.
         self.destroying = False
+        # `apply --reboot`: members of protected environments may be rebooted too (aurora).
+        self.reboot = reboot
+        self.held: list[str] = []
 
     # -- selection
     def selected(self, env: str) -> bool:
@@ -162,6 +166,12 @@ class Context:
 
             self._bundle = build_bundle(self.spec.databases.tls.verified_bundle)
         return self._bundle
+
+    def hold(self, what: str, why: str) -> None:
+        """Something apply leaves undone on purpose in this run, with how to do it."""
+        with self._lock:
+            self.held.append(f"{what}: {why}")
+        self.report("held", what=what, message=why)
 
     # -- time
     def report(self, event: str, **data: Any) -> None:

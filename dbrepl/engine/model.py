@@ -118,6 +118,9 @@ def _jsonable(v: Any) -> Any:
 class Plan:
     changes: list[Change]
     findings: list[Any] = field(default_factory=list)  # preflight's (dbrepl.engine.preflight.Finding)
+    # What a person should know that is not a change (steps' `notes`: a cluster AWS upgraded past
+    # the spec, members waiting for a reboot); after apply, what was held back and how to do it.
+    notes: list[str] = field(default_factory=list)
 
     def count(self, action: str) -> int:
         if action == "create":
@@ -132,7 +135,7 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {"changes": [c.to_json() for c in self.changes], "summary": self.summary,
-                "preflight": [f.to_json() for f in self.findings]}
+                "preflight": [f.to_json() for f in self.findings], "notes": list(self.notes)}
 
 
 

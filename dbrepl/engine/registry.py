@@ -70,6 +70,15 @@ class Step:
         """The name of the snapshot destroy takes of `have` (protected only) and keeps; None: none."""
         return None
 
+    def notes(self, ctx: Context) -> list[str]:
+        """After discovery, what a plan should say that is no change (selected environments only)."""
+        return []
+
+    def held(self, ctx: Context, change: Change) -> str | None:
+        """Why apply must leave `change` undone in this run (it needs a flag the run lacks), and
+        how to do it; None: apply it."""
+        return None
+
     def prepare_destroy(self, ctx: Context, doomed: list[Observed]) -> None:  # noqa: B027
         """Hook before a step's deletions (e.g. release what blocks them)."""
 

@@ -85,7 +85,8 @@ class Engine:
         changes: list[Change] = []
         for name in self.order:
             changes.extend(self._mark(name, c) for c in self.plan_step(name))
-        return Plan(changes, preflight(self.ctx, changes))
+        notes = [n for name in self.order for n in self.steps[name].notes(self.ctx)]
+        return Plan(changes, preflight(self.ctx, changes), notes)
 
     def _protected(self, name: str, env: str, have: Observed | None) -> bool:
         """Something of a protected environment, or a resource that protects itself."""
@@ -151,7 +152,7 @@ class Engine:
 
         done: list[Change] = []
         self._run_graph(nodes, deps, lambda node: self._apply_phase(*node, done), lambda node: node[0])
-        return Plan(done)
+        return Plan(done, notes=list(self.ctx.held))
 
     def destroy(self, plan: Plan | None = None, *, include_protected: bool = False) -> Plan:
         """Delete the selection, the graph backwards. Refuses, before any change, to delete anything
@@ -229,6 +230,11 @@ class Engine:
         desired = {(r.env, r.key): r for r in self.desired(name)}
         batch = [c for c in self.plan_step(name) if c.phase == phase]
         self._refuse_replacements(name, batch)
+        for c in list(batch):
+            why = step.held(self.ctx, c)
+            if why is not None:
+                self.ctx.hold(f"{c.type} {c.name}", why)
+                batch.remove(c)
         self._check_known(name, batch, desired)
 
         def one(c: Change) -> None:

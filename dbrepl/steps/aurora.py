@@ -28,12 +28,14 @@ from dbrepl.aws import is_code, paginate, tag_dict, tag_list
 from dbrepl.aws.tagging import tagged
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
 from dbrepl.errors import AwsFailure
+from dbrepl.spec import ServerlessV2, aurora_major, aurora_version_key
 from dbrepl.steps.network import sorted_ids
 from dbrepl.steps.secrets import read_credentials
 
 CLUSTER_STATE_FAULTS = ("InvalidDBClusterStateFault", "InvalidDBInstanceState", "InvalidDBInstanceStateFault")
 CLUSTER_FIELDS = ("BackupRetentionPeriod", "PreferredBackupWindow", "PreferredMaintenanceWindow",
-                  "DeletionProtection", "VpcSecurityGroupIds", "EngineVersion", "Port", "DBClusterParameterGroupName")
+                  "DeletionProtection", "VpcSecurityGroupIds", "EngineVersion", "Port", "DBClusterParameterGroupName",
+                  "ServerlessV2ScalingConfiguration")
 PARAMETER_GROUP_GONE = ("DBParameterGroupNotFound", "DBParameterGroupNotFoundFault")
 
 
@@ -62,8 +64,8 @@ class Aurora(Step):
     permissions = ("rds:CreateDBSubnetGroup", "rds:ModifyDBSubnetGroup", "rds:DeleteDBSubnetGroup",
                    "rds:DescribeDBSubnetGroups", "rds:CreateDBCluster", "rds:ModifyDBCluster", "rds:DeleteDBCluster",
                    "rds:DescribeDBClusters", "rds:CreateDBInstance", "rds:ModifyDBInstance", "rds:DeleteDBInstance",
-                   "rds:DescribeDBInstances", "rds:CreateDBClusterSnapshot", "rds:AddTagsToResource",
-                   "rds:ListTagsForResource", "rds:CreateDBClusterParameterGroup",
+                   "rds:DescribeDBInstances", "rds:RebootDBInstance", "rds:CreateDBClusterSnapshot",
+                   "rds:AddTagsToResource", "rds:ListTagsForResource", "rds:CreateDBClusterParameterGroup",
                    "rds:DescribeDBClusterParameterGroups", "rds:DescribeDBClusterParameters",
                    "rds:ModifyDBClusterParameterGroup", "rds:DeleteDBClusterParameterGroup",
                    "secretsmanager:GetSecretValue", "kms:CreateGrant", "kms:DescribeKey",
@@ -85,7 +87,7 @@ class Aurora(Step):
             pg = names.cluster_parameter_group(env, s)
             out.append(Resource(
                 "cluster-params", "AWS::RDS::DBClusterParameterGroup", env, pg,
-                {"Family": parameter_family(a.engine_version),
+                {"Family": parameter_family(forward_version(a.engine_version, ctx.get(self.name, env, "cluster"))),
                  "Description": f"Cluster parameters for {env} Aurora cluster",
                  "Parameters": cluster_parameters(a.log_exports)},
                 # Tags are given at creation and not read back: a ListTagsForResource per group
@@ -93,15 +95,20 @@ class Aurora(Step):
                 None, phase=0, replace_on=frozenset({"Family", "Description"}),
             ))
             cl = names.cluster(env, s)
+            have = ctx.get(self.name, env, "cluster")
             out.append(Resource(
                 "cluster", "AWS::RDS::DBCluster", env, cl,
-                {"Engine": a.engine, "EngineVersion": a.engine_version, "MasterUsername": a.master_username,
+                {"Engine": a.engine, "EngineVersion": forward_version(a.engine_version, have),
+                 "MasterUsername": a.master_username,
                  "DBSubnetGroupName": sg, "DBClusterParameterGroupName": pg,
                  "VpcSecurityGroupIds": [ctx.id_of("network", env, "db-sg")],
                  "StorageEncrypted": True, "KmsKeyId": ctx.attr("kms", env, "key", "arn"),
                  "BackupRetentionPeriod": a.backup_retention_days, "PreferredBackupWindow": a.backup_window,
                  "PreferredMaintenanceWindow": a.maintenance_window, "EnableCloudwatchLogsExports": a.log_exports,
-                 "DeletionProtection": a.deletion_protection or e.protected, "Port": a.port},
+                 "DeletionProtection": a.deletion_protection or e.protected, "Port": a.port,
+                 **serverless_props(a.serverless_v2),
+                 # Only of a cluster that exists: a new one has no members to wait for a reboot.
+                 **({"MembersPendingReboot": []} if have is not None else {})},
                 ctx.tags(env, self.name, cl), phase=1,
                 replace_on=frozenset({"Engine", "MasterUsername", "StorageEncrypted", "KmsKeyId", "DBSubnetGroupName"}),
             ))
@@ -194,6 +201,7 @@ class Aurora(Step):
                     PreferredMaintenanceWindow=p["PreferredMaintenanceWindow"],
                     EnableCloudwatchLogsExports=p["EnableCloudwatchLogsExports"],
                     DeletionProtection=p["DeletionProtection"], Port=p["Port"], Tags=tag_list(want.tags),
+                    **serverless_props(ctx.spec.aurora.serverless_v2),
                 ), codes=("InvalidDBSubnetGroupStateFault", "KMSKeyNotAccessibleFault"), deadline=300,
                     what=f"cluster {want.name} to be accepted")
             except Exception as e:
@@ -209,20 +217,80 @@ class Aurora(Step):
         for f in CLUSTER_FIELDS:
             if f in p and have.props.get(f) != p[f]:
                 mod[f] = p[f]
-        major = str(have.props.get("EngineVersion")).split(".")[0]
-        if "EngineVersion" in mod and mod["EngineVersion"].split(".")[0] != major:
-            mod["AllowMajorVersionUpgrade"] = True
+        if "EngineVersion" in mod and aurora_major(mod["EngineVersion"]) != aurora_major(
+                str(have.props.get("EngineVersion"))):
+            mod["AllowMajorVersionUpgrade"] = True  # 5.7 -> 8.0; 3.08 -> 3.10 is a minor upgrade
         want_logs = set(p["EnableCloudwatchLogsExports"])
         have_logs = set(have.props.get("EnableCloudwatchLogsExports") or [])
         if want_logs != have_logs:
             mod["CloudwatchLogsExportConfiguration"] = {"EnableLogTypes": sorted(want_logs - have_logs),
                                                         "DisableLogTypes": sorted(have_logs - want_logs)}
+        members = have.attrs.get("members") or []
         if mod:
             ctx.retry(lambda: rds.modify_db_cluster(DBClusterIdentifier=want.name, ApplyImmediately=True, **mod),
                       codes=CLUSTER_STATE_FAULTS, deadline=timeout, what=f"cluster {want.name} to accept changes")
-            self._wait_cluster(ctx, rds, want.name, timeout)
+            # A newly attached parameter group leaves the members pending-reboot from here on.
+            members = cluster_members(self._wait_cluster(ctx, rds, want.name, timeout))
+        left = self._reboot_pending(ctx, rds, want, members)
         self._tags(rds, have, want)
-        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags), attrs=have.attrs)
+        props = {**p, **({"MembersPendingReboot": left} if "MembersPendingReboot" in p else {})}
+        return Observed(want.key, want.type, want.env, want.name, want.name, props, dict(want.tags), attrs=have.attrs)
+
+    # ------------------------------------------------------------------ reboots for parameters
+    def may_reboot(self, ctx: Context, env: str) -> bool:
+        """Protected environments only with `apply --reboot`; others unless the spec says not."""
+        protected = ctx.spec.environments[env].protected
+        return ctx.reboot or (not protected and ctx.spec.aurora.reboot_for_parameters)
+
+    def _reboot_advice(self, ctx: Context, env: str) -> str:
+        why = f"{env} is protected" if ctx.spec.environments[env].protected else "aurora.reboot_for_parameters is false"
+        return (f"{why}, so apply leaves them pending: run `dbrepl apply --reboot` at a quiet time (one at a "
+                "time, readers first, writer last; each is unavailable for about a minute), or reboot them yourself")
+
+    def _reboot_pending(self, ctx: Context, rds: Any, want: Resource, members: list[dict]) -> list[str]:
+        """Reboot the members whose parameter group waits for it, one at a time, readers first and
+        the writer last, each available again before the next; the names still pending."""
+        pending = [m for m in members if m["status"] == "pending-reboot"]
+        if not pending:
+            return []
+        if not self.may_reboot(ctx, want.env):
+            ctx.hold(f"{want.type} {want.name}", f"{', '.join(m['id'] for m in pending)} wait for a reboot to take "
+                                                 f"the cluster parameter group; {self._reboot_advice(ctx, want.env)}")
+            return sorted(m["id"] for m in pending)
+        timeout = ctx.timing.aurora_timeout_minutes * 60
+        for m in sorted(pending, key=lambda m: (m["writer"], m["id"])):
+            ctx.retry(lambda m=m: rds.reboot_db_instance(DBInstanceIdentifier=m["id"]),
+                      codes=CLUSTER_STATE_FAULTS, deadline=timeout, what=f"instance {m['id']} to accept a reboot")
+            self._wait_instance(ctx, rds, m["id"], timeout)
+        return []
+
+    def held(self, ctx: Context, change: Change) -> str | None:
+        """A cluster whose only change is members waiting for a reboot this run may not do."""
+        if change.key != "cluster" or set(change.diff) != {"MembersPendingReboot"}:
+            return None
+        if self.may_reboot(ctx, change.env):
+            return None
+        pending = change.diff["MembersPendingReboot"][0] or []
+        return (f"{', '.join(pending)} wait for a reboot to take the cluster parameter group; "
+                f"{self._reboot_advice(ctx, change.env)}")
+
+    def notes(self, ctx: Context) -> list[str]:
+        out = []
+        for env in ctx.all_envs:
+            have = ctx.get(self.name, env, "cluster")
+            if have is None or not ctx.selected(env):
+                continue
+            running, spec = have.props.get("EngineVersion"), ctx.spec.aurora.engine_version
+            if forward_version(spec, have) != spec:
+                out.append(f"{have.name} runs {running}, newer than the spec's {spec} (AWS upgraded it); dbrepl "
+                           f"never downgrades a cluster: set aurora.engine_version to {running} in the spec")
+            pending = have.props.get("MembersPendingReboot") or []
+            if pending:
+                how = ("apply reboots them one at a time, readers first, writer last (each is unavailable for "
+                       "about a minute)" if self.may_reboot(ctx, env) else self._reboot_advice(ctx, env))
+                out.append(f"{have.name}: {', '.join(pending)} wait for a reboot to take the cluster parameter "
+                           f"group (pending-reboot); {how}")
+        return out
 
     def _apply_parameter_group(self, ctx: Context, rds: Any, want: Resource, have: Observed | None) -> Observed:
         p = want.props
@@ -428,6 +496,35 @@ def final_snapshot_name(cluster: str, when: datetime) -> str:
     return base[:255 - len(stamp)].rstrip("-") + stamp
 
 
+def serverless_props(sv2: ServerlessV2 | None) -> dict[str, Any]:
+    """The cluster's capacity range as CreateDBCluster and ModifyDBCluster take it; none when the
+    spec sets none (then a range set by hand is left alone: RDS has no call to remove one)."""
+    return {} if sv2 is None else {"ServerlessV2ScalingConfiguration": sv2.scaling}
+
+
+def _observed_scaling(c: dict) -> dict[str, Any]:
+    """The range as compared: RDS adds SecondsUntilAutoPause at 0 ACUs, which the spec does not set."""
+    got = c.get("ServerlessV2ScalingConfiguration")
+    if not got:
+        return {}
+    return {"ServerlessV2ScalingConfiguration": {"MinCapacity": got.get("MinCapacity"),
+                                                 "MaxCapacity": got.get("MaxCapacity")}}
+
+
+def forward_version(spec_version: str, have: Observed | None) -> str:
+    """The version a cluster should run: the spec's, or the running one where that is newer (RDS
+    upgrades clusters by itself, e.g. off an end-of-support minor, and refuses downgrades)."""
+    running = have.props.get("EngineVersion") if have is not None else None
+    want, got = aurora_version_key(spec_version), aurora_version_key(str(running))
+    return str(running) if want is not None and got is not None and got > want else spec_version
+
+
+def cluster_members(c: dict) -> list[dict[str, Any]]:
+    """The members as reboots need them: name, writer or not, the parameter group's status."""
+    return [{"id": m["DBInstanceIdentifier"], "writer": bool(m.get("IsClusterWriter")),
+             "status": m.get("DBClusterParameterGroupStatus") or "in-sync"} for m in c.get("DBClusterMembers") or []]
+
+
 def cluster_props(c: dict) -> dict[str, Any]:
     return {
         "Engine": c.get("Engine"), "EngineVersion": c.get("EngineVersion"), "MasterUsername": c.get("MasterUsername"),
@@ -440,6 +537,8 @@ def cluster_props(c: dict) -> dict[str, Any]:
         "PreferredMaintenanceWindow": c.get("PreferredMaintenanceWindow"),
         "EnableCloudwatchLogsExports": sorted(c.get("EnabledCloudwatchLogsExports") or []),
         "DeletionProtection": bool(c.get("DeletionProtection")), "Port": c.get("Port"),
+        **_observed_scaling(c),
+        "MembersPendingReboot": sorted(m["id"] for m in cluster_members(c) if m["status"] == "pending-reboot"),
     }
 
 
@@ -564,7 +663,8 @@ def _observe_clusters(ctx: Context, clusters: list[dict], cl_names: dict[str, st
         out.append(Observed("cluster", "AWS::RDS::DBCluster", env, c["DBClusterIdentifier"],
                             c["DBClusterIdentifier"], cluster_props(c), t,
                             attrs={"arn": c["DBClusterArn"], "endpoint": c.get("Endpoint"),
-                                   "status": c.get("Status"), "reader": c.get("ReaderEndpoint")}, phase=1))
+                                   "status": c.get("Status"), "reader": c.get("ReaderEndpoint"),
+                                   "members": cluster_members(c)}, phase=1))
     return out
 
 

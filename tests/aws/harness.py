@@ -113,8 +113,12 @@ class Faults:
         self.lock = threading.Lock()
         self.injected: Counter = Counter()
 
-    def fail(self, op: str, code: str, message: str = "", times: int = 1, status: int = 400) -> None:
-        self.rules[op] = [code, message, times, status]
+    def fail(self, op: str, code: str, message: str = "", times: int = 1, status: int = 400,
+             when: Callable[[dict], bool] | None = None) -> None:
+        """`when(params)`, if given, decides per call whether AWS would refuse it (e.g. only a
+        db.serverless instance in a cluster without a capacity range); calls it spares go through
+        and are not counted."""
+        self.rules[op] = [code, message, times, status, when]
 
     def answer(self, op: str, fn: Callable[[dict], dict | None], times: int = 1) -> None:
         """Answer `op` with HTTP 200 and `fn(params)` instead of sending it (AWS did nothing), for
@@ -184,13 +188,16 @@ class Faults:
             return answered
         if (context or {}).get("faults.hold"):
             return _ok({})
+        rule = self.rules.get(model.name)
+        if rule and rule[4] is not None and not rule[4]((context or {}).get("faults.params") or {}):
+            return None  # outside the lock: the condition may ask the emulator
         with self.lock:
             rule = self.rules.get(model.name)
             if not rule or rule[2] <= 0:
                 return None
             rule[2] -= 1
             self.injected[model.name] += 1
-        code, message, _, status = rule
+        code, message, _, status, _ = rule
 
         class Http:
             status_code = status
@@ -239,8 +246,9 @@ class Estate:
     sessions: SessionFactory
     log: CallLog
 
-    def engine(self, envs: list[str] | None = None, spec: Spec | None = None) -> Engine:
-        return Engine(Context(spec or self.spec, self.suffix, self.sessions, envs=envs, bundle=bundle()))
+    def engine(self, envs: list[str] | None = None, spec: Spec | None = None, reboot: bool = False) -> Engine:
+        return Engine(Context(spec or self.spec, self.suffix, self.sessions, envs=envs, bundle=bundle(),
+                              reboot=reboot))
 
     def plan(self, **kw: Any) -> Plan:
         return self.engine(**kw).plan()

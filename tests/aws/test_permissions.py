@@ -290,3 +290,33 @@ def test_without_kms_encrypt_on_the_replica_key_the_replica_fails(aws):
     assert faults.injected["DescribeSecret"] + faults.injected["ListSecrets"] >= 1
     assert [(c.action, c.name) for c in changes] == [("update", f"prod-aurora-secret-{e.suffix}")]
     assert "Access to KMS is not allowed" in str(changes[0].diff)
+
+
+def test_rebooting_members_for_their_parameter_group_is_in_the_policy_and_needs_it(aws):
+    """Issue 18, point 4: moto never reports pending-reboot, so a full run never reboots; inject it
+    and reboot as a user holding exactly the derived policy, and as one without RebootDBInstance."""
+    from dbrepl import names
+    from tests.aws.harness import Faults
+    from tests.aws.test_aurora_lifecycle import PendingReboot
+
+    suffix = f"pm{next(_n)}"
+    faults = Faults()
+    e = as_user(policy(suffix), suffix, faults.hook)
+    with iam_enforced():
+        e.apply()
+    assert "rds:RebootDBInstance" in actions_of(policy(suffix))
+    dev = names.instance("dev", 1, suffix)
+    pending = PendingReboot(faults, {dev})
+    kid, secret = user_with_policy(boto3.client("iam", region_name=REGION), f"noreboot-{suffix}",
+                                   without(policy(suffix), "rds:RebootDBInstance"))
+    denied = Estate(e.spec, suffix, SessionFactory(REGION, hooks=[faults.hook], session_maker=lambda region:
+                                                   new_session(region, credentials=(kid, secret))), CallLog())
+    with iam_enforced(), pytest.raises(Exception, match="AccessDenied") as exc:
+        denied.apply()
+    assert "rds:RebootDBInstance" in str(exc.value)
+    with iam_enforced():
+        e.apply()
+        assert e.plan().changes == []
+    assert pending.rebooted == [dev]  # the denied call never got through
+    with iam_enforced():
+        e.destroy(include_protected=True)
