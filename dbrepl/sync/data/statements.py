@@ -148,11 +148,14 @@ def bucket_rows_joined(
     shape: TableShape, lo: Key | None, hi: Key | None, buckets: int,
     which: Sequence[int] | None, with_rows: bool,
 ) -> str:
-    """bucket_rows() as one value: row count and every row's fields joined by NUL bytes.
+    """bucket_rows() as one value: row count and every row's fields joined by one NUL
+    byte, rows by two.
 
     No field can hold a raw NUL: hashes are hex, literals escape NUL (QUOTE) or are hex,
-    so the client splits the value back with bytes.split() instead of parsing a result
-    row per table row (the client's per-row cost dominates otherwise).
+    and none is empty (`''`, `X''`), so two NULs in a row only ever separate rows. The
+    client splits the value back with bytes.split() instead of parsing a result row per
+    table row (the client's per-row cost dominates otherwise), and compares whole rows as
+    single bytes values.
     """
     where = key_range(shape, lo, hi)
     if which is not None:
@@ -161,7 +164,7 @@ def bucket_rows_joined(
     if with_rows:
         fields.append(row_literal(shape))
     return (
-        f"SELECT COUNT(*), GROUP_CONCAT(CONCAT_WS(X'00', {', '.join(fields)}) SEPARATOR X'00')"
+        f"SELECT COUNT(*), GROUP_CONCAT(CONCAT_WS(X'00', {', '.join(fields)}) SEPARATOR X'0000')"
         f" FROM {shape.qname} {_force(shape)} WHERE {where}"
     )
 
@@ -205,6 +208,17 @@ def delete_keys(shape: TableShape, keys: Sequence[Key]) -> bytes:
     """DELETE of exactly these keys. Under a _ci collation `k IN ('A')` matches the one
     target row equal to 'A' by collation, which is the row the key was read from: a
     unique key cannot hold two collation-equal values."""
+    return b"DELETE FROM " + shape.qname.encode() + b" WHERE " + keys_where(shape, keys)
+
+
+def rows_for_keys(shape: TableShape, keys: Sequence[Key]) -> bytes:
+    """The row literals (row_literal) of exactly these keys."""
+    return (f"SELECT {row_literal(shape)} FROM {shape.qname} {_force(shape)} WHERE ".encode()
+            + keys_where(shape, keys))
+
+
+def keys_where(shape: TableShape, keys: Sequence[Key]) -> bytes:
+    """`k IN (...)`, or `(k1=.. AND k2=..) OR ...` for a composite key: exactly these keys."""
     cols = shape.key
     if len(cols) == 1:
         c = cols[0]
@@ -216,7 +230,7 @@ def delete_keys(shape: TableShape, keys: Sequence[Key]) -> bytes:
             ) + b")"
             for k in keys
         )
-    return b"DELETE FROM " + shape.qname.encode() + b" WHERE " + where
+    return where
 
 
 def correct_rows(shape: TableShape, values_table: str) -> str:
