@@ -24,9 +24,15 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def render_notes(console: Console, notes: list[str]) -> None:
+    for note in notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
+
+
 def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
     if not plan.changes:
         console.print("Nothing to destroy." if verb == "Destroy" else "No changes. The estate matches the spec.")
+        render_notes(console, plan.notes)
         return
     groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
     for c in plan.changes:
@@ -36,6 +42,8 @@ def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
         for c in changes:
             col = COLOURS[c.action]
             mark = " [bold red](protected)[/]" if c.protected else ""
+            if c.action == "create" and c.diff.get("RestoreFromSnapshot", (None, None))[1]:
+                mark += " [bold](restored from a snapshot)[/]"
             console.print(f"  [{col}]{c.marker}[/] {escape(c.type)} [bold]{escape(c.name)}[/]{mark}")
             if c.final_snapshot:
                 console.print(f"      final snapshot (kept): {escape(c.final_snapshot)}")
@@ -51,6 +59,7 @@ def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
     if protected:
         console.print(f"\n[bold red]protected:[/] this {verb.lower()} would delete or replace resources of "
                       f"{escape(', '.join(protected))}")
+    render_notes(console, plan.notes)
     console.print(f"\n[bold]{verb}:[/] {s['create']} to create, {s['update']} to update, {s['delete']} to delete.")
 
 

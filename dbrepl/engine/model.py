@@ -118,6 +118,9 @@ def _jsonable(v: Any) -> Any:
 class Plan:
     changes: list[Change]
     findings: list[Any] = field(default_factory=list)  # preflight's (dbrepl.engine.preflight.Finding)
+    # What the plan leaves alone on purpose and why (a key kept for a final snapshot, a setting
+    # that does not act on what exists), one line each, with what to do about it.
+    notes: list[str] = field(default_factory=list)
 
     def count(self, action: str) -> int:
         if action == "create":
@@ -132,7 +135,7 @@ class Plan:
 
     def to_json(self) -> dict[str, Any]:
         return {"changes": [c.to_json() for c in self.changes], "summary": self.summary,
-                "preflight": [f.to_json() for f in self.findings]}
+                "preflight": [f.to_json() for f in self.findings], "notes": list(self.notes)}
 
 
 

@@ -70,6 +70,15 @@ class Step:
         """The name of the snapshot destroy takes of `have` (protected only) and keeps; None: none."""
         return None
 
+    def notes(self, ctx: Context) -> list[str]:
+        """Lines for the plan about settings that do not act on what exists (plan only)."""
+        return []
+
+    def retains(self, ctx: Context, have: Observed, doomed: list[Change]) -> str | None:
+        """Destroy only: why `have` must outlive this destroy (`doomed`: everything else it
+        deletes, final snapshots named), as a note saying how to remove it later; None: delete it."""
+        return None
+
     def prepare_destroy(self, ctx: Context, doomed: list[Observed]) -> None:  # noqa: B027
         """Hook before a step's deletions (e.g. release what blocks them)."""
 
