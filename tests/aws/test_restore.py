@@ -159,8 +159,8 @@ def test_a_snapshot_whose_key_is_pending_deletion_cannot_be_restored(estate, fau
     assert refused.value.exit_code == 2 and "\n" not in str(refused.value)
     msg = str(refused.value)
     assert "aurora.restore_from_snapshot.prod" in msg and prod_key in msg and "PendingDeletion" in msg
-    assert f"aws kms cancel-key-deletion --region us-east-1 --key-id arn:aws:kms:us-east-1:123456789012:key/{prod_key}" \
-        in msg
+    arn = f"arn:aws:kms:us-east-1:123456789012:key/{prod_key}"
+    assert f"aws kms cancel-key-deletion --region us-east-1 --key-id {arn}" in msg
     assert estate.log.mutating == []
 
     # Past preflight (a plan without its findings), RDS refuses the restore: the key cannot decrypt it.
