@@ -25,12 +25,12 @@ def _fmt(v: Any) -> str:
 
 
 def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
-    _render_plan_changes(console, plan, verb)
-    render_notes(console, plan.notes)
+    _render_plan_changes(console, plan, verb)  # its notes too, before the summary
 
 
 def render_notes(console: Console, notes: list[str]) -> None:
-    """What is no change but worth knowing (a version AWS moved forward, a reboot waiting)."""
+    """What is no change but worth knowing (a version AWS moved forward, a reboot waiting, a key
+    kept for a final snapshot)."""
     for n in notes:
         console.print(f"[yellow]note:[/] {escape(n)}")
 
@@ -38,6 +38,7 @@ def render_notes(console: Console, notes: list[str]) -> None:
 def _render_plan_changes(console: Console, plan: Plan, verb: str) -> None:
     if not plan.changes:
         console.print("Nothing to destroy." if verb == "Destroy" else "No changes. The estate matches the spec.")
+        render_notes(console, plan.notes)
         return
     groups: dict[tuple[str, str], list[Change]] = defaultdict(list)
     for c in plan.changes:
@@ -47,6 +48,8 @@ def _render_plan_changes(console: Console, plan: Plan, verb: str) -> None:
         for c in changes:
             col = COLOURS[c.action]
             mark = " [bold red](protected)[/]" if c.protected else ""
+            if c.action == "create" and c.diff.get("RestoreFromSnapshot", (None, None))[1]:
+                mark += " [bold](restored from a snapshot)[/]"
             console.print(f"  [{col}]{c.marker}[/] {escape(c.type)} [bold]{escape(c.name)}[/]{mark}")
             if c.final_snapshot:
                 console.print(f"      final snapshot (kept): {escape(c.final_snapshot)}")
@@ -62,6 +65,7 @@ def _render_plan_changes(console: Console, plan: Plan, verb: str) -> None:
     if protected:
         console.print(f"\n[bold red]protected:[/] this {verb.lower()} would delete or replace resources of "
                       f"{escape(', '.join(protected))}")
+    render_notes(console, plan.notes)
     console.print(f"\n[bold]{verb}:[/] {s['create']} to create, {s['update']} to update, {s['delete']} to delete.")
 
 

@@ -50,6 +50,10 @@ AZ_ID_RE = re.compile(r"^[a-z]{2,}\d-az\d+$")
 DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 PYTHON_RUNTIME_RE = re.compile(r"^python3\.(\d+)$")
 USERNAME_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9]{0,15}$")
+# A cluster snapshot: its identifier (this account and region) or its ARN (a shared one, too).
+SNAPSHOT_ID_RE = re.compile(r"^[A-Za-z](?!.*--)[A-Za-z0-9-]{0,254}(?<!-)$")
+SNAPSHOT_ARN_RE = re.compile(r"^arn:aws(-[a-z]+)*:rds:[a-z]{2}(-[a-z]+)+-\d:\d{12}:cluster-snapshot:(rds:)?"
+                             r"[A-Za-z][A-Za-z0-9-]*$")
 
 
 class _Model(BaseModel):
@@ -207,6 +211,19 @@ class Aurora(_Model):
     # Reboot cluster members whose parameter group is pending-reboot, in environments not
     # protected (protected ones always need `apply --reboot`).
     reboot_for_parameters: bool = True
+    # environment -> cluster snapshot (identifier or ARN) apply creates that environment's cluster
+    # from; ignored, with a note in the plan, while the cluster exists (docs/configuration.md).
+    restore_from_snapshot: dict[str, str] = {}
+
+    @field_validator("restore_from_snapshot")
+    @classmethod
+    def _snapshots(cls, v: dict[str, str]) -> dict[str, str]:
+        for env, snap in v.items():
+            if not (SNAPSHOT_ID_RE.match(snap) or SNAPSHOT_ARN_RE.match(snap)):
+                raise ValueError(f"{env}: {snap!r} is not a cluster snapshot identifier (a letter, then letters, "
+                                 "digits and single hyphens) or ARN (arn:aws:rds:<region>:<account>:"
+                                 "cluster-snapshot:<id>); name the snapshot `destroy` printed")
+        return v
 
     @field_validator("engine_version")
     @classmethod
@@ -638,6 +655,10 @@ class Spec(_Model):
                     f"sync.hub {self.sync.hub!r} is not peered with {e!r}; add [{self.sync.hub}, {e}] "
                     "to peering (peering is not transitive)"
                 )
+        for e in self.aurora.restore_from_snapshot:
+            if e not in envs:
+                raise ValueError(f"aurora.restore_from_snapshot names unknown environment {e!r}; known: "
+                                 f"{', '.join(sorted(envs))}")
         if self.bucket.kms_env not in envs:
             raise ValueError(f"bucket.kms_env {self.bucket.kms_env!r} is not an environment")
         for i, sc in enumerate(self.sync.schedules):

@@ -29,6 +29,7 @@ for _svc in ("ec2", "rds", "kms", "secretsmanager", "ssm", "s3", "iam", "lambda"
 # these modules take ~900 of the suite's ~1050 s.
 SLOW_MODULES = (
     "tests/aws/", "tests/test_demo.py", "tests/test_cli_e2e.py", "tests/test_wheel.py", "tests/test_sandbox.py",
+    "tests/test_sandbox_restore.py",
     "tests/sync/test_data_large.py", "tests/sync/test_data_property.py",
 )
 

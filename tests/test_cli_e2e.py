@@ -354,16 +354,20 @@ def test_destroy(cli: Cli) -> None:
     assert len(refused.lines) == 1 and "prod" in refused.lines[0] and "--include-protected" in refused.lines[0]
     r = cli("destroy", "--yes", "--include-protected", timeout=600)
     assert r.code == 0, r.stderr[-3000:]
-    assert _summary_line(r.stdout) == f"Destroy: 0 to create, 0 to update, {TOTAL} to delete."
-    assert f"Destroy complete: {TOTAL} deleted." in r.stdout
+    # All but prod's KMS key and alias, which stay with prod's final snapshot (they encrypt it).
+    assert _summary_line(r.stdout) == f"Destroy: 0 to create, 0 to update, {TOTAL - 2} to delete."
+    assert f"Destroy complete: {TOTAL - 2} deleted." in r.stdout
     assert f"prod-aurora-cluster-{SUFFIX} (protected)" in r.stdout
     kept = [ln.split()[3] for ln in r.stdout.splitlines() if ln.startswith("Final snapshot kept: ")]
     assert len(kept) == 1 and kept[0].startswith(f"prod-aurora-cluster-{SUFFIX}-final-"), r.stdout
     snaps = cli.client("rds").describe_db_cluster_snapshots(SnapshotType="manual")["DBClusterSnapshots"]
     assert kept[0] in {x["DBClusterSnapshotIdentifier"] for x in snaps}
-    # Nothing of the estate is left: a plan wants all of it again.
+    said = " ".join(r.stdout.split())  # rich wraps the note
+    assert "note: kept: KMS key" in said and f"(alias/prod-key-{SUFFIX}, prod)" in said and kept[0] in said
+    assert "aws kms schedule-key-deletion --region us-east-1 --key-id" in said
+    # Nothing else of the estate is left: a plan wants all of it again, but the kept key and alias.
     p = cli("plan", "--json")
-    assert p.json()["summary"] == {"create": TOTAL, "update": 0, "delete": 0}
+    assert p.json()["summary"] == {"create": TOTAL - 2, "update": 0, "delete": 0}
     ec2 = cli.client("ec2")
     left = [v for v in ec2.describe_vpcs()["Vpcs"]
             if any(t["Key"] == "Name" and t["Value"].endswith(f"-{SUFFIX}") for t in v.get("Tags", []))]
@@ -393,7 +397,7 @@ def test_apply_again_same_suffix(cli: Cli) -> None:
         rds.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=snap["DBClusterSnapshotIdentifier"])
     r = cli("apply", "--yes", timeout=600)
     assert r.code == 0, r.stderr[-3000:]
-    assert f"Apply complete: {TOTAL} created, 0 updated, 0 deleted." in r.stdout
+    assert f"Apply complete: {TOTAL - 2} created, 0 updated, 0 deleted." in r.stdout  # prod's key was kept
     cli.read_passwords()
     assert cli("plan", "--detailed-exitcode").code == 0
     st = cli("status", "--json").json()

@@ -65,6 +65,8 @@ class Estate:
         if not self._roles_checked:
             self.sessions.check_roles(list(self.spec.environments))
             self._roles_checked = True
+        if self.sandbox is not None:  # the stand-ins' data goes and comes back with their clusters
+            reporter = self.sandbox.follow_clusters(reporter)
         return Engine(Context(self.spec, self.suffix, self.sessions, envs=self.envs, reporter=reporter,
                               reboot=reboot))
 

@@ -101,7 +101,7 @@ def destroy(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = No
     """Delete everything dbrepl made for this suffix (and nothing else). Protected environments
     need --include-protected; their clusters leave a final snapshot, which destroy never deletes."""
     from dbrepl.app import load_checked
-    from dbrepl.render import Progress, render_plan
+    from dbrepl.render import Progress, render_notes, render_plan
 
     target = load_checked(config, suffix, env)
     confirm("destroy", yes)
@@ -119,6 +119,7 @@ def destroy(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = No
         if c.final_snapshot:
             out.print(f"Final snapshot kept: {escape(c.final_snapshot)} (of {escape(c.name)}; "
                       "destroy never deletes it)")
+    render_notes(out, p.notes)  # what was kept with the snapshots, and how to remove it all later
 
 
 @app.command()

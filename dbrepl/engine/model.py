@@ -119,7 +119,9 @@ class Plan:
     changes: list[Change]
     findings: list[Any] = field(default_factory=list)  # preflight's (dbrepl.engine.preflight.Finding)
     # What a person should know that is not a change (steps' `notes`: a cluster AWS upgraded past
-    # the spec, members waiting for a reboot); after apply, what was held back and how to do it.
+    # the spec, members waiting for a reboot, a setting that does not act on what exists); in a
+    # destroy plan, what it leaves alone on purpose (a key kept for a final snapshot) and what to
+    # do about it; after apply, what was held back and how to do it.
     notes: list[str] = field(default_factory=list)
 
     def count(self, action: str) -> int:

@@ -33,6 +33,8 @@ ENGINE_PERMISSIONS: dict[str, str] = {
     "rds:DescribeDBEngineVersions": "preflight: the engine version is offered",
     "rds:DescribeOrderableDBInstanceOptions": "preflight: the instance class is orderable",
     "ec2:DescribeVpcEndpointServices": "preflight: Lambda and the endpoint services are offered in the hub's AZs",
+    "rds:DescribeDBClusterSnapshots": "preflight: the snapshot a cluster is to be restored from exists",
+    "kms:DescribeKey": "preflight: that snapshot's KMS key can still decrypt it (enabled)",
     "ssm:GetParametersByPath": "status: each sync route's last-run record",
     "iam:CreateServiceLinkedRole": "RDS creates its service-linked role on the first cluster of an account",
 }

@@ -11,7 +11,11 @@ plan with nothing to do makes no call:
   AZs where Lambda and every endpoint service is offered (DescribeVpcEndpointServices, one call;
   AZs are named with their AZ ID, the same in every account);
 - bucket-key-region: the bucket's KMS key is in the bucket's region (no call: S3 refuses a key
-  of another region).
+  of another region);
+- restore-snapshot: a cluster apply would restore (`aurora.restore_from_snapshot`) names a
+  snapshot that exists, is available, holds aurora-mysql of the spec's major version and master
+  user, and whose KMS key is enabled (a key pending deletion or disabled cannot decrypt it:
+  RestoreDBClusterFromSnapshot fails with KMSKeyNotAccessibleFault).
 
 Backup and maintenance windows (at least 30 minutes, not overlapping) need no call and are
 checked when the spec is read (dbrepl.spec), before any command touches anything.
@@ -111,6 +115,9 @@ def _group(ctx: Context, envs: list[str], changes: list[Change]) -> list[Finding
         checks.append(lambda: [_zones(ctx, where)])
     if ctx.hub in envs and any(c.type == "AWS::S3::Bucket" and c.action != "delete" for c in changes):
         checks.append(lambda: [_bucket_key_region(ctx, where)])
+    for c in changes:
+        if c.type == "AWS::RDS::DBCluster" and c.action == "create" and c.diff.get("RestoreFromSnapshot"):
+            checks.append(lambda c=c: [_restore_snapshot(ctx, c.env, c.diff["RestoreFromSnapshot"][1], where)])
     if len(checks) == 1:
         return checks[0]()
     with ThreadPoolExecutor(max_workers=max(1, len(checks))) as pool:
@@ -251,3 +258,65 @@ def _instance_class(rds: Any, engine: str, version: str, cls: str, where: str) -
 
 def _why(e: BaseException) -> str:
     return error_reason(e) or type(e).__name__
+
+
+def _restore_snapshot(ctx: Context, env: str, snapshot: str, where: str) -> Finding:
+    """The snapshot `env`'s cluster would be restored from, and its key, as RDS will need them."""
+    key = f"aurora.restore_from_snapshot.{env}"
+    a = ctx.spec.aurora
+    rds = ctx.client("rds", env)
+    try:
+        found = rds.describe_db_cluster_snapshots(DBClusterSnapshotIdentifier=snapshot)["DBClusterSnapshots"]
+    except ClientError as e:
+        if not _code(e, "DBClusterSnapshotNotFoundFault"):
+            return Finding("restore-snapshot", SKIPPED, where, f"DescribeDBClusterSnapshots did not answer: {_why(e)}")
+        found = []
+    except UNANSWERED as e:
+        return Finding("restore-snapshot", SKIPPED, where, f"DescribeDBClusterSnapshots did not answer: {_why(e)}")
+    if not found:
+        return Finding("restore-snapshot", FAIL, where,
+                       f"{key}: there is no cluster snapshot {snapshot} in {ctx.region(env)}: name one "
+                       f"`aws rds describe-db-cluster-snapshots --region {ctx.region(env)}` lists (destroy printed "
+                       "the final snapshot's name), or remove the setting")
+    snap = found[0]
+    problems = []
+    if snap.get("Status") != "available":
+        problems.append(f"it is {snap.get('Status')!r}, not available")
+    if snap.get("Engine") != a.engine:
+        problems.append(f"it holds {snap.get('Engine')}, not {a.engine}")
+    elif str(snap.get("EngineVersion", "")).split(".")[0] != a.engine_version.split(".")[0]:
+        problems.append(f"its engine version {snap.get('EngineVersion')} is of another major version than "
+                        f"aurora.engine_version {a.engine_version}")
+    if snap.get("MasterUsername") and snap["MasterUsername"] != a.master_username:
+        problems.append(f"its master user is {snap['MasterUsername']!r}, and a restored cluster keeps it: set "
+                        f"aurora.master_username to it")
+    if problems:
+        return Finding("restore-snapshot", FAIL, where, f"{key}: snapshot {snapshot}: {'; '.join(problems)}")
+    kms_key = snap.get("KmsKeyId")
+    if not kms_key:
+        return Finding("restore-snapshot", OK, where, f"{key}: snapshot {snapshot} is available (not encrypted)")
+    try:
+        state = ctx.client("kms", env).describe_key(KeyId=kms_key)["KeyMetadata"]["KeyState"]
+    except ClientError as e:
+        if _code(e, "NotFoundException"):
+            state = "deleted"
+        else:
+            return Finding("restore-snapshot", SKIPPED, where,
+                           f"{key}: snapshot {snapshot} is available; its key {kms_key} could not be read: {_why(e)}")
+    except UNANSWERED as e:
+        return Finding("restore-snapshot", SKIPPED, where,
+                       f"{key}: snapshot {snapshot} is available; its key {kms_key} could not be read: {_why(e)}")
+    if state == "Enabled":
+        return Finding("restore-snapshot", OK, where, f"{key}: snapshot {snapshot} is available and its key is enabled")
+    region = ctx.region(env)
+    fix = {"PendingDeletion": f"bring the key back with `aws kms cancel-key-deletion --region {region} --key-id "
+                              f"{kms_key}` then `aws kms enable-key --region {region} --key-id {kms_key}`",
+           "Disabled": f"enable it with `aws kms enable-key --region {region} --key-id {kms_key}`",
+           }.get(state, "the snapshot can never be restored: name another snapshot, or remove the setting")
+    return Finding("restore-snapshot", FAIL, where,
+                   f"{key}: snapshot {snapshot} is encrypted under KMS key {kms_key}, which is {state}, so RDS "
+                   f"cannot decrypt it: {fix}")
+
+
+def _code(e: ClientError, code: str) -> bool:
+    return e.response.get("Error", {}).get("Code") == code

@@ -71,12 +71,19 @@ class Step:
         return None
 
     def notes(self, ctx: Context) -> list[str]:
-        """After discovery, what a plan should say that is no change (selected environments only)."""
+        """After discovery, what a plan should say that is no change (selected environments only):
+        a cluster AWS upgraded past the spec, members waiting for a reboot, a setting that does
+        not act on what exists."""
         return []
 
     def held(self, ctx: Context, change: Change) -> str | None:
         """Why apply must leave `change` undone in this run (it needs a flag the run lacks), and
         how to do it; None: apply it."""
+        return None
+
+    def retains(self, ctx: Context, have: Observed, doomed: list[Change]) -> str | None:
+        """Destroy only: why `have` must outlive this destroy (`doomed`: everything else it
+        deletes, final snapshots named), as a note saying how to remove it later; None: delete it."""
         return None
 
     def prepare_destroy(self, ctx: Context, doomed: list[Observed]) -> None:  # noqa: B027

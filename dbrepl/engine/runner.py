@@ -114,7 +114,19 @@ class Engine:
                     o.attrs["final_snapshot"] = snapshot
                 changes.append(Change("delete", o.type, o.env, o.name, d, name, o.key, o.phase,
                                       protected=protected, final_snapshot=snapshot))
-        return Plan(changes)
+        # What must outlive the destroy (a key that encrypts a kept snapshot) leaves the plan,
+        # and discovery's record, with a note: destroy deletes only what the plan lists.
+        kept: list[Change] = []
+        notes: list[str] = []
+        for c in changes:
+            have = self.ctx.get(c.step, c.env, c.key)
+            why = self.steps[c.step].retains(self.ctx, have, changes) if have is not None else None
+            if why:
+                kept.append(c)
+                notes.append(why)
+                self.ctx.forget_observed(c.step, c.env, c.key)
+        gone = {id(c) for c in kept}
+        return Plan([c for c in changes if id(c) not in gone], notes=notes)
 
     @staticmethod
     def refuse_protected(plan: Plan, include_protected: bool) -> None:

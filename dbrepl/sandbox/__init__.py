@@ -3,7 +3,8 @@ standing in for its Aurora cluster (DESIGN §6).
 
 Split by what it runs: `state` (the files under `.dbrepl/sandbox/`), `procs` (starting and
 stopping processes safely), `moto` (the AWS server), `mariadb` (the stand-ins), `control`
-(start/stop/look), `binding` (the stand-ins as the clusters).
+(start/stop/look), `binding` (the stand-ins as the clusters), `snapshots` (the stand-ins' data
+following their clusters through deletes, final snapshots and restores).
 
 A running sandbox is a `Sandbox` object handed to whatever talks to AWS or to the databases:
 it yields the session factory (every call to its endpoint, with fake credentials, no
@@ -121,6 +122,13 @@ class Sandbox:
         from dbrepl.sandbox.binding import stand_in_environment
 
         return stand_in_environment(self.state, variables)
+
+    def follow_clusters(self, reporter: Any) -> Any:
+        """An engine reporter under which each stand-in follows its cluster: emptied when it is
+        deleted, kept in a dump with its final snapshot, loaded again when restored from it."""
+        from dbrepl.sandbox.snapshots import follow
+
+        return follow(self.state, reporter or (lambda event, data: None))
 
     def bind_stand_ins(self, spec: Any, suffix: str, sessions: Any,
                        envs: Sequence[str] | None = None) -> tuple[list[Bound], list[str]]:

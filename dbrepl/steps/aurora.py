@@ -13,18 +13,28 @@ after the cluster.
 Destroy deletes an unprotected cluster without a snapshot (as the seed). A protected one
 (see `protects`; destroy refuses it without --include-protected) has its deletion protection
 turned off, then is deleted with a final snapshot, `<cluster>-final-<UTC yyyymmdd-hhmmss>`,
-which destroy never deletes."""
+which destroy never deletes; the kms step keeps the key that encrypts it (dbrepl.steps.kms).
+
+`aurora.restore_from_snapshot: {<env>: <snapshot id or ARN>}` makes apply create that
+environment's cluster from the snapshot (RestoreDBClusterFromSnapshot) instead of empty: the
+plan shows the create with `RestoreFromSnapshot`, preflight refuses a snapshot that is missing,
+not available, of another engine or master user, or whose key cannot decrypt it. What the
+restore call cannot set (backup retention and window, maintenance window) and whatever the
+restored cluster does not have as the spec says is modified right after, and the cluster's
+master password is set to the one in the environment's (new) secret, so the secret holds the
+working password whatever the snapshot's was. While the cluster exists the setting does nothing
+and the plan says so in a note."""
 
 from __future__ import annotations
 
 import re
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from dbrepl import names
-from dbrepl.aws import is_code, paginate, tag_dict, tag_list
+from dbrepl.aws import error_reason, is_code, paginate, tag_dict, tag_list
 from dbrepl.aws.tagging import tagged
 from dbrepl.engine import Change, Context, Observed, Resource, Step, register
 from dbrepl.errors import AwsFailure
@@ -65,6 +75,7 @@ class Aurora(Step):
                    "rds:DescribeDBSubnetGroups", "rds:CreateDBCluster", "rds:ModifyDBCluster", "rds:DeleteDBCluster",
                    "rds:DescribeDBClusters", "rds:CreateDBInstance", "rds:ModifyDBInstance", "rds:DeleteDBInstance",
                    "rds:DescribeDBInstances", "rds:RebootDBInstance", "rds:CreateDBClusterSnapshot",
+                   "rds:RestoreDBClusterFromSnapshot", "rds:DescribeDBClusterSnapshots",
                    "rds:AddTagsToResource", "rds:ListTagsForResource", "rds:CreateDBClusterParameterGroup",
                    "rds:DescribeDBClusterParameterGroups", "rds:DescribeDBClusterParameters",
                    "rds:ModifyDBClusterParameterGroup", "rds:DeleteDBClusterParameterGroup",
@@ -112,6 +123,7 @@ class Aurora(Step):
                 ctx.tags(env, self.name, cl), phase=1,
                 replace_on=frozenset({"Engine", "MasterUsername", "StorageEncrypted", "KmsKeyId", "DBSubnetGroupName"}),
             ))
+            _restore_source(ctx, out[-1])
             for i in range(1, a.instances + 1):
                 inst = names.instance(env, i, s)
                 out.append(Resource(
@@ -188,6 +200,8 @@ class Aurora(Step):
     def _apply_cluster(self, ctx: Context, rds: Any, want: Resource, have: Observed | None) -> Observed:
         p = want.props
         timeout = ctx.timing.aurora_timeout_minutes * 60
+        if have is None and p.get("RestoreFromSnapshot"):
+            return self._restore_cluster(ctx, rds, want)
         if have is None:
             creds = read_credentials(ctx, want.env)
             try:
@@ -290,6 +304,61 @@ class Aurora(Step):
                        "about a minute)" if self.may_reboot(ctx, env) else self._reboot_advice(ctx, env))
                 out.append(f"{have.name}: {', '.join(pending)} wait for a reboot to take the cluster parameter "
                            f"group (pending-reboot); {how}")
+        return out
+
+    def _restore_cluster(self, ctx: Context, rds: Any, want: Resource) -> Observed:
+        """RestoreDBClusterFromSnapshot with what it can set; then, as an update of what was restored,
+        what it cannot (backups, windows) or did not take, and the secret's password."""
+        p = want.props
+        snapshot = p["RestoreFromSnapshot"]
+        timeout = ctx.timing.aurora_timeout_minutes * 60
+        try:
+            ctx.retry(lambda: rds.restore_db_cluster_from_snapshot(
+                DBClusterIdentifier=want.name, SnapshotIdentifier=snapshot, Engine=p["Engine"],
+                EngineVersion=p["EngineVersion"], DBSubnetGroupName=p["DBSubnetGroupName"],
+                VpcSecurityGroupIds=p["VpcSecurityGroupIds"],
+                DBClusterParameterGroupName=p["DBClusterParameterGroupName"],
+                KmsKeyId=p["KmsKeyId"], EnableCloudwatchLogsExports=p["EnableCloudwatchLogsExports"],
+                DeletionProtection=p["DeletionProtection"], Port=p["Port"], Tags=tag_list(want.tags),
+            ), codes=("InvalidDBSubnetGroupStateFault",), deadline=300, what=f"cluster {want.name} to be accepted")
+        except Exception as e:
+            if is_code(e, ["KMSKeyNotAccessibleFault"]):
+                raise AwsFailure(f"restore cluster {want.name} from snapshot {snapshot}",
+                                 f"{error_reason(e)}: the snapshot's KMS key (or {p['KmsKeyId']}) is disabled, "
+                                 "pending deletion or denied to RDS; a key pending deletion comes back with "
+                                 "`aws kms cancel-key-deletion` then `aws kms enable-key`, a deleted one never",
+                                 "nothing of the cluster was made") from None
+            if not is_code(e, ["DBClusterAlreadyExistsFault"]):
+                raise
+        c = self._wait_cluster(ctx, rds, want.name, timeout)
+        self._set_master_password(ctx, rds, want, timeout)
+        restored = Observed(want.key, want.type, want.env, want.name, want.name, cluster_props(c),
+                            tag_dict(c.get("TagList")),
+                            attrs={"arn": c["DBClusterArn"], "endpoint": c.get("Endpoint"), "status": c.get("Status")})
+        settled = replace(want, props={k: v for k, v in p.items() if k != "RestoreFromSnapshot"})
+        return self._apply_cluster(ctx, rds, settled, restored)
+
+    def _set_master_password(self, ctx: Context, rds: Any, want: Resource, timeout: float) -> None:
+        """The restored cluster's master password is the snapshot's: set it to the secret's (made
+        new by this apply), so the secret is the way in, as for a cluster created empty."""
+        creds = read_credentials(ctx, want.env)
+        try:
+            ctx.retry(lambda: rds.modify_db_cluster(DBClusterIdentifier=want.name, MasterUserPassword=creds["password"],
+                                                    ApplyImmediately=True),
+                      codes=CLUSTER_STATE_FAULTS, deadline=timeout,
+                      what=f"cluster {want.name} to accept its master password")
+        finally:
+            creds = {}
+        self._wait_cluster(ctx, rds, want.name, timeout)
+
+    def notes(self, ctx: Context) -> list[str]:
+        out = []
+        for env, snapshot in ctx.spec.aurora.restore_from_snapshot.items():
+            have = ctx.get(self.name, env, "cluster")
+            if ctx.selected(env) and have is not None:
+                out.append(f"aurora.restore_from_snapshot.{env}: {have.name} exists, so snapshot {snapshot} is not "
+                           "restored (the setting acts only when apply creates the cluster); remove the setting, "
+                           f"or destroy {env}'s cluster first to bring the snapshot's data back")
         return out
 
     def _apply_parameter_group(self, ctx: Context, rds: Any, want: Resource, have: Observed | None) -> Observed:
@@ -484,6 +553,13 @@ def _stop_if_terminal(kind: str, name: str, status: str) -> None:
         return
     raise AwsFailure(f"wait for {kind} {name} to be available",
                      f"it is {status!r}, which it does not leave by itself ({why}); it was left as it is")
+
+
+def _restore_source(ctx: Context, cluster: Resource) -> None:
+    """A cluster not there yet is created from `aurora.restore_from_snapshot`, when it names one."""
+    snapshot = ctx.spec.aurora.restore_from_snapshot.get(cluster.env)
+    if snapshot and ctx.get("aurora", cluster.env, "cluster") is None:
+        cluster.props["RestoreFromSnapshot"] = snapshot
 
 
 def final_snapshot_name(cluster: str, when: datetime) -> str:

@@ -4,7 +4,16 @@ root (IAM decides, as the seed), the seed's service principals (RDS, S3, SSM, Se
 only on behalf of this account (`aws:SourceAccount`), and, when the sync hub is another account,
 that account's use only through Secrets Manager and S3 in the key's region (`kms:ViaService`,
 `kms:CallerAccount`). Rotation and the key policy are read back on every plan: drift in either
-is shown and repaired."""
+is shown and repaired.
+
+A key that encrypts a kept cluster snapshot (a protected cluster's final snapshot, or any other
+manual cluster snapshot under it) outlives destroy, with its alias: anything encrypted under a
+key is lost for good once the key is deleted, so scheduling its deletion would make the snapshot
+worthless. destroy leaves the key out of its plan with a note naming the snapshots and the exact
+commands that remove the snapshots and then the key; the next apply of the suffix adopts the key
+again (through its alias) and a cluster restored from the snapshot is encrypted under it.
+Right before ScheduleKeyDeletion, delete looks once more and keeps a key a snapshot has come to
+use since the plan was made."""
 
 from __future__ import annotations
 
@@ -77,7 +86,9 @@ class Kms(Step):
     permissions = ("kms:CreateKey", "kms:DescribeKey", "kms:EnableKey", "kms:ListAliases", "kms:CreateAlias",
                    "kms:UpdateAlias", "kms:DeleteAlias", "kms:ScheduleKeyDeletion", "kms:TagResource",
                    "kms:UpdateKeyDescription", "kms:GetKeyRotationStatus", "kms:EnableKeyRotation",
-                   "kms:GetKeyPolicy", "kms:PutKeyPolicy", "tag:GetResources", "sts:GetCallerIdentity")
+                   "kms:GetKeyPolicy", "kms:PutKeyPolicy", "tag:GetResources", "sts:GetCallerIdentity",
+                   # destroy keeps a key while a cluster snapshot encrypted under it exists
+                   "rds:DescribeDBClusterSnapshots")
 
     def desired(self, ctx: Context) -> list[Resource]:
         out = []
@@ -133,6 +144,10 @@ class Kms(Step):
             # Prefer the key the alias points at; a tagged orphan (crash before the alias) otherwise.
             if env not in found or alias_of.get(env, {}).get("TargetKeyId") == kid:
                 found[env] = o
+        if ctx.destroying and found:
+            under = snapshots_by_key(ctx, env0)
+            for o in found.values():
+                o.attrs["snapshots"] = under.get(key_id_of(o.attrs["arn"]), [])
         out += found.values()
         for env, a in alias_of.items():
             out.append(Observed("alias", "AWS::KMS::Alias", env, a["AliasName"], a["AliasName"],
@@ -178,8 +193,32 @@ class Kms(Step):
             kms.update_alias(AliasName=want.name, TargetKeyId=target)
         return Observed("alias", want.type, want.env, want.name, want.name, {"TargetKeyId": target}, None, phase=1)
 
+    def retains(self, ctx: Context, have: Observed, doomed: list[Change]) -> str | None:
+        key = have if have.key == "key" else ctx.get(self.name, have.env, "key")
+        if key is None or (have.key == "alias" and key.id != have.props.get("TargetKeyId")):
+            return None
+        kid = key_id_of(key.attrs.get("arn") or str(key.id))
+        taken = [c.final_snapshot for c in doomed if c.final_snapshot and c.type == "AWS::RDS::DBCluster"
+                 and key_id_of(str((c.diff.get("KmsKeyId") or (None, None))[0] or "")) == kid]
+        snaps = sorted({*taken, *key.attrs.get("snapshots", [])})
+        if not snaps:
+            return None
+        alias = names.kms_alias(have.env, ctx.suffix)
+        if have.key == "alias":
+            return f"kept: KMS alias {alias} of the key kept for {', '.join(snaps)} (see the key's note)"
+        return kept_key_note(have.env, alias, kid, ctx.region(have.env), snaps)
+
     def delete(self, ctx: Context, have: Observed) -> None:
         kms = ctx.client("kms", have.env)
+        if have.key == "key":
+            # The plan was made before this destroy's own snapshots existed, or by another engine:
+            # ask RDS again, right before the one call that cannot be undone after 7 days.
+            snaps = snapshots_by_key(ctx, have.env).get(key_id_of(have.attrs.get("arn") or str(have.id)), [])
+            if snaps:
+                ctx.report("warning", what=f"KMS key {have.id} not scheduled for deletion",
+                           message=f"it encrypts cluster snapshot(s) {', '.join(snaps)}; delete them first, "
+                                   "then the key")
+                return
         try:
             if have.key == "alias":
                 kms.delete_alias(AliasName=have.name)
@@ -189,6 +228,34 @@ class Kms(Step):
         except Exception as e:
             if not is_code(e, ["NotFoundException", "KMSInvalidStateException"]):
                 raise
+
+
+def key_id_of(arn_or_id: str) -> str:
+    """The key id of a key ARN (or of an id)."""
+    return arn_or_id.rsplit("/", 1)[-1]
+
+
+def snapshots_by_key(ctx: Context, env: str) -> dict[str, list[str]]:
+    """Key id -> the manual cluster snapshots of `env`'s account and region encrypted under it
+    (automated ones go with their cluster)."""
+    out: dict[str, list[str]] = {}
+    for snap in paginate(ctx.client("rds", env), "describe_db_cluster_snapshots", "DBClusterSnapshots",
+                         SnapshotType="manual"):
+        if snap.get("KmsKeyId"):
+            out.setdefault(key_id_of(snap["KmsKeyId"]), []).append(snap["DBClusterSnapshotIdentifier"])
+    return out
+
+
+def kept_key_note(env: str, alias: str, key_id: str, region: str, snapshots: list[str]) -> str:
+    """What destroy says of a key it keeps: which snapshots, and the exact commands that remove
+    them and then the key (the key only after the last snapshot under it is gone)."""
+    deletes = " && ".join(f"aws rds delete-db-cluster-snapshot --region {region} "
+                          f"--db-cluster-snapshot-identifier {s}" for s in snapshots)
+    return (f"kept: KMS key {key_id} ({alias}, {env}) encrypts the kept cluster snapshot(s) "
+            f"{', '.join(snapshots)}, which need it to be restored (aurora.restore_from_snapshot); "
+            f"to remove them for good later: {deletes} && aws kms delete-alias --region {region} "
+            f"--alias-name {alias} && aws kms schedule-key-deletion --region {region} --key-id {key_id} "
+            "--pending-window-in-days 7")
 
 
 def _read_key(kms: Any, key_id: str) -> dict | None:

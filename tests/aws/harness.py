@@ -108,6 +108,7 @@ class Faults:
         self.rules: dict[str, list[Any]] = {}
         self.answers: dict[str, list[Any]] = {}  # op -> [fn(params) -> parsed body | None, times]
         self.rewrites: dict[str, list[Any]] = {}  # op -> [response fn, request fn | None, times]
+        self.refusals: dict[str, list[Any]] = {}  # op -> [fn(params) -> (code, message) | None, times]
         self.rate = 0.0
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
@@ -119,6 +120,12 @@ class Faults:
         db.serverless instance in a cluster without a capacity range); calls it spares go through
         and are not counted."""
         self.rules[op] = [code, message, times, status, when]
+
+    def refuse(self, op: str, fn: Callable[[dict], tuple[str, str] | None], times: int = 1_000) -> None:
+        """Fail `op` with `fn(params)` = (code, message) when AWS would refuse that call and moto
+        does not (e.g. a restore from a snapshot whose KMS key is pending deletion); `fn` returns
+        None to let the call through (not counted)."""
+        self.refusals[op] = [fn, times]
 
     def answer(self, op: str, fn: Callable[[dict], dict | None], times: int = 1) -> None:
         """Answer `op` with HTTP 200 and `fn(params)` instead of sending it (AWS did nothing), for
@@ -182,22 +189,38 @@ class Faults:
             self.injected[model.name] += 1
         return _ok(body)
 
+    def _refusal(self, model: Any, context: dict) -> tuple[str, str] | None:
+        with self.lock:
+            rule = self.refusals.get(model.name)
+            if not rule or rule[1] <= 0:
+                return None
+        said = rule[0](context.get("faults.params") or {})  # outside the lock: it may call AWS itself
+        if said is not None:
+            with self.lock:
+                rule[1] -= 1
+                self.injected[model.name] += 1
+        return said
+
     def _before_call(self, model: Any, context: dict | None = None, **kw: Any) -> Any:
         answered = self._answer(model, context or {})
         if answered is not None:
             return answered
         if (context or {}).get("faults.hold"):
             return _ok({})
-        rule = self.rules.get(model.name)
-        if rule and rule[4] is not None and not rule[4]((context or {}).get("faults.params") or {}):
-            return None  # outside the lock: the condition may ask the emulator
-        with self.lock:
+        refusal = self._refusal(model, context or {})
+        if refusal is not None:
+            code, message, status = *refusal, 400
+        else:
             rule = self.rules.get(model.name)
-            if not rule or rule[2] <= 0:
-                return None
-            rule[2] -= 1
-            self.injected[model.name] += 1
-        code, message, _, status, _ = rule
+            if rule and rule[4] is not None and not rule[4]((context or {}).get("faults.params") or {}):
+                return None  # outside the lock: the condition may ask the emulator
+            with self.lock:
+                rule = self.rules.get(model.name)
+                if not rule or rule[2] <= 0:
+                    return None
+                rule[2] -= 1
+                self.injected[model.name] += 1
+            code, message, _, status, _ = rule
 
         class Http:
             status_code = status
