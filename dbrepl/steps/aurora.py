@@ -304,7 +304,7 @@ class Aurora(Step):
                        "about a minute)" if self.may_reboot(ctx, env) else self._reboot_advice(ctx, env))
                 out.append(f"{have.name}: {', '.join(pending)} wait for a reboot to take the cluster parameter "
                            f"group (pending-reboot); {how}")
-        return out
+        return out + self._restore_notes(ctx)
 
     def _restore_cluster(self, ctx: Context, rds: Any, want: Resource) -> Observed:
         """RestoreDBClusterFromSnapshot with what it can set; then, as an update of what was restored,
@@ -320,6 +320,8 @@ class Aurora(Step):
                 DBClusterParameterGroupName=p["DBClusterParameterGroupName"],
                 KmsKeyId=p["KmsKeyId"], EnableCloudwatchLogsExports=p["EnableCloudwatchLogsExports"],
                 DeletionProtection=p["DeletionProtection"], Port=p["Port"], Tags=tag_list(want.tags),
+                # A db.serverless instance joins only a cluster that has a range (issue 18, point 3).
+                **serverless_props(ctx.spec.aurora.serverless_v2),
             ), codes=("InvalidDBSubnetGroupStateFault",), deadline=300, what=f"cluster {want.name} to be accepted")
         except Exception as e:
             if is_code(e, ["KMSKeyNotAccessibleFault"]):
@@ -351,7 +353,7 @@ class Aurora(Step):
             creds = {}
         self._wait_cluster(ctx, rds, want.name, timeout)
 
-    def notes(self, ctx: Context) -> list[str]:
+    def _restore_notes(self, ctx: Context) -> list[str]:
         out = []
         for env, snapshot in ctx.spec.aurora.restore_from_snapshot.items():
             have = ctx.get(self.name, env, "cluster")
