@@ -209,6 +209,9 @@ def test_data_verification_failure_exits_1_and_changes_nothing(dev, dbs, monkeyp
                 f" BIT_XOR(CONV(LEFT({statements.row_hash(shape)}, 16), 16, 10))"
                 f" FROM {shape.qname} WHERE {statements.key_range(shape, lo, hi)} GROUP BY b")
 
+    import dbrepl.sync.data.sync as data_sync
+
+    monkeypatch.setattr(data_sync, "_FIRST_DRILL", "bucket")  # the bucket path, under the fault
     monkeypatch.setattr(statements, "bucket_digests", captured)
     r = cli("sync", "data", dsn(dev, src), dsn(dev, dst), "--table", "lookup", "--json")
     assert r.exit_code == 1, r.output
