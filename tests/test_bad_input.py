@@ -179,6 +179,13 @@ SPEC_CASES: list[tuple[str, Any, tuple[str, ...]]] = [
      ("evry", "unknown key")),
     ("data-schedule-no-tables", _set("sync.reference_tables", []), ("sync.schedules[0]", "reference_tables")),
     ("notify-not-an-address", _set("alarms.notify", ["ops.example.com"]), ("alarms.notify", "name@example.com")),
+    # Issue 18, point 6: what PutMetricAlarm would refuse half-way through apply.
+    ("alarm-period-45", _set("alarms.period", 45), ("alarms.period", "45", "10, 20, 30 or a multiple of 60")),
+    ("alarm-period-0", _set("alarms.period", 0), ("alarms.period",)),
+    ("alarm-range-over-a-day", _set("alarms.evaluation_periods", 1441),
+     ("alarms", "period 60 x evaluation_periods 1441", "1 day", "1440 or less")),
+    ("alarm-range-over-7-days", lambda d: d["alarms"].update(period=3600, evaluation_periods=169),
+     ("alarms", "7 days", "168 or less")),
 ]
 
 
@@ -229,7 +236,12 @@ def test_not_utf8(tmp_path: Path, aws_calls: list[str]) -> None:
     ("", ("suffix",)),
     ("under_score", ("invalid suffix", "under_score")),
     ("sp ace", ("invalid suffix",)),
-], ids=["uppercase", "too-long", "empty", "underscore", "space"])
+    # RDS identifiers end with the suffix: no leading or trailing hyphen, no two in a row.
+    ("-x", ("invalid suffix", "'-x'", "no leading or trailing '-'")),
+    ("x-", ("invalid suffix", "'x-'", "trailing")),
+    ("a--b", ("invalid suffix", "'a--b'", "no '--'")),
+], ids=["uppercase", "too-long", "empty", "underscore", "space", "leading-hyphen", "trailing-hyphen",
+        "double-hyphen"])
 @pytest.mark.parametrize("command", ["plan", "apply", "destroy", "status"])
 def test_bad_suffix(tmp_path: Path, aws_calls: list[str], command: str, suffix: str,
                     keywords: tuple[str, ...]) -> None:
@@ -289,6 +301,19 @@ def test_hub_fix_hint_shown(tmp_path: Path, aws_calls: list[str]) -> None:
     spec = _spec(tmp_path, _set("peering", [["dev", "staging"], ["dev", "prod"]]))
     _check(_run(["plan", "--suffix", "t1", "--config", str(spec)]), aws_calls,
            "add [staging, prod] to peering", path=spec)
+
+
+def test_physical_name_refused_before_any_call(tmp_path: Path, aws_calls: list[str]) -> None:
+    """An environment called 'sg' would name its Aurora security group 'sg-aurora-sg-t1', which EC2 refuses."""
+    def rename(d: dict) -> None:
+        d["environments"]["sg"] = d["environments"].pop("dev")
+        d["peering"][0] = ["sg", "staging"]
+        d["bucket"]["kms_env"] = "sg"
+        d["sync"]["schedules"] = [{"route": "sg->staging", "kind": "data", "every": "1 hour"}]
+
+    spec = _spec(tmp_path, rename)
+    _check(_run(["plan", "--suffix", "t1", "--config", str(spec)]), aws_calls,
+           "--suffix 't1'", "security group name 'sg-aurora-sg-t1'", "starts with 'sg-'", path=spec)
 
 
 def test_guard_sees_aws_calls(tmp_path: Path, aws_calls: list[str]) -> None:

@@ -36,8 +36,11 @@ def load_checked(config: Path | None, suffix: str | None, envs: Sequence[str] | 
     """The spec, the suffix and `--env` values, each checked (bad input: exit 2, no AWS call)."""
     from dbrepl.spec import check_suffix, load_spec
 
+    from dbrepl.app.names import check_names
+
     spec = load_spec(config)
     checked = check_suffix(suffix)
+    check_names(spec, checked)
     if envs:
         known = [*spec.environments, "shared"]
         for e in envs:
