@@ -62,6 +62,8 @@ def _spec(tmp_path: Path, mutate: Any = None, *, text: str | None = None) -> Pat
     if text is None:
         data = copy.deepcopy(BASE)
         data["timing"].update(poll_delay=0, retry_delay=0)
+        # No CA bundle here: say so, or plan refuses the protected prod (tested below).
+        data["databases"]["tls"]["verify"] = False
         if mutate:
             mutate(data)
         text = yaml.safe_dump(data, sort_keys=False)
@@ -314,6 +316,31 @@ def test_physical_name_refused_before_any_call(tmp_path: Path, aws_calls: list[s
     spec = _spec(tmp_path, rename)
     _check(_run(["plan", "--suffix", "t1", "--config", str(spec)]), aws_calls,
            "--suffix 't1'", "security group name 'sg-aurora-sg-t1'", "starts with 'sg-'", path=spec)
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_protected_without_ca_bundle_refused(tmp_path: Path, aws_calls: list[str], command: str) -> None:
+    """Prod would be reached over TLS nobody verifies: refused unless the spec says verify: false."""
+    spec = _spec(tmp_path, _set("databases.tls.verify", True))
+    args = [command, "--suffix", "t1", "--config", str(spec), *(["--yes"] if command == "apply" else [])]
+    _check(_run(args), aws_calls, "databases.tls.ca_bundle", "prod is protected", "global-bundle.pem",
+           "databases.tls.verify: false")
+
+
+@pytest.mark.parametrize("mutate", [
+    _set("databases.tls.verify", False),
+    lambda d: (d["databases"]["tls"].update(verify=True), d["environments"]["prod"].update(protected=False)),
+], ids=["verify-false-said", "nothing-protected"])
+def test_unverified_tls_allowed_when_said_or_unprotected(tmp_path: Path, aws_calls: list[str], mutate: Any) -> None:
+    r = CliRunner().invoke(app, ["plan", "--suffix", "t1", "--config", str(_spec(tmp_path, mutate))])
+    assert "AwsCallMade" in r.output and aws_calls, r.output  # past the checks: on its way to AWS
+
+
+def test_protected_with_ca_bundle_allowed(tmp_path: Path, aws_calls: list[str]) -> None:
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    spec = _spec(tmp_path, _set("databases.tls", {"ca_bundle": "ca.pem", "verify": True}))
+    r = CliRunner().invoke(app, ["plan", "--suffix", "t1", "--config", str(spec)])
+    assert "AwsCallMade" in r.output and aws_calls, r.output
 
 
 def test_guard_sees_aws_calls(tmp_path: Path, aws_calls: list[str]) -> None:

@@ -12,7 +12,8 @@ typer and rich (the CLI parses, calls this, and renders).
 Nothing here imports from dbrepl.cli.
 """
 
-from dbrepl.app.estate import Estate, Target, load_checked, open_estate
+from dbrepl.app.estate import Estate, Target, load_checked, open_estate, refuse_unverified_protected
 from dbrepl.engine.preflight import PreflightFailed, refuse_failed
 
-__all__ = ["Estate", "PreflightFailed", "Target", "load_checked", "open_estate", "refuse_failed"]
+__all__ = ["Estate", "PreflightFailed", "Target", "load_checked", "open_estate", "refuse_failed",
+           "refuse_unverified_protected"]

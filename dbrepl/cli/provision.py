@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from dbrepl.app import load_checked, refuse_failed
+from dbrepl.app import load_checked, refuse_failed, refuse_unverified_protected
 from dbrepl.cli.common import (
     ConfigOpt,
     EnvOpt,
@@ -39,6 +39,7 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
     from dbrepl.render import render_findings, render_plan
 
     target = load_checked(config, suffix, env)
+    refuse_unverified_protected(target.spec, sandbox_of(ctx))
     p = estate(ctx, target.spec, target.suffix, target.envs).engine().plan()
     if json_:
         print(json.dumps(p.to_json(), default=str))
@@ -58,6 +59,7 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
     from dbrepl.render import Progress, render_findings, render_plan
 
     target = load_checked(config, suffix, env)
+    refuse_unverified_protected(target.spec, sandbox_of(ctx))
     confirm("apply", yes)
     est = estate(ctx, target.spec, target.suffix, target.envs)
     engine = est.engine(reporter=Progress(err))
