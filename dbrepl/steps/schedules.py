@@ -23,6 +23,20 @@ INLINE_POLICY = "InvokeSyncFunctions"
 ASSUME_HINT = "assume"
 
 
+# Scheduler's default RetryPolicy re-delivers a failed invocation for 24 hours (185 attempts). It
+# invokes Lambda asynchronously, so a failure it sees is a delivery failure (throttled, function
+# missing); the sync's own failure is Lambda's, whose retries lambdas.EVENT_INVOKE_CONFIG turns off.
+# No retry either here: the next scheduled run is the retry, and the failure and staleness alarms
+# say a run was missed. An event is not delivered later than one schedule period (60 s to 1 day,
+# Scheduler's bounds): by then the next run is due (docs/monitoring.md).
+MAXIMUM_RETRY_ATTEMPTS = 0
+
+
+def retry_policy(sc: Schedule) -> dict[str, int]:
+    return {"MaximumRetryAttempts": MAXIMUM_RETRY_ATTEMPTS,
+            "MaximumEventAgeInSeconds": min(max(sc.seconds, 60), 86400)}
+
+
 def trust(account: str) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"}, "Action": "sts:AssumeRole",
@@ -85,7 +99,8 @@ class Schedules(Step):
                 schedule_key(n), "AWS::Scheduler::Schedule", SHARED, n,
                 {"ScheduleExpression": sc.expression, "ScheduleExpressionTimezone": "UTC", "State": "ENABLED",
                  "FlexibleTimeWindow": {"Mode": "OFF"},
-                 "Target": {"Arn": fn_arn[sc.kind], "RoleArn": role_arn, "Input": event(ctx, sc)}},
+                 "Target": {"Arn": fn_arn[sc.kind], "RoleArn": role_arn, "Input": event(ctx, sc),
+                            "RetryPolicy": retry_policy(sc)}},
                 None, phase=1))  # a schedule carries no tags; the group it is in does
         return out
 
@@ -138,7 +153,8 @@ class Schedules(Step):
                          "ScheduleExpressionTimezone": d.get("ScheduleExpressionTimezone", "UTC"),
                          "State": d.get("State"),
                          "FlexibleTimeWindow": {"Mode": (d.get("FlexibleTimeWindow") or {}).get("Mode")},
-                         "Target": {"Arn": t.get("Arn"), "RoleArn": t.get("RoleArn"), "Input": inp}}
+                         "Target": {"Arn": t.get("Arn"), "RoleArn": t.get("RoleArn"), "Input": inp,
+                                    "RetryPolicy": t.get("RetryPolicy")}}
             out.append(Observed(schedule_key(x["Name"]), "AWS::Scheduler::Schedule", SHARED, x["Name"],
                                 x.get("Arn"), props, None, attrs={"group": group}, phase=1))
         return out
@@ -170,7 +186,7 @@ class Schedules(Step):
               "ScheduleExpression": p["ScheduleExpression"],
               "ScheduleExpressionTimezone": p["ScheduleExpressionTimezone"], "State": p["State"],
               "FlexibleTimeWindow": p["FlexibleTimeWindow"],
-              "Target": {"Arn": t["Arn"], "RoleArn": t["RoleArn"],
+              "Target": {"Arn": t["Arn"], "RoleArn": t["RoleArn"], "RetryPolicy": t["RetryPolicy"],
                          "Input": json.dumps(t["Input"], sort_keys=True, separators=(",", ":"))}}
 
         def put() -> dict:

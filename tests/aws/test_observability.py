@@ -85,6 +85,14 @@ def test_apply_makes_schedules_topic_alarms_and_dashboard_and_a_no_op_plan_after
     assert schema["ScheduleExpression"] == "cron(0 3 ? * MON-FRI *)"
     assert schema["Target"]["Arn"] == _fn_arn(e, "schema")
     assert json.loads(schema["Target"]["Input"]) == {"source_env": "staging", "target_env": "prod"}
+    # Bounded retries (issue 18): no re-delivery by Scheduler, no event older than one period (3 days
+    # for the cron entry is more than Scheduler's 1 day: 1 day); Lambda does not retry either.
+    assert data["Target"]["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 3600}
+    assert schema["Target"]["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 86400}
+    lam = e.client("lambda")
+    for kind in ("data", "schema"):
+        cfg = lam.get_function_event_invoke_config(FunctionName=f"db-sync-{kind}-replication-{s}")
+        assert (cfg["MaximumRetryAttempts"], cfg["MaximumEventAgeInSeconds"]) == (0, 3600), kind
 
     # The scheduler's role: trusts the scheduler of this account only; invokes exactly these functions.
     iam = e.client("iam")
@@ -175,7 +183,11 @@ def test_drift_in_each_is_found_and_repaired(obs):
     d2 = sch.get_schedule(Name=f"schema-staging-to-prod-{s}", GroupName=group)
     sch.update_schedule(Name=d2["Name"], GroupName=group, ScheduleExpression=d2["ScheduleExpression"],
                         State="ENABLED", FlexibleTimeWindow={"Mode": "OFF"},
-                        Target={**d2["Target"], "Arn": _fn_arn(e, "data")})
+                        Target={**d2["Target"], "Arn": _fn_arn(e, "data"),
+                                "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}})
+    # Lambda's default retries back on one function (its async config deleted; moto's
+    # PutFunctionEventInvokeConfig does not replace an existing config as AWS's does).
+    e.client("lambda").delete_function_event_invoke_config(FunctionName=f"db-sync-data-replication-{s}")
     # The scheduler's role may invoke anything.
     iam.put_role_policy(RoleName=f"db-sync-scheduler-role-{s}", PolicyName="InvokeSyncFunctions",
                         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
@@ -208,13 +220,20 @@ def test_drift_in_each_is_found_and_repaired(obs):
     assert set(found[("alarms", f"data-sync-dev-to-staging-failure-{s}")].diff) == {"AlarmActions", "OKActions"}
     assert set(found[("alarms", f"dev-aurora-replication-lag-{s}")].diff) == {"Threshold"}
     assert set(found[("dashboard", f"dbrepl-{s}")].diff) == {"DashboardBody"}
-    assert len(plan.changes) == 8, [(c.step, c.name) for c in plan.changes]
+    fn = found[("lambdas", f"db-sync-data-replication-{s}")].diff
+    assert set(fn) == {"EventInvokeConfig"}
+    assert fn["EventInvokeConfig"] == (None, {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 3600})
+    assert len(plan.changes) == 9, [(c.step, c.name) for c in plan.changes]
 
     e.apply()
     assert e.plan().changes == []
     d = sch.get_schedule(Name=f"data-dev-to-staging-{s}", GroupName=group)
     assert (d["ScheduleExpression"], d["State"]) == ("rate(1 hour)", "ENABLED")
     assert _alarms(e)[f"data-sync-dev-to-staging-failure-{s}"]["AlarmActions"] == [_topic(e)]
+    d2 = sch.get_schedule(Name=f"schema-staging-to-prod-{s}", GroupName=group)
+    assert d2["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+    cfg = e.client("lambda").get_function_event_invoke_config(FunctionName=f"db-sync-data-replication-{s}")
+    assert cfg["MaximumRetryAttempts"] == 0
 
 
 def test_removed_entries_are_deleted_and_destroy_removes_all(obs):
