@@ -76,6 +76,8 @@ RULES: dict[str, Rule] = {
     "schedule": Rule("Scheduler schedule name", 64, r"[0-9a-zA-Z._-]+", "letters, digits and ._-"),
     "alarm_topic": Rule("SNS topic name", 256, r"[A-Za-z0-9_-]+", "letters, digits, '-' and '_'"),
     "dashboard": Rule("CloudWatch dashboard name", 255, r"[A-Za-z0-9_-]+", "letters, digits, '-' and '_'"),
+    "schedule_dead_letters": Rule("SQS queue name", 80, r"[a-zA-Z0-9_-]+", "letters, digits, '-' and '_'"),
+    "schedule_dead_letters_alarm": _ALARM,
 }
 
 
@@ -112,6 +114,9 @@ def physical_names(spec: Spec, s: str) -> Iterator[tuple[str, str]]:
             yield "function_alarm", names.function_alarm(kind, metric, s)
     yield "schedule_group", names.schedule_group(s)
     yield "scheduler_role", names.scheduler_role(s)
+    if spec.sync.schedules:
+        yield "schedule_dead_letters", names.schedule_dead_letters(s)
+        yield "schedule_dead_letters_alarm", names.schedule_dead_letters_alarm(s)
     for sc in spec.sync.schedules:
         yield "schedule", names.schedule(sc.kind, sc.source, sc.target, s)
         yield "sync_failure_alarm", names.sync_failure_alarm(sc.kind, sc.source, sc.target, s)

@@ -155,7 +155,10 @@ def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] 
         # The replication-lag alarms; (issue 12) the routes' and the functions' alarms.
         return "Alarms", [f"arn:{p}:cloudwatch:{r}:{a}:alarm:{pattern}" for r in sc.regions
                           for pattern in (f"*-aurora-replication-lag-{s}", f"*-sync-*-to-*-{s}",
-                                          f"db-sync-*-replication-*-{s}")], None
+                                          f"db-sync-*-replication-*-{s}",
+                                          names.schedule_dead_letters_alarm(s))], None
+    if service == "sqs":  # issue 18: the schedules' dead-letter queue
+        return "DeadLetterQueue", [f"arn:{p}:sqs:{hr}:{a}:{names.schedule_dead_letters(s)}"], None
     if service == "sns":  # issue 12: the alarm topic (its subscriptions are authorised on it)
         return "AlarmTopic", [f"arn:{p}:sns:{hr}:{a}:{names.alarm_topic(s)}"], None
     if service == "scheduler":  # issue 12: the estate's schedule group and the schedules in it
