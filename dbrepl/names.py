@@ -120,3 +120,12 @@ def function_alarm(kind: str, metric: str, s: str) -> str:
 
 def dashboard(s: str) -> str:
     return f"dbrepl-{s}"
+
+
+# Issue 18: where Scheduler puts the runs it could not deliver, and the alarm that watches it.
+def schedule_dead_letters(s: str) -> str:
+    return f"dbrepl-schedules-dlq-{s}"
+
+
+def schedule_dead_letters_alarm(s: str) -> str:
+    return f"schedules-dead-letters-{s}"

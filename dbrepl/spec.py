@@ -31,7 +31,9 @@ DEFAULT_CONFIG = Path("config/environments.yaml")
 CONFIG_VARIABLE = "DBREPL_CONFIG"
 PACKAGED_SPEC = "environments.yaml"
 
-SUFFIX_RE = re.compile(r"^[a-z0-9-]{1,20}$")
+# The suffix ends every RDS identifier (letters, digits and single hyphens, no trailing hyphen):
+# lowercase letters and digits in runs joined by single hyphens, 1-20 characters.
+SUFFIX_RE = re.compile(r"^(?=.{1,20}$)[a-z0-9]+(-[a-z0-9]+)*$")
 ENV_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 # Aurora MySQL 2 (5.7, RDS Extended Support) and 3 (8.0) version strings.
 ENGINE_VERSION_RE = re.compile(r"^(5\.7\.mysql_aurora\.2|8\.0\.mysql_aurora\.3)\.\d{2}\.\d+$")
@@ -385,6 +387,16 @@ EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0
                       r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 
 
+# PutMetricAlarm: Period is 10, 20, 30 or a multiple of 60; Period x EvaluationPeriods at most
+# one day for periods below an hour, at most 7 days otherwise (CloudWatch API reference).
+ALARM_SHORT_PERIODS = (10, 20, 30)
+
+
+def alarm_range_limit(period: int) -> int:
+    """The longest Period x EvaluationPeriods PutMetricAlarm accepts for `period`, in seconds."""
+    return 86400 if period < 3600 else 7 * 86400
+
+
 class Alarms(_Model):
     metric: str = "AuroraReplicaLag"
     statistic: Literal["Average", "Maximum", "Minimum", "Sum", "SampleCount"] = "Average"
@@ -394,6 +406,23 @@ class Alarms(_Model):
     treat_missing_data: Literal["breaching", "notBreaching", "ignore", "missing"] = "notBreaching"
     # E-mail addresses subscribed to the estate's alarm topic (each confirms by a link AWS mails).
     notify: list[str] = []
+
+    @field_validator("period")
+    @classmethod
+    def _alarm_period(cls, v: int) -> int:
+        if v not in ALARM_SHORT_PERIODS and v % 60:
+            raise ValueError(f"{v} is not a CloudWatch alarm period; use 10, 20, 30 or a multiple of 60 (e.g. 60)")
+        return v
+
+    @model_validator(mode="after")
+    def _alarm_range(self) -> Alarms:
+        limit = alarm_range_limit(self.period)
+        if self.period * self.evaluation_periods > limit:
+            raise ValueError(f"period {self.period} x evaluation_periods {self.evaluation_periods} is "
+                             f"{self.period * self.evaluation_periods} s; CloudWatch evaluates at most {limit} s "
+                             f"({'1 day below a period of 1 hour' if limit == 86400 else '7 days'}): lower "
+                             f"evaluation_periods to {limit // self.period} or less")
+        return self
 
     @field_validator("notify")
     @classmethod
@@ -422,7 +451,7 @@ def period_seconds(text: str) -> int:
         raise ValueError(f"{text!r} is not a period; write N minutes, N hours or N days (e.g. \"1 hour\")")
     n, unit = int(m.group(1)), m.group(2).rstrip("s")
     seconds = n * UNIT_SECONDS[unit]
-    limit = 86400 if seconds < 3600 else 7 * 86400
+    limit = alarm_range_limit(seconds)
     if seconds * STALE_PERIODS > limit:
         raise ValueError(f"{text!r} is too long for the staleness alarm (2 periods; CloudWatch watches at most "
                          "7 days); schedule at most every 84 hours")
@@ -694,7 +723,8 @@ def check_suffix(suffix: str | None) -> str:
         raise BadInput("no suffix given: pass --suffix S or set DBREPL_SUFFIX")
     if not SUFFIX_RE.match(suffix):
         raise BadInput(
-            f"invalid suffix {suffix!r}: use 1-20 characters of lowercase letters, digits and '-'"
+            f"invalid suffix {suffix!r}: use 1-20 characters of lowercase letters, digits and single '-' "
+            "between them (RDS identifiers end with it: no leading or trailing '-', no '--')"
         )
     return suffix
 

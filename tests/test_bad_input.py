@@ -62,6 +62,8 @@ def _spec(tmp_path: Path, mutate: Any = None, *, text: str | None = None) -> Pat
     if text is None:
         data = copy.deepcopy(BASE)
         data["timing"].update(poll_delay=0, retry_delay=0)
+        # No CA bundle here: say so, or plan refuses the protected prod (tested below).
+        data["databases"]["tls"]["verify"] = False
         if mutate:
             mutate(data)
         text = yaml.safe_dump(data, sort_keys=False)
@@ -203,6 +205,13 @@ SPEC_CASES: list[tuple[str, Any, tuple[str, ...]]] = [
      ("serverless_v2", "5.7.mysql_aurora.2.11.2", "3.02.0")),
     ("serverless-unknown-key", _set("aurora.serverless_v2", {"min_acu": 1, "max_acu": 4, "pause": 300}),
      ("aurora.serverless_v2.pause", "unknown key")),
+    # Issue 18, point 6: what PutMetricAlarm would refuse half-way through apply.
+    ("alarm-period-45", _set("alarms.period", 45), ("alarms.period", "45", "10, 20, 30 or a multiple of 60")),
+    ("alarm-period-0", _set("alarms.period", 0), ("alarms.period",)),
+    ("alarm-range-over-a-day", _set("alarms.evaluation_periods", 1441),
+     ("alarms", "period 60 x evaluation_periods 1441", "1 day", "1440 or less")),
+    ("alarm-range-over-7-days", lambda d: d["alarms"].update(period=3600, evaluation_periods=169),
+     ("alarms", "7 days", "168 or less")),
 ]
 
 
@@ -253,7 +262,12 @@ def test_not_utf8(tmp_path: Path, aws_calls: list[str]) -> None:
     ("", ("suffix",)),
     ("under_score", ("invalid suffix", "under_score")),
     ("sp ace", ("invalid suffix",)),
-], ids=["uppercase", "too-long", "empty", "underscore", "space"])
+    # RDS identifiers end with the suffix: no leading or trailing hyphen, no two in a row.
+    ("-x", ("invalid suffix", "'-x'", "no leading or trailing '-'")),
+    ("x-", ("invalid suffix", "'x-'", "trailing")),
+    ("a--b", ("invalid suffix", "'a--b'", "no '--'")),
+], ids=["uppercase", "too-long", "empty", "underscore", "space", "leading-hyphen", "trailing-hyphen",
+        "double-hyphen"])
 @pytest.mark.parametrize("command", ["plan", "apply", "destroy", "status"])
 def test_bad_suffix(tmp_path: Path, aws_calls: list[str], command: str, suffix: str,
                     keywords: tuple[str, ...]) -> None:
@@ -313,6 +327,44 @@ def test_hub_fix_hint_shown(tmp_path: Path, aws_calls: list[str]) -> None:
     spec = _spec(tmp_path, _set("peering", [["dev", "staging"], ["dev", "prod"]]))
     _check(_run(["plan", "--suffix", "t1", "--config", str(spec)]), aws_calls,
            "add [staging, prod] to peering", path=spec)
+
+
+def test_physical_name_refused_before_any_call(tmp_path: Path, aws_calls: list[str]) -> None:
+    """An environment called 'sg' would name its Aurora security group 'sg-aurora-sg-t1', which EC2 refuses."""
+    def rename(d: dict) -> None:
+        d["environments"]["sg"] = d["environments"].pop("dev")
+        d["peering"][0] = ["sg", "staging"]
+        d["bucket"]["kms_env"] = "sg"
+        d["sync"]["schedules"] = [{"route": "sg->staging", "kind": "data", "every": "1 hour"}]
+
+    spec = _spec(tmp_path, rename)
+    _check(_run(["plan", "--suffix", "t1", "--config", str(spec)]), aws_calls,
+           "--suffix 't1'", "security group name 'sg-aurora-sg-t1'", "starts with 'sg-'", path=spec)
+
+
+@pytest.mark.parametrize("command", ["plan", "apply"])
+def test_protected_without_ca_bundle_refused(tmp_path: Path, aws_calls: list[str], command: str) -> None:
+    """Prod would be reached over TLS nobody verifies: refused unless the spec says verify: false."""
+    spec = _spec(tmp_path, _set("databases.tls.verify", True))
+    args = [command, "--suffix", "t1", "--config", str(spec), *(["--yes"] if command == "apply" else [])]
+    _check(_run(args), aws_calls, "databases.tls.ca_bundle", "prod is protected", "global-bundle.pem",
+           "databases.tls.verify: false")
+
+
+@pytest.mark.parametrize("mutate", [
+    _set("databases.tls.verify", False),
+    lambda d: (d["databases"]["tls"].update(verify=True), d["environments"]["prod"].update(protected=False)),
+], ids=["verify-false-said", "nothing-protected"])
+def test_unverified_tls_allowed_when_said_or_unprotected(tmp_path: Path, aws_calls: list[str], mutate: Any) -> None:
+    r = CliRunner().invoke(app, ["plan", "--suffix", "t1", "--config", str(_spec(tmp_path, mutate))])
+    assert "AwsCallMade" in r.output and aws_calls, r.output  # past the checks: on its way to AWS
+
+
+def test_protected_with_ca_bundle_allowed(tmp_path: Path, aws_calls: list[str]) -> None:
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
+    spec = _spec(tmp_path, _set("databases.tls", {"ca_bundle": "ca.pem", "verify": True}))
+    r = CliRunner().invoke(app, ["plan", "--suffix", "t1", "--config", str(spec)])
+    assert "AwsCallMade" in r.output and aws_calls, r.output
 
 
 def test_guard_sees_aws_calls(tmp_path: Path, aws_calls: list[str]) -> None:

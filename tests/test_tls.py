@@ -335,3 +335,24 @@ def test_handlers_log_the_warnings_for_the_function_log(kind: str, monkeypatch, 
         response = module.lambda_handler({}, None)
     assert json.loads(response["body"])["warnings"] == [line]
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [line]
+
+
+# --------------------------------------------------------------------------- protected needs the bundle
+
+def test_protected_without_bundle_is_refused_outside_the_sandbox_only(tmp_path: Path) -> None:
+    """plan/apply's check (issue 18): the default spec (prod protected, no bundle) is refused on AWS;
+    in a sandbox with stand-ins its CA is the bundle; in one without stand-ins no database exists."""
+    from dbrepl.app import refuse_unverified_protected
+    from dbrepl.errors import BadInput
+    from dbrepl.sandbox import Sandbox
+    from dbrepl.sandbox.state import State
+
+    spec = load_spec(ROOT / "config" / "environments.yaml")
+    with pytest.raises(BadInput, match="databases.tls.ca_bundle: not set while prod is protected"):
+        refuse_unverified_protected(spec)
+    ca = make_server_tls(tmp_path / "tls").ca
+    base = {"root": str(tmp_path), "endpoint": "http://127.0.0.1:9", "port": 9, "pid": 0}
+    with_stand_ins = Sandbox(State(**base, ca_bundle=str(ca)))
+    refuse_unverified_protected(spec, with_stand_ins)
+    assert with_stand_ins.effective_spec(spec).databases.tls.verified_bundle == Path(ca)
+    refuse_unverified_protected(spec, Sandbox(State(**base)))

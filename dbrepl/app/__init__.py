@@ -21,15 +21,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dbrepl.app.estate import Estate, Target, load_checked, open_estate
+    from dbrepl.app.estate import Estate, Target, load_checked, open_estate, refuse_unverified_protected
     from dbrepl.engine.preflight import PreflightFailed, refuse_failed
 
-__all__ = ["Estate", "PreflightFailed", "Target", "load_checked", "open_estate", "refuse_failed"]
+__all__ = ["Estate", "PreflightFailed", "Target", "load_checked", "open_estate", "refuse_failed",
+           "refuse_unverified_protected"]
 
 
 def __getattr__(name: str) -> Any:
     # Plain import statements (not importlib with a string), so tests/test_architecture.py sees the edges.
-    if name in ("Estate", "Target", "load_checked", "open_estate"):
+    if name in ("Estate", "Target", "load_checked", "open_estate", "refuse_unverified_protected"):
         from dbrepl.app import estate as module
     elif name in ("PreflightFailed", "refuse_failed"):
         from dbrepl.engine import preflight as module

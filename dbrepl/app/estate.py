@@ -34,16 +34,39 @@ class Target:
 
 def load_checked(config: Path | None, suffix: str | None, envs: Sequence[str] | None = None) -> Target:
     """The spec, the suffix and `--env` values, each checked (bad input: exit 2, no AWS call)."""
+    from dbrepl.app.names import check_names
     from dbrepl.spec import check_suffix, load_spec
 
     spec = load_spec(config)
     checked = check_suffix(suffix)
+    check_names(spec, checked)
     if envs:
         known = [*spec.environments, "shared"]
         for e in envs:
             if e not in known:
                 raise BadInput(f"unknown environment {e!r} in --env; choose from {', '.join(known)}")
     return Target(spec, checked, list(envs) if envs else None)
+
+
+def refuse_unverified_protected(spec: Spec, sandbox: Sandbox | None = None) -> None:
+    """Bad input (exit 2, before any call) for plan and apply: a protected environment whose
+    connections would not verify the server (no `databases.tls.ca_bundle`), unless the spec says
+    `databases.tls.verify: false` itself. In the sandbox the stand-ins are verified against the CA
+    it made; a sandbox without stand-ins has no database to connect to."""
+    from dbrepl.spec import RDS_CA_BUNDLE_URL
+
+    if sandbox is not None:
+        if not sandbox.state.ca_bundle:
+            return
+        spec = sandbox.effective_spec(spec)
+    tls = spec.databases.tls
+    protected = [e for e, env in spec.environments.items() if env.protected]
+    if not protected or tls.ca_bundle is not None or not tls.verify:
+        return
+    which = f"{', '.join(protected)} {'is' if len(protected) == 1 else 'are'} protected"
+    raise BadInput(f"databases.tls.ca_bundle: not set while {which}, so connections to it would not verify the "
+                   f"server; download the RDS CA bundle ({RDS_CA_BUNDLE_URL}) next to the spec and set "
+                   "databases.tls.ca_bundle, or set databases.tls.verify: false to accept unverified TLS")
 
 
 @dataclass

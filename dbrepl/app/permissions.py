@@ -67,6 +67,8 @@ def alarm_names(target: Target, sessions: SessionFactory, pr: Principal) -> list
                     (hub_region, names.sync_stale_alarm(sc.kind, sc.source, sc.target, s))]
         out += [(hub_region, names.function_alarm(kind, metric, s))
                 for kind in names.FUNCTIONS for metric in FUNCTION_METRICS]
+        if spec.sync.schedules:  # the schedules' dead-letter queue's alarm (issue 18)
+            out.append((hub_region, names.schedule_dead_letters_alarm(s)))
     return out
 
 

@@ -29,6 +29,32 @@ def zones(ctx: Context, env: str) -> list[tuple[str, str]]:
     return ctx.memo(f"azs:{ctx.sessions.group_key(env)}", load)
 
 
+def endpoint_services(ctx: Context, env: str) -> list[dict[str, Any]]:
+    """DescribeVpcEndpointServices' ServiceDetails for env's region, all pages, read once per run
+    (preflight and the network step share it)."""
+    def load() -> list[dict[str, Any]]:
+        ec2, out, token = ctx.client("ec2", env), [], None
+        while True:
+            page = ec2.describe_vpc_endpoint_services(**({"NextToken": token} if token else {}))
+            out += page.get("ServiceDetails", [])
+            token = page.get("NextToken")
+            if not token:
+                return out
+
+    return ctx.memo(f"endpoint-services:{ctx.sessions.group_key(env)}", load)
+
+
+def endpoint_service_name(details: list[dict[str, Any]], region: str, svc: str, kind: str) -> str | None:
+    """The name AWS gives service `svc`'s endpoint of type `kind` (Interface, Gateway) in `region`,
+    as DescribeVpcEndpointServices lists it: `com.amazonaws.<region>.<svc>` in most partitions, but
+    not in all (China's `cn.com.amazonaws.<region>.<svc>`). None: not listed."""
+    found = sorted(d["ServiceName"] for d in details
+                   if d.get("ServiceName", "").endswith(f".{region}.{svc}") and d.get("Owner", "amazon") == "amazon"
+                   and any(t.get("ServiceType") == kind for t in d.get("ServiceType", [])))
+    conventional = f"com.amazonaws.{region}.{svc}"
+    return conventional if conventional in found else (found[0] if found else None)
+
+
 def subnet_zone(ctx: Context, env: str, i: int) -> str:
     """The AZ name of the environment's subnet i (from 0): by `az_id` when the spec names one,
     else the `az_index`-th of the region's AZ names."""

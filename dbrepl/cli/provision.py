@@ -35,10 +35,11 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
          detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
                                                          help="Exit 3 when there are changes.")] = False) -> None:
     """Show what apply would change and preflight's findings (exit 2 when a check fails). Reads only."""
-    from dbrepl.app import load_checked, refuse_failed
+    from dbrepl.app import load_checked, refuse_failed, refuse_unverified_protected
     from dbrepl.render import render_findings, render_plan
 
     target = load_checked(config, suffix, env)
+    refuse_unverified_protected(target.spec, sandbox_of(ctx))
     p = estate(ctx, target.spec, target.suffix, target.envs).engine().plan()
     if json_:
         print(json.dumps(p.to_json(), default=str))
@@ -59,10 +60,11 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
                                "protected environments, or where aurora.reboot_for_parameters is false: one at a "
                                "time, readers first, writer last.")] = False) -> None:
     """Create or repair the estate so it matches the spec."""
-    from dbrepl.app import load_checked, refuse_failed
+    from dbrepl.app import load_checked, refuse_failed, refuse_unverified_protected
     from dbrepl.render import Progress, render_findings, render_notes, render_plan
 
     target = load_checked(config, suffix, env)
+    refuse_unverified_protected(target.spec, sandbox_of(ctx))
     confirm("apply", yes)
     est = estate(ctx, target.spec, target.suffix, target.envs)
     engine = est.engine(reporter=Progress(err), reboot=reboot)

@@ -161,6 +161,8 @@ def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] 
         if not sc.alarms:
             raise ValueError(f"{action}: the principal's alarm names are needed to scope it")
         return "Alarms", [f"arn:{p}:cloudwatch:{r}:{a}:alarm:{n}" for r, n in sc.alarms], None
+    if service == "sqs":  # issue 18: the schedules' dead-letter queue
+        return "DeadLetterQueue", [f"arn:{p}:sqs:{hr}:{a}:{names.schedule_dead_letters(s)}"], None
     if service == "sns":  # issue 12: the alarm topic (its subscriptions are authorised on it)
         return "AlarmTopic", [f"arn:{p}:sns:{hr}:{a}:{names.alarm_topic(s)}"], None
     if service == "scheduler":  # issue 12: the estate's schedule group and the schedules in it

@@ -34,7 +34,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dbrepl.aws import error_reason
-from dbrepl.aws.ec2 import INTERFACE_SERVICES, subnet_zone, zones
+from dbrepl.aws.ec2 import INTERFACE_SERVICES, endpoint_service_name, endpoint_services, subnet_zone, zones
 from dbrepl.engine.context import Context
 from dbrepl.engine.model import SHARED, Change
 from dbrepl.errors import BadInput
@@ -152,13 +152,16 @@ def _zones(ctx: Context, where: str) -> Finding:
         placed = sorted({subnet_zone(ctx, hub, i) for i in range(len(ctx.spec.environments[hub].subnets))})
     except UNANSWERED as e:
         return Finding("availability-zones", SKIPPED, where, f"DescribeAvailabilityZones did not answer: {_why(e)}")
-    services = {f"com.amazonaws.{region}.{svc}": svc for svc in ("lambda", *INTERFACE_SERVICES)}
     try:
-        found = ctx.client("ec2", hub).describe_vpc_endpoint_services(ServiceNames=sorted(services))
+        details = endpoint_services(ctx, hub)  # the network step names its endpoints from the same answer
     except UNANSWERED as e:
         return Finding("availability-zones", SKIPPED, where, f"DescribeVpcEndpointServices did not answer: {_why(e)}")
+    services: dict[str, str] = {}  # service name, as the region lists it -> lambda, secretsmanager, ssm
+    for svc in ("lambda", *INTERFACE_SERVICES):
+        listed = endpoint_service_name(details, region, svc, "Interface")
+        services[listed or f"com.amazonaws.{region}.{svc}"] = svc
     offered: dict[str, set[str]] = {}
-    for d in found.get("ServiceDetails", []):
+    for d in details:
         if d.get("ServiceName") in services and any(t.get("ServiceType") == "Interface"
                                                     for t in d.get("ServiceType", [])):
             offered.setdefault(services[d["ServiceName"]], set()).update(d.get("AvailabilityZones", []))

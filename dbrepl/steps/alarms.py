@@ -8,6 +8,8 @@
   missing data not breaching) and a staleness alarm (Success Sum < 1 over 2 schedule periods,
   missing data breaching), on the `dbrepl` metrics the functions print (dbrepl.sync.metrics).
 - Per function its Errors and Throttles alarms (AWS/Lambda).
+- With schedules, one alarm on their dead-letter queue (issue 18): a message visible in it means
+  Scheduler could not deliver a run (AWS/SQS ApproximateNumberOfMessagesVisible > 0).
 
 Every alarm's AlarmActions and OKActions are the topic (alarms of environments outside the hub's
 account and region have none: CloudWatch notifies only a topic of its own region)."""
@@ -100,6 +102,16 @@ class Alarms(Step):
                 "Period": sc.seconds, "EvaluationPeriods": STALE_PERIODS, "DatapointsToAlarm": STALE_PERIODS,
                 "Threshold": 1.0, "ComparisonOperator": "LessThanThreshold", "Dimensions": dims,
                 "TreatMissingData": "breaching"}, [topic]))
+        if ctx.spec.sync.schedules:
+            n = names.schedule_dead_letters_alarm(s)
+            queue = names.schedule_dead_letters(s)
+            out.append(self._alarm(ctx, SHARED, f"alarm:{n}", n, {
+                "AlarmDescription": f"Scheduler could not deliver a scheduled sync: see the messages in {queue} "
+                                    "and docs/monitoring.md",
+                "MetricName": "ApproximateNumberOfMessagesVisible", "Namespace": "AWS/SQS", "Statistic": "Maximum",
+                "Period": FUNCTION_PERIOD, "EvaluationPeriods": 1, "Threshold": 0.0,
+                "ComparisonOperator": "GreaterThanThreshold", "Dimensions": _dims([("QueueName", queue)]),
+                "TreatMissingData": "notBreaching"}, [topic]))
         for kind in names.FUNCTIONS:
             fn = names.function(kind, s)
             for metric in FUNCTION_METRICS:

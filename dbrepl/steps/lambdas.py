@@ -34,6 +34,13 @@ DESCRIPTIONS = {"schema": "Synchronizes database schema changes across environme
 IAM_PROPAGATION = ("cannot be assumed by Lambda", "does not have permissions to call CreateNetworkInterface")
 
 
+# Asynchronous invocations (EventBridge Scheduler's): Lambda retries a failed or timed-out one twice
+# by default, so one scheduled run could sync three times, the last up to 6 hours late. No retry: the
+# next scheduled run is the retry, and the failure alarm says this one failed; an event that waited an
+# hour in Lambda's queue (throttled) is dropped, the staleness alarm says so (docs/monitoring.md).
+EVENT_INVOKE_CONFIG = {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 3600}
+
+
 def iam_propagating(e: BaseException) -> bool:
     return is_code(e, ["InvalidParameterValueException"]) and any(m in str(e) for m in IAM_PROPAGATION)
 
@@ -110,7 +117,8 @@ class Lambdas(Step):
                    "iam:PutRolePolicy", "iam:GetRolePolicy", "iam:DeleteRolePolicy", "iam:ListRolePolicies",
                    "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:ListTags",
                    "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration", "lambda:DeleteFunction",
-                   "lambda:TagResource",
+                   "lambda:TagResource", "lambda:GetFunctionEventInvokeConfig",
+                   "lambda:PutFunctionEventInvokeConfig",
                    "logs:CreateLogGroup", "logs:DescribeLogGroups", "logs:PutRetentionPolicy",
                    "logs:DeleteLogGroup", "logs:TagResource", "logs:TagLogGroup", "tag:GetResources")
 
@@ -141,7 +149,8 @@ class Lambdas(Step):
                 {"Runtime": lam.runtime, "Handler": HANDLERS[kind], "Role": role_arn, "Timeout": lam.timeout,
                  "MemorySize": lam.memory, "Description": DESCRIPTIONS[kind],
                  "VpcConfig": {"SubnetIds": subnets, "SecurityGroupIds": [ctx.id_of("network", hub, "fn-sg")]},
-                 "Environment": function_environment(ctx), "CodeSha256": sha},
+                 "Environment": function_environment(ctx), "CodeSha256": sha,
+                 "EventInvokeConfig": dict(EVENT_INVOKE_CONFIG)},
                 ctx.tags(SHARED, self.name, fn, environment=SHARED), phase=1,
             ))
         return out
@@ -162,10 +171,14 @@ class Lambdas(Step):
                                  logGroupNamePrefix="/aws/lambda/db-sync-")
             f_fns = {k: pool.submit(or_none, lambda k=k: with_tags(lam, lam.get_function(
                 FunctionName=names.function(k, s))), "ResourceNotFoundException") for k in ("schema", "data")}
+            # No config (or no function): ResourceNotFoundException.
+            f_async = {k: pool.submit(or_none, lambda k=k: lam.get_function_event_invoke_config(
+                FunctionName=names.function(k, s)), "ResourceNotFoundException") for k in ("schema", "data")}
             f_tags = pool.submit(tagged, ctx, hub)
             r, attached, inline, pol = f_role.result(), f_att.result(), f_inl.result(), f_pol.result()
             groups, tags = f_logs.result(), f_tags.result()
             fns = {k: f.result() for k, f in f_fns.items()}
+            invoke = {k: f.result() for k, f in f_async.items()}
         out: list[Observed] = []
         if r is not None and ctx.owns(tag_dict(r.get("Tags"))):
             policies = {}
@@ -199,7 +212,9 @@ class Lambdas(Step):
                      "VpcConfig": {"SubnetIds": sorted(vpc.get("SubnetIds", [])),
                                    "SecurityGroupIds": sorted(vpc.get("SecurityGroupIds", []))},
                      "Environment": (c.get("Environment") or {}).get("Variables", {}),
-                     "CodeSha256": c.get("CodeSha256")},
+                     "CodeSha256": c.get("CodeSha256"),
+                     "EventInvokeConfig": {k: (invoke[kind] or {}).get(k) for k in EVENT_INVOKE_CONFIG}
+                     if invoke[kind] else None},
                     dict(f.get("Tags") or {}), attrs={"arn": c["FunctionArn"], "state": c.get("State")}, phase=1,
                 ))
         return out
@@ -287,6 +302,7 @@ class Lambdas(Step):
                                 {"CodeSha256": cur.get("CodeSha256"), "_adopted": True}, dict(f.get("Tags") or {}))
             else:
                 self._wait_ready(ctx, lam, want.name)
+                self._put_event_invoke_config(ctx, lam, want.name, p["EventInvokeConfig"])
                 return Observed(want.key, want.type, SHARED, want.name, arn, dict(p), dict(want.tags),
                                 attrs={"arn": arn})
         if have.attrs.get("state") == "Pending":  # made by a run that stopped before it was Active
@@ -304,10 +320,18 @@ class Lambdas(Step):
                       codes=("ResourceConflictException",), deadline=busy,
                       what=f"function {want.name} to finish its last update")
             self._wait_ready(ctx, lam, want.name)
+        if have.props.get("EventInvokeConfig") != p["EventInvokeConfig"]:
+            self._put_event_invoke_config(ctx, lam, want.name, p["EventInvokeConfig"])
         if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
             lam.tag_resource(Resource=have.id, Tags=want.tags)
         return Observed(want.key, want.type, SHARED, want.name, have.id, dict(p), dict(want.tags),
                         attrs={"arn": have.id})
+
+    def _put_event_invoke_config(self, ctx: Context, lam: Any, name: str, config: dict[str, int]) -> None:
+        """PutFunctionEventInvokeConfig replaces the whole config (no destinations: the DLQ is the schedules')."""
+        ctx.retry(lambda: lam.put_function_event_invoke_config(FunctionName=name, **config),
+                  codes=("ResourceConflictException",), deadline=ctx.timing.function_timeout_minutes * 60,
+                  what=f"function {name} to finish its last update")
 
     def _wait_ready(self, ctx: Context, lam: Any, name: str) -> None:
         """Until the function is Active and its last update Successful: Lambda refuses updates and

@@ -18,6 +18,8 @@ from dbrepl.aws.ec2 import (
     authorize_ingress,
     delete_lambda_enis,
     describe_by_names,
+    endpoint_service_name,
+    endpoint_services,
     ensure_tags,
     flatten_rules,
     revoke_ingress,
@@ -92,6 +94,7 @@ class Network(Step):
         "ec2:AuthorizeSecurityGroupIngress", "ec2:RevokeSecurityGroupIngress",
         "ec2:UpdateSecurityGroupRuleDescriptionsIngress",
         "ec2:CreateVpcEndpoint", "ec2:ModifyVpcEndpoint", "ec2:DeleteVpcEndpoints", "ec2:DescribeVpcEndpoints",
+        "ec2:DescribeVpcEndpointServices",  # the endpoints' service names, as the region lists them
         "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface", "ec2:CreateTags",
     )
 
@@ -193,12 +196,19 @@ class Network(Step):
         region = ctx.region(hub)
         subnets = sorted_ids([ctx.id_of(self.name, hub, f"subnet-{i}")
                               for i in range(1, len(ctx.spec.environments[hub].subnets) + 1)])
+        details = endpoint_services(ctx, hub)
+
+        def service_name(svc: str, kind: str) -> str:
+            # As the region lists it (not every partition's is com.amazonaws.<region>.<svc>); one
+            # not listed gets the usual name, and preflight's availability-zones check says so.
+            return endpoint_service_name(details, region, svc, kind) or f"com.amazonaws.{region}.{svc}"
+
         out = []
         for svc in INTERFACE_SERVICES:
             n = names.endpoint(hub, svc, s)
             out.append(Resource(
                 f"vpce-{svc}", "AWS::EC2::VPCEndpoint", hub, n,
-                {"VpcEndpointType": "Interface", "ServiceName": f"com.amazonaws.{region}.{svc}", "VpcId": hub_vpc,
+                {"VpcEndpointType": "Interface", "ServiceName": service_name(svc, "Interface"), "VpcId": hub_vpc,
                  "SubnetIds": subnets, "SecurityGroupIds": [ctx.id_of(self.name, hub, "endpoint-sg")],
                  "PrivateDnsEnabled": True},
                 ctx.tags(hub, self.name, n), phase=2,
@@ -208,7 +218,7 @@ class Network(Step):
             n = names.endpoint(hub, svc, s)
             out.append(Resource(
                 f"vpce-{svc}", "AWS::EC2::VPCEndpoint", hub, n,
-                {"VpcEndpointType": "Gateway", "ServiceName": f"com.amazonaws.{region}.{svc}", "VpcId": hub_vpc,
+                {"VpcEndpointType": "Gateway", "ServiceName": service_name(svc, "Gateway"), "VpcId": hub_vpc,
                  "RouteTableIds": [ctx.id_of(self.name, hub, "route-table")]},
                 ctx.tags(hub, self.name, n), phase=2,
                 replace_on=frozenset({"VpcEndpointType", "ServiceName", "VpcId"}),

@@ -213,7 +213,7 @@ class Secrets(Step):
             replica = have.props.get("Replica")
             if replica:
                 # AWS refuses to delete a secret that still has replicas: the replica goes first.
-                sm.remove_regions_from_replication(SecretId=have.id, RemoveReplicaRegions=[replica["Region"]])
+                remove_replicas(ctx, sm, have, [replica["Region"]])
             # Without recovery: otherwise the name stays reserved 7-30 days and apply cannot reuse it.
             try:
                 sm.delete_secret(SecretId=have.id, ForceDeleteWithoutRecovery=True)
@@ -224,11 +224,33 @@ class Secrets(Step):
                 # Replicas dbrepl does not manage (made by hand, or left in the region of an earlier hub)
                 # block the delete as well: remove them all, then delete.
                 status = sm.describe_secret(SecretId=have.id).get("ReplicationStatus") or []
-                sm.remove_regions_from_replication(SecretId=have.id, RemoveReplicaRegions=[r["Region"] for r in status])
+                remove_replicas(ctx, sm, have, [r["Region"] for r in status])
                 sm.delete_secret(SecretId=have.id, ForceDeleteWithoutRecovery=True)
         except Exception as e:
             if not is_code(e, ["ResourceNotFoundException"]):
                 raise
+
+
+def remove_replicas(ctx: Context, sm: Any, have: Observed, regions: list[str]) -> None:
+    """RemoveRegionsFromReplication, then wait (bounded by timing.consistency_timeout_seconds)
+    until DescribeSecret lists none of `regions`: AWS removes a replica after answering, and
+    DeleteSecret refuses a secret whose replica is still there."""
+    if not regions:
+        return
+    try:
+        sm.remove_regions_from_replication(SecretId=have.id, RemoveReplicaRegions=regions)
+    except Exception as e:
+        # Already being removed (an earlier run, or AWS still at it): wait for it below.
+        if not (is_code(e, ["InvalidParameterException", "InvalidRequestException"])
+                and "replica" in str(e).lower()):
+            raise
+
+    def gone() -> bool:
+        status = sm.describe_secret(SecretId=have.id).get("ReplicationStatus") or []
+        return not {r.get("Region") for r in status} & set(regions)
+
+    ctx.wait_for(f"replica of secret {have.name} in {', '.join(regions)} to be removed", gone,
+                 ctx.timing.consistency_timeout_seconds)
 
 
 def _replica(described: dict[str, Any], region: str) -> dict[str, Any] | None:

@@ -260,6 +260,45 @@ class Faults:
         return AWSResponse(request.url, status, headers, _Raw(body))
 
 
+class LingeringReplica:
+    """A secret replica AWS is still removing after RemoveRegionsFromReplication answered (moto
+    removes it at once): the next `polls` DescribeSecret answers still list it, and DeleteSecret
+    meanwhile fails as AWS's does while a replica remains. `deletes_refused` counts those."""
+
+    def __init__(self, region: str, polls: int) -> None:
+        self.region, self.polls = region, polls
+        self.left = 0
+        self.deletes_refused = 0
+        self.lock = threading.Lock()
+
+    def hook(self, client: Any) -> None:
+        client.meta.events.register("after-call.*.*", self._after)
+        client.meta.events.register("before-call.*.*", self._before)
+
+    def _after(self, parsed: dict, model: Any, **kw: Any) -> None:
+        with self.lock:
+            if model.name == "RemoveRegionsFromReplication" and "Error" not in parsed:
+                self.left = self.polls
+            elif model.name == "DescribeSecret" and self.left > 0 and "Error" not in parsed:
+                self.left -= 1
+                parsed.setdefault("ReplicationStatus", []).append(
+                    {"Region": self.region, "Status": "InSync", "StatusMessage": "Replication succeeded"})
+
+    def _before(self, model: Any, **kw: Any) -> Any:
+        with self.lock:
+            if model.name != "DeleteSecret" or self.left <= 0:
+                return None
+            self.deletes_refused += 1
+
+        class Http:
+            status_code = 400
+            headers: dict = {}
+
+        return Http(), {"Error": {"Code": "InvalidRequestException",
+                                  "Message": "You can't delete secret that has replicas. Remove the replicas first."},
+                        "ResponseMetadata": {"HTTPStatusCode": 400, "RequestId": "injected"}}
+
+
 @dataclass
 class Estate:
     """A suffix in the mocked account, with helpers to plan, apply and destroy it."""

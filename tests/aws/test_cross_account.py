@@ -178,6 +178,7 @@ def test_cli_exits_2_when_a_role_cannot_be_assumed(aws, tmp_path, monkeypatch):
 
     with open("config/environments.yaml") as f:
         spec = yaml.safe_load(f)
+    spec["databases"]["tls"]["verify"] = False  # no CA bundle, said
     spec["environments"]["dev"]["account"] = {"role_arn": f"arn:aws:iam::{DEV_ACCOUNT}:role/nope"}
     path = tmp_path / "env.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -219,6 +220,7 @@ def test_cli_exits_2_for_another_account_in_another_region(aws, tmp_path, monkey
 
     with open("config/environments.yaml") as f:
         spec = yaml.safe_load(f)
+    spec["databases"]["tls"]["verify"] = False  # no CA bundle, said
     spec["environments"]["prod"]["account"] = {"role_arn": f"arn:aws:iam::{PROD_ACCOUNT}:role/dbrepl-deploy"}
     spec["environments"]["prod"]["region"] = "us-west-2"
     path = tmp_path / "env.yaml"

@@ -23,7 +23,7 @@ import pytest
 from dbrepl.aws.session import SessionFactory
 from dbrepl.sandbox.aws_rules import replica_key_patch
 from dbrepl.sync import aws as sync_aws
-from tests.aws.harness import CallLog, Estate, Faults, fast_spec, forget_automated_snapshots
+from tests.aws.harness import CallLog, Estate, Faults, LingeringReplica, fast_spec, forget_automated_snapshots
 
 HUB_REGION, PROD_REGION = "us-east-1", "eu-north-1"  # eu-north-1: no other in-process test uses it
 _n = itertools.count(1)
@@ -171,6 +171,47 @@ def test_destroy_removes_the_replica_then_the_secret(xr):
             Filters=[{"Key": "name", "Values": [f"prod-aurora-secret-{s}"]}], IncludePlannedDeletion=True)
         assert left["SecretList"] == [], region_env
     assert xr.destroy(include_protected=True).changes == []
+
+
+def test_destroy_waits_for_a_lingering_replica(aws):
+    """AWS removes a replica after RemoveRegionsFromReplication answers; DeleteSecret before it is
+    gone is refused. Destroy polls DescribeSecret until the replica is gone, then deletes."""
+    log, linger = CallLog(), LingeringReplica(HUB_REGION, polls=3)
+    spec = xregion_spec()
+    sessions = SessionFactory.from_spec(spec, HUB_REGION, hooks=[linger.hook, log.hook])
+    with replica_keys():
+        e = Estate(spec, f"xr{next(_n)}", sessions, log)
+        e.apply()
+        log.clear()
+        e.destroy(include_protected=True)
+    assert linger.deletes_refused == 0  # never asked to delete while the replica lingered
+    calls = log.calls
+    first_remove = calls.index("RemoveRegionsFromReplication")
+    prod_delete = [i for i, c in enumerate(calls) if c == "DeleteSecret" and i > first_remove][0]
+    assert calls[first_remove:prod_delete].count("DescribeSecret") == 4  # 3 still listing it, then gone
+    left = sessions.client("secretsmanager", "prod").list_secrets(
+        Filters=[{"Key": "name", "Values": [f"prod-aurora-secret-{e.suffix}"]}], IncludePlannedDeletion=True)
+    assert left["SecretList"] == []
+
+
+def test_destroy_stops_when_a_replica_never_goes(aws):
+    """Bounded: a replica that outlives timing.consistency_timeout_seconds ends destroy with a
+    timeout naming it; the secret is left, never deleted half-way."""
+    from dbrepl.errors import DbreplError
+
+    log, linger = CallLog(), LingeringReplica(HUB_REGION, polls=10**6)
+    spec = xregion_spec()
+    spec = spec.model_copy(update={"timing": spec.timing.model_copy(update={"consistency_timeout_seconds": 0.2})})
+    sessions = SessionFactory.from_spec(spec, HUB_REGION, hooks=[linger.hook, log.hook])
+    with replica_keys():
+        e = Estate(spec, f"xr{next(_n)}", sessions, log)
+        e.apply()
+        with pytest.raises(DbreplError, match=r"replica of secret prod-aurora-secret-.* to be removed"):
+            e.destroy(include_protected=True)
+        assert linger.deletes_refused == 0
+        assert _secret(sessions, "prod", e.suffix)["Name"] == f"prod-aurora-secret-{e.suffix}"
+        linger.polls = linger.left = 0
+        e.destroy(include_protected=True)
 
 
 def test_destroy_removes_replicas_it_does_not_manage(xr):

@@ -40,6 +40,12 @@ ISSUE_12_READS = {"GetTopicAttributes": 1, "ListSubscriptionsByTopic": 1, "GetRo
                   "GetDashboard": 1}
 NO_OP_PLAN_CALLS = {op: NO_OP_PLAN_CALLS.get(op, 0) + ISSUE_12_READS.get(op, 0)
                     for op in {*NO_OP_PLAN_CALLS, *ISSUE_12_READS}}
+# Issue 18 adds 6: the functions' async config (2), the endpoints' service names as the region lists
+# them (1; preflight, which needs it too, runs only when the plan has changes), the schedules'
+# dead-letter queue (GetQueueUrl, GetQueueAttributes, ListQueueTags).
+ISSUE_18_READS = {"GetFunctionEventInvokeConfig": 2, "DescribeVpcEndpointServices": 1, "GetQueueUrl": 1,
+                  "GetQueueAttributes": 1, "ListQueueTags": 1}
+NO_OP_PLAN_CALLS = {**NO_OP_PLAN_CALLS, **ISSUE_18_READS}
 
 
 def test_plan_from_empty_lists_every_resource(estate):
@@ -56,8 +62,9 @@ def test_plan_from_empty_lists_every_resource(estate):
         "AWS::EC2::Route": 4, "AWS::S3::Bucket": 1, "AWS::IAM::Role": 2, "AWS::Lambda::Function": 2,
         "AWS::Logs::LogGroup": 2,
         # Issue 12: 3 replica-lag + failure and staleness of the default schedule + 2 x 2 function alarms.
-        "AWS::CloudWatch::Alarm": 9, "AWS::SNS::Topic": 1, "AWS::Scheduler::ScheduleGroup": 1,
+        "AWS::CloudWatch::Alarm": 10, "AWS::SNS::Topic": 1, "AWS::Scheduler::ScheduleGroup": 1,
         "AWS::Scheduler::Schedule": 1, "AWS::CloudWatch::Dashboard": 1,
+        "AWS::SQS::Queue": 1,  # issue 18: the schedules' dead-letter queue (and its alarm, below)
     }
     for t, n in expected.items():
         assert types.count(t) == n, t
@@ -288,7 +295,7 @@ def test_no_op_plan_and_second_apply_make_no_changes(built):
     got = built.log.counter()
     extra_pages = {op: got[op] - n for op, n in NO_OP_PLAN_CALLS.items() if op in LISTING and got[op] > n}
     assert {op: got[op] - extra_pages.get(op, 0) for op in got} == NO_OP_PLAN_CALLS, got
-    assert len(built.log.calls) - sum(extra_pages.values()) == 51 + 9  # + issue 12's (above)
+    assert len(built.log.calls) - sum(extra_pages.values()) == 51 + 9 + 6  # + issue 12's and 18's (above)
     built.log.clear()
     done = built.apply()
     assert done.changes == []
@@ -298,7 +305,7 @@ def test_no_op_plan_and_second_apply_make_no_changes(built):
 def test_destroy_then_destroy_again_then_apply_again(estate):
     estate.apply()
     done = estate.destroy(include_protected=True)
-    assert done.summary["delete"] == 81  # of 83: prod's key and alias stay with its final snapshot
+    assert done.summary["delete"] == 83  # of 85: prod's key and alias stay with its final snapshot
     _assert_nothing_left(estate)
     estate.log.clear()
     again = estate.destroy(include_protected=True)
@@ -379,11 +386,11 @@ def test_two_suffixes_never_touch_each_other(aws, faults):
     b = Estate(fast_spec(), "bbb", sessions, CallLog())
     a.apply()
     plan_b = b.plan()
-    assert plan_b.summary["create"] == 83 and plan_b.summary["update"] == plan_b.summary["delete"] == 0
+    assert plan_b.summary["create"] == 85 and plan_b.summary["update"] == plan_b.summary["delete"] == 0
     b.apply()
     assert a.plan().changes == [] and b.plan().changes == []
     b.destroy(include_protected=True)
     assert a.plan().changes == []
     assert b.destroy(include_protected=True).changes == []
-    # 83 less prod's key and alias, kept for prod's final snapshot (tests/aws/test_restore.py)
-    assert a.destroy(include_protected=True).summary["delete"] == 81
+    # 85 less prod's key and alias, kept for prod's final snapshot (tests/aws/test_restore.py)
+    assert a.destroy(include_protected=True).summary["delete"] == 83

@@ -85,6 +85,28 @@ def test_apply_makes_schedules_topic_alarms_and_dashboard_and_a_no_op_plan_after
     assert schema["ScheduleExpression"] == "cron(0 3 ? * MON-FRI *)"
     assert schema["Target"]["Arn"] == _fn_arn(e, "schema")
     assert json.loads(schema["Target"]["Input"]) == {"source_env": "staging", "target_env": "prod"}
+    # Bounded retries (issue 18): no re-delivery by Scheduler, no event older than one period (3 days
+    # for the cron entry is more than Scheduler's 1 day: 1 day); Lambda does not retry either.
+    assert data["Target"]["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 3600}
+    assert schema["Target"]["RetryPolicy"] == {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 86400}
+    # Undelivered runs go to the estate's dead-letter queue: encrypted, tagged, the role may send to it
+    # (Scheduler sends with the execution role), and its alarm tells the topic of any message in it.
+    sqs = e.client("sqs")
+    url = sqs.get_queue_url(QueueName=f"dbrepl-schedules-dlq-{s}")["QueueUrl"]
+    qattrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert qattrs["SqsManagedSseEnabled"] == "true" and qattrs["MessageRetentionPeriod"] == "1209600"
+    qtags = sqs.list_queue_tags(QueueUrl=url)["Tags"]
+    assert qtags["dbrepl:suffix"] == s and qtags["dbrepl:step"] == "schedules" and qtags["dbrepl:env"] == "shared"
+    for d in (data, schema):
+        assert d["Target"]["DeadLetterConfig"] == {"Arn": qattrs["QueueArn"]}
+    send = e.client("iam").get_role_policy(RoleName=f"db-sync-scheduler-role-{s}",
+                               PolicyName="InvokeSyncFunctions")["PolicyDocument"]["Statement"]
+    assert [st for st in send if st.get("Sid") == "SendDeadLetters"] == [
+        {"Sid": "SendDeadLetters", "Effect": "Allow", "Action": ["sqs:SendMessage"], "Resource": [qattrs["QueueArn"]]}]
+    lam = e.client("lambda")
+    for kind in ("data", "schema"):
+        cfg = lam.get_function_event_invoke_config(FunctionName=f"db-sync-{kind}-replication-{s}")
+        assert (cfg["MaximumRetryAttempts"], cfg["MaximumEventAgeInSeconds"]) == (0, 3600), kind
 
     # The scheduler's role: trusts the scheduler of this account only; invokes exactly these functions.
     iam = e.client("iam")
@@ -93,7 +115,7 @@ def test_apply_makes_schedules_topic_alarms_and_dashboard_and_a_no_op_plan_after
     assert stmt["Principal"] == {"Service": "scheduler.amazonaws.com"}
     assert stmt["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
     pol = iam.get_role_policy(RoleName=f"db-sync-scheduler-role-{s}", PolicyName="InvokeSyncFunctions")
-    [allow] = pol["PolicyDocument"]["Statement"]
+    [allow] = [st for st in pol["PolicyDocument"]["Statement"] if st.get("Sid") == "InvokeScheduledFunctions"]
     assert allow["Action"] == ["lambda:InvokeFunction"]
     assert sorted(allow["Resource"]) == sorted([_fn_arn(e, "data"), _fn_arn(e, "schema")])
 
@@ -119,7 +141,8 @@ def test_apply_makes_schedules_topic_alarms_and_dashboard_and_a_no_op_plan_after
         f"data-sync-dev-to-staging-failure-{s}", f"data-sync-dev-to-staging-stale-{s}",
         f"schema-sync-staging-to-prod-failure-{s}", f"schema-sync-staging-to-prod-stale-{s}",
         f"db-sync-data-replication-errors-{s}", f"db-sync-data-replication-throttles-{s}",
-        f"db-sync-schema-replication-errors-{s}", f"db-sync-schema-replication-throttles-{s}"])
+        f"db-sync-schema-replication-errors-{s}", f"db-sync-schema-replication-throttles-{s}",
+        f"schedules-dead-letters-{s}"])
     for a in alarms.values():
         assert a["AlarmActions"] == [_topic(e)] and a["OKActions"] == [_topic(e)], a["AlarmName"]
         assert a["ActionsEnabled"] is True
@@ -175,7 +198,14 @@ def test_drift_in_each_is_found_and_repaired(obs):
     d2 = sch.get_schedule(Name=f"schema-staging-to-prod-{s}", GroupName=group)
     sch.update_schedule(Name=d2["Name"], GroupName=group, ScheduleExpression=d2["ScheduleExpression"],
                         State="ENABLED", FlexibleTimeWindow={"Mode": "OFF"},
-                        Target={**d2["Target"], "Arn": _fn_arn(e, "data")})
+                        Target={**d2["Target"], "Arn": _fn_arn(e, "data"),
+                                "RetryPolicy": {"MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400}})
+    # The dead-letter queue's encryption turned off.
+    url = e.client("sqs").get_queue_url(QueueName=f"dbrepl-schedules-dlq-{s}")["QueueUrl"]
+    e.client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"SqsManagedSseEnabled": "false"})
+    # Lambda's default retries back on one function (its async config deleted; moto's
+    # PutFunctionEventInvokeConfig does not replace an existing config as AWS's does).
+    e.client("lambda").delete_function_event_invoke_config(FunctionName=f"db-sync-data-replication-{s}")
     # The scheduler's role may invoke anything.
     iam.put_role_policy(RoleName=f"db-sync-scheduler-role-{s}", PolicyName="InvokeSyncFunctions",
                         PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
@@ -208,16 +238,26 @@ def test_drift_in_each_is_found_and_repaired(obs):
     assert set(found[("alarms", f"data-sync-dev-to-staging-failure-{s}")].diff) == {"AlarmActions", "OKActions"}
     assert set(found[("alarms", f"dev-aurora-replication-lag-{s}")].diff) == {"Threshold"}
     assert set(found[("dashboard", f"dbrepl-{s}")].diff) == {"DashboardBody"}
-    assert len(plan.changes) == 8, [(c.step, c.name) for c in plan.changes]
+    fn = found[("lambdas", f"db-sync-data-replication-{s}")].diff
+    assert set(fn) == {"EventInvokeConfig"}
+    assert fn["EventInvokeConfig"] == (None, {"MaximumRetryAttempts": 0, "MaximumEventAgeInSeconds": 3600})
+    assert found[("schedules", f"dbrepl-schedules-dlq-{s}")].diff == {"SqsManagedSseEnabled": ("false", "true")}
+    assert len(plan.changes) == 10, [(c.step, c.name) for c in plan.changes]
 
     e.apply()
     assert e.plan().changes == []
     d = sch.get_schedule(Name=f"data-dev-to-staging-{s}", GroupName=group)
     assert (d["ScheduleExpression"], d["State"]) == ("rate(1 hour)", "ENABLED")
     assert _alarms(e)[f"data-sync-dev-to-staging-failure-{s}"]["AlarmActions"] == [_topic(e)]
+    d2 = sch.get_schedule(Name=f"schema-staging-to-prod-{s}", GroupName=group)
+    assert d2["Target"]["RetryPolicy"]["MaximumRetryAttempts"] == 0
+    cfg = e.client("lambda").get_function_event_invoke_config(FunctionName=f"db-sync-data-replication-{s}")
+    assert cfg["MaximumRetryAttempts"] == 0
+    assert e.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["SqsManagedSseEnabled"])[
+        "Attributes"]["SqsManagedSseEnabled"] == "true"
 
 
-def test_removed_entries_are_deleted_and_destroy_removes_all(obs):
+def test_removed_entries_are_deleted_and_destroy_removes_all(obs, faults):
     e = obs
     s = e.suffix
     e.apply()
@@ -235,18 +275,26 @@ def test_removed_entries_are_deleted_and_destroy_removes_all(obs):
     subs = e.client("sns").list_subscriptions_by_topic(TopicArn=_topic(e))["Subscriptions"]
     assert [x["Endpoint"] for x in subs] == EMAILS[1:]
 
-    # No schedules at all: no group, no schedule, no role.
+    # No schedules at all: no group, no schedule, no role, no dead-letter queue nor its alarm.
     e.spec = _spec(sync__schedules=[], alarms__notify=EMAILS[1:])
-    deleted = {c.type for c in e.apply().changes if c.action == "delete"}
-    assert {"AWS::Scheduler::Schedule", "AWS::Scheduler::ScheduleGroup", "AWS::IAM::Role"} <= deleted
+    deleted = {(c.type, c.name) for c in e.apply().changes if c.action == "delete"}
+    assert {"AWS::Scheduler::Schedule", "AWS::Scheduler::ScheduleGroup", "AWS::IAM::Role",
+            "AWS::SQS::Queue"} <= {t for t, _ in deleted}
+    assert ("AWS::CloudWatch::Alarm", f"schedules-dead-letters-{s}") in deleted
     assert e.plan().changes == []
 
+    # Back again at once: SQS keeps a deleted queue's name 60 s (moto does not), CreateQueue is retried.
+    faults.fail("CreateQueue", "AWS.SimpleQueueService.QueueDeletedRecently",
+                  "You must wait 60 seconds after deleting a queue before you can create another with the same name.",
+                  times=2)
     e.spec = _spec(sync__schedules=SCHEDULES, alarms__notify=EMAILS)
     e.apply()
+    assert faults.injected["CreateQueue"] == 2
     e.destroy(include_protected=True)
     assert _alarms(e) == {}
     assert not [t for t in e.client("sns").list_topics()["Topics"] if t["TopicArn"] == _topic(e)]
     assert not [g for g in e.client("scheduler").list_schedule_groups()["ScheduleGroups"] if g["Name"] == f"dbrepl-{s}"]
+    assert not [u for u in e.client("sqs").list_queues().get("QueueUrls", []) if u.endswith(f"-dlq-{s}")]
     with pytest.raises(Exception, match="ResourceNotFound"):
         e.client("cloudwatch").get_dashboard(DashboardName=f"dbrepl-{s}")
     assert e.plan().summary["delete"] == 0

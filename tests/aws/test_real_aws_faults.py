@@ -502,3 +502,34 @@ def test_invoke_refused_past_the_deadline_fails_naming_the_state(estate, faults)
     with pytest.raises(AwsFailure, match=r"^Failed to invoke function db-sync-schema-replication-\w+: "
                                          r"ResourceConflictException: .*state: Inactive"):
         Functions(spec, estate.suffix, estate.sessions).invoke("schema", {"body": {}})
+
+
+# ---------------------------------------------------------------------- endpoint service names
+
+def test_endpoint_service_names_are_the_regions_own(estate, faults):
+    """Not every partition names its endpoint services com.amazonaws.<region>.<svc> (China's are
+    cn.com.amazonaws.<region>.<svc> for some): the endpoints take the name DescribeVpcEndpointServices
+    lists, the answer preflight reads too (one call for both)."""
+    other = "cn.com.amazonaws.us-east-1.ssm"
+
+    def rename(parsed: dict, params: dict) -> bool:
+        for d in parsed.get("ServiceDetails", []):
+            if d["ServiceName"] == "com.amazonaws.us-east-1.ssm":
+                d["ServiceName"] = other
+        parsed["ServiceNames"] = [d["ServiceName"] for d in parsed.get("ServiceDetails", [])]
+        return True
+
+    faults.rewrite("DescribeVpcEndpointServices", rename, times=10)
+    plan = estate.plan()
+    (ssm,) = [c for c in plan.changes if c.name == names.endpoint("staging", "ssm", estate.suffix)]
+    assert ssm.diff["ServiceName"] == (None, other)
+    (sm,) = [c for c in plan.changes if c.name == names.endpoint("staging", "secretsmanager", estate.suffix)]
+    assert sm.diff["ServiceName"] == (None, "com.amazonaws.us-east-1.secretsmanager")
+    assert {f.check: f.status for f in plan.findings}["availability-zones"] == "ok"
+    assert _calls(estate, "DescribeVpcEndpointServices") == 1  # network and preflight share the answer
+    estate.apply()
+    eps = estate.client("ec2").describe_vpc_endpoints(
+        Filters=[{"Name": "tag:dbrepl:suffix", "Values": [estate.suffix]}])["VpcEndpoints"]
+    assert other in {e["ServiceName"] for e in eps}
+    assert estate.plan().changes == []  # drift compares the same name
+    estate.destroy(include_protected=True)
