@@ -132,8 +132,8 @@ def status(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = Non
 
 @app.command()
 @handled
-def init(path: Annotated[Path | None, typer.Argument(help="Where to write it [default: config/environments.yaml].",
-                                                     show_default=False)] = None,
+def init(path: Annotated[Path | None, typer.Argument(help="Where to write it.", metavar="PATH",
+                                                     show_default="config/environments.yaml")] = None,
          force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
     """Write the default spec (with its comments) to start from; edit it, then plan."""
     from dbrepl.init import write_default_spec
@@ -164,7 +164,7 @@ def permissions(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt 
                 json_: Annotated[bool, typer.Option("--json", help="Print one policy document only (valid IAM "
                                                     "JSON): the deployer's, or --role's.")] = False,
                 account: Annotated[str | None, typer.Option(
-                    "--account", help="The deployer's 12-digit account id [default: read from STS].")] = None,
+                    "--account", help="The deployer's 12-digit account id.", show_default="read from STS")] = None,
                 role: Annotated[str | None, typer.Option(
                     "--role", help="With --json: the policy of this role of the spec (an environment's "
                                    "account.role_arn) instead of the deployer's.")] = None,
