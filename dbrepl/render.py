@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections import defaultdict
@@ -16,12 +17,38 @@ from dbrepl.engine import Change, Plan, is_unknown
 COLOURS = {"create": "green", "update": "yellow", "delete": "red", "replace": "magenta"}
 
 
-def _fmt(v: Any) -> str:
+# A value longer than this on one line is summarised: its kind, length and a hash to compare
+# by (the full value: `plan --json`). A dashboard body is thousands of characters.
+LONG_VALUE = 160
+
+
+def _text(v: Any) -> str:
+    return json.dumps(v, default=repr, sort_keys=True) if isinstance(v, (dict, list)) else str(v)
+
+
+def _fmt(v: Any, hint: bool = True) -> str:
     if is_unknown(v) and not isinstance(v, (list, dict)):
         return "(known after apply)"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, default=repr, sort_keys=True)
-    return str(v)
+    if v is None:
+        return "(none)"
+    text = _text(v)
+    if len(text) <= LONG_VALUE:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    kind = "JSON object" if isinstance(v, dict) else "JSON list" if isinstance(v, list) else "text"
+    return f"({kind}, {len(text):,} characters, sha256 {digest}{'; in full: plan --json' if hint else ''})"
+
+
+def _fmt_change(old: Any, new: Any) -> str:
+    """old -> new; for long JSON objects, also which of their keys differ."""
+    long = len(_text(old)) > LONG_VALUE or len(_text(new)) > LONG_VALUE
+    line = f"{escape(_fmt(old, not long))} [dim]->[/] {escape(_fmt(new, not long))}"
+    if not long:
+        return line
+    keys = sorted(str(k) for k in set(old) | set(new) if old.get(k) != new.get(k)) \
+        if isinstance(old, dict) and isinstance(new, dict) else []
+    differs = f"differs in: {', '.join(keys)}; " if keys else ""
+    return line + f" [dim]({escape(differs)}in full: plan --json)[/]"
 
 
 def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
@@ -41,17 +68,22 @@ def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
                 console.print(f"      final snapshot (kept): {escape(c.final_snapshot)}")
             for field, (old, new) in c.diff.items():
                 if c.action == "create":
-                    console.print(f"      {escape(field)}: {escape(_fmt(new))}")
+                    if new is not None:  # a field left to AWS's default is not a change
+                        console.print(f"      {escape(field)}: {escape(_fmt(new))}")
                 elif c.action == "delete":
                     continue
                 else:
-                    console.print(f"      {escape(field)}: {escape(_fmt(old))} [dim]->[/] {escape(_fmt(new))}")
+                    console.print(f"      {escape(field)}: {_fmt_change(old, new)}")
+            if c.refused:
+                console.print(f"      [bold red]refused:[/] {escape(c.refused)}; apply refuses this plan")
     s = plan.summary
     protected = sorted({c.env for c in plan.changes if c.protected})
     if protected:
         console.print(f"\n[bold red]protected:[/] this {verb.lower()} would delete or replace resources of "
                       f"{escape(', '.join(protected))}")
-    console.print(f"\n[bold]{verb}:[/] {s['create']} to create, {s['update']} to update, {s['delete']} to delete.")
+    replace = f"{s['replace']} to replace, " if s.get("replace") else ""
+    console.print(f"\n[bold]{verb}:[/] {s['create']} to create, {s['update']} to update, {replace}"
+                  f"{s['delete']} to delete.")
 
 
 FINDING_MARKS = {"ok": "[green]✓[/]", "fail": "[red]✗[/]", "skipped": "[dim]-[/]"}

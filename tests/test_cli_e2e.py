@@ -258,7 +258,7 @@ def test_env_narrows_plan(cli: Cli) -> None:
     assert {c["env"] for c in narrowed["changes"]} == {"dev"}
     want = sorted((c["type"], c["name"]) for c in full["changes"] if c["env"] == "dev")
     assert sorted((c["type"], c["name"]) for c in narrowed["changes"]) == want
-    assert narrowed["summary"] == {"create": len(want), "update": 0, "delete": 0}
+    assert narrowed["summary"] == {"create": len(want), "update": 0, "replace": 0, "delete": 0}
 
 
 def test_plan_detailed_exitcode_pending(cli: Cli) -> None:
@@ -363,7 +363,7 @@ def test_destroy(cli: Cli) -> None:
     assert kept[0] in {x["DBClusterSnapshotIdentifier"] for x in snaps}
     # Nothing of the estate is left: a plan wants all of it again.
     p = cli("plan", "--json")
-    assert p.json()["summary"] == {"create": TOTAL, "update": 0, "delete": 0}
+    assert p.json()["summary"] == {"create": TOTAL, "update": 0, "replace": 0, "delete": 0}
     ec2 = cli.client("ec2")
     left = [v for v in ec2.describe_vpcs()["Vpcs"]
             if any(t["Key"] == "Name" and t["Value"].endswith(f"-{SUFFIX}") for t in v.get("Tags", []))]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -33,8 +34,9 @@ app = typer.Typer()
 @handled
 def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
          json_: JsonOpt = False,
-         detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
-                                                         help="Exit 3 when there are changes.")] = False) -> None:
+         detailed_exitcode: Annotated[bool, typer.Option(
+             "--detailed-exitcode", help="Exit 3 when there are changes, 2 when apply would refuse some "
+                                         "(a replacement).")] = False) -> None:
     """Show what apply would change and preflight's findings (exit 2 when a check fails). Reads only."""
     from dbrepl.render import render_findings, render_plan
 
@@ -44,10 +46,26 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
         print(json.dumps(p.to_json(), default=str))
     else:
         render_plan(out, p)
+        if p.refused:
+            out.print(f"[bold red]refused:[/] apply would refuse this plan: {len(p.refused)} resource(s) would have "
+                      "to be replaced (marked refused), which dbrepl never does in place; "
+                      f"{escape(_replacement_way_out(ctx, target, config, p.refused))}")
         render_findings(out, p.findings)
     refuse_failed(p.findings)
+    if detailed_exitcode and p.refused:
+        raise typer.Exit(2)
     if detailed_exitcode and p.changes:
         raise typer.Exit(3)
+
+
+def _replacement_way_out(ctx: typer.Context, target: Any, config: Path | None, refused: list) -> str:
+    """What to do about replacements, as commands that run as printed."""
+    base = "dbrepl --sandbox" if sandbox_of(ctx) else "dbrepl"
+    common = f" --suffix {target.suffix}" + (f" --config {shlex.quote(str(config))}" if config else "")
+    envs = "".join(f" --env {e}" for e in dict.fromkeys(c.env for c in refused))
+    protected = " --include-protected" if any(c.protected for c in refused) else ""
+    return (f"change the spec back, or destroy and apply again, losing their data: "
+            f"`{base} destroy{common}{envs}{protected}`, then `{base} apply{common}`")
 
 
 @app.command()
@@ -62,6 +80,8 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
     est = estate(ctx, target.spec, target.suffix, target.envs)
     engine = est.engine(reporter=Progress(err))
     p = engine.plan()
+    # exit 2 before anything is shown as going to happen
+    engine.refuse_replacements(p, _replacement_way_out(ctx, target, config, p.refused))
     render_plan(out, p)
     render_findings(out, p.findings)
     refuse_failed(p.findings)  # exit 2 before anything changes
