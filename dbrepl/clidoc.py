@@ -73,8 +73,9 @@ def render(app: typer.Typer | None = None) -> str:
     glob = _params(root)
     if glob:
         out += ["Global options (before or after the command):", "", "| option | meaning |", "|---|---|", *glob, ""]
-    out.append("Exit codes: 0 done, 1 failed while working, 2 bad input (nothing touched), "
-               "3 differences or changes pending (`--detailed-exitcode`).\n")
+    out.append("Exit codes: 0 done, 1 failed while working, 2 bad input (nothing touched; with `plan "
+               "--detailed-exitcode` also: apply would refuse the plan), 3 differences, changes pending or drift "
+               "(`--detailed-exitcode`).\n")
     _walk(root, "dbrepl", out)
     return "\n".join(out).rstrip() + "\n"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from rich.console import Console
@@ -130,7 +130,28 @@ class Progress:
                 )
 
 
+def status_summary(status: dict[str, Any]) -> str:
+    """One line: the resources by state, the alarms by state, the sync routes by last result."""
+    s = status["summary"]
+    total = sum(s.values())
+    line = f"{total} resources: {s['ok']} ok, {s['drifted']} drifted, {s['missing']} missing, {s['extra']} extra"
+    alarms = Counter(str(a["state"]) for a in status.get("alarms") or [])
+    line += f"; alarms: {sum(alarms.values())}"
+    if alarms:
+        line += " (" + ", ".join(f"{n} {state}" for state, n in sorted(alarms.items())) + ")"
+    if status.get("routes_error"):
+        line += "; sync routes: unreadable"
+    elif status.get("routes") is not None:
+        routes = Counter(str(r["status"]) for r in status["routes"])
+        line += f"; sync routes: {sum(routes.values())}"
+        if routes:
+            line += " (" + ", ".join(f"{n} {st}" for st, n in sorted(routes.items())) + ")"
+    return line
+
+
 def render_status(console: Console, status: dict[str, Any]) -> None:
+    if not console.is_terminal:  # piped or redirected: every value whole, never cut at 80 columns
+        console = Console(file=console.file, width=100_000, highlight=False, no_color=True, soft_wrap=True)
     out = Table(title="Outputs", show_lines=False)
     out.add_column("output")
     out.add_column("value")
@@ -153,6 +174,7 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
             colour = {"OK": "green", "ALARM": "red"}.get(al["state"], "yellow")
             a.add_row(escape(al["name"]), al["env"], f"[{colour}]{escape(str(al['state']))}[/]")
         console.print(a)
+    console.print(escape(status_summary(status)))
 
 
 def _render_routes(console: Console, status: dict[str, Any]) -> None:

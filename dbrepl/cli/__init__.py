@@ -1,7 +1,7 @@
 """The dbrepl command line: each command parses, calls the application layer (dbrepl.app), renders.
 
-Exit codes: 0 done, 1 failed while working, 2 bad input (nothing touched),
-3 changes pending (`plan --detailed-exitcode`, `sync --detailed-exitcode`).
+Exit codes: 0 done, 1 failed while working, 2 bad input (nothing touched; also `plan --detailed-exitcode`
+when apply would refuse the plan), 3 changes pending or drift (`plan`, `sync`, `status --detailed-exitcode`).
 
 Modules: `common` (consoles, options, the error mapping), `provision` (plan, apply, destroy,
 status, bundle, permissions), `sync`, `migrate`, `sandbox`, `demo`.

@@ -136,9 +136,11 @@ def destroy(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = No
 @app.command()
 @handled
 def status(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
-           json_: JsonOpt = False) -> None:
+           json_: JsonOpt = False,
+           detailed_exitcode: Annotated[bool, typer.Option(
+               "--detailed-exitcode", help="Exit 3 when a resource is drifted, missing or extra.")] = False) -> None:
     """The seed's outputs (endpoints, bucket, function ARNs), every resource's state, each alarm's state and
-    each sync route's last run (time, age, result, rows). Reads only."""
+    each sync route's last run (time, age, result, rows), then a summary line. Reads only."""
     from dbrepl.app.report import status_report
     from dbrepl.render import render_status
 
@@ -148,6 +150,8 @@ def status(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = Non
         print(json.dumps(st, default=str))
     else:
         render_status(out, st)
+    if detailed_exitcode and any(st["summary"][s] for s in ("drifted", "missing", "extra")):
+        raise typer.Exit(3)
 
 
 @app.command()
