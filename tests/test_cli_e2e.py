@@ -217,11 +217,11 @@ def test_plan_json_lists_every_resource(cli: Cli) -> None:
     r = cli("plan", "--json")
     assert r.code == 0, r.stderr
     plan = r.json()  # stdout is exactly one JSON document
-    assert set(plan) == {"changes", "summary", "preflight"}
+    assert set(plan) == {"changes", "summary", "refused", "preflight"} and plan["refused"] == 0
     assert {f["check"] for f in plan["preflight"]} == {"vpc-quota", "engine-version", "instance-class",
                                                      "availability-zones", "bucket-key-region"}
-    assert set(plan["summary"]) == {"create", "update", "delete"}
-    assert plan["summary"] == {"create": TOTAL, "update": 0, "delete": 0}
+    assert set(plan["summary"]) == {"create", "update", "replace", "delete"}
+    assert plan["summary"] == {"create": TOTAL, "update": 0, "replace": 0, "delete": 0}
     for c in plan["changes"]:
         assert set(c) == {"action", "type", "env", "name", "diff"}, c
         assert c["action"] == "create"
@@ -292,7 +292,8 @@ def test_plan_after_apply_no_changes(cli: Cli) -> None:
     j = cli("plan", "--json")
     assert j.code == 0
     # A plan with nothing to create or change runs no preflight check.
-    assert j.json() == {"changes": [], "summary": {"create": 0, "update": 0, "delete": 0}, "preflight": []}
+    assert j.json() == {"changes": [], "summary": {"create": 0, "update": 0, "replace": 0, "delete": 0},
+                        "refused": 0, "preflight": []}
 
 
 def test_status_json(cli: Cli) -> None:
