@@ -19,7 +19,8 @@ def _params(cmd: Any) -> list[str]:
         if p.param_type_name == "argument":
             name = (p.metavar or p.name or "").upper()
             help_ = " ".join((getattr(p, "help", "") or "").split()).replace("|", "\\|")
-            rows.append(f"| `{name}` | {help_ or 'argument'}{' (repeatable)' if p.nargs == -1 else ''} |")
+            shown = f" (default {p.show_default})" if isinstance(getattr(p, "show_default", None), str) else ""
+            rows.append(f"| `{name}` | {help_ or 'argument'}{' (repeatable)' if p.nargs == -1 else ''}{shown} |")
             continue
         flags = ", ".join(f"`{o}`" for o in [*p.opts, *p.secondary_opts])
         help_ = " ".join((getattr(p, "help", "") or "").split()).replace("|", "\\|")
@@ -29,7 +30,9 @@ def _params(cmd: Any) -> list[str]:
         if getattr(p, "multiple", False):
             extra.append("repeatable")
         default = p.default
-        if default not in (None, False, (), []) and not callable(default):
+        if isinstance(getattr(p, "show_default", None), str):  # a default that is not the value (None)
+            extra.append(f"default: {p.show_default}")
+        elif default not in (None, False, (), []) and not callable(default):
             extra.append(f"default `{default}`")
         tail = f" ({'; '.join(extra)})" if extra else ""
         rows.append(f"| {flags} | {help_}{tail} |")
@@ -70,8 +73,9 @@ def render(app: typer.Typer | None = None) -> str:
     glob = _params(root)
     if glob:
         out += ["Global options (before or after the command):", "", "| option | meaning |", "|---|---|", *glob, ""]
-    out.append("Exit codes: 0 done, 1 failed while working, 2 bad input (nothing touched), "
-               "3 differences or changes pending (`--detailed-exitcode`).\n")
+    out.append("Exit codes: 0 done, 1 failed while working, 2 bad input (nothing touched; with `plan "
+               "--detailed-exitcode` also: apply would refuse the plan), 3 differences, changes pending or drift "
+               "(`--detailed-exitcode`).\n")
     _walk(root, "dbrepl", out)
     return "\n".join(out).rstrip() + "\n"
 

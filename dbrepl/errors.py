@@ -46,6 +46,13 @@ class Refused(DbreplError):
     """dbrepl refuses a change that would lose data without an explicit action."""
 
 
+class ReplacementRefused(Refused):
+    """apply would have to replace a resource (dbrepl never does): refused before any change,
+    as bad input (exit 2), naming the resources and the way out."""
+
+    exit_code = 2
+
+
 class ProtectedRefused(Refused):
     """destroy would delete something of a protected environment without --include-protected:
     refused before any change, as bad input (exit 2)."""

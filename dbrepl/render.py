@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from rich.console import Console
@@ -16,12 +17,38 @@ from dbrepl.engine import Change, Plan, is_unknown
 COLOURS = {"create": "green", "update": "yellow", "delete": "red", "replace": "magenta"}
 
 
-def _fmt(v: Any) -> str:
+# A value longer than this on one line is summarised: its kind, length and a hash to compare
+# by (the full value: `plan --json`). A dashboard body is thousands of characters.
+LONG_VALUE = 160
+
+
+def _text(v: Any) -> str:
+    return json.dumps(v, default=repr, sort_keys=True) if isinstance(v, (dict, list)) else str(v)
+
+
+def _fmt(v: Any, hint: bool = True) -> str:
     if is_unknown(v) and not isinstance(v, (list, dict)):
         return "(known after apply)"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v, default=repr, sort_keys=True)
-    return str(v)
+    if v is None:
+        return "(none)"
+    text = _text(v)
+    if len(text) <= LONG_VALUE:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    kind = "JSON object" if isinstance(v, dict) else "JSON list" if isinstance(v, list) else "text"
+    return f"({kind}, {len(text):,} characters, sha256 {digest}{'; in full: plan --json' if hint else ''})"
+
+
+def _fmt_change(old: Any, new: Any) -> str:
+    """old -> new; for long JSON objects, also which of their keys differ."""
+    long = len(_text(old)) > LONG_VALUE or len(_text(new)) > LONG_VALUE
+    line = f"{escape(_fmt(old, not long))} [dim]->[/] {escape(_fmt(new, not long))}"
+    if not long:
+        return line
+    keys = sorted(str(k) for k in set(old) | set(new) if old.get(k) != new.get(k)) \
+        if isinstance(old, dict) and isinstance(new, dict) else []
+    differs = f"differs in: {', '.join(keys)}; " if keys else ""
+    return line + f" [dim]({escape(differs)}in full: plan --json)[/]"
 
 
 def render_plan(console: Console, plan: Plan, *, verb: str = "Plan") -> None:
@@ -55,18 +82,23 @@ def _render_plan_changes(console: Console, plan: Plan, verb: str) -> None:
                 console.print(f"      final snapshot (kept): {escape(c.final_snapshot)}")
             for field, (old, new) in c.diff.items():
                 if c.action == "create":
-                    console.print(f"      {escape(field)}: {escape(_fmt(new))}")
+                    if new is not None:  # a field left to AWS's default is not a change
+                        console.print(f"      {escape(field)}: {escape(_fmt(new))}")
                 elif c.action == "delete":
                     continue
                 else:
-                    console.print(f"      {escape(field)}: {escape(_fmt(old))} [dim]->[/] {escape(_fmt(new))}")
+                    console.print(f"      {escape(field)}: {_fmt_change(old, new)}")
+            if c.refused:
+                console.print(f"      [bold red]refused:[/] {escape(c.refused)}; apply refuses this plan")
     s = plan.summary
     protected = sorted({c.env for c in plan.changes if c.protected})
     if protected:
         console.print(f"\n[bold red]protected:[/] this {verb.lower()} would delete or replace resources of "
                       f"{escape(', '.join(protected))}")
     render_notes(console, plan.notes)
-    console.print(f"\n[bold]{verb}:[/] {s['create']} to create, {s['update']} to update, {s['delete']} to delete.")
+    replace = f"{s['replace']} to replace, " if s.get("replace") else ""
+    console.print(f"\n[bold]{verb}:[/] {s['create']} to create, {s['update']} to update, {replace}"
+                  f"{s['delete']} to delete.")
 
 
 FINDING_MARKS = {"ok": "[green]✓[/]", "fail": "[red]✗[/]", "skipped": "[dim]-[/]"}
@@ -115,7 +147,28 @@ class Progress:
                 )
 
 
+def status_summary(status: dict[str, Any]) -> str:
+    """One line: the resources by state, the alarms by state, the sync routes by last result."""
+    s = status["summary"]
+    total = sum(s.values())
+    line = f"{total} resources: {s['ok']} ok, {s['drifted']} drifted, {s['missing']} missing, {s['extra']} extra"
+    alarms = Counter(str(a["state"]) for a in status.get("alarms") or [])
+    line += f"; alarms: {sum(alarms.values())}"
+    if alarms:
+        line += " (" + ", ".join(f"{n} {state}" for state, n in sorted(alarms.items())) + ")"
+    if status.get("routes_error"):
+        line += "; sync routes: unreadable"
+    elif status.get("routes") is not None:
+        routes = Counter(str(r["status"]) for r in status["routes"])
+        line += f"; sync routes: {sum(routes.values())}"
+        if routes:
+            line += " (" + ", ".join(f"{n} {st}" for st, n in sorted(routes.items())) + ")"
+    return line
+
+
 def render_status(console: Console, status: dict[str, Any]) -> None:
+    if not console.is_terminal:  # piped or redirected: every value whole, never cut at 80 columns
+        console = Console(file=console.file, width=100_000, highlight=False, no_color=True, soft_wrap=True)
     out = Table(title="Outputs", show_lines=False)
     out.add_column("output")
     out.add_column("value")
@@ -139,6 +192,7 @@ def render_status(console: Console, status: dict[str, Any]) -> None:
             colour = {"OK": "green", "ALARM": "red"}.get(al["state"], "yellow")
             a.add_row(escape(al["name"]), al["env"], f"[{colour}]{escape(str(al['state']))}[/]")
         console.print(a)
+    console.print(escape(status_summary(status)))
 
 
 def _render_routes(console: Console, status: dict[str, Any]) -> None:

@@ -775,6 +775,45 @@ def missing_spec_message(path: Path, given: bool) -> str:
     return f"no spec found at {path}: run `dbrepl init` to write the default one, or pass --config"
 
 
+def load_yaml(text: str, path: Path | str) -> Any:
+    """Parse YAML as safe_load does, but refuse a key given twice in one mapping (YAML itself keeps
+    the last copy without a word, so an edit of the first would be ignored). SpecError names both
+    lines and the key path."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        if node is not None:
+            _refuse_duplicate_keys(node, path, ())
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(e, "problem", None) or "not valid YAML"
+        raise SpecError(f"{path}: malformed YAML at {where}: {problem}; fix the syntax") from None
+
+
+def _refuse_duplicate_keys(node: yaml.Node, path: Path | str, where: tuple[str, ...],
+                           seen_nodes: set[int] | None = None) -> None:
+    seen_nodes = set() if seen_nodes is None else seen_nodes
+    if id(node) in seen_nodes:  # an alias (*name) of a node already walked
+        return
+    seen_nodes.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            line = key.start_mark.line + 1
+            name = str(key.value) if isinstance(key, yaml.ScalarNode) else f"(complex key at line {line})"
+            if (key.tag, name) in lines:
+                dotted = ".".join((*where, name))
+                raise SpecError(f"{path}: key {dotted} is given twice (lines {lines[(key.tag, name)]} and {line}); "
+                                "YAML would silently keep only the last: merge them into one and delete the other")
+            lines[(key.tag, name)] = line
+            _refuse_duplicate_keys(value, path, (*where, name), seen_nodes)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            at = (*where[:-1], f"{where[-1]}[{i}]") if where else (f"[{i}]",)
+            _refuse_duplicate_keys(item, path, at, seen_nodes)
+
+
 def load_spec(path: Path | str | None = None) -> Spec:
     """Read and validate the spec; every problem is a SpecError naming file, key and fix."""
     given = bool(path) or bool(os.environ.get(CONFIG_VARIABLE))
@@ -785,13 +824,7 @@ def load_spec(path: Path | str | None = None) -> Spec:
         raise SpecError(missing_spec_message(path, given)) from None
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise SpecError(f"{path}: cannot read the spec ({e.__class__.__name__})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        problem = getattr(e, "problem", None) or "not valid YAML"
-        raise SpecError(f"{path}: malformed YAML at {where}: {problem}; fix the syntax") from None
+    data = load_yaml(text, path)
     if not isinstance(data, dict):
         raise SpecError(f"{path}: the spec must be a YAML mapping with 'environments' and 'peering'")
     try:

@@ -33,7 +33,8 @@ ALLOWED: dict[str, set[str]] = {
                    "dbrepl.init"},
     # The CLI parses, calls the application layer and renders; it never reaches into the
     # sync library, the engine or the steps itself.
-    "dbrepl.cli": {"dbrepl.app", "dbrepl.bundle", "dbrepl.errors", "dbrepl.names", "dbrepl.render",
+    # "dbrepl" itself: its __version__, which `dbrepl --version` prints.
+    "dbrepl.cli": {"dbrepl", "dbrepl.app", "dbrepl.bundle", "dbrepl.errors", "dbrepl.names", "dbrepl.render",
                    "dbrepl.sandbox", "dbrepl.spec", "dbrepl.status", "dbrepl.init"},
     "dbrepl.clidoc": {"dbrepl.cli"},
 }

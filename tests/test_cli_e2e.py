@@ -221,11 +221,11 @@ def test_plan_json_lists_every_resource(cli: Cli) -> None:
     r = cli("plan", "--json")
     assert r.code == 0, r.stderr
     plan = r.json()  # stdout is exactly one JSON document
-    assert set(plan) == {"changes", "summary", "preflight"}
+    assert set(plan) == {"changes", "summary", "refused", "preflight", "notes"} and plan["refused"] == 0
     assert {f["check"] for f in plan["preflight"]} == {"vpc-quota", "engine-version", "instance-class",
                                                      "availability-zones", "bucket-key-region"}
-    assert set(plan["summary"]) == {"create", "update", "delete"}
-    assert plan["summary"] == {"create": TOTAL, "update": 0, "delete": 0}
+    assert set(plan["summary"]) == {"create", "update", "replace", "delete"}
+    assert plan["summary"] == {"create": TOTAL, "update": 0, "replace": 0, "delete": 0}
     for c in plan["changes"]:
         assert set(c) == {"action", "type", "env", "name", "diff"}, c
         assert c["action"] == "create"
@@ -262,7 +262,7 @@ def test_env_narrows_plan(cli: Cli) -> None:
     assert {c["env"] for c in narrowed["changes"]} == {"dev"}
     want = sorted((c["type"], c["name"]) for c in full["changes"] if c["env"] == "dev")
     assert sorted((c["type"], c["name"]) for c in narrowed["changes"]) == want
-    assert narrowed["summary"] == {"create": len(want), "update": 0, "delete": 0}
+    assert narrowed["summary"] == {"create": len(want), "update": 0, "replace": 0, "delete": 0}
 
 
 def test_plan_detailed_exitcode_pending(cli: Cli) -> None:
@@ -296,7 +296,8 @@ def test_plan_after_apply_no_changes(cli: Cli) -> None:
     j = cli("plan", "--json")
     assert j.code == 0
     # A plan with nothing to create or change runs no preflight check.
-    assert j.json() == {"changes": [], "summary": {"create": 0, "update": 0, "delete": 0}, "preflight": []}
+    assert j.json() == {"changes": [], "summary": {"create": 0, "update": 0, "replace": 0, "delete": 0},
+                        "refused": 0, "preflight": [], "notes": []}
 
 
 def test_status_json(cli: Cli) -> None:
@@ -371,7 +372,7 @@ def test_destroy(cli: Cli) -> None:
     assert "aws kms schedule-key-deletion --region us-east-1 --key-id" in said
     # Nothing else of the estate is left: a plan wants all of it again, but the kept key and alias.
     p = cli("plan", "--json")
-    assert p.json()["summary"] == {"create": TOTAL - 2, "update": 0, "delete": 0}
+    assert p.json()["summary"] == {"create": TOTAL - 2, "update": 0, "replace": 0, "delete": 0}
     ec2 = cli.client("ec2")
     left = [v for v in ec2.describe_vpcs()["Vpcs"]
             if any(t["Key"] == "Name" and t["Value"].endswith(f"-{SUFFIX}") for t in v.get("Tags", []))]

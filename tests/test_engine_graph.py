@@ -4,6 +4,7 @@ replacements are refused before anything changes."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from typing import Any, ClassVar
@@ -11,8 +12,8 @@ from typing import Any, ClassVar
 import pytest
 
 from dbrepl.aws.session import SessionFactory
-from dbrepl.engine import STEPS, Change, Context, Engine, Observed, Resource, Step
-from dbrepl.errors import DbreplError, Refused
+from dbrepl.engine import STEPS, Change, Context, Engine, Observed, Plan, Resource, Step
+from dbrepl.errors import DbreplError, Refused, ReplacementRefused
 from tests.aws.harness import fast_spec
 
 
@@ -160,9 +161,17 @@ def test_a_replacement_is_refused_before_anything_changes(make_engine):
         name = "t-other"
 
     eng, rec = make_engine(R, Other)
-    with pytest.raises(Refused, match="t-r-1 would have to be replaced to change n"):
+    plan = eng.plan()
+    assert [(c.name, c.refused) for c in plan.refused] == [("t-r-1", "n 99 -> 1 cannot change in place")]
+    assert plan.summary == {"create": 3, "update": 0, "replace": 1, "delete": 0}  # a replace is no create
+    with pytest.raises(ReplacementRefused, match=r"Test::Thing t-r-1 \(n 99 -> 1 cannot change in place\)") as e:
         eng.apply()
+    assert e.value.exit_code == 2  # bad input: nothing was touched
     assert rec.events == []  # not even the independent step, nor R's phase 0
+    # A plan made by hand (no reasons marked) is still refused, step by step, before any change.
+    with pytest.raises(Refused, match="t-r-1 would have to be replaced to change n"):
+        eng.apply(Plan([dataclasses.replace(c, refused=None) for c in plan.changes]))
+    assert rec.events == []
 
 
 def test_a_value_outside_the_chosen_environments_is_named_with_the_fix(make_engine):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -286,6 +287,9 @@ def test_bundle_carries_the_ca_and_its_content_changes_the_hash(tmp_path) -> Non
 
 def _spec(tmp_path: Path, tls: str) -> Path:
     text = (ROOT / "config" / "environments.yaml").read_text(encoding="utf-8")
+    # The default's own databases block goes: a key given twice is refused (issue 19, item 1).
+    text = re.sub(r"^databases:\n(?:(?:[ \t].*)?\n)*", "", text, flags=re.M)
+    assert "\ndatabases:" not in text and "\ntiming:" in text
     path = tmp_path / "conf" / "environments.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + f"\ndatabases:\n  tls: {tls}\n", encoding="utf-8")

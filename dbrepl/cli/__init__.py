@@ -1,7 +1,7 @@
 """The dbrepl command line: each command parses, calls the application layer (dbrepl.app), renders.
 
-Exit codes: 0 done, 1 failed while working, 2 bad input (nothing touched),
-3 changes pending (`plan --detailed-exitcode`, `sync --detailed-exitcode`).
+Exit codes: 0 done, 1 failed while working, 2 bad input (nothing touched; also `plan --detailed-exitcode`
+when apply would refuse the plan), 3 changes pending or drift (`plan`, `sync`, `status --detailed-exitcode`).
 
 Modules: `common` (consoles, options, the error mapping), `provision` (plan, apply, destroy,
 status, bundle, permissions), `sync`, `migrate`, `sandbox`, `demo`.
@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from dbrepl import __version__
 from dbrepl.cli import provision
 from dbrepl.cli.common import OneLineUsage, handled
 from dbrepl.cli.demo import demo as demo_command
@@ -26,11 +27,20 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        # dbrepl.__version__ is the one source (pyproject.toml reads it): true from a checkout too.
+        print(f"dbrepl {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 @handled
 def _global(ctx: typer.Context, sandbox: Annotated[bool, typer.Option(
         "--sandbox", envvar="DBREPL_SANDBOX",
         help="Use the running local sandbox (dbrepl sandbox start) instead of AWS; also DBREPL_SANDBOX=1.")] = False,
+        version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version,
+                                              help="Print dbrepl's version and exit.")] = False,
 ) -> None:
     """The sandbox, when asked for, is found once here and handed to every command (ctx.obj)."""
     if sandbox and ctx.invoked_subcommand != "sandbox":

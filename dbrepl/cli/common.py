@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 from rich.console import Console
@@ -33,8 +33,10 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SuffixOpt = Annotated[str | None, typer.Option("--suffix", "-s", envvar="DBREPL_SUFFIX",
                                                help="Estate suffix (1-20 of a-z, 0-9, '-'); also DBREPL_SUFFIX.")]
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", envvar="DBREPL_CONFIG",
-                                                help="Spec file [default: config/environments.yaml].")]
+# A default that is not the parameter's value (None: "not given") is named with show_default, which
+# typer prints in its own "[default: ...]" slot; "[...]" inside help text is rich markup and vanishes.
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", envvar="DBREPL_CONFIG", help="Spec file.",
+                                                show_default="config/environments.yaml")]
 EnvOpt = Annotated[list[str] | None, typer.Option("--env", "-e", help="Only these environments ('shared' for the "
                                                   "bucket and functions); repeatable.")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation (needed without a terminal).")]
@@ -87,6 +89,7 @@ class OneLineUsage(TyperGroup):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        tidy_help(self)
         kwargs["args"], args = hoist_sandbox_flag(args[0] if args else kwargs.get("args")), args[1:]
         try:
             rv = super().main(*args, **kwargs)
@@ -103,6 +106,56 @@ class OneLineUsage(TyperGroup):
         except typer.Exit as e:
             sys.exit(e.exit_code)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+# What newer typer (0.2x) prints as <str>, <path>, <list[str]>, in click's words as older typer does.
+_TYPE_WORDS = {str: "TEXT", int: "INTEGER", float: "FLOAT", Path: "PATH"}
+
+
+def tidy_help(cmd: Any) -> None:
+    """Help that reads the same on every typer the project allows (pyproject.toml): no type for
+    on/off flags (newer typer prints `<bool>`), TEXT/PATH/INTEGER for values (not `<list[str]>`),
+    and usage lines naming arguments `SRC` and `[PATH]` (not `{SRC}`). Older typer already prints
+    click's metavars; only what it leaves unset is touched."""
+    if getattr(cmd, "_dbrepl_tidy", False):
+        return
+    cmd._dbrepl_tidy = True
+    for p in getattr(cmd, "params", ()):
+        _tidy_param(p)
+    if hasattr(cmd, "get_help_option"):  # --help itself is made when asked for
+        made = cmd.get_help_option
+
+        def help_option(ctx: Any) -> Any:
+            opt = made(ctx)
+            if opt is not None:
+                _tidy_param(opt)
+            return opt
+
+        cmd.get_help_option = help_option
+    for sub in (getattr(cmd, "commands", None) or {}).values():
+        tidy_help(sub)
+
+
+def _tidy_param(p: Any) -> None:
+    desc = getattr(p, "type_descriptor", None)  # typer >= 0.2x; older typer has click's types
+    if desc is None:
+        return
+    ann = get_args(desc.annotation)[0] if desc.is_list and get_args(desc.annotation) else desc.annotation
+    word = None if desc.is_choice else "PATH" if desc.is_path else _TYPE_WORDS.get(ann)
+    if p.param_type_name == "option" and p.metavar is None:
+        p.metavar = "" if getattr(p, "is_flag", False) and not getattr(p, "count", False) else word
+    elif p.param_type_name == "argument" and hasattr(p, "_usage_display_name"):
+        p.get_usage_pieces = functools.partial(_argument_usage, p)
+        if word is not None:
+            p.display_type_rich = lambda ctx=None: word
+
+
+def _argument_usage(p: Any, ctx: Any = None) -> list[str]:
+    """click's usage for an argument: NAME when required, [NAME] when not, ... when repeatable."""
+    name = p.metavar or (p.name or "").upper()
+    if p.metavar is None and p.nargs != 1:
+        name += "..."
+    return [name if p.required else f"[{name}]"]
 
 
 def hoist_sandbox_flag(args: Sequence[str] | None) -> list[str]:

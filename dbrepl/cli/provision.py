@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -32,8 +33,9 @@ app = typer.Typer()
 @handled
 def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
          json_: JsonOpt = False,
-         detailed_exitcode: Annotated[bool, typer.Option("--detailed-exitcode",
-                                                         help="Exit 3 when there are changes.")] = False) -> None:
+         detailed_exitcode: Annotated[bool, typer.Option(
+             "--detailed-exitcode", help="Exit 3 when there are changes, 2 when apply would refuse some "
+                                         "(a replacement).")] = False) -> None:
     """Show what apply would change and preflight's findings (exit 2 when a check fails). Reads only."""
     from dbrepl.app import load_checked, refuse_failed, refuse_unverified_protected
     from dbrepl.render import render_findings, render_plan
@@ -45,10 +47,26 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
         print(json.dumps(p.to_json(), default=str))
     else:
         render_plan(out, p)
+        if p.refused:
+            out.print(f"[bold red]refused:[/] apply would refuse this plan: {len(p.refused)} resource(s) would have "
+                      "to be replaced (marked refused), which dbrepl never does in place; "
+                      f"{escape(_replacement_way_out(ctx, target, config, p.refused))}")
         render_findings(out, p.findings)
     refuse_failed(p.findings)
+    if detailed_exitcode and p.refused:
+        raise typer.Exit(2)
     if detailed_exitcode and p.changes:
         raise typer.Exit(3)
+
+
+def _replacement_way_out(ctx: typer.Context, target: Any, config: Path | None, refused: list) -> str:
+    """What to do about replacements, as commands that run as printed."""
+    base = "dbrepl --sandbox" if sandbox_of(ctx) else "dbrepl"
+    common = f" --suffix {target.suffix}" + (f" --config {shlex.quote(str(config))}" if config else "")
+    envs = "".join(f" --env {e}" for e in dict.fromkeys(c.env for c in refused))
+    protected = " --include-protected" if any(c.protected for c in refused) else ""
+    return (f"change the spec back, or destroy and apply again, losing their data: "
+            f"`{base} destroy{common}{envs}{protected}`, then `{base} apply{common}`")
 
 
 @app.command()
@@ -69,6 +87,8 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
     est = estate(ctx, target.spec, target.suffix, target.envs)
     engine = est.engine(reporter=Progress(err), reboot=reboot)
     p = engine.plan()
+    # exit 2 before anything is shown as going to happen
+    engine.refuse_replacements(p, _replacement_way_out(ctx, target, config, p.refused))
     render_plan(out, p)
     render_findings(out, p.findings)
     refuse_failed(p.findings)  # exit 2 before anything changes
@@ -127,9 +147,11 @@ def destroy(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = No
 @app.command()
 @handled
 def status(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None, env: EnvOpt = None,
-           json_: JsonOpt = False) -> None:
+           json_: JsonOpt = False,
+           detailed_exitcode: Annotated[bool, typer.Option(
+               "--detailed-exitcode", help="Exit 3 when a resource is drifted, missing or extra.")] = False) -> None:
     """The seed's outputs (endpoints, bucket, function ARNs), every resource's state, each alarm's state and
-    each sync route's last run (time, age, result, rows). Reads only."""
+    each sync route's last run (time, age, result, rows), then a summary line. Reads only."""
     from dbrepl.app import load_checked
     from dbrepl.app.report import status_report
     from dbrepl.render import render_status
@@ -140,12 +162,14 @@ def status(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = Non
         print(json.dumps(st, default=str))
     else:
         render_status(out, st)
+    if detailed_exitcode and any(st["summary"][s] for s in ("drifted", "missing", "extra")):
+        raise typer.Exit(3)
 
 
 @app.command()
 @handled
-def init(path: Annotated[Path | None, typer.Argument(help="Where to write it [default: config/environments.yaml].",
-                                                     show_default=False)] = None,
+def init(path: Annotated[Path | None, typer.Argument(help="Where to write it.", metavar="PATH",
+                                                     show_default="config/environments.yaml")] = None,
          force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
     """Write the default spec (with its comments) to start from; edit it, then plan."""
     from dbrepl.init import write_default_spec
@@ -176,7 +200,7 @@ def permissions(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt 
                 json_: Annotated[bool, typer.Option("--json", help="Print one policy document only (valid IAM "
                                                     "JSON): the deployer's, or --role's.")] = False,
                 account: Annotated[str | None, typer.Option(
-                    "--account", help="The deployer's 12-digit account id [default: read from STS].")] = None,
+                    "--account", help="The deployer's 12-digit account id.", show_default="read from STS")] = None,
                 role: Annotated[str | None, typer.Option(
                     "--role", help="With --json: the policy of this role of the spec (an environment's "
                                    "account.role_arn) instead of the deployer's.")] = None,

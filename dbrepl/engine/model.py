@@ -87,6 +87,9 @@ class Change:
     # protection on): destroy refuses it without --include-protected.
     protected: bool = False
     final_snapshot: str | None = None  # the cluster snapshot destroy takes and keeps
+    # Why apply would refuse this change ("CidrBlock a -> b cannot change in place": dbrepl never
+    # replaces). plan shows it; apply refuses the whole plan before changing anything.
+    refused: str | None = None
 
     @property
     def marker(self) -> str:
@@ -101,6 +104,7 @@ class Change:
             "diff": {k: {"old": _jsonable(o), "new": _jsonable(n)} for k, (o, n) in self.diff.items()},
             **({"protected": True} if self.protected else {}),
             **({"final_snapshot": self.final_snapshot} if self.final_snapshot else {}),
+            **({"refused": self.refused} if self.refused else {}),
         }
 
 
@@ -125,19 +129,22 @@ class Plan:
     notes: list[str] = field(default_factory=list)
 
     def count(self, action: str) -> int:
-        if action == "create":
-            return sum(c.action in ("create", "replace") for c in self.changes)
-        if action == "delete":
-            return sum(c.action in ("delete", "replace") for c in self.changes)
+        """Changes of this action; a replacement counts as "replace" only (not create and delete)."""
         return sum(c.action == action for c in self.changes)
 
     @property
     def summary(self) -> dict[str, int]:
-        return {a: self.count(a) for a in ("create", "update", "delete")}
+        return {a: self.count(a) for a in ("create", "update", "replace", "delete")}
+
+    @property
+    def refused(self) -> list[Change]:
+        """The changes apply would refuse (it then refuses the whole plan, before any change)."""
+        return [c for c in self.changes if c.refused]
 
     def to_json(self) -> dict[str, Any]:
         return {"changes": [c.to_json() for c in self.changes], "summary": self.summary,
-                "preflight": [f.to_json() for f in self.findings], "notes": list(self.notes)}
+                "refused": len(self.refused), "preflight": [f.to_json() for f in self.findings],
+                "notes": list(self.notes)}
 
 
 

@@ -20,7 +20,7 @@ from dbrepl.engine.context import Context
 from dbrepl.engine.model import Change, Observed, Plan, Resource, diff_step, first_unknown
 from dbrepl.engine.preflight import preflight, refuse_failed
 from dbrepl.engine.registry import STEPS, Step, get_step
-from dbrepl.errors import AwsFailure, DbreplError, ProtectedRefused, Refused
+from dbrepl.errors import AwsFailure, DbreplError, ProtectedRefused, Refused, ReplacementRefused
 
 
 class Engine:
@@ -94,10 +94,29 @@ class Engine:
         return bool(e is not None and e.protected) or (have is not None and self.steps[name].protects(self.ctx, have))
 
     def _mark(self, name: str, c: Change) -> Change:
-        """A delete or replace of a protected resource says so."""
+        """A delete or replace of a protected resource says so; a replacement says apply refuses it."""
+        if c.action == "replace":
+            c = dataclasses.replace(c, refused=self._replacement_reason(name, c))
         if c.action not in ("delete", "replace") or not self._protected(name, c.env, self.ctx.get(name, c.env, c.key)):
             return c
         return dataclasses.replace(c, protected=True)
+
+    def _replacement_reason(self, name: str, c: Change) -> str:
+        want = next((r for r in self.desired(name) if (r.env, r.key) == (c.env, c.key)), None)
+        fields = [k for k in c.diff if want is not None and k in want.replace_on] or list(c.diff)
+        what = ", ".join(f"{k} {_short(c.diff[k][0])} -> {_short(c.diff[k][1])}" for k in fields)
+        return f"{what} cannot change in place"
+
+    @staticmethod
+    def refuse_replacements(plan: Plan, way_out: str = "change the spec back, or destroy and apply again") -> None:
+        """Before any change: a plan with a replacement is refused whole (ReplacementRefused, exit 2)."""
+        hit = plan.refused
+        if not hit:
+            return
+        names = "; ".join(f"{c.type} {c.name} ({c.refused})" for c in hit)
+        raise ReplacementRefused(
+            f"apply refused, nothing was changed: {len(hit)} resource(s) would have to be replaced, which dbrepl "
+            f"never does (their data or dependants would be lost): {names}; {way_out}")
 
     def destroy_plan(self) -> Plan:
         """Every resource of the selection, to delete. A protected cluster's final snapshot is
@@ -150,7 +169,8 @@ class Engine:
         if plan is None:
             plan = self.plan()
         refuse_failed(plan.findings)  # refuse before anything changes, not halfway through
-        for name in self.order:
+        self.refuse_replacements(plan)
+        for name in self.order:  # a plan made without plan() (no reasons marked)
             self._refuse_replacements(name, [c for c in plan.changes if c.step == name])
         phases = {n: self._phases(n) for n in self.order}
         nodes = [(n, p) for n in self.order for p in phases[n]]
@@ -353,3 +373,9 @@ def _with_left(exc: DbreplError, not_run: list[str]) -> DbreplError:
     if type(exc) is DbreplError:  # a plain one (e.g. a value not made yet): say what was left too
         return DbreplError(f"{exc} ({left})")
     return exc
+
+
+def _short(v: Any, limit: int = 60) -> str:
+    """A value in a one-line message."""
+    text = v if isinstance(v, str) else repr(v)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
