@@ -92,6 +92,11 @@ def check_suffix(suffix: str | None) -> str:
 
 def check_environment(spec: Any, name: str) -> str:
     if name not in spec.environments:
+        if "@" in name or "://" in name:  # a DSN mistyped (mysql:/..., mariadb://...): never its password
+            from dbrepl.sync.connection import redact_dsn
+
+            raise BadInput(f"{redact_dsn(name)[:120]!r} is neither an environment of the spec nor a DSN: "
+                           "a DSN must look like mysql://user[:password]@host[:port]/database")
         shown = name if name.isprintable() and len(name) <= 64 else repr(name[:64])
         raise BadInput(f"unknown environment {shown!r}: choose from {', '.join(spec.environments)} "
                        "or give a DSN mysql://user@host:port/database")
