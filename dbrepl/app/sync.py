@@ -171,7 +171,6 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
                         allow_destructive: bool = False, definer: str = "omit",
                         progress: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
     """Schema sync of the DSN's database, in this process; the function's result shape."""
-    from dbrepl.sync.connection import connect
     from dbrepl.sync.schema import DestructiveChangeRefused, apply_schema, plan_schema
 
     assert pair.source_endpoint is not None and pair.target_endpoint is not None
@@ -180,9 +179,9 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
                               "target": pair.target, "databases": [dst_db], "dry_run": dry_run}
     _note_tls(result, pair)
     try:
-        src = connect(pair.source_endpoint)
+        src = _connected(result, pair.source_endpoint)
         try:
-            dst = connect(pair.target_endpoint, select_database=False)
+            dst = _connected(result, pair.target_endpoint, select_database=False)
             try:
                 plan = plan_schema(src, dst, [(src_db, dst_db)], renames, definer=definer)
                 result.update(statements=[s.to_dict() for s in plan.statements], notes=plan.notes,
@@ -211,7 +210,6 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
                       verify: str = "changed", triggers: str = "correct",
                       on_delete: str = "refuse") -> dict[str, Any]:
     """Data sync of tables of the DSN's database, in this process; the function's result shape."""
-    from dbrepl.sync.connection import connect
     from dbrepl.sync.data import resolve_tables, sync_data
     from dbrepl.sync.data.event import failure_fields, success_fields
     from dbrepl.sync.data.triggers import TriggersRefused
@@ -227,9 +225,9 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
             if dot and db != src_db:
                 raise InvalidInput(f"table {t}: with DSNs only tables of the source database {src_db} are synced")
         _note_tls(result, pair)
-        src = connect(pair.source_endpoint)
+        src = _connected(result, pair.source_endpoint)
         try:
-            dst = connect(pair.target_endpoint)
+            dst = _connected(result, pair.target_endpoint)
             try:
                 pairs = resolve_tables(src, tables, [src_db])
                 result["tables"] = [f"{d}.{t}" for d, t in pairs]
@@ -254,20 +252,23 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
 
 
 def _note_tls(result: dict[str, Any], pair: Pair) -> None:
-    """A DSN run's `tls` ({DSN: verified|unverified|off}) and `warnings` for each DSN not verified."""
-    from dbrepl.sync.connection import DSN_TLS_FIX
-
+    """A DSN run's `tls` ({DSN: verified|unverified|off}): what each connection is set to ask for."""
     result["tls"] = {}
-    warnings = []
     for endpoint in (pair.source_endpoint, pair.target_endpoint):
         assert endpoint is not None
-        shown = endpoint.display()
-        result["tls"][shown] = endpoint.tls.mode
-        warning = endpoint.tls.warning(shown, DSN_TLS_FIX if endpoint.tls.enabled else "ssl-mode=disabled")
-        if warning and warning not in warnings:
-            warnings.append(warning)
-    if warnings:
-        result["warnings"] = warnings
+        result["tls"][endpoint.display()] = endpoint.tls.mode
+
+
+def _connected(result: dict[str, Any], endpoint: Endpoint, **kw: Any) -> Any:
+    """`connect`, then (the handshake done, so what it found is known) the DSN's TLS warning in
+    `warnings`: never before a connection failure, when nothing is known about the server's TLS."""
+    from dbrepl.sync.connection import DSN_TLS_FIX, connect, handshake_warning
+
+    conn = connect(endpoint, **kw)
+    warning = handshake_warning(endpoint.display(), endpoint, conn, DSN_TLS_FIX)
+    if warning and warning not in result.get("warnings", []):
+        result.setdefault("warnings", []).append(warning)
+    return conn
 
 
 def script_warnings(paths: Sequence[Path]) -> list[str]:

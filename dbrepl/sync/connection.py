@@ -13,6 +13,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pymysql
@@ -42,6 +43,8 @@ class Tls:
 
     ca_bundle: str | None = None
     enabled: bool = True
+    # What to do when the server offers no TLS (a DSN: the exact DSN with ?ssl-mode=disabled).
+    no_tls_fix: str = field(default="turn TLS on in the server (ssl_cert, ssl_key)", compare=False)
 
     @property
     def mode(self) -> str:
@@ -50,12 +53,15 @@ class Tls:
             return "off"
         return "verified" if self.ca_bundle else "unverified"
 
-    def warning(self, label: str, fix: str) -> str | None:
-        """The line a run prints when the connection to `label` is not verified (None when it is)."""
+    def warning(self, label: str, fix: str, found: str | None = None) -> str | None:
+        """The line a run prints when the connection to `label` is not verified (None when it is);
+        `found`: what the handshake gave (e.g. TLSv1.3). Printed only once a connection is made
+        (`handshake_warning`): before that nothing is known about the server's TLS."""
         if not self.enabled:
             return f"TLS to {label} is off: the password and the data travel in plain text ({fix})"
         if not self.ca_bundle:
-            return f"TLS to {label} is not verified: {fix} (see {TLS_DOCS})"
+            what = f" (encrypted with {found}, but the server's certificate was not checked)" if found else ""
+            return f"TLS to {label} is not verified{what}: {fix} (see {TLS_DOCS})"
         return None
 
     def context(self) -> ssl.SSLContext:
@@ -100,6 +106,14 @@ class Endpoint:
 
 DSN_SSL_MODES = ("required", "verify_identity", "disabled")
 DSN_TLS_FIX = "add ?ssl-ca=PATH to the DSN to verify the server"
+DSN_TLS_OFF = "ssl-mode=disabled in the DSN"
+
+
+def handshake_warning(label: str, endpoint: Endpoint, conn: Any, fix: str) -> str | None:
+    """`Tls.warning` for a connection `connect` opened, naming the TLS version it found."""
+    sock = getattr(conn, "_sock", None)
+    found = sock.version() if isinstance(sock, ssl.SSLSocket) else None
+    return endpoint.tls.warning(label, fix if endpoint.tls.enabled else DSN_TLS_OFF, found)
 
 
 def parse_dsn(dsn: str, environ: Mapping[str, str] | None = None) -> Endpoint:
@@ -135,10 +149,16 @@ def parse_dsn(dsn: str, environ: Mapping[str, str] | None = None) -> Endpoint:
         raise InvalidInput(f"DSN {shown}: only one database name may follow the host")
     tls = _dsn_tls(parts.query, shown)
     password = unquote(parts.password) if parts.password is not None else environ.get("MYSQL_PWD", "")
-    return Endpoint(
+    endpoint = Endpoint(
         host=host, port=port, user=unquote(parts.username or ""),
         password=password, database=database, tls=tls,
     )
+    if not tls.enabled:
+        return endpoint
+    # The DSN as it would run in plain text (the password from MYSQL_PWD: never printed).
+    fix = (f"if it is a local server without TLS, connect in plain text with {endpoint.display()}?ssl-mode=disabled"
+           + (" (and MYSQL_PWD=... for the password)" if parts.password is not None else ""))
+    return replace(endpoint, tls=replace(tls, no_tls_fix=fix))
 
 
 # Characters a URL reserves that end the user:password part early when left unencoded (/ ? # @),
@@ -170,10 +190,8 @@ def _userinfo(text: str) -> str | None:
     """
     start = text.find("://")
     start = 0 if start < 0 else start + 3
-    options = None
-    for options in _BEFORE_OPTIONS.finditer(text, start):
-        pass
-    at = options.start() if options is not None else text.rfind("@", start)
+    options = [m.start() for m in _BEFORE_OPTIONS.finditer(text, start)]
+    at = options[-1] if options else text.rfind("@", start)
     return None if at < 0 else text[start:at]
 
 
@@ -271,7 +289,8 @@ def connect(
     # pymysql before 2.2 went on in plain text when the server offered no TLS: check.
     if tls.enabled and not isinstance(getattr(conn, "_sock", None), ssl.SSLSocket):
         conn.close()
-        raise DatabaseError(f"Failed to connect to {shown}: the server does not offer TLS, which dbrepl requires")
+        raise DatabaseError(f"Failed to connect to {shown}: the server does not offer TLS, which dbrepl requires; "
+                            f"{tls.no_tls_fix}")
     return conn
 
 
@@ -288,5 +307,9 @@ def _why(exc: pymysql.err.MySQLError, tls: Tls) -> str:
     if isinstance(cause, ssl.SSLError):
         return f"TLS handshake failed ({cause.reason or cause})"
     if "SSL is required but the server doesn't support it" in text:
-        return "the server does not offer TLS, which dbrepl requires"
+        return f"the server does not offer TLS, which dbrepl requires; {tls.no_tls_fix}"
+    code = exc.args[0] if exc.args else None
+    if not tls.enabled and code in (1045, 3159):  # MariaDB says access denied, MySQL insecure transport
+        return (f"{exc}; the connection was plain text (ssl-mode=disabled): a server that requires TLS "
+                "(require_secure_transport) refuses it, drop ssl-mode=disabled from the DSN")
     return str(exc)

@@ -159,22 +159,19 @@ def run_schema_event(
 
 
 def _note_tls(result: dict[str, Any], environ: Mapping[str, str], envs: list[str]) -> None:
-    """`tls` ({env: verified|unverified}) and, when a connection is not verified, `warnings`."""
-    result["tls"], warnings = aws.tls_warnings(environ, envs)
-    if warnings:
-        result.setdefault("warnings", []).extend(warnings)
+    """`tls` ({env: verified|unverified}); the warnings come with each connection (_connect)."""
+    result["tls"], _ = aws.tls_warnings(environ, envs)
 
 
-def _connect(env: str, environ: Mapping[str, str], get: ClientFactory, database: str | None = None) -> Any:
-    endpoint = aws.endpoint_for_env(env, environ, get("secretsmanager"))
-    return connect(endpoint, database)
+def _connect(env: str, environ: Mapping[str, str], get: ClientFactory, result: dict[str, Any]) -> Any:
+    return aws.connect_env(env, environ, get("secretsmanager"), result, connect)
 
 
 def _run_schema(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
                 result: dict[str, Any]) -> None:
-    src = _connect(checked["source"], environ, get)
+    src = _connect(checked["source"], environ, get, result)
     try:
-        dst = _connect(checked["target"], environ, get)
+        dst = _connect(checked["target"], environ, get, result)
         try:
             plan = plan_schema(src, dst, checked["databases"], checked["renames"],
                                definer=checked["definer"])
@@ -201,7 +198,7 @@ def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: Cl
     if not bucket:
         raise InvalidInput(f"{contract.MIGRATION_BUCKET} is not set for this function")
     source = S3Scripts(get("s3"), bucket)
-    dst = _connect(checked["target"], environ, get)
+    dst = _connect(checked["target"], environ, get, result)
     runs = []
     result["migrations"] = runs
     try:
@@ -231,7 +228,7 @@ def _migration_status(checked: dict[str, Any], environ: Mapping[str, str], get: 
     if not bucket:
         raise InvalidInput(f"{contract.MIGRATION_BUCKET} is not set for this function")
     source = S3Scripts(get("s3"), bucket)
-    dst = _connect(checked["target"], environ, get)
+    dst = _connect(checked["target"], environ, get, result)
     try:
         result["status_by_database"] = {
             db: [s.to_dict() for s in migration_status(dst, db, source)] for db in checked["databases"]}
