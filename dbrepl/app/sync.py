@@ -363,3 +363,82 @@ def check_script_files(files: Sequence[Path]) -> list[Path]:
             raise BadInput(f"{f.name} is given twice ({seen[f.name]} and {f})")
         seen[f.name] = f
     return list(files)
+
+
+# --------------------------------------------------------------------------- migrations on a DSN
+
+def check_migrate_dsn(target: str, scripts: Path | None, *, environ: Mapping[str, str] | None = None) -> Endpoint:
+    """A DSN target of `migrate apply|status|repair` and its `--scripts DIR` (a DSN run has no
+    bucket): the DSN parses, the directory exists and its scripts are named and split well."""
+    from dbrepl.sync.connection import parse_dsn
+    from dbrepl.sync.migrations import LocalScripts, load_scripts
+
+    with library_errors():
+        endpoint = parse_dsn(target, environ)
+    if scripts is None:
+        raise BadInput("a DSN target has no bucket: give the scripts' directory with --scripts DIR")
+    if not scripts.is_dir():
+        raise BadInput(f"--scripts {scripts}: no such directory (give the directory holding the V*.sql scripts)")
+    with library_errors():
+        for script in load_scripts(LocalScripts(scripts)):
+            script.statements()  # an unterminated quote or comment is bad input, before connecting
+    return endpoint
+
+
+def migrate_on_dsn(endpoint: Endpoint, scripts: Path, action: str, *, dry_run: bool = False,
+                   to: str | None = None, realign: bool = True) -> dict[str, Any]:
+    """`migrate` / `migrate_status` / `migrate_repair` on the DSN's database with the scripts of a
+    local directory, in this process; the schema function's result shape for the same action."""
+    from dbrepl.sync.migrations import (
+        LocalScripts,
+        MigrationChecksumChanged,
+        MigrationFailed,
+        MigrationHistoryConflict,
+        MigrationOrderError,
+        apply_migrations,
+        migration_status,
+        repair_history,
+    )
+
+    db = endpoint.database
+    assert db is not None
+    shown = endpoint.display()
+    result: dict[str, Any] = {"status": "error", "kind": "schema", "action": action, "source": str(scripts),
+                              "target": shown, "databases": [db], "dry_run": dry_run,
+                              "tls": {shown: endpoint.tls.mode}}
+    source = LocalScripts(scripts)
+    try:
+        conn = _connected(result, endpoint)
+        try:
+            if action == "migrate":
+                result["migrations"] = []
+                try:
+                    run = apply_migrations(conn, db, source, dry_run=dry_run, up_to=to)
+                except MigrationFailed as exc:
+                    result["migrations"].append(exc.result.to_dict())
+                    raise
+                result["migrations"].append(run.to_dict())
+                result["counts"] = {"applied": len(run.applied), "pending": len(run.pending), "failed": 0}
+            elif action == "migrate_status":
+                result["status_by_database"] = {db: [s.to_dict() for s in migration_status(conn, db, source)]}
+            else:
+                result["repairs"] = [repair_history(conn, db, source, realign=realign, dry_run=dry_run).to_dict()]
+        finally:
+            conn.close()
+        result["status"] = "success"
+    except (MigrationChecksumChanged, MigrationOrderError, MigrationHistoryConflict) as exc:
+        result.update(status="refused", error=str(exc))
+    except InvalidInput as exc:
+        result.update(status="invalid", error=str(exc))
+    except SyncError as exc:  # MigrationFailed among them
+        result.update(status="error", error=str(exc))
+    return result
+
+
+def replaced_scripts(paths: Sequence[Path], stored: Mapping[str, str | None]) -> list[str]:
+    """The names among `paths` the bucket holds with other statements (checksums differ: a
+    re-indented or commented copy is the same script)."""
+    from dbrepl.sync.migrations import Script
+
+    return [p.name for p in paths if stored.get(p.name) is not None
+            and Script(p.name, str(stored[p.name])).checksum != Script(p.name, p.read_text("utf-8")).checksum]

@@ -244,9 +244,9 @@ def check_event(event: object, keys: set[str] | frozenset[str]) -> Mapping[str, 
     return event
 
 
-def event_bool(event: Mapping[str, Any], key: str) -> bool:
+def event_bool(event: Mapping[str, Any], key: str, default: bool = False) -> bool:
     """A true/false event key (default false); anything else is InvalidInput."""
-    value = event.get(key, False)
+    value = event.get(key, default)
     if not isinstance(value, bool):
         raise InvalidInput(f"{key} must be true or false, not {value!r}")
     return value
