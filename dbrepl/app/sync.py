@@ -35,6 +35,13 @@ def is_dsn(arg: str) -> bool:
     return arg.startswith("mysql://")
 
 
+def redact_text(text: str) -> str:
+    """`text` with every DSN-like word's password hidden (dbrepl.sync.connection.redact_text)."""
+    from dbrepl.sync.connection import redact_text as redact
+
+    return redact(text)
+
+
 @dataclass(frozen=True)
 class Pair:
     """A checked SRC/DST: two endpoints (DSNs) or two environment names of the spec."""

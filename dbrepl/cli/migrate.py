@@ -160,8 +160,9 @@ def _repair_hint(result: dict[str, Any], env: str, sfx: str | None, scripts: Pat
         return
     where = f"--scripts {scripts}" if sfx is None else f"--suffix {sfx}"
     target = f"'{env}'" if sfx is None else env
-    err.print(f"hint: dbrepl migrate repair {target} {where}"
-              + ("   (or --restore: the bucket's original back)" if sfx is not None and "changed" in error else ""))
+    err.print(escape(f"hint: dbrepl migrate repair {target} {where}"
+                     + ("   (or --restore: the bucket's original back)" if sfx is not None and "changed" in error
+                        else "")))
 
 
 def _render_apply(result: dict[str, Any], env: str, dry_run: bool) -> None:
@@ -235,7 +236,7 @@ def _render_status(result: dict[str, Any]) -> None:
     for db, scripts in (result.get("status_by_database") or {}).items():
         out.print(f"{escape(db)}:")
         if not scripts:
-            out.print("  no scripts in the bucket and no history")
+            out.print("  no scripts and no history")
         for s in scripts:
             state = s.get("state", "")
             when = f"  {s['installed_on']}" if s.get("installed_on") else ""
