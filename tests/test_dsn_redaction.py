@@ -4,14 +4,18 @@ A DSN is redacted on its raw text, before any parsing (`redact_dsn`), so a DSN n
 read is hidden too; a password holding characters a URL reserves (/ ? # @) is diagnosed as
 such (percent-encode them, or MYSQL_PWD), not as a bad port or database. The property test
 feeds passwords of every URL-special character and random text through every entry point that
-shows a DSN: the CLI (human and --json), the application layer, the library's exceptions.
+shows a DSN: the CLI (sync and migrate, human and --json), the application layer, the
+library's exceptions.
 No server is needed: the DSNs that parse point at a closed port.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import socket
+import tempfile
 from urllib.parse import quote
 
 import pytest
@@ -36,6 +40,8 @@ def _closed_port() -> int:
 
 
 CLOSED = _closed_port()
+SCRIPTS = tempfile.mkdtemp(prefix="dbrepl-redaction-")  # no scripts: migrate still connects (and fails)
+atexit.register(shutil.rmtree, SCRIPTS, True)
 
 passwords = st.text(
     alphabet=st.one_of(st.sampled_from(URL_SPECIAL),
@@ -132,7 +138,9 @@ def test_no_password_in_any_output(password: str) -> None:
             commands += [["sync", "schema", dsn, other, "--dry-run"],
                          ["sync", "data", dsn, other, "--table", "t", "--dry-run", "--json"],
                          ["sync", "schema", dsn, other, other],  # a usage error quotes the argument
-                         ["sync", "schema", dsn.replace("mysql://", "mysql:/"), "dev"]]
+                         ["sync", "schema", dsn.replace("mysql://", "mysql:/"), "dev"],
+                         ["migrate", "status", dsn, "--scripts", SCRIPTS, "--json"],
+                         ["migrate", "apply", dsn, "--scripts", SCRIPTS]]
         for args in commands:
             r = runner.invoke(app, args)
             assert r.exit_code in (1, 2), r.output
