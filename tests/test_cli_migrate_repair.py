@@ -86,7 +86,9 @@ def test_push_refuses_to_replace_an_applied_script_and_repair_accepts_the_new_co
     r = cli("migrate", "apply", "staging", "--direct", *ENV_ARGS)
     assert r.exit_code == 1 and "changed since they ran" in r.output, r.output
     hint = next(ln for ln in r.output.splitlines() if ln.startswith("hint: "))
-    assert hint.startswith(f"hint: dbrepl migrate repair staging --suffix {base.SUFFIX}"), hint
+    assert hint.startswith(f"hint: dbrepl migrate repair staging --suffix {base.SUFFIX} --direct --config "
+                           f"{base.CONFIG}"), hint
+    assert r.output.index("error:") < r.output.index("hint:"), r.output
     assert detailed() == 1 and status()["V1__create.sql"]["state"] == "changed"
 
     r = cli("migrate", "repair", "staging", "--direct", *ENV_ARGS)  # no terminal, no --yes
@@ -95,8 +97,8 @@ def test_push_refuses_to_replace_an_applied_script_and_repair_accepts_the_new_co
     assert r.exit_code == 0 and "app: would accept the new content of V1__create.sql" in r.output, r.output
     assert "Nothing was changed" in r.output
     assert detailed() == 1
-    # The hint runs as printed (plus the confirmation and --direct of this test's estate).
-    r = cli(*hint.removeprefix("hint: dbrepl ").split()[:5], "--yes", "--direct", "--config", base.CONFIG)
+    # The hint runs as printed (plus the confirmation: no terminal here).
+    r = cli(*hint.removeprefix("hint: dbrepl ").split()[:8], "--yes")
     assert r.exit_code == 0 and "app: accepted the new content of V1__create.sql" in r.output, r.output
     assert detailed() == 0
     assert "note" not in [c for (c, *_) in sql(staging, "SHOW COLUMNS FROM app.`order`")], "repair runs no script"

@@ -54,9 +54,12 @@ def migrate_push(
         ran = _environments_that_ran(ctx, spec, sfx, replaced, direct)
         if ran:
             which = "; ".join(f"{name} ran on {', '.join(envs)}" for name, envs in ran.items())
+            envs = list(dict.fromkeys(e for es in ran.values() for e in es))
+            flags = (" --direct" if direct else "") + (f" --config {config}" if config is not None else "")
+            repairs = " and ".join(f"dbrepl migrate repair {e} --suffix {sfx}{flags}" for e in envs)
             raise BadInput(f"{which}: its content differs from the bucket's and an applied script must not change "
                            "(apply would stop); put the change in a new script, or pass --force to replace it "
-                           f"and then run dbrepl migrate repair ENV --suffix {sfx}; nothing was uploaded")
+                           f"and then run {repairs}; nothing was uploaded")
     bucket, keys = functions.push(paths)
     for key in keys:
         out.print(f"Uploaded s3://{escape(bucket)}/{escape(key)}"
@@ -149,18 +152,22 @@ def migrate_apply(
         event = runner.migrate_event(env, "migrate", databases=databases, dry_run=dry_run, to=to)
         result = run_env(ctx, spec, sfx, "schema", event, direct, verbose=verbose)
     show(result, json_, lambda: _render_apply(result, env, dry_run))
-    _repair_hint(result, env, sfx, scripts)
-    exit_for(result, False, False)
+    try:
+        exit_for(result, False, False)
+    finally:  # after the error line
+        _repair_hint(result, env, sfx, scripts, direct=direct, config=config)
 
 
-def _repair_hint(result: dict[str, Any], env: str, sfx: str | None, scripts: Path | None) -> None:
-    """After a refusal for a changed or failed script: the repair commands, as they run."""
+def _repair_hint(result: dict[str, Any], env: str, sfx: str | None, scripts: Path | None, *,
+                 direct: bool, config: Path | None) -> None:
+    """After a refusal for a changed or failed script: the repair command, with this run's flags."""
     error = str(result.get("error") or "")
     if result.get("status") not in ("refused", "error") or "migrate repair" not in error:
         return
     where = f"--scripts {scripts}" if sfx is None else f"--suffix {sfx}"
     target = f"'{env}'" if sfx is None else env
-    err.print(escape(f"hint: dbrepl migrate repair {target} {where}"
+    flags = (" --direct" if direct else "") + (f" --config {config}" if config is not None and sfx else "")
+    err.print(escape(f"hint: dbrepl migrate repair {target} {where}{flags}"
                      + ("   (or --restore: the bucket's original back)" if sfx is not None and "changed" in error
                         else "")))
 
