@@ -555,7 +555,10 @@ def test_migrate_push_apply_status(dev, staging, app_dbs, tmp_path) -> None:
     assert [s["state"] for s in body["status_by_database"]["app"]] == ["applied"] * 3
 
     (tmp_path / "V2__seed.sql").write_text("INSERT INTO orders VALUES (3);\n")
-    assert cli("migrate", "push", str(tmp_path / "V2__seed.sql"), *ENV_ARGS).exit_code == 0
+    # Issue 19: replacing a script an environment ran is refused (exit 2, naming it), unless --force.
+    r = cli("migrate", "push", str(tmp_path / "V2__seed.sql"), "--direct", *ENV_ARGS)
+    assert r.exit_code == 2 and "V2__seed.sql ran on staging" in r.output, r.output
+    assert cli("migrate", "push", str(tmp_path / "V2__seed.sql"), "--force", *ENV_ARGS).exit_code == 0
     r = cli("migrate", "apply", "staging", "--direct", *ENV_ARGS)
     assert r.exit_code == 1 and "changed" in r.output and "V2__seed.sql" in r.output, r.output
 
