@@ -391,24 +391,32 @@ def test_direct_schema_and_data_sync_with_env_names_then_status(dev, staging, ap
 
     r = cli("sync", "schema", "dev", "staging", "--direct", *ENV_ARGS)
     assert r.exit_code == 0 and "verified" in r.output, r.output
+    assert '"_aws"' not in r.output and "metrics" not in r.output  # the EMF line is the function log's
     assert {t for (t,) in sql(staging, "SHOW TABLES FROM app")} == {"customer", "lookup_data"}
 
     r = cli("sync", "data", "dev", "staging", "--direct", "--dry-run", *ENV_ARGS)
     assert r.exit_code == 0 and "2 would insert" in r.output, r.output
-    r = cli("sync", "data", "dev", "staging", "--direct", *ENV_ARGS)
-    assert r.exit_code == 0 and "Synced 2 row(s)" in r.output, r.output
+    r = cli("sync", "data", "dev", "staging", "--direct", "--json", "--verbose", *ENV_ARGS)
+    assert r.exit_code == 0 and json.loads(r.stdout)["rows_synced"] == 2, r.output
+    # --verbose shows the run's EMF line, on stderr only (stdout stays the JSON), one line.
+    metrics_lines = [ln for ln in r.stderr.splitlines() if ln.startswith("metrics: ")]
+    assert len(metrics_lines) == 1, r.stderr
+    doc = json.loads(metrics_lines[0].removeprefix("metrics: "))
+    assert (doc["Route"], doc["Kind"], doc["RowsInserted"], doc["Success"]) == ("dev->staging", "data", 2, 1)
     assert sql(staging, "SELECT * FROM app.lookup_data ORDER BY code") == [("a", "Alpha"), ("b", "Beta")]
+    r = cli("sync", "data", "dev", "staging", "--direct", *ENV_ARGS)
+    assert r.exit_code == 0 and "No differences" in r.output and '"_aws"' not in r.output, r.output
 
     ssm = boto3.client("ssm")
     rec = json.loads(ssm.get_parameter(Name=f"/db-replication/{SUFFIX}/last-data-sync/dev-to-staging")
                      ["Parameter"]["Value"])
-    assert rec["status"] == "success" and rec["rows_synced"] == 2
+    assert rec["status"] == "success" and rec["rows_synced"] == 0  # the last run found nothing to do
 
     r = cli("sync", "status", "--suffix", SUFFIX, "--config", CONFIG)
     assert r.exit_code == 0, r.output
     lines = r.output.splitlines()
     assert any(ln.startswith("schema") and "dev-to-staging" in ln and "success" in ln for ln in lines), r.output
-    assert any(ln.startswith("data") and "dev-to-staging" in ln and "rows_synced 2" in ln for ln in lines), r.output
+    assert any(ln.startswith("data") and "dev-to-staging" in ln and "rows_synced 0" in ln for ln in lines), r.output
     body = json.loads(cli("sync", "status", "--suffix", SUFFIX, "--config", CONFIG, "--json").stdout)
     assert {(b["kind"], b["pair"], b["status"]) for b in body} == {
         ("schema", "dev-to-staging", "success"), ("data", "dev-to-staging", "success")}
@@ -550,7 +558,10 @@ def test_migrate_push_apply_status(dev, staging, app_dbs, tmp_path) -> None:
     assert [s["state"] for s in body["status_by_database"]["app"]] == ["applied"] * 3
 
     (tmp_path / "V2__seed.sql").write_text("INSERT INTO orders VALUES (3);\n")
-    assert cli("migrate", "push", str(tmp_path / "V2__seed.sql"), *ENV_ARGS).exit_code == 0
+    # Issue 19: replacing a script an environment ran is refused (exit 2, naming it), unless --force.
+    r = cli("migrate", "push", str(tmp_path / "V2__seed.sql"), "--direct", *ENV_ARGS)
+    assert r.exit_code == 2 and "V2__seed.sql ran on staging" in r.output, r.output
+    assert cli("migrate", "push", str(tmp_path / "V2__seed.sql"), "--force", *ENV_ARGS).exit_code == 0
     r = cli("migrate", "apply", "staging", "--direct", *ENV_ARGS)
     assert r.exit_code == 1 and "changed" in r.output and "V2__seed.sql" in r.output, r.output
 

@@ -141,10 +141,9 @@ def test_demo_end_to_end(cwd: Path) -> None:
     j = dbrepl(cwd, "--sandbox", "sync", "schema", "dev", "staging", "-s", "cli", "--dry-run", "--json")
     assert j.code == 0, j.stderr
     assert j.json()["tls"] == {"dev": "verified", "staging": "verified"}
-    # Issue 12: the run's EMF metrics line, printed as the function prints it on Lambda and left in
-    # the function's log group in the sandbox's AWS; status shows the route's last run.
-    emf = [json.loads(ln) for ln in d.stderr.splitlines() if ln.startswith('{"_aws"')]
-    assert len(emf) == 1 and (emf[0]["Route"], emf[0]["Kind"], emf[0]["Success"]) == ("dev->staging", "data", 1)
+    # Issue 12: the run's EMF metrics line goes to the function's log group in the sandbox's AWS,
+    # as on Lambda (issue 19: not onto the terminal, unless --verbose); status shows the route's last run.
+    assert '"_aws"' not in d.stdout + d.stderr
     logs = boto3.client("logs", region_name="us-east-1", endpoint_url=st["endpoint"],
                         aws_access_key_id="testing", aws_secret_access_key="testing")
     messages = [e["message"] for e in logs.filter_log_events(

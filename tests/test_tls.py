@@ -138,7 +138,8 @@ def test_plain_text_is_refused_by_a_server_that_requires_tls(server) -> None:
     r = cli("sync", "schema", dsn(server, "tls_src", "ssl-mode=disabled"), dsn(server, "tls_dst"), "--dry-run")
     assert r.exit_code == 1, r.output
     assert "Failed to connect to mysql://syncer@127.0.0.1" in r.output
-    assert "TLS to mysql://syncer@127.0.0.1" in r.output and "is off" in r.output
+    assert "plain text (ssl-mode=disabled)" in r.output and "drop ssl-mode=disabled" in r.output, r.output
+    assert "warning" not in r.output  # no connection was made: nothing to warn about
 
 
 def test_dbrepl_refuses_a_server_without_tls() -> None:
@@ -232,7 +233,10 @@ def test_function_without_a_ca_bundle_says_so_in_its_result(server) -> None:
                        client=_client)
     assert r["status"] == "success", r
     assert r["tls"] == {"dev": "unverified", "staging": "unverified"}
-    assert r["warnings"] == [f"TLS to {env} is not verified: set databases.tls.ca_bundle in the spec and run "
+    version = r["warnings"][0].split("encrypted with ")[1].split(",")[0]
+    assert version.startswith("TLSv1."), r["warnings"]
+    assert r["warnings"] == [f"TLS to {env} is not verified (encrypted with {version}, but the server's certificate "
+                             "was not checked): set databases.tls.ca_bundle in the spec and run "
                              "dbrepl apply (see docs/configuration.md, \"TLS to the databases\")"
                              for env in ("dev", "staging")]
 
@@ -360,3 +364,75 @@ def test_protected_without_bundle_is_refused_outside_the_sandbox_only(tmp_path: 
     refuse_unverified_protected(spec, with_stand_ins)
     assert with_stand_ins.effective_spec(spec).databases.tls.verified_bundle == Path(ca)
     refuse_unverified_protected(spec, Sandbox(State(**base)))
+
+
+# --------------------------------------------------------------------------- what TLS messages say, and when
+
+def _fresh_server_without_tls() -> mariadb_server.MariaDB:
+    _need_mariadb()
+    db = mariadb_server.start(tls=False)
+    conn = db.connect()
+    with conn.cursor() as cur:
+        cur.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (USER, PASSWORD))
+        cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'%'")
+        cur.execute("CREATE DATABASE IF NOT EXISTS plain_src")
+        cur.execute("CREATE DATABASE IF NOT EXISTS plain_dst")
+    conn.close()
+    return db
+
+
+def test_a_server_without_tls_names_the_dsn_that_runs_and_no_warning_comes_first() -> None:
+    db = _fresh_server_without_tls()
+    try:
+        r = cli("sync", "schema", dsn(db, "plain_src"), dsn(db, "plain_dst"), "--dry-run")
+        assert r.exit_code == 1, r.output
+        assert "warning" not in r.output and "ssl-ca=PATH" not in r.output, r.output  # nothing known before
+        error = r.stderr.strip()
+        assert error.startswith("error:") and len(error.splitlines()) == 1, r.stderr
+        assert "the server does not offer TLS" in error
+        hint = f"mysql://{USER}@127.0.0.1:{db.port}/plain_src?ssl-mode=disabled"
+        assert hint in error and "MYSQL_PWD" in error, error
+        # The hint runs as printed (the password from MYSQL_PWD, as it says).
+        ok = runner.invoke(app, ["sync", "schema", hint, hint.replace("plain_src", "plain_dst"), "--dry-run"],
+                           env={"MYSQL_PWD": PASSWORD})
+        assert ok.exit_code == 0, ok.output
+        assert "is off" in ok.stderr and "ssl-mode=disabled" in ok.stderr
+    finally:
+        db.stop()
+
+
+@pytest.mark.parametrize("kind", ["schema", "data"])
+def test_a_failed_connection_prints_no_tls_warning(server, kind: str) -> None:
+    wrong = dsn(server, "tls_src").replace(PASSWORD, "not-the-password")
+    refused = f"mysql://{USER}@127.0.0.1:{_closed_port()}/tls_dst"
+    extra = ["--table", "t"] if kind == "data" else []
+    for src, dst, words in ((wrong, dsn(server, "tls_dst"), "Access denied"),
+                            (refused, dsn(server, "tls_dst"), "Connection refused")):
+        r = cli("sync", kind, src, dst, "--dry-run", *extra)
+        assert r.exit_code == 1, r.output
+        assert words in r.output and "warning" not in r.output and "ssl-ca" not in r.output, r.output
+        j = cli("sync", kind, src, dst, "--dry-run", "--json", *extra)
+        assert j.exit_code == 1 and "warnings" not in json.loads(j.stdout), j.stdout
+
+
+def test_the_unverified_warning_says_what_the_handshake_found(server) -> None:
+    r = cli("sync", "schema", dsn(server, "tls_src"), dsn(server, "tls_dst"), "--dry-run")
+    assert r.exit_code == 0, r.output
+    assert "is not verified (encrypted with TLSv1." in r.stderr and "add ?ssl-ca=PATH" in r.stderr, r.stderr
+
+
+def test_the_function_warns_only_after_it_connected(server) -> None:
+    environ = _environ(server)
+    environ[contract.port_variable("dev")] = str(_closed_port())
+    r = run_data_event({"source_env": "dev", "target_env": "staging", "tables": ["tls_src.t"], "dry_run": True},
+                       environ=environ, client=_client)
+    assert r["status"] == "error" and "Connection refused" in r["error"], r
+    assert "warnings" not in r and r["tls"] == {"dev": "unverified", "staging": "unverified"}
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

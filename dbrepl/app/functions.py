@@ -209,6 +209,50 @@ class Functions:
         return bucket, list(keys)
 
 
+    def stored_scripts(self, names: Sequence[str]) -> dict[str, str | None]:
+        """The bucket's current content of each script name (None: not in the bucket)."""
+        from dbrepl.sync.migrations import DEFAULT_PREFIX
+
+        bucket, s3 = self.bucket(), self.client("s3")
+
+        def read(name: str) -> str | None:
+            try:
+                return str(s3.get_object(Bucket=bucket, Key=DEFAULT_PREFIX + name)["Body"].read().decode("utf-8"))
+            except Exception as exc:
+                if error_code(exc) in ("NoSuchKey", "404"):
+                    return None
+                raise
+
+        return {name: aws_call(lambda name=name: read(name), f"read {name} in bucket {bucket}", self.suffix)
+                for name in names}
+
+    def restore_script(self, name: str, checksum: str) -> str | None:
+        """Make the newest earlier version of script `name` whose checksum is `checksum` (what
+        ran) the current one again (a copy of that version: the bucket is versioned, nothing is
+        lost); its version id, or None when no version has that content."""
+        from dbrepl.sync.migrations import DEFAULT_PREFIX, Script
+
+        bucket, s3, key = self.bucket(), self.client("s3"), DEFAULT_PREFIX + name
+
+        def restore() -> str | None:
+            versions: list[dict[str, Any]] = []
+            for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=key):
+                versions += [v for v in page.get("Versions", []) if v["Key"] == key]
+            versions.sort(key=lambda v: v["LastModified"], reverse=True)
+            for v in versions:
+                body = s3.get_object(Bucket=bucket, Key=key, VersionId=v["VersionId"])["Body"].read()
+                if Script(name, body.decode("utf-8")).checksum != checksum:
+                    continue
+                if v.get("IsLatest"):
+                    return str(v["VersionId"])  # already the current content
+                s3.copy_object(Bucket=bucket, Key=key, CopySource={"Bucket": bucket, "Key": key,
+                                                                   "VersionId": v["VersionId"]})
+                return str(v["VersionId"])
+            return None
+
+        return aws_call(restore, f"restore {name} from the versions in bucket {bucket}", self.suffix)
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 

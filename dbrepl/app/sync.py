@@ -35,6 +35,13 @@ def is_dsn(arg: str) -> bool:
     return arg.startswith("mysql://")
 
 
+def redact_text(text: str) -> str:
+    """`text` with every DSN-like word's password hidden (dbrepl.sync.connection.redact_text)."""
+    from dbrepl.sync.connection import redact_text as redact
+
+    return redact(text)
+
+
 @dataclass(frozen=True)
 class Pair:
     """A checked SRC/DST: two endpoints (DSNs) or two environment names of the spec."""
@@ -92,6 +99,11 @@ def check_suffix(suffix: str | None) -> str:
 
 def check_environment(spec: Any, name: str) -> str:
     if name not in spec.environments:
+        if "@" in name or "://" in name:  # a DSN mistyped (mysql:/..., mariadb://...): never its password
+            from dbrepl.sync.connection import redact_dsn
+
+            raise BadInput(f"{redact_dsn(name)[:120]!r} is neither an environment of the spec nor a DSN: "
+                           "a DSN must look like mysql://user[:password]@host[:port]/database")
         shown = name if name.isprintable() and len(name) <= 64 else repr(name[:64])
         raise BadInput(f"unknown environment {shown!r}: choose from {', '.join(spec.environments)} "
                        "or give a DSN mysql://user@host:port/database")
@@ -166,7 +178,6 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
                         allow_destructive: bool = False, definer: str = "omit",
                         progress: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
     """Schema sync of the DSN's database, in this process; the function's result shape."""
-    from dbrepl.sync.connection import connect
     from dbrepl.sync.schema import DestructiveChangeRefused, apply_schema, plan_schema
 
     assert pair.source_endpoint is not None and pair.target_endpoint is not None
@@ -175,9 +186,9 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
                               "target": pair.target, "databases": [dst_db], "dry_run": dry_run}
     _note_tls(result, pair)
     try:
-        src = connect(pair.source_endpoint)
+        src = _connected(result, pair.source_endpoint)
         try:
-            dst = connect(pair.target_endpoint, select_database=False)
+            dst = _connected(result, pair.target_endpoint, select_database=False)
             try:
                 plan = plan_schema(src, dst, [(src_db, dst_db)], renames, definer=definer)
                 result.update(statements=[s.to_dict() for s in plan.statements], notes=plan.notes,
@@ -206,7 +217,6 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
                       verify: str = "changed", triggers: str = "correct",
                       on_delete: str = "refuse") -> dict[str, Any]:
     """Data sync of tables of the DSN's database, in this process; the function's result shape."""
-    from dbrepl.sync.connection import connect
     from dbrepl.sync.data import resolve_tables, sync_data
     from dbrepl.sync.data.event import failure_fields, success_fields
     from dbrepl.sync.data.triggers import TriggersRefused
@@ -222,9 +232,9 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
             if dot and db != src_db:
                 raise InvalidInput(f"table {t}: with DSNs only tables of the source database {src_db} are synced")
         _note_tls(result, pair)
-        src = connect(pair.source_endpoint)
+        src = _connected(result, pair.source_endpoint)
         try:
-            dst = connect(pair.target_endpoint)
+            dst = _connected(result, pair.target_endpoint)
             try:
                 pairs = resolve_tables(src, tables, [src_db])
                 result["tables"] = [f"{d}.{t}" for d, t in pairs]
@@ -249,20 +259,23 @@ def data_between_dsns(pair: Pair, tables: Sequence[str], *, dry_run: bool = Fals
 
 
 def _note_tls(result: dict[str, Any], pair: Pair) -> None:
-    """A DSN run's `tls` ({DSN: verified|unverified|off}) and `warnings` for each DSN not verified."""
-    from dbrepl.sync.connection import DSN_TLS_FIX
-
+    """A DSN run's `tls` ({DSN: verified|unverified|off}): what each connection is set to ask for."""
     result["tls"] = {}
-    warnings = []
     for endpoint in (pair.source_endpoint, pair.target_endpoint):
         assert endpoint is not None
-        shown = endpoint.display()
-        result["tls"][shown] = endpoint.tls.mode
-        warning = endpoint.tls.warning(shown, DSN_TLS_FIX if endpoint.tls.enabled else "ssl-mode=disabled")
-        if warning and warning not in warnings:
-            warnings.append(warning)
-    if warnings:
-        result["warnings"] = warnings
+        result["tls"][endpoint.display()] = endpoint.tls.mode
+
+
+def _connected(result: dict[str, Any], endpoint: Endpoint, **kw: Any) -> Any:
+    """`connect`, then (the handshake done, so what it found is known) the DSN's TLS warning in
+    `warnings`: never before a connection failure, when nothing is known about the server's TLS."""
+    from dbrepl.sync.connection import DSN_TLS_FIX, connect, handshake_warning
+
+    conn = connect(endpoint, **kw)
+    warning = handshake_warning(endpoint.display(), endpoint, conn, DSN_TLS_FIX)
+    if warning and warning not in result.get("warnings", []):
+        result.setdefault("warnings", []).append(warning)
+    return conn
 
 
 def script_warnings(paths: Sequence[Path]) -> list[str]:
@@ -357,3 +370,82 @@ def check_script_files(files: Sequence[Path]) -> list[Path]:
             raise BadInput(f"{f.name} is given twice ({seen[f.name]} and {f})")
         seen[f.name] = f
     return list(files)
+
+
+# --------------------------------------------------------------------------- migrations on a DSN
+
+def check_migrate_dsn(target: str, scripts: Path | None, *, environ: Mapping[str, str] | None = None) -> Endpoint:
+    """A DSN target of `migrate apply|status|repair` and its `--scripts DIR` (a DSN run has no
+    bucket): the DSN parses, the directory exists and its scripts are named and split well."""
+    from dbrepl.sync.connection import parse_dsn
+    from dbrepl.sync.migrations import LocalScripts, load_scripts
+
+    with library_errors():
+        endpoint = parse_dsn(target, environ)
+    if scripts is None:
+        raise BadInput("a DSN target has no bucket: give the scripts' directory with --scripts DIR")
+    if not scripts.is_dir():
+        raise BadInput(f"--scripts {scripts}: no such directory (give the directory holding the V*.sql scripts)")
+    with library_errors():
+        for script in load_scripts(LocalScripts(scripts)):
+            script.statements()  # an unterminated quote or comment is bad input, before connecting
+    return endpoint
+
+
+def migrate_on_dsn(endpoint: Endpoint, scripts: Path, action: str, *, dry_run: bool = False,
+                   to: str | None = None, realign: bool = True) -> dict[str, Any]:
+    """`migrate` / `migrate_status` / `migrate_repair` on the DSN's database with the scripts of a
+    local directory, in this process; the schema function's result shape for the same action."""
+    from dbrepl.sync.migrations import (
+        LocalScripts,
+        MigrationChecksumChanged,
+        MigrationFailed,
+        MigrationHistoryConflict,
+        MigrationOrderError,
+        apply_migrations,
+        migration_status,
+        repair_history,
+    )
+
+    db = endpoint.database
+    assert db is not None
+    shown = endpoint.display()
+    result: dict[str, Any] = {"status": "error", "kind": "schema", "action": action, "source": str(scripts),
+                              "target": shown, "databases": [db], "dry_run": dry_run,
+                              "tls": {shown: endpoint.tls.mode}}
+    source = LocalScripts(scripts)
+    try:
+        conn = _connected(result, endpoint)
+        try:
+            if action == "migrate":
+                result["migrations"] = []
+                try:
+                    run = apply_migrations(conn, db, source, dry_run=dry_run, up_to=to)
+                except MigrationFailed as exc:
+                    result["migrations"].append(exc.result.to_dict())
+                    raise
+                result["migrations"].append(run.to_dict())
+                result["counts"] = {"applied": len(run.applied), "pending": len(run.pending), "failed": 0}
+            elif action == "migrate_status":
+                result["status_by_database"] = {db: [s.to_dict() for s in migration_status(conn, db, source)]}
+            else:
+                result["repairs"] = [repair_history(conn, db, source, realign=realign, dry_run=dry_run).to_dict()]
+        finally:
+            conn.close()
+        result["status"] = "success"
+    except (MigrationChecksumChanged, MigrationOrderError, MigrationHistoryConflict) as exc:
+        result.update(status="refused", error=str(exc))
+    except InvalidInput as exc:
+        result.update(status="invalid", error=str(exc))
+    except SyncError as exc:  # MigrationFailed among them
+        result.update(status="error", error=str(exc))
+    return result
+
+
+def replaced_scripts(paths: Sequence[Path], stored: Mapping[str, str | None]) -> list[str]:
+    """The names among `paths` the bucket holds with other statements (checksums differ: a
+    re-indented or commented copy is the same script)."""
+    from dbrepl.sync.migrations import Script
+
+    return [p.name for p in paths if stored.get(p.name) is not None
+            and Script(p.name, str(stored[p.name])).checksum != Script(p.name, p.read_text("utf-8")).checksum]

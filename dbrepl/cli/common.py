@@ -98,7 +98,9 @@ class OneLineUsage(TyperGroup):
             sys.exit(0)
         except UsageError as e:
             where = f" (see {e.ctx.command_path} --help)" if e.ctx else ""
-            err.print(f"[red]error:[/] {escape(one_line(e.format_message()))}{where}")
+            from dbrepl.app.sync import redact_text  # a usage error may quote a DSN
+
+            err.print(f"[red]error:[/] {escape(redact_text(one_line(e.format_message())))}{where}")
             sys.exit(2)
         except typer.Abort:
             err.print("Aborted: nothing was changed.")

@@ -35,6 +35,8 @@ from dbrepl.errors import BadInput
 sync_app = typer.Typer(no_args_is_help=True, help="Make a target's schema or reference data equal to a source's.")
 SRC_HELP = "Source: an environment name of the spec, or mysql://user[:password]@host[:port]/database."
 DST_HELP = "Target: an environment name of the spec, or a DSN (password also from MYSQL_PWD)."
+METRICS_HELP = ("With environment names run here (--direct, the sandbox): also print the run's metrics line "
+                "(CloudWatch EMF), which goes to the function's log, on stderr.")
 
 
 def _on_terminal() -> bool:
@@ -78,17 +80,22 @@ def show(result: dict[str, Any], as_json: bool, render: Any) -> None:
 
 
 def run_env(ctx: typer.Context, spec: Any, suffix: str, kind: str, event: dict[str, Any], direct: bool,
-            progress: Any = None) -> dict[str, Any]:
-    """Run a function's event: invoked, or its code here (--direct, and always in the sandbox)."""
+            progress: Any = None, verbose: bool = False) -> dict[str, Any]:
+    """Run a function's event: invoked, or its code here (--direct, and always in the sandbox).
+
+    The run's EMF metrics line belongs in the function's log (Lambda: the function's stdout; the
+    sandbox: the function's log group, where run_direct writes it); a `--direct` run against AWS
+    has no function log and drops it. It is shown here only with `--verbose`, on stderr (stdout
+    may be JSON), after the run: never into a progress bar."""
     functions = estate(ctx, spec, suffix).functions
     here = direct or sandbox_of(ctx) is not None
     before = len(functions.emitted)
     try:
         return functions.run(kind, event, direct=here, progress=progress)
     finally:
-        # The run's EMF metrics line, as the function prints it on Lambda (stderr: stdout may be JSON).
-        for line in functions.emitted[before:]:
-            print(line, file=sys.stderr, flush=True)
+        if verbose:
+            for line in functions.emitted[before:]:
+                err.print(f"metrics: {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- sync schema
@@ -113,6 +120,7 @@ def sync_schema(
                                                      "db.table.old=new (column); repeatable.")] = None,
     definer: Annotated[str, typer.Option("--definer", help="Triggers, routines, events: omit the source's "
                                          "DEFINER (the connecting user owns them) or keep it.")] = "omit",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help=METRICS_HELP)] = False,
     yes: YesOpt = False,
 ) -> None:
     """Make DST's schema equal to SRC's: ordered DDL, destructive clauses only when allowed."""
@@ -130,7 +138,7 @@ def sync_schema(
     else:
         event = runner.schema_event(pair, dry_run=dry_run, allow_destructive=allow_destructive,
                                     databases=databases, renames=renames, definer=definer)
-        result = run_env(ctx, pair.spec, pair.suffix or "", "schema", event, direct)
+        result = run_env(ctx, pair.spec, pair.suffix or "", "schema", event, direct, verbose=verbose)
     show(result, json_, lambda: _render_schema(pair, result))
     exit_for(result, bool(result.get("statements")), detailed_exitcode)
 
@@ -190,7 +198,9 @@ def sync_data(
     dry_run: DryRunOpt = False,
     direct: DirectOpt = False,
     json_: JsonOpt = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The statements too (meant for --dry-run).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="The statements too (meant for --dry-run); run "
+                                          "here with environment names, the run's metrics line (EMF) on stderr.")
+                       ] = False,
     verify: Annotated[str, typer.Option(
         "--verify", metavar="changed|full|none",
         help="What is re-checked before COMMIT: changed (default) re-digests every key range with changes and "
@@ -230,19 +240,21 @@ def sync_data(
     else:
         event = runner.data_event(pair, dry_run=dry_run, verbose=verbose, verify=verify, tables=tables,
                                   triggers=triggers, on_delete=on_delete)
-        result = _run_data_function(ctx, pair, event, direct)
+        result = _run_data_function(ctx, pair, event, direct, verbose)
     show(result, json_, lambda: _render_data(pair, result, verbose))
     exit_for(result, bool(result.get("rows_synced")), detailed_exitcode)
 
 
-def _run_data_function(ctx: typer.Context, pair: runner.Pair, event: dict[str, Any], direct: bool) -> dict[str, Any]:
+def _run_data_function(ctx: typer.Context, pair: runner.Pair, event: dict[str, Any], direct: bool,
+                       verbose: bool) -> dict[str, Any]:
     """With the handler's code here (--direct, the sandbox) a progress bar; invoked, a note."""
     if direct or sandbox_of(ctx) is not None:
-        with _progress_bar() as hook:
-            return run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct, progress=hook)
+        with _progress_bar() as hook:  # rich prints the metrics line above the bar, on the same console
+            return run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct, progress=hook,
+                           verbose=verbose)
     err.print(f"Invoking function {escape(names.function('data', pair.suffix or ''))}: no progress "
               "is shown until it returns (--direct runs it here, with a progress bar).")
-    return run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct)
+    return run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct, verbose=verbose)
 
 
 def _render_data(pair: runner.Pair, result: dict[str, Any], verbose: bool) -> None:

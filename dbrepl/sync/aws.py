@@ -119,6 +119,20 @@ def function_tls(environ: Mapping[str, str] | None = None) -> Tls:
     return Tls()
 
 
+def connect_env(env: str, environ: Mapping[str, str], secrets_client: Any, result: dict[str, Any],
+                connector: Callable[[Endpoint], Any]) -> Any:
+    """`connector(endpoint_for_env(env))` (dbrepl.sync.connection.connect), then the connection's
+    TLS warning in the result's `warnings`: after the handshake, never before a connection failure."""
+    from dbrepl.sync.connection import handshake_warning
+
+    endpoint = endpoint_for_env(env, environ, secrets_client)
+    conn = connector(endpoint)
+    warning = handshake_warning(env, endpoint, conn, FUNCTION_TLS_FIX)
+    if warning and warning not in result.get("warnings", []):
+        result.setdefault("warnings", []).append(warning)
+    return conn
+
+
 def tls_warnings(environ: Mapping[str, str], envs: list[str]) -> tuple[dict[str, str], list[str]]:
     """({env: verified|unverified}, the warning lines) for a run that connects to `envs`."""
     tls = function_tls(environ)
@@ -233,9 +247,9 @@ def check_event(event: object, keys: set[str] | frozenset[str]) -> Mapping[str, 
     return event
 
 
-def event_bool(event: Mapping[str, Any], key: str) -> bool:
+def event_bool(event: Mapping[str, Any], key: str, default: bool = False) -> bool:
     """A true/false event key (default false); anything else is InvalidInput."""
-    value = event.get(key, False)
+    value = event.get(key, default)
     if not isinstance(value, bool):
         raise InvalidInput(f"{key} must be true or false, not {value!r}")
     return value

@@ -9,9 +9,11 @@ against it, without one the connection is encrypted but the server is not authen
 from __future__ import annotations
 
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pymysql
@@ -41,6 +43,8 @@ class Tls:
 
     ca_bundle: str | None = None
     enabled: bool = True
+    # What to do when the server offers no TLS (a DSN: the exact DSN with ?ssl-mode=disabled).
+    no_tls_fix: str = field(default="turn TLS on in the server (ssl_cert, ssl_key)", compare=False)
 
     @property
     def mode(self) -> str:
@@ -49,12 +53,15 @@ class Tls:
             return "off"
         return "verified" if self.ca_bundle else "unverified"
 
-    def warning(self, label: str, fix: str) -> str | None:
-        """The line a run prints when the connection to `label` is not verified (None when it is)."""
+    def warning(self, label: str, fix: str, found: str | None = None) -> str | None:
+        """The line a run prints when the connection to `label` is not verified (None when it is);
+        `found`: what the handshake gave (e.g. TLSv1.3). Printed only once a connection is made
+        (`handshake_warning`): before that nothing is known about the server's TLS."""
         if not self.enabled:
             return f"TLS to {label} is off: the password and the data travel in plain text ({fix})"
         if not self.ca_bundle:
-            return f"TLS to {label} is not verified: {fix} (see {TLS_DOCS})"
+            what = f" (encrypted with {found}, but the server's certificate was not checked)" if found else ""
+            return f"TLS to {label} is not verified{what}: {fix} (see {TLS_DOCS})"
         return None
 
     def context(self) -> ssl.SSLContext:
@@ -99,6 +106,14 @@ class Endpoint:
 
 DSN_SSL_MODES = ("required", "verify_identity", "disabled")
 DSN_TLS_FIX = "add ?ssl-ca=PATH to the DSN to verify the server"
+DSN_TLS_OFF = "ssl-mode=disabled in the DSN"
+
+
+def handshake_warning(label: str, endpoint: Endpoint, conn: Any, fix: str) -> str | None:
+    """`Tls.warning` for a connection `connect` opened, naming the TLS version it found."""
+    sock = getattr(conn, "_sock", None)
+    found = sock.version() if isinstance(sock, ssl.SSLSocket) else None
+    return endpoint.tls.warning(label, fix if endpoint.tls.enabled else DSN_TLS_OFF, found)
 
 
 def parse_dsn(dsn: str, environ: Mapping[str, str] | None = None) -> Endpoint:
@@ -108,29 +123,103 @@ def parse_dsn(dsn: str, environ: Mapping[str, str] | None = None) -> Endpoint:
     TLS as in MySQL's own clients: `ssl-mode=required` (the default: encrypted, unverified),
     `ssl-ca=PATH` (verified against that CA bundle: chain and host name; `ssl-mode` is then
     `verify_identity`), `ssl-mode=disabled` (plain text, for a local server without TLS).
+    Every message shows the DSN through `redact_dsn` (the raw text, before any parsing).
     """
     environ = os.environ if environ is None else environ
     if not isinstance(dsn, str) or not dsn.startswith("mysql://"):
         raise InvalidInput("a DSN must look like mysql://user[:password]@host[:port]/database")
-    parts = urlsplit(dsn)
-    if not parts.hostname:
-        raise InvalidInput(f"DSN {_redact(dsn)} has no host")
+    shown = redact_dsn(dsn)
+    _check_userinfo(dsn, shown)
+    try:
+        parts = urlsplit(dsn)
+        host = parts.hostname
+    except ValueError:  # brackets that are not an IPv6 address
+        raise InvalidInput(f"DSN {shown}: the host is not a name, an IPv4 address or [IPv6]") from None
+    if not host:
+        raise InvalidInput(f"DSN {shown} has no host")
     try:
         port = parts.port or DEFAULT_PORT
     except ValueError:
-        raise InvalidInput(f"DSN {_redact(dsn)} has an invalid port") from None
+        raise InvalidInput(f"DSN {shown} has an invalid port: write host:PORT with PORT a number") from None
     database = unquote(parts.path.lstrip("/"))
     if not database:
-        raise InvalidInput(f"DSN {_redact(dsn)} names no database (mysql://user@host:port/database)")
+        raise InvalidInput(f"DSN {shown} names no database (mysql://user@host:port/database)")
     check_plain_name(database, "database")
     if parts.fragment or "/" in database:
-        raise InvalidInput(f"DSN {_redact(dsn)}: only one database name may follow the host")
-    tls = _dsn_tls(parts.query, _redact(dsn))
+        raise InvalidInput(f"DSN {shown}: only one database name may follow the host")
+    tls = _dsn_tls(parts.query, shown)
     password = unquote(parts.password) if parts.password is not None else environ.get("MYSQL_PWD", "")
-    return Endpoint(
-        host=parts.hostname, port=port, user=unquote(parts.username or ""),
+    endpoint = Endpoint(
+        host=host, port=port, user=unquote(parts.username or ""),
         password=password, database=database, tls=tls,
     )
+    if not tls.enabled:
+        return endpoint
+    # The DSN as it would run in plain text (the password from MYSQL_PWD: never printed).
+    fix = (f"if it is a local server without TLS, connect in plain text with {endpoint.display()}?ssl-mode=disabled"
+           + (" (and MYSQL_PWD=... for the password)" if parts.password is not None else ""))
+    return replace(endpoint, tls=replace(tls, no_tls_fix=fix))
+
+
+# Characters a URL reserves that end the user:password part early when left unencoded (/ ? # @),
+# or that Python's URL parser refuses there ([ ]: IPv6 brackets).
+_URL_RESERVED = {"/": "%2F", "?": "%3F", "#": "%23", "@": "%40", "[": "%5B", "]": "%5D"}
+PASSWORD_ENCODING_FIX = ("percent-encode them in the DSN ({}), or leave the password out of the DSN "
+                         "and set MYSQL_PWD")
+
+
+def _check_userinfo(dsn: str, shown: str) -> None:
+    """A user:password holding / ? # or @ unencoded is cut short by every URL parser, which then
+    misreads the rest (a "port" or a "database" made of the password): say what it is."""
+    userinfo = _userinfo(dsn)
+    if userinfo is None:
+        return
+    found = [c for c in _URL_RESERVED if c in userinfo]
+    if found:
+        codes = ", ".join(f"{c} as {_URL_RESERVED[c]}" for c in found)
+        raise InvalidInput(f"DSN {shown}: the user or password holds characters a URL reserves; "
+                           + PASSWORD_ENCODING_FIX.format(codes))
+
+
+def _userinfo(text: str) -> str | None:
+    """What stands between `scheme://` (or the start) and the LAST `@`: user[:password], or None.
+
+    The last `@`, not the first: an unencoded `@` (or `/`, `?`, `#`) may sit in a password;
+    but an `@` in the options (`?ssl-ca=/path/with@sign`) is not, when `@host/db?ssl-...`
+    stands before them. Any other doubt hides more than the password, never less.
+    """
+    start = text.find("://")
+    start = 0 if start < 0 else start + 3
+    options = [m.start() for m in _BEFORE_OPTIONS.finditer(text, start)]
+    at = options[-1] if options else text.rfind("@", start)
+    return None if at < 0 else text[start:at]
+
+
+# `@host[:port]/database?ssl-`: where the options start in a DSN whose path holds an `@`.
+_BEFORE_OPTIONS = re.compile(r"@[^@/?#]+/[^@/?#]*\?ssl-(?:ca|mode)=", re.IGNORECASE)
+
+
+def redact_dsn(text: str) -> str:
+    """`text` (a DSN as given, parsable or not) safe to print: `user:***@...`.
+
+    Works on the raw string, before any parsing, so a DSN no parser can read is hidden too:
+    everything between the first `:` after `scheme://` and the last `@` is the password. Without
+    an `@`, a `host:xxx` whose xxx is not a port (a password typed without a host) is hidden too.
+    """
+    if not isinstance(text, str):
+        return "***"
+    start = text.find("://")
+    start = 0 if start < 0 else start + 3
+    userinfo = _userinfo(text)
+    if userinfo is not None:
+        user, colon, _ = userinfo.partition(":")
+        rest = text[start + len(userinfo):]
+        return text[:start] + user + (":***" if colon else "") + rest
+    authority = re.split(r"[/?#]", text[start:], maxsplit=1)[0]
+    host, colon, port = authority.partition(":")
+    if colon and not port.isdigit():
+        return text[:start] + host + ":***" + text[start + len(authority):]
+    return text
 
 
 def _dsn_tls(query: str, shown: str) -> Tls:
@@ -158,13 +247,17 @@ def _dsn_tls(query: str, shown: str) -> Tls:
     return Tls()
 
 
-def _redact(dsn: str) -> str:
-    """The DSN with any password replaced, for error messages."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+def redact_text(text: str) -> str:
+    """Free text (a usage error quoting the command line) with every DSN-like word redacted:
+    `redact_dsn` for a word with `://`, everything before the last `@` for another word with one."""
+    def one(word: str) -> str:
+        if "://" in word:
+            return redact_dsn(word)
+        if "@" in word:
+            return "***" + word[word.rfind("@"):]
+        return word
+
+    return "".join(one(w) for w in re.split(r"(\s+)", text))
 
 
 def connect(
@@ -185,7 +278,8 @@ def connect(
     try:
         conn = pymysql.connect(
             host=endpoint.host, port=endpoint.port, user=endpoint.user,
-            password=endpoint.password, database=db, charset="utf8mb4",
+            # bytes: pymysql would encode a str as latin-1 and fail on any other character
+            password=endpoint.password.encode("utf-8"), database=db, charset="utf8mb4",
             autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT,
             read_timeout=READ_TIMEOUT, write_timeout=WRITE_TIMEOUT, **options,
         )
@@ -195,7 +289,8 @@ def connect(
     # pymysql before 2.2 went on in plain text when the server offered no TLS: check.
     if tls.enabled and not isinstance(getattr(conn, "_sock", None), ssl.SSLSocket):
         conn.close()
-        raise DatabaseError(f"Failed to connect to {shown}: the server does not offer TLS, which dbrepl requires")
+        raise DatabaseError(f"Failed to connect to {shown}: the server does not offer TLS, which dbrepl requires; "
+                            f"{tls.no_tls_fix}")
     return conn
 
 
@@ -212,5 +307,9 @@ def _why(exc: pymysql.err.MySQLError, tls: Tls) -> str:
     if isinstance(cause, ssl.SSLError):
         return f"TLS handshake failed ({cause.reason or cause})"
     if "SSL is required but the server doesn't support it" in text:
-        return "the server does not offer TLS, which dbrepl requires"
+        return f"the server does not offer TLS, which dbrepl requires; {tls.no_tls_fix}"
+    code = exc.args[0] if exc.args else None
+    if not tls.enabled and code in (1045, 3159):  # MariaDB says access denied, MySQL insecure transport
+        return (f"{exc}; the connection was plain text (ssl-mode=disabled): a server that requires TLS "
+                "(require_secure_transport) refuses it, drop ssl-mode=disabled from the DSN")
     return str(exc)

@@ -145,8 +145,8 @@ DEFAULT_SOURCE_ENV = "dev"
 DEFAULT_TARGET_ENV = "staging"
 
 # Schema function: {"source_env", "target_env", "migration_script", "databases", "dry_run",
-# "allow_destructive", "renames", "action", "definer"}; see dbrepl/sync/schema/event.py.
-SCHEMA_ACTIONS = ("schema", "migrate", "migrate_status")
+# "allow_destructive", "renames", "action", "definer", "realign"}; see dbrepl/sync/schema/event.py.
+SCHEMA_ACTIONS = ("schema", "migrate", "migrate_status", "migrate_repair")
 DEFAULT_DEFINER = "omit"
 SCHEMA_EVENT_DEFAULTS: Mapping[str, object] = {
     "source_env": DEFAULT_SOURCE_ENV, "target_env": DEFAULT_TARGET_ENV,
@@ -155,6 +155,7 @@ SCHEMA_EVENT_DEFAULTS: Mapping[str, object] = {
     "dry_run": False, "allow_destructive": False, "renames": [],
     "action": None,            # None: "migrate" with a migration_script, else "schema"
     "definer": DEFAULT_DEFINER,
+    "realign": True,           # migrate_repair: also accept changed scripts' checksums (sent only when false)
 }
 SCHEMA_EVENT_KEYS = frozenset(SCHEMA_EVENT_DEFAULTS)
 # The record of a migrate run without a source_env: /last-schema-sync/migrations-to-<target>.

@@ -15,7 +15,8 @@ Namespace `dbrepl`; dimensions Suffix, Route (`dev->staging`) and Kind (`data`, 
   (migrate);
 - Duration (Milliseconds): the run's wall time.
 
-A dry run emits nothing: it is not a sync, and its Success would hide a route that stopped.
+A dry run emits nothing: it is not a sync, and its Success would hide a route that stopped;
+nor does a status query or a history repair.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def kind_of(result: Mapping[str, Any]) -> str:
 def emf(result: Mapping[str, Any], suffix: str, duration_ms: float, now_ms: int | None = None) -> dict[str, Any] | None:
     """The EMF document of one run, or None when the run emits no metrics (a dry run, a run
     without a valid route, a status query)."""
-    if result.get("dry_run") or result.get("action") == "migrate_status":
+    if result.get("dry_run") or result.get("action") in ("migrate_status", "migrate_repair"):
         return None
     source, target = result.get("source"), result.get("target")
     if not (isinstance(source, str) and isinstance(target, str) and suffix):

@@ -26,6 +26,7 @@ import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -440,12 +441,15 @@ def read_history(conn: Any, database: str) -> list[HistoryRow]:
     if shape is None:
         return []
     columns = _COLUMNS if shape == "v2" else list(_HISTORY_V1)
+    # A TIMESTAMP is stored in UTC and shown in the session's time zone: read it as epoch seconds.
+    selected = [f"UNIX_TIMESTAMP({c})" if c == "installed_on" else c for c in columns]
     with conn.cursor() as cur:
-        cur.execute(f"SELECT {', '.join(columns)} FROM {qualified(database, HISTORY_TABLE)} "
+        cur.execute(f"SELECT {', '.join(selected)} FROM {qualified(database, HISTORY_TABLE)} "
                     "ORDER BY installed_rank")
         rows = []
         for row in cur.fetchall():
             values = dict(zip(columns, row, strict=True))
+            values["installed_on"] = utc_text(values["installed_on"])
             values["success"] = bool(values["success"])
             if values.get("atomic_run") is not None:
                 values["atomic_run"] = bool(values["atomic_run"])
@@ -460,6 +464,14 @@ def _ensure_history(cur: Any, database: str, shape: str | None) -> None:
     elif shape == "v1":
         cur.execute(f"ALTER TABLE {qualified(database, HISTORY_TABLE)} "
                     + ", ".join(f"ADD COLUMN {c} {t}" for c, t in _HISTORY_ADDED.items()))
+
+
+def utc_text(epoch: Any) -> str | None:
+    """`2026-12-07T03:26:09.123Z`: a history timestamp (epoch seconds) in UTC, as every output shows it."""
+    if epoch is None:
+        return None
+    when = datetime.fromtimestamp(float(epoch), tz=UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 
 def _version_key(text: str) -> tuple[int, ...]:
@@ -479,10 +491,12 @@ class ScriptStatus:
     statements_run: int | None = None
     rolled_back: bool | None = None
     error: str | None = None
+    applied_checksum: str | None = None  # changed: the checksum of what ran (repair --restore finds it)
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": self.version, "script": self.script, "state": self.state,
                 "installed_on": str(self.installed_on) if self.installed_on else None,
+                "applied_checksum": self.applied_checksum,
                 "atomic": self.atomic, "not_atomic_because": self.not_atomic_because,
                 "failed_statement": self.failed_statement, "failed_excerpt": self.failed_excerpt,
                 "statements_run": self.statements_run, "rolled_back": self.rolled_back,
@@ -512,6 +526,8 @@ def migration_status(conn: Any, database: str, source: ScriptSource) -> list[Scr
             state = "failed"
         else:
             state = "changed" if script.checksum != row.checksum else "applied"
+            if state == "changed":
+                failure = {"applied_checksum": row.checksum}
         if not row.success:
             failure = {"failed_statement": row.failed_statement, "failed_excerpt": row.failed_excerpt,
                        "statements_run": row.statements_run, "error": row.error_message,
@@ -523,6 +539,60 @@ def migration_status(conn: Any, database: str, source: ScriptSource) -> list[Scr
             out.append(ScriptStatus(version, script.name, "pending", **_atomicity(script, None)))
     out.sort(key=lambda s: _version_key(s.version))
     return out
+
+
+# ---- repair (as Flyway's) -------------------------------------------------------------------
+
+
+@dataclass
+class RepairResult:
+    database: str
+    removed_failed: list[str] = field(default_factory=list)  # failed entries deleted: retried next apply
+    realigned: list[str] = field(default_factory=list)  # applied scripts whose checksum now is the script's
+    warnings: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"database": self.database, "removed_failed": self.removed_failed, "realigned": self.realigned,
+                "warnings": self.warnings, "dry_run": self.dry_run}
+
+
+def repair_history(conn: Any, database: str, source: ScriptSource, *, realign: bool = True,
+                   dry_run: bool = False) -> RepairResult:
+    """Flyway's repair of `database`'s history: failed entries are removed (the script runs again
+    on the next apply) and, with `realign`, an applied script whose content changed gets the
+    current script's checksum (the new content is accepted as what ran; it is not run again)."""
+    database = check_database_name(database)
+    scripts = {s.version_text: s for s in load_scripts(source)}
+    history = read_history(conn, database)
+    result = RepairResult(database, dry_run=dry_run)
+    failed = [h for h in history if not h.success]
+    done = {h.version: h for h in history if h.success}
+    for h in failed:
+        result.removed_failed.append(h.script)
+        if h.atomic_run is False and h.statements_run:
+            result.warnings.append(
+                f"{h.script}: {h.statements_run} statement(s) of it ran before it failed and stay applied; "
+                "undo them by hand or the retry may fail on them")
+    if realign:
+        result.realigned = [h.script for v, h in done.items() if v in scripts and scripts[v].checksum != h.checksum]
+    if dry_run or not (result.removed_failed or result.realigned):
+        return result
+    table = qualified(database, HISTORY_TABLE)
+    try:
+        with conn.cursor() as cur:
+            conn.begin()
+            cur.execute(f"DELETE FROM {table} WHERE success=0")
+            for v, h in done.items():
+                if h.script in result.realigned:
+                    cur.execute(f"UPDATE {table} SET checksum=%s, checksum_algorithm=%s WHERE installed_rank=%s",
+                                (scripts[v].checksum, CHECKSUM_ALGORITHM, h.rank))
+            conn.commit()
+    except pymysql.err.MySQLError as exc:
+        with contextlib.suppress(pymysql.err.MySQLError):
+            conn.rollback()
+        raise DatabaseError(f"Failed to repair the migration history of {database}: {exc}") from exc
+    return result
 
 
 # ---- apply ---------------------------------------------------------------------------------
@@ -586,7 +656,8 @@ def _blocked(database: str, h: HistoryRow) -> str:
         where = (f" at statement {h.failed_statement} ({h.failed_excerpt}) after {ran} statement(s) "
                  "ran and stayed applied")
     return (f"{database}: {h.script} failed earlier{where}; repair the database and fix the script "
-            "(a changed script is retried), nothing was run")
+            "(a changed script is retried), or remove the failure with dbrepl migrate repair to retry "
+            "it as it is; nothing was run")
 
 
 def _apply(conn: Any, database: str, scripts: list[Script], dry_run: bool,
@@ -607,7 +678,8 @@ def _apply(conn: Any, database: str, scripts: list[Script], dry_run: bool,
     if changed:
         raise MigrationChecksumChanged(
             f"{database}: applied script(s) changed since they ran: {', '.join(changed)}; "
-            "restore the original or add a new script (nothing was run)")
+            "dbrepl migrate repair restores the original (--restore) or accepts the new content; "
+            "nothing was run")
     for v, h in failed.items():
         script = by_version.get(v)
         # A rolled-back failure left nothing: the same script may run again (after the data
@@ -742,7 +814,8 @@ def _record(cur: Any, database: str, *, script: Script, installed_by: str, ms: i
 
 __all__ = [
     "CHECKSUM_ALGORITHM", "HISTORY_TABLE", "Commit", "LocalScripts", "MigrationChecksumChanged",
-    "MigrationFailed", "MigrationHistoryConflict", "MigrationOrderError", "MigrationResult",
+    "MigrationFailed", "MigrationHistoryConflict", "MigrationOrderError", "MigrationResult", "RepairResult",
     "S3Scripts", "Script", "ScriptStatus", "apply_migrations", "first_commit", "load_scripts",
-    "migration_status", "parse_script_name", "push_scripts", "read_history", "statement_commits",
+    "migration_status", "parse_script_name", "push_scripts", "read_history", "repair_history",
+    "statement_commits", "utc_text",
 ]

@@ -535,3 +535,52 @@ def test_non_atomic_script_own_open_transaction_is_rolled_back_on_failure(mariad
     assert (result.atomic, result.failed_statement, result.statements_run) == (False, 4, 3)
     assert rows(conn, f"SELECT id FROM `{db}`.x") == [], "the script's own uncommitted transaction"
     assert [(h.success, h.failed_statement) for h in read_history(conn, db)] == [(False, 4)]
+
+
+def test_history_times_are_utc_whatever_the_session_time_zone(mariadb, db_pair):
+    """installed_on is a TIMESTAMP (stored in UTC, shown in the session's zone): read as UTC, `Z`."""
+    import datetime
+
+    from dbrepl.sync.migrations import utc_text
+
+    _, db = db_pair
+    conn = mariadb.connect(ssl_disabled=True)
+    before = datetime.datetime.now(datetime.UTC).replace(microsecond=0) - datetime.timedelta(seconds=1)
+    apply_migrations(conn, db, LocalScripts({"V1__create_customer.sql": V1}))
+    for zone in ("+00:00", "+05:30", "-08:00"):
+        with conn.cursor() as cur:
+            cur.execute("SET time_zone = %s", (zone,))
+        (row,) = read_history(conn, db)
+        assert row.installed_on.endswith("Z"), row.installed_on
+        when = datetime.datetime.strptime(row.installed_on, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.UTC)
+        assert before <= when <= before + datetime.timedelta(minutes=5), (zone, row.installed_on)
+        assert migration_status(conn, db, LocalScripts({"V1__create_customer.sql": V1}))[0].to_dict()[
+            "installed_on"] == row.installed_on
+    assert utc_text(0) == "1970-01-01T00:00:00.000Z" and utc_text(None) is None
+
+
+def test_repair_removes_failures_and_realigns_changed_checksums(mariadb, db_pair):
+    from dbrepl.sync.migrations import repair_history
+
+    _, db = db_pair
+    conn = mariadb.connect(ssl_disabled=True)
+    apply_migrations(conn, db, LocalScripts({"V1__create_customer.sql": V1}))
+    bad = {"V1__create_customer.sql": V1, "V2__bad.sql": "INSERT INTO nosuch VALUES (1);\n"}
+    with pytest.raises(MigrationFailed):
+        apply_migrations(conn, db, LocalScripts(bad))
+    edited = {"V1__create_customer.sql": V1.replace("VARCHAR(50)", "VARCHAR(60)"), "V2__bad.sql": bad["V2__bad.sql"]}
+    states = [s.state for s in migration_status(conn, db, LocalScripts(edited))]
+    assert states == ["changed", "failed"]
+
+    dry = repair_history(conn, db, LocalScripts(edited), dry_run=True)
+    assert (dry.removed_failed, dry.realigned) == (["V2__bad.sql"], ["V1__create_customer.sql"])
+    assert [s.state for s in migration_status(conn, db, LocalScripts(edited))] == states, "a dry run writes nothing"
+
+    only_failed = repair_history(conn, db, LocalScripts(edited), realign=False)
+    assert (only_failed.removed_failed, only_failed.realigned) == (["V2__bad.sql"], [])
+    assert [s.state for s in migration_status(conn, db, LocalScripts(edited))] == ["changed", "pending"]
+
+    done = repair_history(conn, db, LocalScripts(edited))
+    assert done.realigned == ["V1__create_customer.sql"]
+    assert [s.state for s in migration_status(conn, db, LocalScripts(edited))] == ["applied", "pending"]
+    assert repair_history(conn, db, LocalScripts(edited)).to_dict()["realigned"] == []

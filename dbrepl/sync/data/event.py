@@ -123,13 +123,11 @@ def run_data_event(
 
 def _run(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
          result: dict[str, Any], progress: ProgressHook | None = None) -> None:
-    result["tls"], warnings = aws.tls_warnings(environ, [checked["source"], checked["target"]])
-    if warnings:
-        result["warnings"] = warnings
+    result["tls"], _ = aws.tls_warnings(environ, [checked["source"], checked["target"]])
     secrets = get("secretsmanager")
-    src = connect(aws.endpoint_for_env(checked["source"], environ, secrets))
+    src = aws.connect_env(checked["source"], environ, secrets, result, connect)
     try:
-        dst = connect(aws.endpoint_for_env(checked["target"], environ, secrets))
+        dst = aws.connect_env(checked["target"], environ, secrets, result, connect)
         try:
             pairs = resolve_tables(src, checked["tables"], checked["databases"])
             result["tables"] = [f"{d}.{t}" for d, t in pairs]

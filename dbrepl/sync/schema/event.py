@@ -6,7 +6,8 @@ Event (the seed's keys plus ours):
      "databases": ["app"], "dry_run": false, "allow_destructive": false,
      "renames": ["app.old=new", "app.t.old_col=new_col"],      # optional
      "definer": "omit" | "keep",     # triggers, routines, events (optional, default omit)
-     "action": "schema" | "migrate" | "migrate_status"}        # optional
+     "action": "schema" | "migrate" | "migrate_status" | "migrate_repair",   # optional
+     "realign": true}                # migrate_repair: accept changed scripts' content (default)
 
 `action` defaults to "migrate" when `migration_script` is given, else "schema".
 - schema: the target's databases are made equal to the source's.
@@ -14,6 +15,9 @@ Event (the seed's keys plus ours):
   applied to the target's databases (the source is not used; without `source_env` the
   record is `last-schema-sync/migrations-to-<target>`).
 - migrate_status: every script's state in each target database; read-only, no SSM record.
+- migrate_repair: Flyway's repair of each target database's history: failed entries removed
+  (retried by the next migrate) and, unless `realign` is false, an applied script that changed
+  gets the bucket's checksum; no SSM record (it runs no script).
 Every input is checked before any connection is opened; every run that names two valid
 environments leaves its record in SSM (`/db-replication/<suffix>/last-schema-sync/...`).
 """
@@ -38,6 +42,7 @@ from dbrepl.sync.migrations import (
     apply_migrations,
     migration_status,
     parse_script_name,
+    repair_history,
 )
 from dbrepl.sync.schema.apply import apply_schema, database_pairs, plan_schema
 from dbrepl.sync.schema.objects import check_definer_mode
@@ -102,6 +107,7 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
         "renames": parse_renames(renames),
         "definer": check_definer_mode(event.get("definer", contract.DEFAULT_DEFINER)),
         "migration_script": None if script is None else _script_name(script, environ.get(contract.MIGRATION_BUCKET)),
+        "realign": aws.event_bool(event, "realign", True) if action == "migrate_repair" else True,
     }
 
 
@@ -134,6 +140,8 @@ def run_schema_event(
             _run_migrations(checked, environ, get, result)
         elif checked["action"] == "migrate_status":
             _migration_status(checked, environ, get, result)
+        elif checked["action"] == "migrate_repair":
+            _migration_repair(checked, environ, get, result)
         else:
             _run_schema(checked, environ, get, result)
     except DestructiveChangeRefused as exc:
@@ -159,22 +167,19 @@ def run_schema_event(
 
 
 def _note_tls(result: dict[str, Any], environ: Mapping[str, str], envs: list[str]) -> None:
-    """`tls` ({env: verified|unverified}) and, when a connection is not verified, `warnings`."""
-    result["tls"], warnings = aws.tls_warnings(environ, envs)
-    if warnings:
-        result.setdefault("warnings", []).extend(warnings)
+    """`tls` ({env: verified|unverified}); the warnings come with each connection (_connect)."""
+    result["tls"], _ = aws.tls_warnings(environ, envs)
 
 
-def _connect(env: str, environ: Mapping[str, str], get: ClientFactory, database: str | None = None) -> Any:
-    endpoint = aws.endpoint_for_env(env, environ, get("secretsmanager"))
-    return connect(endpoint, database)
+def _connect(env: str, environ: Mapping[str, str], get: ClientFactory, result: dict[str, Any]) -> Any:
+    return aws.connect_env(env, environ, get("secretsmanager"), result, connect)
 
 
 def _run_schema(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
                 result: dict[str, Any]) -> None:
-    src = _connect(checked["source"], environ, get)
+    src = _connect(checked["source"], environ, get, result)
     try:
-        dst = _connect(checked["target"], environ, get)
+        dst = _connect(checked["target"], environ, get, result)
         try:
             plan = plan_schema(src, dst, checked["databases"], checked["renames"],
                                definer=checked["definer"])
@@ -201,7 +206,7 @@ def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: Cl
     if not bucket:
         raise InvalidInput(f"{contract.MIGRATION_BUCKET} is not set for this function")
     source = S3Scripts(get("s3"), bucket)
-    dst = _connect(checked["target"], environ, get)
+    dst = _connect(checked["target"], environ, get, result)
     runs = []
     result["migrations"] = runs
     try:
@@ -231,7 +236,7 @@ def _migration_status(checked: dict[str, Any], environ: Mapping[str, str], get: 
     if not bucket:
         raise InvalidInput(f"{contract.MIGRATION_BUCKET} is not set for this function")
     source = S3Scripts(get("s3"), bucket)
-    dst = _connect(checked["target"], environ, get)
+    dst = _connect(checked["target"], environ, get, result)
     try:
         result["status_by_database"] = {
             db: [s.to_dict() for s in migration_status(dst, db, source)] for db in checked["databases"]}
@@ -240,10 +245,26 @@ def _migration_status(checked: dict[str, Any], environ: Mapping[str, str], get: 
     result["status"] = "success"
 
 
+def _migration_repair(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
+                      result: dict[str, Any]) -> None:
+    bucket = environ.get(contract.MIGRATION_BUCKET)
+    if not bucket:
+        raise InvalidInput(f"{contract.MIGRATION_BUCKET} is not set for this function")
+    source = S3Scripts(get("s3"), bucket)
+    dst = _connect(checked["target"], environ, get, result)
+    try:
+        result["repairs"] = [repair_history(dst, db, source, realign=checked["realign"],
+                                            dry_run=checked["dry_run"]).to_dict()
+                             for db in checked["databases"]]
+    finally:
+        dst.close()
+    result["status"] = "success"
+
+
 def _record(result: dict[str, Any], environ: Mapping[str, str], get: ClientFactory) -> None:
     """Write the SSM record when the run names two valid environments and a suffix."""
-    if result.get("action") == "migrate_status":
-        return  # a read-only look is not a sync
+    if result.get("action") in ("migrate_status", "migrate_repair"):
+        return  # a read-only look or a history repair is not a sync
     known = aws.known_envs(environ)
     source_ok = result.get("source") in known or (
         result.get("action") == "migrate" and result.get("source") == MIGRATIONS_SOURCE)
