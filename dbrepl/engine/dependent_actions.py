@@ -110,6 +110,15 @@ DEPENDENT_ACTIONS: dict[str, tuple[Dependent, ...]] = {
         Dependent("rds:CreateTenantDatabase", _sar(_RDS, "CreateDBInstance"), _RDS_TENANT),
         Dependent("secretsmanager:CreateSecret", _sar(_RDS, "CreateDBInstance"), _RDS_SECRET),
         Dependent("secretsmanager:TagResource", _sar(_RDS, "CreateDBInstance"), _RDS_SECRET),),
+    "rds:RestoreDBClusterFromSnapshot": (
+        Dependent("rds:AddTagsToResource", _sar(_RDS, "RestoreDBClusterFromSnapshot", _RDS_TAGS)),
+        Dependent("rds:CreateDBInstance", _sar(_RDS, "RestoreDBClusterFromSnapshot",
+                                               "Multi-AZ DB clusters make their instances")),
+        Dependent("iam:PassRole", _sar(_RDS, "RestoreDBClusterFromSnapshot"), _RDS_ROLE),
+        # Not in the SAR's column, but the restored cluster is encrypted with the environment's key
+        # (KmsKeyId) as a created one is, and RDS asks the same of the caller for it.
+        *(Dependent(x, "AWS documentation, Amazon RDS User Guide, Restoring from a DB cluster snapshot: a "
+                       "KmsKeyId needs the same key permissions as CreateDBCluster with that key") for x in _RDS_KMS),),
     "rds:ModifyDBCluster": (
         *_rds_kms("ModifyDBCluster", "storage"),
         Dependent("rds:ModifyDBInstance", _sar(_RDS, "ModifyDBCluster", "changes applied to the members")),
