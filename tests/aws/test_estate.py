@@ -68,7 +68,7 @@ def test_plan_from_empty_lists_every_resource(estate):
     }
     for t, n in expected.items():
         assert types.count(t) == n, t
-    assert plan.summary == {"create": len(plan.changes), "update": 0, "delete": 0}
+    assert plan.summary == {"create": len(plan.changes), "update": 0, "replace": 0, "delete": 0}
     assert estate.log.mutating == []  # plan never writes
     names = {c.name for c in plan.changes}
     for n in ("dev-vpc-{s}", "staging-private-subnet-2-{s}", "prod-route-table-{s}", "dev-aurora-sg-{s}",
