@@ -223,7 +223,7 @@ class Aurora(_Model):
         for env, snap in v.items():
             if not (SNAPSHOT_ID_RE.match(snap) or SNAPSHOT_ARN_RE.match(snap)):
                 raise ValueError(f"{env}: {snap!r} is not a cluster snapshot identifier (a letter, then letters, "
-                                 "digits and single hyphens) or ARN (arn:aws:rds:<region>:<account>:"
+                                 "digits and single hyphens) or ARN (arn:<partition>:rds:<region>:<account>:"
                                  "cluster-snapshot:<id>); name the snapshot `destroy` printed")
         return v
 
