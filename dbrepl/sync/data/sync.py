@@ -507,8 +507,8 @@ class _Table:
                 else:
                     cols = self.shape.written
                     lits = ", ".join(f"CAST({c.literal()} AS BINARY)" for c in cols)
-                    where = sql.delete_keys(self.shape, [k]).split(b" WHERE ", 1)[1].decode()
-                    dwhere = sql.delete_keys(self.dst_shape, [k]).split(b" WHERE ", 1)[1].decode()
+                    where = sql.keys_where(self.shape, [k]).decode()
+                    dwhere = sql.keys_where(self.dst_shape, [k]).decode()
                     a = _rows(run.src, f"SELECT {lits} FROM {self.shape.qname} WHERE {where}")
                     b = _rows(run.dst, f"SELECT {lits} FROM {self.dst_shape.qname} WHERE {dwhere}")
                     names = [c.name for c, x, y in zip(cols, a[0], b[0], strict=True) if x != y] if a and b else []
