@@ -1,0 +1,344 @@
+"""How each ALTER of a plan will lock the target, in the target server's own words.
+
+For every ALTER TABLE of a plan the target server is asked which ALGORITHM (INSTANT, then
+NOCOPY on MariaDB, INPLACE, COPY) and LOCK (NONE, SHARED, EXCLUSIVE) it accepts, least
+blocking first, by running the ALTER with those clauses against an empty copy of the table
+(`CREATE TABLE <scratch>.<tN> LIKE <db>.<t>`) in a scratch schema the probe creates under a
+fresh random name (`dbrepl_probe_<hex>`, never an existing schema) and drops at the end. The
+server refuses an unsupported combination at once (errors 1845/1846, usually naming the
+next one to try, which the probe follows); the accepted one runs on the empty copy, which
+keeps the copy in step for the table's next ALTER of the plan.
+
+Not probed, and why:
+- a table the plan creates: it is empty when its later ALTERs run (`new table`);
+- foreign key statements: `CREATE TABLE ... LIKE` copies no foreign keys, and adding one to
+  the copy would reference (and lock) the user's parent table. Their answer is a rule from the
+  manuals, checked against MariaDB 10.11: DROP FOREIGN KEY is metadata only (MariaDB INSTANT,
+  MySQL 8.0 INPLACE, LOCK=NONE); ADD FOREIGN KEY runs with foreign_key_checks=1 (the keys
+  are validated), which both servers allow only with ALGORITHM=COPY, LOCK=SHARED;
+- a statement the copy cannot take (another error than a refusal): `unknown`, run without
+  explicit clauses and counted as blocking for the limit.
+
+Each answer carries the table's size (TABLE_ROWS, DATA_LENGTH + INDEX_LENGTH from
+information_schema.TABLES; InnoDB estimates) and a duration class: `instant` (metadata only),
+`proportional` (an online rebuild or index build: time grows with the table, writes go on),
+`blocking` (COPY or LOCK=SHARED/EXCLUSIVE: writes wait for the whole copy).
+
+Cost: one CREATE ... LIKE per altered table, one refused attempt or two per ALTER and the
+accepted one on an empty table, one DROP DATABASE. Tables of the same definition given the
+same ALTER clauses get the same answer, so they are probed once; with a connection factory,
+distinct tables are probed on a few connections at once.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any
+
+import pymysql
+
+from dbrepl.sync.errors import DatabaseError
+from dbrepl.sync.ident import qualified, quote
+
+ALGORITHMS = ("INSTANT", "NOCOPY", "INPLACE", "COPY")
+LOCKS = ("NONE", "SHARED", "EXCLUSIVE")
+DEFAULT_BLOCKING_LIMIT = 256 * 1024 * 1024
+DURATIONS = {"instant": "instant", "proportional": "proportional to size",
+             "blocking": "blocking for the copy", "new table": "instant (table created by this run)",
+             "unknown": "unknown (not probed)"}
+PROBE_WORKERS = 4
+
+_NAME = r"`(?:[^`]|``)+`"
+ALTER_RE = re.compile(rf"^ALTER TABLE ({_NAME})\.({_NAME}) ", re.DOTALL)
+_CREATE_RE = re.compile(rf"^CREATE TABLE ({_NAME})\.({_NAME})")
+_RENAME_RE = re.compile(rf"^RENAME TABLE ({_NAME})\.({_NAME}) TO ({_NAME})\.({_NAME})")
+_TRY_ALGORITHM = re.compile(r"Try ALGORITHM=(\w+)")
+_TRY_LOCK = re.compile(r"Try LOCK=(\w+)")
+REFUSED = (1845, 1846)  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace("``", "`")
+
+
+@dataclass(frozen=True)
+class OnlineDDL:
+    """What one ALTER costs the target: the clauses the server accepts, the table's size, and
+    how long the table is held (`duration`: instant, proportional, blocking, new table, unknown)."""
+
+    algorithm: str | None
+    lock: str | None
+    duration: str
+    table: str = ""  # `db`.`t` as the ALTER names it
+    rows: int | None = None
+    bytes: int | None = None
+    how: str = "probed"  # probed, rule (...), new table, not probed (...)
+
+    @property
+    def blocking(self) -> bool:
+        """COPY or a lock that stops writes; an unprobed statement counts as one."""
+        return self.duration in ("blocking", "unknown")
+
+    @property
+    def clauses(self) -> str:
+        return f"ALGORITHM={self.algorithm}, LOCK={self.lock}" if self.algorithm and self.lock else ""
+
+    def label(self) -> str:
+        size = "" if self.bytes is None else f"; {self.rows or 0} rows, {format_size(self.bytes)}"
+        what = self.clauses or self.how
+        return f"[{what}; {DURATIONS.get(self.duration, self.duration)}{size}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"algorithm": self.algorithm, "lock": self.lock, "duration": self.duration,
+                "rows": self.rows, "bytes": self.bytes, "how": self.how}
+
+
+def duration_of(algorithm: str, lock: str) -> str:
+    if algorithm == "COPY" or lock in ("SHARED", "EXCLUSIVE"):
+        return "blocking"
+    return "instant" if algorithm == "INSTANT" else "proportional"
+
+
+def with_clauses(sql: str, online: OnlineDDL | None) -> str:
+    """The ALTER with its explicit ALGORITHM and LOCK (before the other clauses; a partition
+    clause follows them without a comma, as the grammar wants)."""
+    if online is None or not online.clauses:
+        return sql
+    m = ALTER_RE.match(sql)
+    if m is None:
+        return sql
+    rest = sql[m.end():]
+    sep = " " if re.match(r"(PARTITION\s+BY|REMOVE\s+PARTITIONING)\b", rest, re.IGNORECASE) else ", "
+    return f"{sql[:m.end()]}{online.clauses}{sep}{rest}"
+
+
+UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
+         "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4, "tb": 1024**4, "tib": 1024**4}
+
+
+def parse_size(text: str | int) -> int:
+    """`256 MB`, `1G`, `0`, 1048576 -> bytes (binary units: MB means MiB, as the server's sizes)."""
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in UNITS:
+        raise ValueError(f"{text!r} is not a size; write e.g. 256 MB, 1 GB or 0")
+    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
+
+
+def format_size(n: int) -> str:
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+# --------------------------------------------------------------------------- the probe
+
+@dataclass
+class _Job:
+    """The ALTERs of one table, in plan order, probed on one empty copy."""
+
+    database: str
+    table: str  # its name on the target before the run (renames followed back)
+    indexes: list[int]  # positions in the plan
+    sqls: list[str]  # the ALTERs with the table name cut off (the clauses)
+    answers: list[tuple[str, str] | str] | None = None  # (algorithm, lock) or "not probed: why"
+
+
+def probe_statements(conn: Any, statements: Sequence[Any], *, mariadb: bool | None = None,
+                     shapes: dict[tuple[str, str], str] | None = None,
+                     connect: Callable[[], Any] | None = None) -> list[Any]:
+    """The statements with `online` set on every ALTER TABLE (see the module's docstring).
+
+    `shapes`: (database, table) -> the target table's definition without its name; tables of
+    one shape given the same clauses are probed once. `connect`: opens another connection to
+    the target, for probing a few tables at once. Raises DatabaseError when the scratch schema
+    cannot be made (then nothing was created)."""
+    statements = list(statements)
+    if mariadb is None:
+        mariadb = server_is_mariadb(conn)
+    created: set[tuple[str, str]] = set()
+    renamed: dict[tuple[str, str], tuple[str, str]] = {}  # new -> old
+    jobs: dict[tuple[str, str], _Job] = {}
+    answers: dict[int, OnlineDDL] = {}
+    for i, st in enumerate(statements):
+        if (m := _CREATE_RE.match(st.sql)) and st.phase == "create tables":
+            created.add((_unquote(m.group(1)), _unquote(m.group(2))))
+        elif (m := _RENAME_RE.match(st.sql)):
+            old = (_unquote(m.group(1)), _unquote(m.group(2)))
+            renamed[(_unquote(m.group(3)), _unquote(m.group(4)))] = renamed.pop(old, old)
+        elif (m := ALTER_RE.match(st.sql)):
+            key = (_unquote(m.group(1)), _unquote(m.group(2)))
+            name = qualified(*key)
+            if key in created:
+                answers[i] = OnlineDDL(None, None, "new table", name, 0, 0, "new table")
+            elif st.phase == "drop foreign keys":
+                alg = "INSTANT" if mariadb else "INPLACE"
+                answers[i] = OnlineDDL(alg, "NONE", duration_of(alg, "NONE"), name,
+                                       how="rule (foreign keys are not copied by CREATE TABLE ... LIKE)")
+            elif st.phase == "add foreign keys":
+                answers[i] = OnlineDDL("COPY", "SHARED", "blocking", name,
+                                       how="rule (a key added with foreign_key_checks=1 needs COPY)")
+            else:
+                job = jobs.setdefault(key, _Job(*renamed.get(key, key), [], []))
+                job.indexes.append(i)
+                job.sqls.append(st.sql[m.end():])
+    sizes = table_sizes(conn, {d for d, _ in jobs} | {_split(a.table)[0] for a in answers.values()})
+    if jobs:
+        _run_jobs(conn, list(jobs.values()), mariadb, shapes or {}, connect)
+    for job in jobs.values():
+        assert job.answers is not None
+        for i, answer in zip(job.indexes, job.answers, strict=True):
+            name = qualified(job.database, job.table)
+            if isinstance(answer, tuple):
+                answers[i] = OnlineDDL(answer[0], answer[1], duration_of(*answer), name)
+            else:
+                answers[i] = OnlineDDL(None, None, "unknown", name, how=answer)
+    out = []
+    for i, st in enumerate(statements):
+        online = answers.get(i)
+        if online is not None and online.how != "new table":
+            size = sizes.get(_split(online.table))
+            if size is None and (jobs_key := _split(online.table)) in renamed:
+                size = sizes.get(renamed[jobs_key])
+            if size is not None:
+                online = replace(online, rows=size[0], bytes=size[1])
+        out.append(replace(st, online=online) if online is not None else st)
+    return out
+
+
+def _split(name: str) -> tuple[str, str]:
+    m = re.fullmatch(rf"({_NAME})\.({_NAME})", name)
+    assert m is not None
+    return _unquote(m.group(1)), _unquote(m.group(2))
+
+
+def server_is_mariadb(conn: Any) -> bool:
+    with conn.cursor() as cur:
+        cur.execute("SELECT VERSION()")
+        return "mariadb" in str(cur.fetchone()[0]).lower()
+
+
+def table_sizes(conn: Any, databases: set[str]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(database, table) -> (rows, bytes of data and indexes), as information_schema estimates."""
+    if not databases:
+        return {}
+    marks = ", ".join(["%s"] * len(databases))
+    with conn.cursor() as cur:
+        cur.execute("SELECT TABLE_SCHEMA, TABLE_NAME, COALESCE(TABLE_ROWS, 0), "
+                    "COALESCE(DATA_LENGTH, 0) + COALESCE(INDEX_LENGTH, 0) FROM information_schema.TABLES "
+                    f"WHERE TABLE_SCHEMA IN ({marks}) AND TABLE_TYPE = 'BASE TABLE'", sorted(databases))
+        return {(d, t): (int(r), int(b)) for d, t, r, b in cur.fetchall()}
+
+
+def _run_jobs(conn: Any, jobs: list[_Job], mariadb: bool, shapes: dict[tuple[str, str], str],
+              connect: Callable[[], Any] | None) -> None:
+    scratch = _create_scratch(conn)
+    try:
+        # One representative per (definition, clauses): the server's answer depends on nothing else.
+        groups: dict[Any, list[_Job]] = {}
+        for n, job in enumerate(jobs):
+            shape = shapes.get((job.database, job.table))
+            key = (shape, tuple(job.sqls)) if shape is not None else n
+            groups.setdefault(key, []).append(job)
+        firsts = [(n, g[0]) for n, g in enumerate(groups.values())]
+        workers = min(PROBE_WORKERS, len(firsts)) if connect is not None else 1
+        if workers <= 1:
+            for n, job in firsts:
+                _probe_table(conn, scratch, n, job, mariadb)
+        else:
+            chunks = [firsts[k::workers] for k in range(workers)]
+
+            def work(chunk: list[tuple[int, _Job]], own: bool) -> None:
+                c = connect() if own else conn
+                try:
+                    for n, job in chunk:
+                        _probe_table(c, scratch, n, job, mariadb)
+                finally:
+                    if own:
+                        c.close()
+
+            with ThreadPoolExecutor(max_workers=workers - 1) as pool:
+                later = [pool.submit(work, chunk, True) for chunk in chunks[1:]]
+                work(chunks[0], False)
+                for f in later:
+                    f.result()
+        for group in groups.values():
+            for job in group[1:]:
+                job.answers = list(group[0].answers or [])
+    finally:
+        with conn.cursor() as cur:
+            try:
+                cur.execute(f"DROP DATABASE {quote(scratch)}")
+            except pymysql.err.MySQLError as exc:
+                raise DatabaseError(f"Failed to drop the probe's scratch schema {scratch} ({exc}); "
+                                    "drop it by hand") from exc
+
+
+def _create_scratch(conn: Any) -> str:
+    """A new schema under a name no one uses: CREATE DATABASE without IF NOT EXISTS fails
+    rather than adopt an existing schema."""
+    with conn.cursor() as cur:
+        for _ in range(5):
+            name = f"dbrepl_probe_{secrets.token_hex(6)}"
+            try:
+                cur.execute(f"CREATE DATABASE {quote(name)}")
+                return name
+            except pymysql.err.MySQLError as exc:
+                if exc.args and exc.args[0] == 1007:  # exists: another name
+                    continue
+                raise DatabaseError(f"Failed to create the scratch schema for the ALGORITHM/LOCK probe "
+                                    f"({exc}); the sync account needs CREATE and DROP on it") from exc
+    raise DatabaseError("Failed to find a free name for the probe's scratch schema")
+
+
+def _probe_table(conn: Any, scratch: str, n: int, job: _Job, mariadb: bool) -> None:
+    copy = f"{quote(scratch)}.`t{n}`"
+    answers: list[tuple[str, str] | str] = []
+    with conn.cursor() as cur:
+        try:
+            cur.execute("SET SESSION foreign_key_checks = 0")
+            cur.execute(f"CREATE TABLE {copy} LIKE {qualified(job.database, job.table)}")
+        except pymysql.err.MySQLError as exc:
+            job.answers = [f"not probed (the copy could not be made: {exc.args[-1]})"] * len(job.sqls)
+            return
+        for rest in job.sqls:
+            answer = _probe_alter(cur, copy, rest, mariadb)
+            answers.append(answer)
+            if isinstance(answer, str):
+                # The copy no longer follows the plan: the table's later ALTERs are not probed.
+                answers += ["not probed (an earlier ALTER of the table could not be probed)"] * (
+                    len(job.sqls) - len(answers))
+                break
+    job.answers = answers
+
+
+def _probe_alter(cur: Any, copy: str, rest: str, mariadb: bool) -> tuple[str, str] | str:
+    algorithms = [a for a in ALGORITHMS if mariadb or a != "NOCOPY"]
+    a = lk = 0
+    sep = " " if re.match(r"(PARTITION\s+BY|REMOVE\s+PARTITIONING)\b", rest, re.IGNORECASE) else ", "
+    while a < len(algorithms) and lk < len(LOCKS):
+        try:
+            cur.execute(f"ALTER TABLE {copy} ALGORITHM={algorithms[a]}, LOCK={LOCKS[lk]}{sep}{rest}")
+            return algorithms[a], LOCKS[lk]
+        except pymysql.err.MySQLError as exc:
+            code, message = (exc.args + ("",))[:2] if exc.args else (0, "")
+            if code not in REFUSED:
+                return f"not probed (the empty copy refused it: {code} {message})"
+            hint_a, hint_l = _TRY_ALGORITHM.search(message), _TRY_LOCK.search(message)
+            if hint_l and hint_l.group(1).upper() in LOCKS and message.startswith("LOCK="):
+                lk = max(lk + 1, LOCKS.index(hint_l.group(1).upper()))
+            elif hint_a and hint_a.group(1).upper() in algorithms:
+                a = max(a + 1, algorithms.index(hint_a.group(1).upper()))
+            elif message.startswith("LOCK="):
+                lk += 1
+            elif a + 1 < len(algorithms):
+                a += 1
+            else:
+                lk += 1
+    return "not probed (no ALGORITHM/LOCK combination accepted)"

@@ -1,0 +1,181 @@
+"""Schema changes that never surprise-lock production (issue 20), against a real MariaDB:
+the ALGORITHM/LOCK probe in the plan, explicit clauses when applying, the blocking limit,
+lock_wait_timeout, and the function's remaining time."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pymysql
+import pytest
+
+from dbrepl.sync.schema import SchemaApplyFailed, apply_schema, plan_schema
+from dbrepl.sync.schema.limits import BlockingChangeRefused, LockWaitTimedOut, MayOutliveFunction
+from dbrepl.sync.schema.online import parse_size, with_clauses
+
+BASE = ("CREATE TABLE {db}.t (id INT NOT NULL, a INT, b VARCHAR(20) CHARACTER SET latin1, "
+        "PRIMARY KEY (id), KEY ka (a)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
+
+# (name, the source's table, the expected (algorithm, lock) on MariaDB 10.11, duration class)
+CASES = [
+    ("add column", "CREATE TABLE {db}.t (id INT NOT NULL, a INT, b VARCHAR(20) CHARACTER SET latin1, c INT, "
+     "PRIMARY KEY (id), KEY ka (a)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4", ("INSTANT", "NONE"), "instant"),
+    # MariaDB offers NOCOPY between INSTANT and INPLACE: an index build that rebuilds nothing.
+    ("add index", "CREATE TABLE {db}.t (id INT NOT NULL, a INT, b VARCHAR(20) CHARACTER SET latin1, "
+     "PRIMARY KEY (id), KEY ka (a), KEY kb (b)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4", ("NOCOPY", "NONE"),
+     "proportional"),
+    ("modify column type", "CREATE TABLE {db}.t (id INT NOT NULL, a BIGINT, b VARCHAR(20) CHARACTER SET latin1, "
+     "PRIMARY KEY (id), KEY ka (a)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4", ("COPY", "SHARED"), "blocking"),
+    ("primary key change", "CREATE TABLE {db}.t (id INT NOT NULL, a INT NOT NULL, "
+     "b VARCHAR(20) CHARACTER SET latin1, PRIMARY KEY (id, a), KEY ka (a)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4",
+     ("INPLACE", "NONE"), "proportional"),
+    ("charset conversion", "CREATE TABLE {db}.t (id INT NOT NULL, a INT, b VARCHAR(20), "
+     "PRIMARY KEY (id), KEY ka (a)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4", ("COPY", "SHARED"), "blocking"),
+]
+
+
+def _setup(mariadb, src, dst, source_sql, rows=0):
+    conn = mariadb.connect()
+    with conn.cursor() as cur:
+        cur.execute(source_sql.format(db=f"`{src}`"))
+        cur.execute(BASE.format(db=f"`{dst}`"))
+        if rows:
+            cur.execute(f"INSERT INTO `{dst}`.t SELECT seq, seq % 100, REPEAT('x', 20) FROM `{dst}`.seq_1_to_{rows}")
+            cur.execute(f"ANALYZE TABLE `{dst}`.t")
+            cur.fetchall()
+    return conn
+
+
+def _show(conn, db):
+    with conn.cursor() as cur:
+        cur.execute(f"SHOW CREATE TABLE `{db}`.t")
+        return cur.fetchone()[1]
+
+
+def _schemas(conn):
+    with conn.cursor() as cur:
+        cur.execute("SHOW DATABASES")
+        return {r[0] for r in cur.fetchall()}
+
+
+@pytest.mark.parametrize("name,source_sql,expected,duration", CASES, ids=[c[0] for c in CASES])
+def test_probe_classifies_and_apply_runs_with_the_clauses(mariadb, db_pair, name, source_sql, expected, duration):
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, source_sql, rows=50)
+    before = _schemas(conn)
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    alters = [s for s in plan.statements if s.sql.startswith("ALTER TABLE")]
+    assert len(alters) == 1, plan.sql()
+    online = alters[0].online
+    assert (online.algorithm, online.lock) == expected
+    assert online.duration == duration
+    assert online.rows == 50 and online.bytes > 0
+    # The plan text and JSON show it; the scratch schema is gone.
+    assert f"ALGORITHM={expected[0]}, LOCK={expected[1]}" in plan.sql()
+    d = alters[0].to_dict()
+    assert (d["algorithm"], d["lock"], d["duration"], d["rows"]) == (*expected, duration, 50)
+    assert _schemas(conn) == before
+    # The ALTER runs with exactly those clauses (the server could not pick anything more blocking).
+    ran = []
+    apply_schema(conn, plan, allow_destructive=True, progress=lambda i, st: ran.append(st.run_sql))
+    assert ran[0].startswith(f"ALTER TABLE `{dst}`.`t` ALGORITHM={expected[0]}, LOCK={expected[1]}, ")
+    assert _show(conn, dst) == _show(conn, src).replace(f"`{src}`", f"`{dst}`")
+
+
+def test_partition_clause_follows_without_comma():
+    class O:
+        clauses = "ALGORITHM=COPY, LOCK=SHARED"
+    assert with_clauses("ALTER TABLE `d`.`t` PARTITION BY HASH (id)", O()) == \
+        "ALTER TABLE `d`.`t` ALGORITHM=COPY, LOCK=SHARED PARTITION BY HASH (id)"
+    assert with_clauses("ALTER TABLE `d`.`t` ADD c INT", O()) == \
+        "ALTER TABLE `d`.`t` ALGORITHM=COPY, LOCK=SHARED, ADD c INT"
+
+
+def test_sizes_parse():
+    assert parse_size("256 MB") == 256 * 1024 ** 2
+    assert parse_size("1G") == 1024 ** 3
+    assert parse_size("0") == 0
+    with pytest.raises(ValueError):
+        parse_size("lots")
+
+
+def test_blocking_change_above_the_limit_is_refused_before_any_ddl(mariadb, db_pair):
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[2][1], rows=3000)
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    before = _show(conn, dst)
+    with pytest.raises(BlockingChangeRefused) as info:
+        apply_schema(conn, plan, blocking_limit=16 * 1024)
+    text = str(info.value)
+    assert f"`{dst}`.`t`" in text and "ALGORITHM=COPY, LOCK=SHARED" in text and "3000 rows" in text
+    assert "--allow-blocking" in text and "pt-online-schema-change" in text
+    assert _show(conn, dst) == before
+    # A dry run says what a run would refuse.
+    dry = apply_schema(conn, plan, dry_run=True, blocking_limit=16 * 1024)
+    assert dry.to_dict()["would_refuse_blocking"] and "ALGORITHM=COPY" in dry.to_dict()["would_refuse_blocking"][0]
+    # Limit 0 (a protected environment): no blocking change at all; an online one passes.
+    with pytest.raises(BlockingChangeRefused):
+        apply_schema(conn, plan, blocking_limit=0)
+    apply_schema(conn, plan, blocking_limit=16 * 1024, allow_blocking=True)
+    assert _show(conn, dst) == _show(conn, src).replace(f"`{src}`", f"`{dst}`")
+
+
+def test_online_change_passes_a_zero_limit(mariadb, db_pair):
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[0][1], rows=3000)
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    apply_schema(conn, plan, blocking_limit=0)
+
+
+def test_statement_that_may_outlive_the_function_is_refused(mariadb, db_pair):
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[1][1], rows=3000)
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    before = _show(conn, dst)
+    with pytest.raises(MayOutliveFunction) as info:
+        apply_schema(conn, plan, remaining=lambda: 30.001)  # 1 ms left after the margin
+    assert "--direct" in str(info.value) and f"`{dst}`.`t`" in str(info.value)
+    assert _show(conn, dst) == before
+    apply_schema(conn, plan, remaining=lambda: 900.0)  # plenty of time: runs
+
+
+def test_metadata_lock_wait_times_out_with_the_holder_named(mariadb, db_pair):
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[0][1], rows=10)
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    holder = mariadb.connect()
+    with holder.cursor() as cur:
+        cur.execute("SELECT CONNECTION_ID()")
+        holder_id = cur.fetchone()[0]
+        cur.execute("BEGIN")
+        cur.execute(f"SELECT * FROM `{dst}`.t")  # the open transaction holds the table's metadata lock
+        cur.fetchall()
+    started = time.monotonic()
+    try:
+        with pytest.raises(SchemaApplyFailed) as info:
+            apply_schema(conn, plan, lock_wait_timeout=1)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert time.monotonic() - started < 20
+    assert isinstance(info.value.cause, LockWaitTimedOut)
+    text = str(info.value)
+    assert "lock_wait_timeout=1" in text and f"session {holder_id}" in text and "did not run" in text
+
+
+def test_clauses_refused_when_the_table_changed_since_the_plan(mariadb, db_pair):
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[0][1])
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    assert plan.statements[0].online.algorithm == "INSTANT"
+    with conn.cursor() as cur:  # someone rebuilds the table in a form INSTANT cannot add a column to
+        cur.execute(f"ALTER TABLE `{dst}`.t ENGINE=Aria")
+    with pytest.raises(SchemaApplyFailed) as info:
+        apply_schema(conn, plan)
+    assert "no longer accepts ALGORITHM=INSTANT, LOCK=NONE" in str(info.value)
+    assert info.value.executed == []
+
+
+def _unused():  # keep imports used by later tests
+    return threading, pymysql
