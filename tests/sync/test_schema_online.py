@@ -177,5 +177,124 @@ def test_clauses_refused_when_the_table_changed_since_the_plan(mariadb, db_pair)
     assert info.value.executed == []
 
 
-def _unused():  # keep imports used by later tests
-    return threading, pymysql
+# --------------------------------------------------------------------------- the online path
+
+def _tool_or_skip():
+    import os
+    import shutil
+
+    if shutil.which("pt-online-schema-change") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but pt-online-schema-change is missing; .ci/run must install percona-toolkit")
+        pytest.skip("pt-online-schema-change not installed (apt-get install percona-toolkit)")
+
+
+def test_blocking_alter_through_pt_online_schema_change_with_concurrent_writes(mariadb, db_pair):
+    from dbrepl.sync.schema.ptosc import OnlineTool
+
+    _tool_or_skip()
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[2][1], rows=20000)
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    assert plan.statements[0].online.duration == "blocking"
+    lines: list[str] = []
+    tool = OnlineTool.find(mariadb.endpoint(dst), output=lines.append, chunk_time=0.05)
+
+    stop, errors, written = threading.Event(), [], {}
+
+    def writer():
+        w = mariadb.connect()
+        n = 100000
+        try:
+            with w.cursor() as cur:
+                while not stop.is_set():
+                    n += 1
+                    try:
+                        cur.execute(f"INSERT INTO `{dst}`.t (id, a, b) VALUES (%s, %s, 'w')", (n, n))
+                        written[n] = n
+                        k = 1 + n % 20000
+                        cur.execute(f"UPDATE `{dst}`.t SET a = %s WHERE id = %s", (-n, k))
+                        written[k] = -n
+                    except pymysql.err.MySQLError as exc:  # no write may fail
+                        errors.append(exc)
+        finally:
+            w.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        time.sleep(0.3)
+        result = apply_schema(conn, plan, blocking_limit=16 * 1024, online_tool=tool)
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        thread.join()
+    assert result.converged
+    assert errors == []
+    assert any("Copying" in line or "Copied rows" in line for line in lines), lines[-10:]
+    assert _show(conn, dst) == _show(conn, src).replace(f"`{src}`", f"`{dst}`")
+    inserted = [k for k in written if k > 100000]
+    assert len(inserted) > 10  # the writer kept writing during the change
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT id, a FROM `{dst}`.t")
+        final = dict(cur.fetchall())
+    assert len(final) == 20000 + len(inserted)
+    assert all(final[k] == v for k, v in written.items())
+    # The password never reached the command line.
+    assert not any("password" in a.lower() for a in tool.argv(plan.statements[0], "/x", False))
+
+
+def test_pt_online_schema_change_failure_leaves_the_table_untouched(mariadb, db_pair):
+    from dbrepl.sync.schema.ptosc import OnlineTool
+
+    _tool_or_skip()
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[2][1], rows=2000)
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    before = _show(conn, dst)
+    tool = OnlineTool.find(mariadb.endpoint(dst), critical_load="Threads_running=1")  # aborts at once
+    with pytest.raises(SchemaApplyFailed) as info:
+        apply_schema(conn, plan, blocking_limit=16 * 1024, online_tool=tool)
+    assert "pt-online-schema-change failed" in str(info.value)
+    assert _show(conn, dst) == before
+    with conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (dst,))
+        assert cur.fetchone()[0] == 1  # no _t_new left behind
+        cur.execute(f"SELECT COUNT(*) FROM `{dst}`.t")
+        assert cur.fetchone()[0] == 2000
+
+
+def test_pt_online_schema_change_refuses_tables_with_foreign_keys(mariadb, db_pair):
+    from dbrepl.sync.schema.ptosc import OnlineTool
+
+    _tool_or_skip()
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[2][1], rows=2000)
+    with conn.cursor() as cur:
+        for db in (src, dst):
+            cur.execute(f"CREATE TABLE `{db}`.child (id INT PRIMARY KEY, t_id INT, "
+                        f"CONSTRAINT fk FOREIGN KEY (t_id) REFERENCES `{db}`.t (id)) ENGINE=InnoDB")
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    tool = OnlineTool.find(mariadb.endpoint(dst))
+    with pytest.raises(BlockingChangeRefused) as info:
+        apply_schema(conn, plan, blocking_limit=16 * 1024, online_tool=tool)
+    assert "foreign keys" in str(info.value) and "pt-online-schema-change cannot take it" in str(info.value)
+
+
+def test_pt_online_schema_change_keeps_the_tables_triggers(mariadb, db_pair):
+    from dbrepl.sync.schema.ptosc import OnlineTool
+
+    _tool_or_skip()
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[2][1], rows=2000)
+    with conn.cursor() as cur:
+        for db in (src, dst):
+            cur.execute(f"CREATE TRIGGER `{db}`.tr BEFORE INSERT ON `{db}`.t FOR EACH ROW SET NEW.b = 'trig'")
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    tool = OnlineTool.find(mariadb.endpoint(dst), chunk_time=0.05)
+    assert apply_schema(conn, plan, blocking_limit=16 * 1024, online_tool=tool).converged
+    assert "--preserve-triggers" in tool.argv(plan.statements[0], "/x", True)
+    with conn.cursor() as cur:
+        cur.execute(f"INSERT INTO `{dst}`.t (id, a) VALUES (999999, 1)")
+        cur.execute(f"SELECT b FROM `{dst}`.t WHERE id = 999999")
+        assert cur.fetchone()[0] == "trig"

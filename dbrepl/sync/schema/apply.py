@@ -228,7 +228,7 @@ def apply_schema(
     `progress` is called with (index, statement) before each statement runs.
     """
     started = time.monotonic()
-    online_ids, blocking = _blocking_split(plan, blocking_limit, allow_blocking, online_tool)
+    online_ids, blocking = _blocking_split(dst_conn, plan, blocking_limit, allow_blocking, online_tool)
     if dry_run:
         # The preflight is read-only: a dry run reports what a run would refuse, before any DDL.
         result = SchemaResult(plan=plan, dry_run=True, blocking=[c.label() for c in blocking],
@@ -272,7 +272,7 @@ def apply_schema(
                     cur.execute("SET SESSION foreign_key_checks = 1")
                 try:
                     if index in online_ids:
-                        online_tool.run(st)  # pt-online-schema-change: its failure leaves the table as it was
+                        online_tool.run(st, dst_conn)  # pt-online-schema-change: its failure leaves the table as it was
                     else:
                         if remaining is not None and estimated_seconds(st) > remaining() - FUNCTION_MARGIN_SECONDS:
                             check_remaining([st], remaining())
@@ -298,7 +298,7 @@ def apply_schema(
     return result
 
 
-def _blocking_split(plan: SchemaPlan, limit: int, allow_blocking: bool,
+def _blocking_split(conn: Any, plan: SchemaPlan, limit: int, allow_blocking: bool,
                     online_tool: Any) -> tuple[set[int], list[Any]]:
     """(statements the online tool takes, refusals) among the blocking ALTERs above the limit."""
     if allow_blocking:
@@ -307,7 +307,7 @@ def _blocking_split(plan: SchemaPlan, limit: int, allow_blocking: bool,
     for i, st in enumerate(plan.statements):
         if not is_blocking_over(st, limit):
             continue
-        why = online_tool.refusal(st) if online_tool is not None else None
+        why = online_tool.refusal(st, conn) if online_tool is not None else None
         if online_tool is not None and why is None:
             taken.add(i)
         else:

@@ -302,7 +302,6 @@ def _probe_table(conn: Any, scratch: str, n: int, job: _Job, mariadb: bool) -> N
     answers: list[tuple[str, str] | str] = []
     with conn.cursor() as cur:
         try:
-            cur.execute("SET SESSION foreign_key_checks = 0")
             cur.execute(f"CREATE TABLE {copy} LIKE {qualified(job.database, job.table)}")
         except pymysql.err.MySQLError as exc:
             job.answers = [f"not probed (the copy could not be made: {exc.args[-1]})"] * len(job.sqls)
