@@ -4,6 +4,7 @@ lock_wait_timeout, and the function's remaining time."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -13,6 +14,7 @@ import pytest
 from dbrepl.sync.schema import SchemaApplyFailed, apply_schema, plan_schema
 from dbrepl.sync.schema.limits import BlockingChangeRefused, LockWaitTimedOut, MayOutliveFunction
 from dbrepl.sync.schema.online import parse_size, with_clauses
+from tests.sync.test_schema_handler import estate, function_env, invoke, staging_server  # noqa: F401 - fixtures
 
 BASE = ("CREATE TABLE {db}.t (id INT NOT NULL, a INT, b VARCHAR(20) CHARACTER SET latin1, "
         "PRIMARY KEY (id), KEY ka (a)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4")
@@ -84,11 +86,11 @@ def test_probe_classifies_and_apply_runs_with_the_clauses(mariadb, db_pair, name
 
 
 def test_partition_clause_follows_without_comma():
-    class O:
+    class Answer:
         clauses = "ALGORITHM=COPY, LOCK=SHARED"
-    assert with_clauses("ALTER TABLE `d`.`t` PARTITION BY HASH (id)", O()) == \
+    assert with_clauses("ALTER TABLE `d`.`t` PARTITION BY HASH (id)", Answer()) == \
         "ALTER TABLE `d`.`t` ALGORITHM=COPY, LOCK=SHARED PARTITION BY HASH (id)"
-    assert with_clauses("ALTER TABLE `d`.`t` ADD c INT", O()) == \
+    assert with_clauses("ALTER TABLE `d`.`t` ADD c INT", Answer()) == \
         "ALTER TABLE `d`.`t` ALGORITHM=COPY, LOCK=SHARED, ADD c INT"
 
 
@@ -298,3 +300,79 @@ def test_pt_online_schema_change_keeps_the_tables_triggers(mariadb, db_pair):
         cur.execute(f"INSERT INTO `{dst}`.t (id, a) VALUES (999999, 1)")
         cur.execute(f"SELECT b FROM `{dst}`.t WHERE id = 999999")
         assert cur.fetchone()[0] == "trig"
+
+
+# --------------------------------------------------------------------------- the CLI with DSNs
+
+def _cli(args):
+    from typer.testing import CliRunner
+
+    from dbrepl.cli import app
+
+    r = CliRunner().invoke(app, args)
+    text = r.stdout
+    start = text.find("{")
+    return r, (json.loads(text[start:]) if start >= 0 and args[-1] == "--json" else None)
+
+
+def test_cli_dry_run_shows_the_clauses_and_the_refusal(mariadb, db_pair):
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[2][1], rows=3000)
+    base = f"mysql://root@127.0.0.1:{mariadb.port}/"
+    r, result = _cli(["sync", "schema", base + src, base + dst, "--dry-run", "--blocking-limit", "16KB", "--json"])
+    assert r.exit_code == 0, r.output
+    st = result["statements"][0]
+    assert (st["algorithm"], st["lock"], st["duration"], st["rows"]) == ("COPY", "SHARED", "blocking", 3000)
+    assert "ALGORITHM=COPY, LOCK=SHARED" in st["script"]
+    assert result["blocking_limit"] == 16 * 1024 and result["would_refuse_blocking"]
+    before = _show(conn, dst)
+    r, result = _cli(["sync", "schema", base + src, base + dst, "--yes", "--blocking-limit", "16KB", "--json"])
+    assert r.exit_code == 1 and result["status"] == "refused", r.output
+    assert "--allow-blocking" in result["error"] and _show(conn, dst) == before
+    r, _ = _cli(["sync", "schema", base + src, base + dst, "--yes", "--blocking-limit", "lots"])
+    assert r.exit_code == 2
+
+
+def test_cli_online_tool_with_dsns(mariadb, db_pair):
+    _tool_or_skip()
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[2][1], rows=3000)
+    base = f"mysql://root@127.0.0.1:{mariadb.port}/"
+    r, _ = _cli(["sync", "schema", base + src, base + dst, "--yes", "--blocking-limit", "16KB",
+                 "--online-tool", "pt-online-schema-change"])
+    assert r.exit_code == 0, r.output
+    assert "pt-online-schema-change:" in r.output  # its progress, as it came
+    assert _show(conn, dst) == _show(conn, src).replace(f"`{src}`", f"`{dst}`")
+
+
+# --------------------------------------------------------------------------- the function
+
+def test_function_takes_the_limit_from_its_event_and_watches_its_remaining_time(estate):  # noqa: F811
+    from types import SimpleNamespace
+
+    from dbrepl.sync.handlers import schema_sync
+
+    dev, staging, _ = estate
+    assert invoke({"source_env": "dev", "target_env": "staging"})[0] == 200
+    with dev.cursor() as cur:  # customer.name widened across kinds: a COPY on the target
+        cur.execute("ALTER TABLE app.customer MODIFY name VARCHAR(40) CHARACTER SET latin1")
+    with staging.cursor() as cur:
+        cur.execute("INSERT INTO app.customer SELECT seq, 'n' FROM app.seq_1_to_2000")
+    code, body = invoke({"source_env": "dev", "target_env": "staging", "dry_run": True, "blocking_limit": 1024})
+    assert code == 200 and body["would_refuse_blocking"], body
+    st = next(s for s in body["statements"] if s["sql"].startswith("ALTER TABLE `app`.`customer`"))
+    assert (st["algorithm"], st["lock"], st["duration"]) == ("COPY", "SHARED", "blocking")
+    code, body = invoke({"source_env": "dev", "target_env": "staging", "blocking_limit": 1024,
+                         "allow_destructive": True})
+    assert code == 409 and body["status"] == "refused" and "blocking limit" in body["error"], body
+    # Time: 30 s left is all margin; the copy may outlive the function.
+    context = SimpleNamespace(function_name="f", aws_request_id="r", get_remaining_time_in_millis=lambda: 30000)
+    response = schema_sync.lambda_handler({"source_env": "dev", "target_env": "staging", "allow_destructive": True,
+                                           "allow_blocking": True}, context)
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 409 and "--direct" in body["error"], body
+    code, body = invoke({"source_env": "dev", "target_env": "staging", "allow_destructive": True,
+                         "allow_blocking": True, "lock_wait_timeout": 5})
+    assert code == 200 and body["converged"], body
+    code, body = invoke({"source_env": "dev", "target_env": "staging", "blocking_limit": "big"})
+    assert code == 400 and "blocking_limit" in body["error"]

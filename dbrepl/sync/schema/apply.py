@@ -11,6 +11,7 @@ from typing import Any
 
 import pymysql
 
+from dbrepl.sync.contract import DEFAULT_LOCK_WAIT_TIMEOUT
 from dbrepl.sync.errors import DatabaseError, InvalidInput
 from dbrepl.sync.schema.diff import diff_databases
 from dbrepl.sync.schema.introspect import (
@@ -20,7 +21,6 @@ from dbrepl.sync.schema.introspect import (
     read_database,
 )
 from dbrepl.sync.schema.limits import (
-    DEFAULT_LOCK_WAIT_TIMEOUT,
     FUNCTION_MARGIN_SECONDS,
     LOCK_WAIT_TIMEOUT,
     STATEMENT_TIMEOUT,

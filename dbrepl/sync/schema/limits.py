@@ -22,7 +22,6 @@ import pymysql
 from dbrepl.sync.schema.online import DURATIONS, format_size
 from dbrepl.sync.schema.plan import Clause, DestructiveChangeRefused, Statement
 
-DEFAULT_LOCK_WAIT_TIMEOUT = 30
 # A conservative rate for a table rebuild or copy (data and indexes); real servers often do
 # better, so the function refuses early rather than late.
 DDL_BYTES_PER_SECOND = 20 * 1024 * 1024

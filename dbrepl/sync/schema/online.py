@@ -41,12 +41,12 @@ from typing import Any
 
 import pymysql
 
+from dbrepl.sync.contract import DEFAULT_BLOCKING_LIMIT, parse_size  # noqa: F401 - re-exported
 from dbrepl.sync.errors import DatabaseError
 from dbrepl.sync.ident import qualified, quote
 
 ALGORITHMS = ("INSTANT", "NOCOPY", "INPLACE", "COPY")
 LOCKS = ("NONE", "SHARED", "EXCLUSIVE")
-DEFAULT_BLOCKING_LIMIT = 256 * 1024 * 1024
 DURATIONS = {"instant": "instant", "proportional": "proportional to size",
              "blocking": "blocking for the copy", "new table": "instant (table created by this run)",
              "unknown": "unknown (not probed)"}
@@ -114,20 +114,6 @@ def with_clauses(sql: str, online: OnlineDDL | None) -> str:
     rest = sql[m.end():]
     sep = " " if re.match(r"(PARTITION\s+BY|REMOVE\s+PARTITIONING)\b", rest, re.IGNORECASE) else ", "
     return f"{sql[:m.end()]}{online.clauses}{sep}{rest}"
-
-
-UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
-         "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4, "tb": 1024**4, "tib": 1024**4}
-
-
-def parse_size(text: str | int) -> int:
-    """`256 MB`, `1G`, `0`, 1048576 -> bytes (binary units: MB means MiB, as the server's sizes)."""
-    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
-        return text
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
-    if not m or m.group(2).lower() not in UNITS:
-        raise ValueError(f"{text!r} is not a size; write e.g. 256 MB, 1 GB or 0")
-    return int(float(m.group(1)) * UNITS[m.group(2).lower()])
 
 
 def format_size(n: int) -> str:

@@ -93,8 +93,8 @@ class OnlineTool:
             return "partitioning statements are not for the tool"
         db, table = _unquote(m.group(1)), _unquote(m.group(2))
         with conn.cursor() as cur:
-            cur.execute("SELECT COUNT(*) FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_NAME IS NOT NULL "
-                        "AND ((TABLE_SCHEMA = %s AND TABLE_NAME = %s) OR "
+            cur.execute("SELECT COUNT(*) FROM information_schema.KEY_COLUMN_USAGE "
+                        "WHERE REFERENCED_TABLE_NAME IS NOT NULL AND ((TABLE_SCHEMA = %s AND TABLE_NAME = %s) OR "
                         "(REFERENCED_TABLE_SCHEMA = %s AND REFERENCED_TABLE_NAME = %s))", (db, table, db, table))
             if cur.fetchone()[0]:
                 return ("the table has foreign keys (or is referenced by some): the tool renames the copy's "
