@@ -61,12 +61,15 @@ def _schemas(conn):
         return {r[0] for r in cur.fetchall()}
 
 
+@pytest.mark.parametrize("held", [False, True], ids=["executed on the copy", "held copy"])
 @pytest.mark.parametrize("name,source_sql,expected,duration", CASES, ids=[c[0] for c in CASES])
-def test_probe_classifies_and_apply_runs_with_the_clauses(mariadb, db_pair, name, source_sql, expected, duration):
+def test_probe_classifies_and_apply_runs_with_the_clauses(mariadb, db_pair, name, source_sql, expected, duration,
+                                                          held):
     src, dst = db_pair
     conn = _setup(mariadb, src, dst, source_sql, rows=50)
     before = _schemas(conn)
-    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    # held: more connections, so one table's copy is probed under another session's lock, NOWAIT
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=mariadb.connect if held else None)
     alters = [s for s in plan.statements if s.sql.startswith("ALTER TABLE")]
     assert len(alters) == 1, plan.sql()
     online = alters[0].online
@@ -376,3 +379,26 @@ def test_function_takes_the_limit_from_its_event_and_watches_its_remaining_time(
     assert code == 200 and body["converged"], body
     code, body = invoke({"source_env": "dev", "target_env": "staging", "blocking_limit": "big"})
     assert code == 400 and "blocking_limit" in body["error"]
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["executed on the copy", "held copy"])
+def test_probe_follows_renames_new_tables_and_several_alters_of_one_table(mariadb, db_pair, held):
+    src, dst = db_pair
+    conn = mariadb.connect()
+    with conn.cursor() as cur:
+        # two ALTERs of `t` (an index reorder drops, then re-adds), a renamed table altered, a new table
+        cur.execute(f"CREATE TABLE `{src}`.t (id INT PRIMARY KEY, a INT, b INT, KEY kb (b), KEY ka (a), c INT)")
+        cur.execute(f"CREATE TABLE `{dst}`.t (id INT PRIMARY KEY, a INT, b INT, KEY ka (a), KEY kb (b))")
+        cur.execute(f"CREATE TABLE `{src}`.`new_name` (id INT PRIMARY KEY, x BIGINT)")
+        cur.execute(f"CREATE TABLE `{dst}`.`old_name` (id INT PRIMARY KEY, x INT)")
+        cur.execute(f"INSERT INTO `{dst}`.`old_name` VALUES (1, 1), (2, 2)")
+        cur.execute(f"CREATE TABLE `{src}`.fresh (id INT PRIMARY KEY)")
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)], renames=[f"{src}.old_name=new_name"],
+                       probe_connect=mariadb.connect if held else None)
+    online = {s.sql: s.online for s in plan.statements if s.sql.startswith("ALTER")}
+    t_alters = [o for sql, o in online.items() if sql.startswith(f"ALTER TABLE `{dst}`.`t`")]
+    assert len(t_alters) == 2 and all(o.how == "probed" and o.algorithm for o in t_alters), plan.sql()
+    renamed = next(o for sql, o in online.items() if "`new_name`" in sql)
+    assert (renamed.algorithm, renamed.lock, renamed.rows) == ("COPY", "SHARED", 2)
+    result = apply_schema(conn, plan)
+    assert result.converged

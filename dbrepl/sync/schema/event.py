@@ -198,7 +198,7 @@ def _run_schema(checked: dict[str, Any], environ: Mapping[str, str], get: Client
         dst = connect(target)
         try:
             plan = plan_schema(src, dst, checked["databases"], checked["renames"],
-                               definer=checked["definer"])
+                               definer=checked["definer"], probe_connect=lambda: connect(target))
             result.update(statements=[s.to_dict() for s in plan.statements], notes=plan.notes,
                           counts=plan.counts(), blocking_limit=checked["blocking_limit"])
             applied = apply_schema(dst, plan, allow_destructive=checked["allow_destructive"],

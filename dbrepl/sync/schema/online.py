@@ -32,6 +32,7 @@ distinct tables are probed on a few connections at once.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -59,6 +60,7 @@ _RENAME_RE = re.compile(rf"^RENAME TABLE ({_NAME})\.({_NAME}) TO ({_NAME})\.({_N
 _TRY_ALGORITHM = re.compile(r"Try ALGORITHM=(\w+)")
 _TRY_LOCK = re.compile(r"Try LOCK=(\w+)")
 REFUSED = (1845, 1846)  # ER_ALTER_OPERATION_NOT_SUPPORTED(_REASON)
+LOCK_WAIT_TIMEOUT = 1205
 
 
 def _unquote(name: str) -> str:
@@ -225,6 +227,8 @@ def table_sizes(conn: Any, databases: set[str]) -> dict[tuple[str, str], tuple[i
 def _run_jobs(conn: Any, jobs: list[_Job], mariadb: bool, shapes: dict[tuple[str, str], str],
               connect: Callable[[], Any] | None) -> None:
     scratch = _create_scratch(conn)
+    extra: list[Any] = []
+    holder = None
     try:
         # One representative per (definition, clauses): the server's answer depends on nothing else.
         groups: dict[Any, list[_Job]] = {}
@@ -233,37 +237,57 @@ def _run_jobs(conn: Any, jobs: list[_Job], mariadb: bool, shapes: dict[tuple[str
             key = (shape, tuple(job.sqls)) if shape is not None else n
             groups.setdefault(key, []).append(job)
         firsts = [(n, g[0]) for n, g in enumerate(groups.values())]
-        workers = min(PROBE_WORKERS, len(firsts)) if connect is not None else 1
-        if workers <= 1:
-            for n, job in firsts:
-                _probe_table(conn, scratch, n, job, mariadb)
-        else:
-            chunks = [firsts[k::workers] for k in range(workers)]
+        if connect is not None:
+            extra = [connect() for _ in range(min(PROBE_WORKERS, len(firsts)) - 1)]
+        conns = [conn, *extra]
 
-            def work(chunk: list[tuple[int, _Job]], own: bool) -> None:
-                c = connect() if own else conn
-                try:
-                    for n, job in chunk:
-                        _probe_table(c, scratch, n, job, mariadb)
-                finally:
-                    if own:
-                        c.close()
-
-            with ThreadPoolExecutor(max_workers=workers - 1) as pool:
-                later = [pool.submit(work, chunk, True) for chunk in chunks[1:]]
-                work(chunks[0], False)
+        def each(work: Callable[[Any, int, _Job], None]) -> None:
+            if len(conns) == 1:
+                for n, job in firsts:
+                    work(conn, n, job)
+                return
+            with ThreadPoolExecutor(max_workers=len(conns) - 1) as pool:
+                later = [pool.submit(_each, c, firsts[k::len(conns)], work) for k, c in enumerate(conns) if k]
+                _each(conn, firsts[0::len(conns)], work)
                 for f in later:
                     f.result()
+
+        each(lambda c, n, job: _copy_table(c, scratch, n, job))
+        # A table with one ALTER is probed "held": another session keeps a write lock's worth of
+        # metadata lock on its copy (DELETE ... WHERE 1 = 0 in an open transaction), and the
+        # ALTER runs with NOWAIT (MariaDB). A refused combination fails at once, as always; an
+        # accepted one passes every check and then cannot take the table (1205), so the copy
+        # is never rebuilt. A table with several ALTERs runs each accepted one on its copy, which
+        # keeps the copy in step for the next.
+        held = {n for n, job in firsts if len(job.sqls) == 1 and job.answers is None} if mariadb and connect else set()
+        if held:
+            holder = connect()  # type: ignore[misc]
+            with holder.cursor() as cur:
+                cur.execute("START TRANSACTION")
+                for n in sorted(held):
+                    cur.execute(f"DELETE FROM {quote(scratch)}.`t{n}` WHERE 1 = 0")
+        each(lambda c, n, job: _probe_table(c, scratch, n, job, mariadb, n in held))
+        if holder is not None:
+            holder.rollback()
+        each(lambda c, n, job: _drop_copy(c, scratch, n))
         for group in groups.values():
             for job in group[1:]:
                 job.answers = list(group[0].answers or [])
     finally:
+        for c in [*extra, *([holder] if holder is not None else [])]:
+            with contextlib.suppress(Exception):
+                c.close()
         with conn.cursor() as cur:
             try:
                 cur.execute(f"DROP DATABASE {quote(scratch)}")
             except pymysql.err.MySQLError as exc:
                 raise DatabaseError(f"Failed to drop the probe's scratch schema {scratch} ({exc}); "
                                     "drop it by hand") from exc
+
+
+def _each(conn: Any, items: list[tuple[int, _Job]], work: Callable[[Any, int, _Job], None]) -> None:
+    for n, job in items:
+        work(conn, n, job)
 
 
 def _create_scratch(conn: Any) -> str:
@@ -283,17 +307,27 @@ def _create_scratch(conn: Any) -> str:
     raise DatabaseError("Failed to find a free name for the probe's scratch schema")
 
 
-def _probe_table(conn: Any, scratch: str, n: int, job: _Job, mariadb: bool) -> None:
+def _copy_table(conn: Any, scratch: str, n: int, job: _Job) -> None:
+    with conn.cursor() as cur:
+        try:
+            cur.execute(f"CREATE TABLE {quote(scratch)}.`t{n}` LIKE {qualified(job.database, job.table)}")
+        except pymysql.err.MySQLError as exc:
+            job.answers = [f"not probed (the copy could not be made: {exc.args[-1]})"] * len(job.sqls)
+
+
+def _drop_copy(conn: Any, scratch: str, n: int) -> None:
+    with conn.cursor() as cur, contextlib.suppress(pymysql.err.MySQLError):
+        cur.execute(f"DROP TABLE IF EXISTS {quote(scratch)}.`t{n}`")  # DROP DATABASE takes what is left
+
+
+def _probe_table(conn: Any, scratch: str, n: int, job: _Job, mariadb: bool, held: bool) -> None:
+    if job.answers is not None:
+        return  # no copy
     copy = f"{quote(scratch)}.`t{n}`"
     answers: list[tuple[str, str] | str] = []
     with conn.cursor() as cur:
-        try:
-            cur.execute(f"CREATE TABLE {copy} LIKE {qualified(job.database, job.table)}")
-        except pymysql.err.MySQLError as exc:
-            job.answers = [f"not probed (the copy could not be made: {exc.args[-1]})"] * len(job.sqls)
-            return
         for rest in job.sqls:
-            answer = _probe_alter(cur, copy, rest, mariadb)
+            answer = _probe_alter(cur, copy, rest, mariadb, held)
             answers.append(answer)
             if isinstance(answer, str):
                 # The copy no longer follows the plan: the table's later ALTERs are not probed.
@@ -303,16 +337,19 @@ def _probe_table(conn: Any, scratch: str, n: int, job: _Job, mariadb: bool) -> N
     job.answers = answers
 
 
-def _probe_alter(cur: Any, copy: str, rest: str, mariadb: bool) -> tuple[str, str] | str:
+def _probe_alter(cur: Any, copy: str, rest: str, mariadb: bool, held: bool = False) -> tuple[str, str] | str:
     algorithms = [a for a in ALGORITHMS if mariadb or a != "NOCOPY"]
     a = lk = 0
     sep = " " if re.match(r"(PARTITION\s+BY|REMOVE\s+PARTITIONING)\b", rest, re.IGNORECASE) else ", "
+    wait = " NOWAIT" if held else ""
     while a < len(algorithms) and lk < len(LOCKS):
         try:
-            cur.execute(f"ALTER TABLE {copy} ALGORITHM={algorithms[a]}, LOCK={LOCKS[lk]}{sep}{rest}")
+            cur.execute(f"ALTER TABLE {copy}{wait} ALGORITHM={algorithms[a]}, LOCK={LOCKS[lk]}{sep}{rest}")
             return algorithms[a], LOCKS[lk]
         except pymysql.err.MySQLError as exc:
             code, message = (exc.args + ("",))[:2] if exc.args else (0, "")
+            if held and code == LOCK_WAIT_TIMEOUT:
+                return algorithms[a], LOCKS[lk]  # accepted: only the held lock stopped it
             if code not in REFUSED:
                 return f"not probed (the empty copy refused it: {code} {message})"
             hint_a, hint_l = _TRY_ALGORITHM.search(message), _TRY_LOCK.search(message)
