@@ -179,7 +179,10 @@ def plan_schema(
     statements = count_implicit_defaults(dst_conn, statements)
     notes += [n for db in source.values() for n in db.skipped]
     if probe and statements:
-        shapes = {(t, name): table.create_sql for t, db in target.items() for name, table in db.tables.items()}
+        # A table's shape: its definition but for what cannot change an ALTER's ALGORITHM/LOCK (comment).
+        shapes = {(t, name): repr((table.columns, table.indexes, table.foreign_keys, table.checks,
+                                   [o for o in table.options if o[0] != "COMMENT"], table.partitioning))
+                  for t, db in target.items() for name, table in db.tables.items()}
         try:
             statements = probe_statements(dst_conn, statements, shapes=shapes, connect=probe_connect)
         except (DatabaseError, pymysql.err.MySQLError) as exc:
