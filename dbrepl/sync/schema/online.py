@@ -343,13 +343,15 @@ def _probe_alter(cur: Any, copy: str, rest: str, mariadb: bool, held: bool = Fal
     sep = " " if re.match(r"(PARTITION\s+BY|REMOVE\s+PARTITIONING)\b", rest, re.IGNORECASE) else ", "
     wait = " NOWAIT" if held else ""
     while a < len(algorithms) and lk < len(LOCKS):
+        # MySQL 8.0 refuses INSTANT with any LOCK but DEFAULT (an instant change takes no lock).
+        lock = "DEFAULT" if algorithms[a] == "INSTANT" and not mariadb else LOCKS[lk]
         try:
-            cur.execute(f"ALTER TABLE {copy}{wait} ALGORITHM={algorithms[a]}, LOCK={LOCKS[lk]}{sep}{rest}")
-            return algorithms[a], LOCKS[lk]
+            cur.execute(f"ALTER TABLE {copy}{wait} ALGORITHM={algorithms[a]}, LOCK={lock}{sep}{rest}")
+            return algorithms[a], lock
         except pymysql.err.MySQLError as exc:
             code, message = (exc.args + ("",))[:2] if exc.args else (0, "")
             if held and code == LOCK_WAIT_TIMEOUT:
-                return algorithms[a], LOCKS[lk]  # accepted: only the held lock stopped it
+                return algorithms[a], lock  # accepted: only the held lock stopped it
             if code not in REFUSED:
                 return f"not probed (the empty copy refused it: {code} {message})"
             hint_a, hint_l = _TRY_ALGORITHM.search(message), _TRY_LOCK.search(message)
@@ -364,3 +366,44 @@ def _probe_alter(cur: Any, copy: str, rest: str, mariadb: bool, held: bool = Fal
             else:
                 lk += 1
     return "not probed (no ALGORITHM/LOCK combination accepted)"
+
+
+# --------------------------------------------------------------------------- migration scripts
+
+@dataclass(frozen=True)
+class _ScriptAlter:
+    sql: str
+    phase: str = "alter tables"
+    online: OnlineDDL | None = None
+
+
+_PART = r"(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)"
+_SCRIPT_ALTER = re.compile(rf"ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE\s+(?:IF\s+EXISTS\s+)?{_PART}"
+                           rf"(?:\s*\.\s*{_PART})?\s+(.+)$", re.IGNORECASE | re.DOTALL)
+
+
+def _as_qualified_alter(statement: str, database: str) -> str | None:
+    """`ALTER [ONLINE] [IGNORE] TABLE [IF EXISTS] [db.]t rest` as `ALTER TABLE `db`.`t` rest`, or None."""
+    from dbrepl.sync.splitter import tokenize
+
+    tokens = list(tokenize(statement))
+    start = next((i for i, t in enumerate(tokens) if t.kind not in ("space", "comment")), len(tokens))
+    m = _SCRIPT_ALTER.match("".join(t.text for t in tokens[start:]).strip())
+    if m is None:
+        return None
+
+    def name(part: str) -> str:
+        return _unquote(part) if part.startswith("`") else part
+
+    db, table = (database, name(m.group(1))) if m.group(2) is None else (name(m.group(1)), name(m.group(2)))
+    return f"ALTER TABLE {qualified(db, table)} {m.group(3).strip()}"
+
+
+def classify_script(conn: Any, database: str, statements: Sequence[str],
+                    connect: Callable[[], Any] | None = None) -> list[dict[str, Any]]:
+    """Each ALTER TABLE of a migration script (run in `database`) probed as a schema plan's
+    ALTERs are: [{"statement": 1-based index, "sql", **OnlineDDL.to_dict(), "online"}]."""
+    found = [(n, sql) for n, s in enumerate(statements, 1) if (sql := _as_qualified_alter(s, database))]
+    probed = probe_statements(conn, [_ScriptAlter(sql) for _, sql in found], connect=connect)
+    return [{"statement": n, "sql": sql, **st.online.to_dict(), "online": st.online.label()}
+            for (n, sql), st in zip(found, probed, strict=True) if st.online is not None]
