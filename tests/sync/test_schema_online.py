@@ -402,3 +402,27 @@ def test_probe_follows_renames_new_tables_and_several_alters_of_one_table(mariad
     assert (renamed.algorithm, renamed.lock, renamed.rows) == ("COPY", "SHARED", 2)
     result = apply_schema(conn, plan)
     assert result.converged
+
+
+# --------------------------------------------------------------------------- migrations
+
+def test_migration_dry_run_classifies_each_alter(mariadb, db_pair):
+    from dbrepl.sync.migrations import LocalScripts, apply_migrations
+
+    _, dst = db_pair
+    conn = _setup(mariadb, db_pair[0], dst, CASES[0][1], rows=100)
+    scripts = LocalScripts({
+        "V1__widen.sql": "-- widen a\nALTER TABLE t MODIFY a BIGINT;\nUPDATE t SET a = a + 1;\n"
+                         "ALTER TABLE t ADD COLUMN c INT;\n",
+        "V2__index.sql": f"ALTER TABLE `{dst}`.t ADD INDEX kb (b);\n",
+    })
+    result = apply_migrations(conn, dst, scripts, dry_run=True)
+    got = [(d["script"], d["statement"], d["algorithm"], d["lock"], d["duration"]) for d in result.ddl]
+    assert got == [("V1__widen.sql", 1, "COPY", "SHARED", "blocking"),
+                   ("V1__widen.sql", 3, "INSTANT", "NONE", "instant"),
+                   ("V2__index.sql", 1, "NOCOPY", "NONE", "proportional")]
+    assert result.ddl[0]["rows"] == 100 and result.to_dict()["ddl"] == result.ddl
+    assert _show(conn, dst) == _show(mariadb.connect(), dst)  # nothing ran
+    with conn.cursor() as cur:
+        cur.execute(f"SHOW CREATE TABLE `{dst}`.t")
+        assert "bigint" not in cur.fetchone()[1]
