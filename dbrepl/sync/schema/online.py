@@ -52,6 +52,7 @@ DURATIONS = {"instant": "instant", "proportional": "proportional to size",
              "blocking": "blocking for the copy", "new table": "instant (table created by this run)",
              "unknown": "unknown (not probed)"}
 PROBE_WORKERS = 4
+PROBE_LOCK_WAIT = 10  # seconds a copy waits for its table's metadata lock
 
 _NAME = r"`(?:[^`]|``)+`"
 ALTER_RE = re.compile(rf"^ALTER TABLE ({_NAME})\.({_NAME}) ", re.DOTALL)
@@ -229,6 +230,7 @@ def _run_jobs(conn: Any, jobs: list[_Job], mariadb: bool, shapes: dict[tuple[str
     scratch = _create_scratch(conn)
     extra: list[Any] = []
     holder = None
+    saved_wait = None
     try:
         # One representative per (definition, clauses): the server's answer depends on nothing else.
         groups: dict[Any, list[_Job]] = {}
@@ -240,6 +242,14 @@ def _run_jobs(conn: Any, jobs: list[_Job], mariadb: bool, shapes: dict[tuple[str
         if connect is not None:
             extra = [connect() for _ in range(min(PROBE_WORKERS, len(firsts)) - 1)]
         conns = [conn, *extra]
+        # CREATE TABLE ... LIKE takes a shared metadata lock on the user's table: behind a DDL
+        # already waiting there, the probe gives up after PROBE_LOCK_WAIT s instead of queueing.
+        with conn.cursor() as cur:
+            cur.execute("SELECT @@SESSION.lock_wait_timeout")
+            saved_wait = cur.fetchone()[0]
+        for c in conns:
+            with c.cursor() as cur:
+                cur.execute("SET SESSION lock_wait_timeout = %s", (PROBE_LOCK_WAIT,))
 
         def each(work: Callable[[Any, int, _Job], None]) -> None:
             if len(conns) == 1:
@@ -277,6 +287,9 @@ def _run_jobs(conn: Any, jobs: list[_Job], mariadb: bool, shapes: dict[tuple[str
         for c in [*extra, *([holder] if holder is not None else [])]:
             with contextlib.suppress(Exception):
                 c.close()
+        if saved_wait is not None:
+            with conn.cursor() as cur, contextlib.suppress(pymysql.err.MySQLError):
+                cur.execute("SET SESSION lock_wait_timeout = %s", (saved_wait,))
         with conn.cursor() as cur:
             try:
                 cur.execute(f"DROP DATABASE {quote(scratch)}")
