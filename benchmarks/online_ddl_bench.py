@@ -6,8 +6,9 @@ Starts a private MariaDB (tests/mariadb_server.py) and builds the schema_sync_be
 source database of N tables and a target in which 20% differ (40 ALTERs at 200 tables). It
 then times plan_schema without the probe and with it, alternating, in three set-ups:
 
-- same shapes: the bench's tables share one definition, so tables given the same ALTER are
-  probed once (the probe's shape cache);
+- same shapes: the bench's tables share one definition (their comments aside), so tables
+  given the same ALTER are probed once (the probe's shape cache); on the plan's one connection
+  (every accepted ALTER runs on its empty copy) and on 4 (copies held, ALTERs with NOWAIT);
 - distinct shapes: every table gets a column of its own, so every ALTER is probed (the worst
   case), on the plan's one connection;
 - distinct shapes, 4 connections: the same, probing up to 4 tables at once.
@@ -90,7 +91,8 @@ def main() -> None:
         with conn.cursor() as cur:
             cur.execute("SELECT VERSION()")
             print(f"server {cur.fetchone()[0]}; {n} tables, {len(changed)} changed")
-        for label, distinct, workers in (("same shapes", False, False), ("distinct shapes", True, False),
+        for label, distinct, workers in (("same shapes", False, False), ("same shapes, 4 connections", False, True),
+                                         ("distinct shapes", True, False),
                                          ("distinct shapes, 4 connections", True, True)):
             build(conn, SRC, n, set(), distinct)
             build(conn, DST, n, changed, distinct)
