@@ -426,3 +426,23 @@ def test_migration_dry_run_classifies_each_alter(mariadb, db_pair):
     with conn.cursor() as cur:
         cur.execute(f"SHOW CREATE TABLE `{dst}`.t")
         assert "bigint" not in cur.fetchone()[1]
+
+
+def test_without_the_probe_every_alter_counts_as_blocking(mariadb, db_pair, monkeypatch):
+    from dbrepl.sync.errors import DatabaseError
+    from dbrepl.sync.schema import apply as apply_module
+
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[0][1], rows=3000)
+
+    def no_scratch(*a, **k):
+        raise DatabaseError("Failed to create the scratch schema (denied)")
+
+    monkeypatch.setattr(apply_module, "probe_statements", no_scratch)
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    st = plan.statements[0]
+    assert st.online.duration == "unknown" and st.online.rows == 3000 and st.run_sql == st.sql
+    assert any("not probed" in n for n in plan.notes)
+    with pytest.raises(BlockingChangeRefused):
+        apply_schema(conn, plan, blocking_limit=16 * 1024)
+    assert apply_schema(conn, plan).converged  # below the default limit it runs, without clauses

@@ -35,7 +35,13 @@ from dbrepl.sync.schema.limits import (
     prepare_ddl_session,
 )
 from dbrepl.sync.schema.objects import check_definer_mode, execute_statement
-from dbrepl.sync.schema.online import DEFAULT_BLOCKING_LIMIT, REFUSED, probe_statements, server_is_mariadb
+from dbrepl.sync.schema.online import (
+    DEFAULT_BLOCKING_LIMIT,
+    REFUSED,
+    probe_statements,
+    server_is_mariadb,
+    unprobed,
+)
 from dbrepl.sync.schema.plan import (
     DestructiveChangeRefused,
     Renames,
@@ -188,6 +194,7 @@ def plan_schema(
         except (DatabaseError, pymysql.err.MySQLError) as exc:
             notes.append(f"ALGORITHM/LOCK not probed: {exc}; ALTERs run without explicit clauses and count as "
                          "blocking for the limit")
+            statements = unprobed(dst_conn, statements, str(exc))
     return SchemaPlan(statements=statements, databases=pairs, source=source, notes=notes,
                       definer=definer)
 

@@ -201,6 +201,25 @@ def probe_statements(conn: Any, statements: Sequence[Any], *, mariadb: bool | No
     return out
 
 
+def unprobed(conn: Any, statements: Sequence[Any], why: str) -> list[Any]:
+    """The statements with every ALTER marked `unknown` (counted as blocking), with its table's
+    size where information_schema answers: what the plan carries when the probe could not run."""
+    alters = {i: ALTER_RE.match(st.sql) for i, st in enumerate(statements)}
+    names = {i: (_unquote(m.group(1)), _unquote(m.group(2))) for i, m in alters.items() if m is not None}
+    try:
+        sizes = table_sizes(conn, {d for d, _ in names.values()})
+    except pymysql.err.MySQLError:
+        sizes = {}
+    out = []
+    for i, st in enumerate(statements):
+        if i in names:
+            rows, size = sizes.get(names[i], (None, None))
+            st = replace(st, online=OnlineDDL(None, None, "unknown", qualified(*names[i]), rows, size,
+                                              f"not probed ({why})"))
+        out.append(st)
+    return out
+
+
 def _split(name: str) -> tuple[str, str]:
     m = re.fullmatch(rf"({_NAME})\.({_NAME})", name)
     assert m is not None
