@@ -446,3 +446,41 @@ def test_without_the_probe_every_alter_counts_as_blocking(mariadb, db_pair, monk
     with pytest.raises(BlockingChangeRefused):
         apply_schema(conn, plan, blocking_limit=16 * 1024)
     assert apply_schema(conn, plan).converged  # below the default limit it runs, without clauses
+
+
+def test_lock_wait_names_the_holder_from_metadata_lock_info(mariadb, db_pair):
+    """With MariaDB's metadata_lock_info plugin the holder is exact: the session holding a lock
+    on that table, not every session with a transaction open."""
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[0][1], rows=10)
+    with conn.cursor() as cur:
+        try:
+            cur.execute("INSTALL SONAME 'metadata_lock_info'")
+        except pymysql.err.MySQLError as exc:
+            if exc.args[0] != 1968:  # already installed
+                pytest.skip(f"metadata_lock_info plugin not available: {exc}")
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    holder, bystander = mariadb.connect(), mariadb.connect()
+    try:
+        with holder.cursor() as cur, bystander.cursor() as other:
+            cur.execute("SELECT CONNECTION_ID()")
+            holder_id = cur.fetchone()[0]
+            other.execute("SELECT CONNECTION_ID()")
+            bystander_id = other.fetchone()[0]
+            other.execute("BEGIN")
+            other.execute(f"SELECT COUNT(*) FROM `{src}`.t")  # a transaction on another table
+            cur.execute("BEGIN")
+            cur.execute(f"SELECT * FROM `{dst}`.t")
+            cur.fetchall()
+        with pytest.raises(SchemaApplyFailed) as info:
+            apply_schema(conn, plan, lock_wait_timeout=1)
+    finally:
+        holder.rollback()
+        bystander.rollback()
+        holder.close()
+        bystander.close()
+        with conn.cursor() as cur:
+            cur.execute("UNINSTALL SONAME 'metadata_lock_info'")
+    text = str(info.value)
+    assert f"session {holder_id} " in text and "metadata_lock_info" in text
+    assert f"session {bystander_id} " not in text
