@@ -484,3 +484,14 @@ def test_lock_wait_names_the_holder_from_metadata_lock_info(mariadb, db_pair):
     text = str(info.value)
     assert f"session {holder_id} " in text and "metadata_lock_info" in text
     assert f"session {bystander_id} " not in text
+
+
+def test_time_running_out_during_the_run_stops_before_the_statement(mariadb, db_pair):
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[1][1], rows=3000)
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)])
+    clock = iter([900.0, 900.0, 30.0, 30.0, 30.0, 30.0])  # plenty at the start, nothing left at the statement
+    with pytest.raises(SchemaApplyFailed) as info:
+        apply_schema(conn, plan, remaining=lambda: next(clock))
+    assert isinstance(info.value.cause, MayOutliveFunction) and info.value.executed == []
+    assert "--direct" in str(info.value)

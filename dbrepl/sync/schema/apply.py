@@ -27,6 +27,7 @@ from dbrepl.sync.schema.limits import (
     BlockingChangeRefused,
     ClausesRefused,
     LockWaitTimedOut,
+    MayOutliveFunction,
     blocking_clause,
     check_remaining,
     estimated_seconds,
@@ -285,11 +286,17 @@ def apply_schema(
                         online_tool.run(st, dst_conn)  # pt-online-schema-change: its failure leaves the table as it was
                     else:
                         if remaining is not None and estimated_seconds(st) > remaining() - FUNCTION_MARGIN_SECONDS:
-                            check_remaining([st], remaining())
+                            # Later than planned (slow statements before it): stop here, saying what ran.
+                            try:
+                                check_remaining([st], remaining())
+                            except MayOutliveFunction as exc:
+                                raise SchemaApplyFailed(st, executed, exc, plan.statements[index + 1:]) from exc
                         execute_statement(cur, st)  # with its own sql_mode if it has one
                 except pymysql.err.MySQLError as exc:
                     raise SchemaApplyFailed(st, executed, _explained(cur, st, exc, lock_wait_timeout),
                                             plan.statements[index + 1:]) from exc
+                except SchemaApplyFailed:
+                    raise
                 except DatabaseError as exc:  # the online tool failed
                     raise SchemaApplyFailed(st, executed, exc, plan.statements[index + 1:]) from exc
                 executed.append(st)
