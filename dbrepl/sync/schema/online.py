@@ -183,7 +183,9 @@ def probe_statements(conn: Any, statements: Sequence[Any], *, mariadb: bool | No
     for job in jobs.values():
         assert job.answers is not None
         for i, answer in zip(job.indexes, job.answers, strict=True):
-            name = qualified(job.database, job.table)
+            m = ALTER_RE.match(statements[i].sql)
+            assert m is not None
+            name = f"{m.group(1)}.{m.group(2)}"  # as the ALTER names it (after a rename)
             if isinstance(answer, tuple):
                 answers[i] = OnlineDDL(answer[0], answer[1], duration_of(*answer), name)
             else:
