@@ -12,7 +12,6 @@ Standard library only: the steps, the sandbox and the handlers import it without
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 
 # --------------------------------------------------------------------------- environment variables
@@ -173,10 +172,12 @@ def parse_size(text: str | int) -> int:
     """`256 MB`, `1G`, `0`, 1048576 -> bytes (binary units: MB means MiB, as the servers count)."""
     if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
         return text
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", str(text))
-    if not m or m.group(2).lower() not in _SIZE_UNITS:
+    raw = str(text).strip()
+    number = raw.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ").strip()
+    unit = raw[len(raw.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")):].lower()
+    if not number or number.count(".") > 1 or not number.replace(".", "").isdigit() or unit not in _SIZE_UNITS:
         raise ValueError(f"{text!r} is not a size; write e.g. 256 MB, 1 GB or 0")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
+    return int(float(number) * _SIZE_UNITS[unit])
 # The record of a migrate run without a source_env: /last-schema-sync/migrations-to-<target>.
 MIGRATIONS_SOURCE = "migrations"
 
