@@ -625,6 +625,34 @@ class Timing(_Model):
     workers: Annotated[int, Field(ge=1, le=64)] = 16
 
 
+class SchemaSettings(_Model):
+    """How schema syncs treat locking ALTERs (docs/schema-sync.md, "Schema changes that never
+    surprise-lock production"): one needing COPY or LOCK=SHARED/EXCLUSIVE on a table above
+    `blocking_limit` (protected targets: any size) is refused, or handed to `online_tool` with
+    --direct; a DDL waits at most `lock_wait_timeout` seconds for a metadata lock."""
+
+    blocking_limit: str = "256 MB"
+    lock_wait_timeout: Annotated[int, Field(ge=1, le=31536000)] = 30
+    online_tool: Literal["pt-online-schema-change"] | None = None
+    chunk_time: Annotated[float, Field(gt=0, le=60)] = 0.5  # --chunk-time: seconds per copied chunk
+    max_load: str = "Threads_running=25"  # --max-load: pause the copy above it
+    critical_load: str = "Threads_running=50"  # --critical-load: stop the change above it
+
+    @field_validator("blocking_limit")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*([KMGT]i?B?|B)?\s*", str(v), re.IGNORECASE):
+            raise ValueError(f"blocking_limit {v!r} is not a size; write e.g. 256 MB, 1 GB or 0")
+        return str(v)
+
+    @field_validator("max_load", "critical_load")
+    @classmethod
+    def _load(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z_]+=\d+(,[A-Za-z_]+=\d+)*", v):
+            raise ValueError(f"{v!r} must be status variables with thresholds, e.g. Threads_running=25")
+        return v
+
+
 class Spec(_Model):
     version: Literal[1] = 1
     region: str | None = None
@@ -638,6 +666,7 @@ class Spec(_Model):
     sync: Sync = Sync()
     databases: Databases = Databases()
     timing: Timing = Timing()
+    schema_settings: SchemaSettings = Field(SchemaSettings(), alias="schema")  # "schema" is BaseModel's
 
     @field_validator("environments")
     @classmethod

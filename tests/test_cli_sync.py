@@ -525,6 +525,29 @@ def test_function_not_deployed_says_so(app_dbs) -> None:
     assert r.exit_code == 1 and "db-sync-schema-replication-other" in r.output and "dbrepl apply" in r.output, r.output
 
 
+@pytest.mark.mariadb
+def test_direct_blocking_change_refused_then_through_the_online_tool(dev, staging, app_dbs) -> None:
+    """Issue 20 with environment names and --direct: the limit, then pt-online-schema-change
+    with the secret's credentials (never printed: cli() checks every output)."""
+    import shutil
+
+    if shutil.which("pt-online-schema-change") is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true but pt-online-schema-change is missing; .ci/run must install percona-toolkit")
+        pytest.skip("pt-online-schema-change not installed (apt-get install percona-toolkit)")
+    assert cli("sync", "schema", "dev", "staging", "--direct", *ENV_ARGS).exit_code == 0
+    sql(staging, "INSERT INTO app.customer SELECT seq, 'name' FROM app.seq_1_to_3000")
+    sql(dev, "ALTER TABLE app.customer MODIFY name VARCHAR(40) CHARACTER SET latin1")  # a COPY on staging
+    r = cli("sync", "schema", "dev", "staging", "--direct", "--allow-destructive", "--blocking-limit", "1KB",
+            *ENV_ARGS)
+    assert r.exit_code == 1 and "blocking limit" in r.output and "ALGORITHM=COPY" in r.output, r.output
+    r = cli("sync", "schema", "dev", "staging", "--direct", "--allow-destructive", "--blocking-limit", "1KB",
+            "--online-tool", "pt-online-schema-change", *ENV_ARGS)
+    assert r.exit_code == 0 and "pt-online-schema-change:" in r.output and "verified" in r.output, r.output
+    assert "latin1" in sql(staging, "SHOW CREATE TABLE app.customer")[0][1]
+    assert sql(staging, "SELECT COUNT(*) FROM app.customer") == [(3000,)]
+
+
 # --------------------------------------------------------------------------- migrations
 
 @pytest.mark.mariadb

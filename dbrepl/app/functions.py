@@ -67,10 +67,12 @@ class Functions:
     # -- running an event
 
     def run(self, kind: str, event: dict[str, Any], *, direct: bool,
-            progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
+            progress: Callable[[Any], None] | None = None, **runner_kw: Any) -> dict[str, Any]:
         """`progress` reaches the data handler's code when it runs here (`direct`); an
-        invoked function reports nothing until it returns."""
-        return self.run_direct(kind, event, progress=progress) if direct else self.invoke(kind, event)
+        invoked function reports nothing until it returns. `runner_kw` (e.g. the schema
+        runner's `online_tool`) reaches the handler's code only when it runs here."""
+        return (self.run_direct(kind, event, progress=progress, **runner_kw) if direct
+                else self.invoke(kind, event))
 
     def invoke(self, kind: str, event: dict[str, Any]) -> dict[str, Any]:
         """Invoke the deployed function (RequestResponse) and return its result body."""
@@ -135,7 +137,7 @@ class Functions:
         return environ
 
     def run_direct(self, kind: str, event: dict[str, Any],
-                   progress: Callable[[Any], None] | None = None) -> dict[str, Any]:
+                   progress: Callable[[Any], None] | None = None, **runner_kw: Any) -> dict[str, Any]:
         """The handler's code in this process, with the function's environment variables
         (`progress`: the data sync's Progress hook; the schema runner takes none). Like the
         handler on Lambda, a run makes one EMF metrics line (kept in `emitted`); in the sandbox
@@ -143,6 +145,7 @@ class Functions:
         environ = {**os.environ, **self.handler_environment(self.function_environment(kind))}
         runner = getattr(handler_module(kind), EVENT_RUNNERS[kind])
         extra = {"progress": progress} if progress is not None else {}
+        extra.update(runner_kw)
         request = str(uuid.uuid4())
         started = time.monotonic()
         with _captured(self.sandbox is not None) as lines:

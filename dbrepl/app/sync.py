@@ -174,11 +174,68 @@ def check_definer(definer: str) -> str:
         return check_definer_mode(definer)
 
 
+@dataclass(frozen=True)
+class Locking:
+    """How a schema run treats locking ALTERs (issue 20): the limit in bytes, whether blocking
+    changes are allowed anyway, the lock wait, and the online tool's settings (None: no tool)."""
+
+    blocking_limit: int
+    allow_blocking: bool = False
+    lock_wait_timeout: int = 30
+    online_tool: str | None = None
+    chunk_time: float = 0.5
+    max_load: str = "Threads_running=25"
+    critical_load: str = "Threads_running=50"
+
+
+def locking(spec: Any, target: str | None, *, blocking_limit: str | None, allow_blocking: bool,
+            online_tool: str | None, lock_wait_timeout: int | None) -> Locking:
+    """The run's rules: flags over the spec's `schema` settings over the defaults; a protected
+    target allows no blocking change at all (limit 0)."""
+    from dbrepl.sync.contract import DEFAULT_BLOCKING_LIMIT, DEFAULT_LOCK_WAIT_TIMEOUT, parse_size
+
+    settings = spec.schema_settings if spec is not None else None
+    try:
+        limit = parse_size(blocking_limit) if blocking_limit is not None else (
+            parse_size(settings.blocking_limit) if settings is not None else DEFAULT_BLOCKING_LIMIT)
+    except ValueError as exc:
+        raise BadInput(f"--blocking-limit: {exc}") from None
+    if is_protected(spec, target or ""):
+        limit = 0
+    if online_tool is not None and online_tool != "pt-online-schema-change":
+        raise BadInput(f"--online-tool {online_tool!r}: the one online tool is pt-online-schema-change")
+    if lock_wait_timeout is not None and not 1 <= lock_wait_timeout <= 31536000:
+        raise BadInput("--lock-wait-timeout: whole seconds from 1 to 31536000")
+    wait = lock_wait_timeout or (settings.lock_wait_timeout if settings is not None else DEFAULT_LOCK_WAIT_TIMEOUT)
+    extra = {} if settings is None else {"chunk_time": settings.chunk_time, "max_load": settings.max_load,
+                                         "critical_load": settings.critical_load}
+    return Locking(limit, allow_blocking, wait, online_tool or (settings.online_tool if settings else None), **extra)
+
+
+def online_tool_factory(rules: Locking, output: Callable[[str], None] | None) -> Callable[[Any], Any] | None:
+    """Makes the online tool for a target endpoint (found on PATH, version checked), or None."""
+    if rules.online_tool is None:
+        return None
+    from dbrepl.sync.schema.ptosc import OnlineTool
+
+    def make(endpoint: Any) -> Any:
+        return OnlineTool.find(endpoint, chunk_time=rules.chunk_time, max_load=rules.max_load,
+                               critical_load=rules.critical_load, output=output)
+
+    return make
+
+
 def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: bool = False,
                         allow_destructive: bool = False, definer: str = "omit",
-                        progress: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+                        progress: Callable[[int, Any], None] | None = None,
+                        rules: Locking | None = None,
+                        tool_output: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Schema sync of the DSN's database, in this process; the function's result shape."""
+    from dbrepl.sync.connection import connect
     from dbrepl.sync.schema import DestructiveChangeRefused, apply_schema, plan_schema
+
+    rules = rules or locking(None, None, blocking_limit=None, allow_blocking=False, online_tool=None,
+                             lock_wait_timeout=None)
 
     assert pair.source_endpoint is not None and pair.target_endpoint is not None
     src_db, dst_db = pair.source_endpoint.database, pair.target_endpoint.database
@@ -190,17 +247,25 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
         try:
             dst = _connected(result, pair.target_endpoint, select_database=False)
             try:
-                plan = plan_schema(src, dst, [(src_db, dst_db)], renames, definer=definer)
+                target = pair.target_endpoint
+                plan = plan_schema(src, dst, [(src_db, dst_db)], renames, definer=definer,
+                                   probe_connect=lambda: connect(target, select_database=False))
                 result.update(statements=[s.to_dict() for s in plan.statements], notes=plan.notes,
-                              counts=plan.counts())
+                              counts=plan.counts(), blocking_limit=rules.blocking_limit)
+                make_tool = online_tool_factory(rules, tool_output)
                 applied = apply_schema(dst, plan, allow_destructive=allow_destructive, dry_run=dry_run,
-                                       progress=progress)
+                                       progress=progress, blocking_limit=rules.blocking_limit,
+                                       allow_blocking=rules.allow_blocking,
+                                       lock_wait_timeout=rules.lock_wait_timeout,
+                                       online_tool=make_tool(target) if make_tool is not None else None)
                 result["counts"]["executed"] = len(applied.executed)
                 result.update(status="success", converged=applied.converged, seconds=round(applied.seconds, 3))
                 if dry_run:
                     result["would_refuse"] = [] if allow_destructive else [
                         c.label() for c in plan.destructive_clauses()]
                     result["would_block"] = applied.would_block()  # rows in the way (preflight)
+                    result["would_refuse_blocking"] = applied.blocking
+                    result["online_tool"] = applied.online
             finally:
                 dst.close()
         finally:
@@ -297,7 +362,7 @@ def script_warnings(paths: Sequence[Path]) -> list[str]:
 
 
 def schema_event(pair: Pair, *, dry_run: bool, allow_destructive: bool, databases: Sequence[str] | None,
-                 renames: Sequence[str], definer: str) -> dict[str, Any]:
+                 renames: Sequence[str], definer: str, rules: Locking | None = None) -> dict[str, Any]:
     """The schema function's event; optional keys only when they differ from the function's
     defaults (a function deployed before a key existed refuses it)."""
     from dbrepl.sync import contract
@@ -310,6 +375,13 @@ def schema_event(pair: Pair, *, dry_run: bool, allow_destructive: bool, database
         event["renames"] = list(renames)
     if definer != contract.DEFAULT_DEFINER:
         event["definer"] = definer
+    if rules is not None:
+        if rules.blocking_limit != contract.DEFAULT_BLOCKING_LIMIT:
+            event["blocking_limit"] = rules.blocking_limit
+        if rules.allow_blocking:
+            event["allow_blocking"] = True
+        if rules.lock_wait_timeout != contract.DEFAULT_LOCK_WAIT_TIMEOUT:
+            event["lock_wait_timeout"] = rules.lock_wait_timeout
     return event
 
 

@@ -192,6 +192,8 @@ def _render_apply(result: dict[str, Any], env: str, dry_run: bool) -> None:
                           "(not atomic)")
         for name in run.get("pending") or []:
             out.print(f"  {db}: {'would apply' if dry_run else 'not applied'} {escape(name)}")
+        for d in run.get("ddl") or []:  # each ALTER's ALGORITHM/LOCK on the target (issue 20)
+            out.print(f"  {db}: {escape(d['script'])} statement {d['statement']}: {escape(d['online'])}")
     if result.get("status") == "success":
         c = result.get("counts") or {}
         if dry_run:

@@ -80,7 +80,7 @@ def show(result: dict[str, Any], as_json: bool, render: Any) -> None:
 
 
 def run_env(ctx: typer.Context, spec: Any, suffix: str, kind: str, event: dict[str, Any], direct: bool,
-            progress: Any = None, verbose: bool = False) -> dict[str, Any]:
+            progress: Any = None, verbose: bool = False, **runner_kw: Any) -> dict[str, Any]:
     """Run a function's event: invoked, or its code here (--direct, and always in the sandbox).
 
     The run's EMF metrics line belongs in the function's log (Lambda: the function's stdout; the
@@ -91,7 +91,7 @@ def run_env(ctx: typer.Context, spec: Any, suffix: str, kind: str, event: dict[s
     here = direct or sandbox_of(ctx) is not None
     before = len(functions.emitted)
     try:
-        return functions.run(kind, event, direct=here, progress=progress)
+        return functions.run(kind, event, direct=here, progress=progress, **(runner_kw if here else {}))
     finally:
         if verbose:
             for line in functions.emitted[before:]:
@@ -122,9 +122,23 @@ def sync_schema(
                                          "DEFINER (the connecting user owns them) or keep it.")] = "omit",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help=METRICS_HELP)] = False,
     yes: YesOpt = False,
+    allow_blocking: Annotated[bool, typer.Option(
+        "--allow-blocking", help="Run ALTERs that need COPY or LOCK=SHARED/EXCLUSIVE even on tables above the "
+        "blocking limit (writes to the table wait for the whole change).")] = False,
+    blocking_limit: Annotated[str | None, typer.Option(
+        "--blocking-limit", metavar="SIZE", help="Largest table a blocking ALTER may touch, e.g. 256MB (default: "
+        "schema.blocking_limit, 256 MB; protected targets: 0).")] = None,
+    online_tool: Annotated[str | None, typer.Option(
+        "--online-tool", metavar="pt-online-schema-change", help="Hand blocking ALTERs above the limit to this "
+        "tool (DSNs or --direct; default: schema.online_tool).")] = None,
+    lock_wait_timeout: Annotated[int | None, typer.Option(
+        "--lock-wait-timeout", metavar="SECONDS", help="How long a DDL waits for a metadata lock before it "
+        "gives up (default: schema.lock_wait_timeout, 30).")] = None,
 ) -> None:
     """Make DST's schema equal to SRC's: ordered DDL, destructive clauses only when allowed."""
     pair = runner.resolve_pair(src, dst, config=config, suffix=suffix)
+    rules = runner.locking(pair.spec, pair.target, blocking_limit=blocking_limit, allow_blocking=allow_blocking,
+                           online_tool=online_tool, lock_wait_timeout=lock_wait_timeout)
     renames = runner.check_renames(rename or [])
     runner.check_definer(definer)
     databases = runner.check_databases(database) if database else None
@@ -132,15 +146,24 @@ def sync_schema(
         raise BadInput("--database goes with environment names; a DSN names its database")
     if not dry_run:
         confirm_target(pair.spec, pair.target, f"change the schema of {pair.target}", yes)
+    tool_output = _tool_line if not json_ else None
     if pair.dsn:
         result = runner.schema_between_dsns(pair, renames=renames, dry_run=dry_run,
-                                            allow_destructive=allow_destructive, definer=definer)
+                                            allow_destructive=allow_destructive, definer=definer, rules=rules,
+                                            tool_output=tool_output)
     else:
         event = runner.schema_event(pair, dry_run=dry_run, allow_destructive=allow_destructive,
-                                    databases=databases, renames=renames, definer=definer)
-        result = run_env(ctx, pair.spec, pair.suffix or "", "schema", event, direct, verbose=verbose)
+                                    databases=databases, renames=renames, definer=definer, rules=rules)
+        tool = runner.online_tool_factory(rules, tool_output)
+        result = run_env(ctx, pair.spec, pair.suffix or "", "schema", event, direct,
+                         verbose=verbose, **({"online_tool": tool} if tool is not None else {}))
     show(result, json_, lambda: _render_schema(pair, result))
     exit_for(result, bool(result.get("statements")), detailed_exitcode)
+
+
+def _tool_line(line: str) -> None:
+    """A line of the online tool's output (its progress), on stderr as it comes."""
+    err.print(f"  [dim]pt-online-schema-change:[/] {escape(line)}", highlight=False)
 
 
 def _render_schema(pair: runner.Pair, result: dict[str, Any]) -> None:
@@ -163,16 +186,23 @@ def _render_schema(pair: runner.Pair, result: dict[str, Any]) -> None:
             err.print(f"  [yellow]destructive (needs --allow-destructive):[/] {escape(label)}")
         for label in result.get("would_block") or []:
             err.print(f"  [yellow]refused by the target's rows (a run stops before any DDL):[/] {escape(label)}")
+        for label in result.get("would_refuse_blocking") or []:
+            err.print(f"  [yellow]blocking above the limit (needs --allow-blocking or the online tool):[/] "
+                      f"{escape(label)}")
+        for label in result.get("online_tool") or []:
+            err.print(f"  [cyan]through pt-online-schema-change:[/] {escape(label)}")
         if not dry:
             for st in statements:
-                out.print(f"  {'[red]![/]' if st.get('destructive') else '+'} {escape(st.get('description', ''))}")
+                online = f" {st['online']}" if st.get("online") else ""
+                out.print(f"  {'[red]![/]' if st.get('destructive') else '+'} {escape(st.get('description', ''))}"
+                          f"{escape(online)}")
     for note in result.get("notes") or []:
         err.print(f"[yellow]note:[/] {escape(str(note))}")
 
 
 def _print_statement(st: dict[str, Any]) -> None:
     mark = "DESTRUCTIVE: " if st.get("destructive") else ""
-    comment = f"-- {mark}{st.get('description', '')}"
+    comment = f"-- {mark}{st.get('description', '')}" + (f"\n-- {st['online']}" if st.get("online") else "")
     if out.is_terminal:
         from rich.syntax import Syntax  # pygments: only for DDL shown on a terminal
 

@@ -156,8 +156,29 @@ SCHEMA_EVENT_DEFAULTS: Mapping[str, object] = {
     "action": None,            # None: "migrate" with a migration_script, else "schema"
     "definer": DEFAULT_DEFINER,
     "realign": True,           # migrate_repair: also accept changed scripts' checksums (sent only when false)
+    # Issue 20: a blocking ALTER (COPY, LOCK=SHARED/EXCLUSIVE) on a table above blocking_limit
+    # bytes is refused unless allow_blocking; a DDL waits at most lock_wait_timeout s for a lock.
+    "blocking_limit": None,    # None: DEFAULT_BLOCKING_LIMIT
+    "allow_blocking": False,
+    "lock_wait_timeout": None,  # None: DEFAULT_LOCK_WAIT_TIMEOUT
 }
 SCHEMA_EVENT_KEYS = frozenset(SCHEMA_EVENT_DEFAULTS)
+DEFAULT_BLOCKING_LIMIT = 256 * 1024 * 1024
+DEFAULT_LOCK_WAIT_TIMEOUT = 30
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2, "mib": 1024**2,
+               "g": 1024**3, "gb": 1024**3, "gib": 1024**3, "t": 1024**4, "tb": 1024**4, "tib": 1024**4}
+
+
+def parse_size(text: str | int) -> int:
+    """`256 MB`, `1G`, `0`, 1048576 -> bytes (binary units: MB means MiB, as the servers count)."""
+    if isinstance(text, int) and not isinstance(text, bool) and text >= 0:
+        return text
+    raw = str(text).strip()
+    number = raw.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ").strip()
+    unit = raw[len(raw.rstrip("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")):].lower()
+    if not number or number.count(".") > 1 or not number.replace(".", "").isdigit() or unit not in _SIZE_UNITS:
+        raise ValueError(f"{text!r} is not a size; write e.g. 256 MB, 1 GB or 0")
+    return int(float(number) * _SIZE_UNITS[unit])
 # The record of a migrate run without a source_env: /last-schema-sync/migrations-to-<target>.
 MIGRATIONS_SOURCE = "migrations"
 

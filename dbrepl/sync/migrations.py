@@ -613,6 +613,7 @@ class MigrationResult:
     failed_excerpt: str | None = None
     statements_run: int | None = None
     warnings: list[str] = field(default_factory=list)  # "V2__x.sql is not atomic: ..."
+    ddl: list[dict[str, Any]] = field(default_factory=list)  # dry run: each ALTER's ALGORITHM/LOCK
 
     @property
     def status(self) -> str:
@@ -623,7 +624,7 @@ class MigrationResult:
                 "pending": self.pending, "failed": self.failed, "error": self.error,
                 "dry_run": self.dry_run, "atomic": self.atomic,
                 "failed_statement": self.failed_statement, "failed_excerpt": self.failed_excerpt,
-                "statements_run": self.statements_run, "warnings": self.warnings}
+                "statements_run": self.statements_run, "warnings": self.warnings, "ddl": self.ddl}
 
 
 def apply_migrations(
@@ -695,6 +696,8 @@ def _apply(conn: Any, database: str, scripts: list[Script], dry_run: bool,
             f"{'.'.join(map(str, newest))}; give it a newer version (nothing was run)")
     result = MigrationResult(database=database, pending=[s.name for s in pending], dry_run=dry_run)
     result.warnings = [w for s in pending if (w := s.atomicity_warning())]
+    if dry_run:
+        result.ddl = classify_pending(conn, database, pending)
     if dry_run or not pending:
         return result
 
@@ -819,3 +822,13 @@ __all__ = [
     "migration_status", "parse_script_name", "push_scripts", "read_history", "repair_history",
     "statement_commits", "utc_text",
 ]
+
+
+def classify_pending(conn: Any, database: str, scripts: list[Script]) -> list[dict[str, Any]]:
+    """Each ALTER TABLE of the pending scripts with the ALGORITHM and LOCK the target accepts,
+    its table's size and duration class, probed as a schema plan's are (schema/online.py):
+    [{"script", "statement", "sql", "algorithm", "lock", "duration", "rows", "bytes", ...}].
+    An ALTER of a table an earlier statement creates is `not probed`."""
+    from dbrepl.sync.schema.online import classify_script
+
+    return [{"script": s.name, **d} for s in scripts for d in classify_script(conn, database, s.statements())]

@@ -23,5 +23,8 @@ _STATUS_CODES = contract.STATUS_CODES
 
 def lambda_handler(event, context):
     """Run the event; the body is the JSON result (also for failures, which are logged)."""
-    result = run_event("schema", run_schema_event, event)
+    # The function's time left: statements that may outlive it are refused (schema/limits.py).
+    left = getattr(context, "get_remaining_time_in_millis", None)
+    result = run_event("schema", run_schema_event, event,
+                       remaining=(lambda: left() / 1000.0) if callable(left) else None)
     return {"statusCode": _STATUS_CODES.get(result["status"], 500), "body": json.dumps(result, default=str)}

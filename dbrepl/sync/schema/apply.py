@@ -11,6 +11,7 @@ from typing import Any
 
 import pymysql
 
+from dbrepl.sync.contract import DEFAULT_LOCK_WAIT_TIMEOUT
 from dbrepl.sync.errors import DatabaseError, InvalidInput
 from dbrepl.sync.schema.diff import diff_databases
 from dbrepl.sync.schema.introspect import (
@@ -19,7 +20,29 @@ from dbrepl.sync.schema.introspect import (
     prepare_session,
     read_database,
 )
+from dbrepl.sync.schema.limits import (
+    FUNCTION_MARGIN_SECONDS,
+    LOCK_WAIT_TIMEOUT,
+    STATEMENT_TIMEOUT,
+    BlockingChangeRefused,
+    ClausesRefused,
+    LockWaitTimedOut,
+    MayOutliveFunction,
+    blocking_clause,
+    check_remaining,
+    estimated_seconds,
+    is_blocking_over,
+    lock_wait_message,
+    prepare_ddl_session,
+)
 from dbrepl.sync.schema.objects import check_definer_mode, execute_statement
+from dbrepl.sync.schema.online import (
+    DEFAULT_BLOCKING_LIMIT,
+    REFUSED,
+    probe_statements,
+    server_is_mariadb,
+    unprobed,
+)
 from dbrepl.sync.schema.plan import (
     DestructiveChangeRefused,
     Renames,
@@ -74,6 +97,10 @@ class SchemaResult:
     seconds: float = 0.0
     # Dry run: what the preflight found in the way (preflight.Precheck, rows); a run would refuse.
     blocked: list[tuple[Any, int]] = field(default_factory=list)
+    # Dry run: blocking ALTERs above the limit a run would refuse (labels), and those the
+    # online tool would take.
+    blocking: list[str] = field(default_factory=list)
+    online: list[str] = field(default_factory=list)
 
     def would_block(self) -> list[str]:
         """The clauses the target's rows would refuse, labelled as the refusal names them."""
@@ -87,6 +114,8 @@ class SchemaResult:
             "seconds": round(self.seconds, 3),
             "refused": [c.label() for c in self.plan.destructive_clauses()] if self.dry_run else [],
             "would_block": self.would_block(),
+            "would_refuse_blocking": list(self.blocking),
+            "online_tool": list(self.online),
             **self.plan.to_dict(),
         }
 
@@ -117,11 +146,17 @@ def plan_schema(
     databases: Sequence[DatabaseSpec],
     renames: Renames | Iterable[str] | None = None,
     definer: str = "omit",
+    *,
+    probe: bool = True,
+    probe_connect: Callable[[], Any] | None = None,
 ) -> SchemaPlan:
-    """Ordered DDL making `dst_conn`'s databases equal to `src_conn`'s. Writes nothing.
+    """Ordered DDL making `dst_conn`'s databases equal to `src_conn`'s. Changes nothing of theirs.
 
     `definer`: "omit" (triggers, routines and events get the connecting user as definer and
-    a definer difference alone is no change) or "keep" (the source's, compared)."""
+    a definer difference alone is no change) or "keep" (the source's, compared).
+    `probe` (default): each ALTER gets the ALGORITHM and LOCK the target accepts, found on an
+    empty copy in a scratch schema the probe creates and drops (online.py); `probe_connect`
+    opens more target connections to probe a few tables at once."""
     pairs = database_pairs(databases)
     check_definer_mode(definer)
     hints = renames if isinstance(renames, Renames) else parse_renames(renames)
@@ -150,6 +185,17 @@ def plan_schema(
     # Read-only: how many rows get the implicit default of each NOT NULL column added without one.
     statements = count_implicit_defaults(dst_conn, statements)
     notes += [n for db in source.values() for n in db.skipped]
+    if probe and statements:
+        # A table's shape: its definition but for what cannot change an ALTER's ALGORITHM/LOCK (comment).
+        shapes = {(t, name): repr((table.columns, table.indexes, table.foreign_keys, table.checks,
+                                   [o for o in table.options if o[0] != "COMMENT"], table.partitioning))
+                  for t, db in target.items() for name, table in db.tables.items()}
+        try:
+            statements = probe_statements(dst_conn, statements, shapes=shapes, connect=probe_connect)
+        except (DatabaseError, pymysql.err.MySQLError) as exc:
+            notes.append(f"ALGORITHM/LOCK not probed: {exc}; ALTERs run without explicit clauses and count as "
+                         "blocking for the limit")
+            statements = unprobed(dst_conn, statements, str(exc))
     return SchemaPlan(statements=statements, databases=pairs, source=source, notes=notes,
                       definer=definer)
 
@@ -171,20 +217,33 @@ def apply_schema(
     allow_destructive: bool = False,
     dry_run: bool = False,
     verify: bool = True,
-    lock_wait_timeout: int = 60,
+    lock_wait_timeout: int = DEFAULT_LOCK_WAIT_TIMEOUT,
     progress: Callable[[int, Statement], None] | None = None,
+    blocking_limit: int = DEFAULT_BLOCKING_LIMIT,
+    allow_blocking: bool = False,
+    online_tool: Any = None,
+    remaining: Callable[[], float] | None = None,
+    statement_timeout: float | None = None,
 ) -> SchemaResult:
     """Run the plan's DDL in order, then re-diff: the target must now equal the source.
 
     Destructive clauses without `allow_destructive` raise DestructiveChangeRefused, naming
-    each, before any statement runs. `dry_run` runs nothing but the preflight's reads and
-    returns the plan with what they found in the way (`blocked`, `would_block()`). `progress` is
-    called with (index, statement) before each statement runs.
+    each, before any statement runs; so do ALTERs needing COPY or LOCK=SHARED/EXCLUSIVE on a
+    table above `blocking_limit` bytes without `allow_blocking` (BlockingChangeRefused), unless
+    `online_tool` (ptosc.OnlineTool) takes them. `remaining()` (the function's seconds left)
+    refuses statements that may outlive it (MayOutliveFunction). Every ALTER runs with the
+    ALGORITHM and LOCK of the plan; the session waits at most `lock_wait_timeout` s for a lock
+    (and, on MariaDB, `statement_timeout` s or the function's remaining time for a statement).
+    `dry_run` runs nothing but the preflight's reads and returns the plan with what they found
+    in the way (`blocked`, `would_block()`) and the blocking refusals (`blocking`).
+    `progress` is called with (index, statement) before each statement runs.
     """
     started = time.monotonic()
+    online_ids, blocking = _blocking_split(dst_conn, plan, blocking_limit, allow_blocking, online_tool)
     if dry_run:
         # The preflight is read-only: a dry run reports what a run would refuse, before any DDL.
-        result = SchemaResult(plan=plan, dry_run=True)
+        result = SchemaResult(plan=plan, dry_run=True, blocking=[c.label() for c in blocking],
+                              online=[plan.statements[i].description for i in sorted(online_ids)])
         try:
             preflight(dst_conn, plan)
         except RowsPreventChange as exc:
@@ -193,15 +252,24 @@ def apply_schema(
     refused = plan.destructive_clauses()
     if refused and not allow_destructive:
         raise DestructiveChangeRefused(refused)
+    if blocking:
+        raise BlockingChangeRefused(blocking, blocking_limit)
+    if remaining is not None:
+        check_remaining([st for i, st in enumerate(plan.statements) if i not in online_ids], remaining())
     # Read-only: rows that would make a statement fail (or invent values) refuse the run
     # before any DDL, rather than leave it half done.
     preflight(dst_conn, plan)
     executed: list[Statement] = []
     with dst_conn.cursor() as cur:
         try:
+            mariadb = server_is_mariadb(dst_conn)
             cur.execute("SELECT @@SESSION.foreign_key_checks")
             fk_checks = cur.fetchone()[0]
-            cur.execute("SET SESSION lock_wait_timeout = %s", (int(lock_wait_timeout),))
+            limit = statement_timeout
+            if remaining is not None:
+                left = remaining() - FUNCTION_MARGIN_SECONDS
+                limit = left if limit is None else min(limit, left)
+            prepare_ddl_session(cur, lock_wait_timeout, limit, mariadb)
             # Until the foreign keys are re-added, tables are created and altered without
             # reference checks (parents may not exist yet); the added keys are checked.
             cur.execute("SET SESSION foreign_key_checks = 0")
@@ -214,8 +282,22 @@ def apply_schema(
                 if st.phase in ("add foreign keys", "create views"):
                     cur.execute("SET SESSION foreign_key_checks = 1")
                 try:
-                    execute_statement(cur, st)  # with its own sql_mode if it has one
+                    if index in online_ids:
+                        online_tool.run(st, dst_conn)  # pt-online-schema-change: its failure leaves the table as it was
+                    else:
+                        if remaining is not None and estimated_seconds(st) > remaining() - FUNCTION_MARGIN_SECONDS:
+                            # Later than planned (slow statements before it): stop here, saying what ran.
+                            try:
+                                check_remaining([st], remaining())
+                            except MayOutliveFunction as exc:
+                                raise SchemaApplyFailed(st, executed, exc, plan.statements[index + 1:]) from exc
+                        execute_statement(cur, st)  # with its own sql_mode if it has one
                 except pymysql.err.MySQLError as exc:
+                    raise SchemaApplyFailed(st, executed, _explained(cur, st, exc, lock_wait_timeout),
+                                            plan.statements[index + 1:]) from exc
+                except SchemaApplyFailed:
+                    raise
+                except DatabaseError as exc:  # the online tool failed
                     raise SchemaApplyFailed(st, executed, exc, plan.statements[index + 1:]) from exc
                 executed.append(st)
         finally:
@@ -231,6 +313,40 @@ def apply_schema(
         result.converged = True
     result.seconds = time.monotonic() - started
     return result
+
+
+def _blocking_split(conn: Any, plan: SchemaPlan, limit: int, allow_blocking: bool,
+                    online_tool: Any) -> tuple[set[int], list[Any]]:
+    """(statements the online tool takes, refusals) among the blocking ALTERs above the limit."""
+    if allow_blocking:
+        return set(), []
+    taken, refused = set(), []
+    for i, st in enumerate(plan.statements):
+        if not is_blocking_over(st, limit):
+            continue
+        why = online_tool.refusal(st, conn) if online_tool is not None else None
+        if online_tool is not None and why is None:
+            taken.add(i)
+        else:
+            refused.append(blocking_clause(st, limit) if why is None else
+                           blocking_clause(st, limit, f"{blocking_clause(st, limit).reasons[0]}; "
+                                                      f"{online_tool.name} cannot take it: {why}"))
+    return taken, refused
+
+
+def _explained(cur: Any, st: Statement, exc: pymysql.err.MySQLError, lock_wait_timeout: int) -> Exception:
+    """The server's error, or what it means for the run when it is a lock wait, a statement
+    timeout or a refusal of the plan's ALGORITHM/LOCK."""
+    code = exc.args[0] if exc.args else None
+    if code == LOCK_WAIT_TIMEOUT:
+        return LockWaitTimedOut(lock_wait_message(cur, st, exc, lock_wait_timeout))
+    if code == STATEMENT_TIMEOUT:
+        return LockWaitTimedOut(f"the server stopped the statement at max_statement_time ({exc.args[-1]}); "
+                                "it was rolled back. Run it with --direct from a host, or with the online tool")
+    if code in REFUSED and st.online is not None and st.online.clauses:
+        return ClausesRefused(f"the target no longer accepts {st.online.clauses} for this ALTER ({exc.args[-1]}); "
+                              "the table changed since the plan was made. The statement did not run: plan again")
+    return exc
 
 
 def sync_schema(

@@ -6,6 +6,8 @@ Event (the seed's keys plus ours):
      "databases": ["app"], "dry_run": false, "allow_destructive": false,
      "renames": ["app.old=new", "app.t.old_col=new_col"],      # optional
      "definer": "omit" | "keep",     # triggers, routines, events (optional, default omit)
+     "blocking_limit": 268435456,    # bytes; blocking ALTERs above it refused (default 256 MB)
+     "allow_blocking": false, "lock_wait_timeout": 30,                # optional
      "action": "schema" | "migrate" | "migrate_status" | "migrate_repair",   # optional
      "realign": true}                # migrate_repair: accept changed scripts' content (default)
 
@@ -27,7 +29,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dbrepl.sync import aws, contract
@@ -99,6 +101,14 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
     renames = event.get("renames") or []
     if not isinstance(renames, list):
         raise InvalidInput("renames must be a list like [\"db.old=new\"]")
+    limit = event.get("blocking_limit")
+    limit = contract.DEFAULT_BLOCKING_LIMIT if limit is None else limit
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise InvalidInput(f"blocking_limit must be a size in bytes (0 or more), not {limit!r}")
+    wait = event.get("lock_wait_timeout")
+    wait = contract.DEFAULT_LOCK_WAIT_TIMEOUT if wait is None else wait
+    if isinstance(wait, bool) or not isinstance(wait, int) or not 1 <= wait <= 31536000:
+        raise InvalidInput(f"lock_wait_timeout must be whole seconds from 1 to 31536000, not {wait!r}")
     return {
         "action": action,
         "source": source, "target": target, "databases": [d for d, _ in pairs],
@@ -106,6 +116,8 @@ def validate_event(event: object, environ: Mapping[str, str]) -> dict[str, Any]:
         "allow_destructive": aws.event_bool(event, "allow_destructive"),
         "renames": parse_renames(renames),
         "definer": check_definer_mode(event.get("definer", contract.DEFAULT_DEFINER)),
+        "blocking_limit": limit, "lock_wait_timeout": wait,
+        "allow_blocking": aws.event_bool(event, "allow_blocking"),
         "migration_script": None if script is None else _script_name(script, environ.get(contract.MIGRATION_BUCKET)),
         "realign": aws.event_bool(event, "realign", True) if action == "migrate_repair" else True,
     }
@@ -115,8 +127,15 @@ def run_schema_event(
     event: object,
     environ: Mapping[str, str] | None = None,
     client: ClientFactory | None = None,
+    *,
+    remaining: Callable[[], float] | None = None,
+    online_tool: Callable[[Any], Any] | None = None,
 ) -> dict[str, Any]:
-    """Run one event and return its JSON-able result (never raises for a failed sync)."""
+    """Run one event and return its JSON-able result (never raises for a failed sync).
+
+    `remaining()`: the function's seconds left (from the Lambda context); statements that may
+    outlive it are refused. `online_tool(endpoint)`: outside the function only (`--direct`),
+    makes the online schema change tool for the target (ptosc.OnlineTool)."""
     environ = os.environ if environ is None else environ
     get = aws.client_cache(client)
     result: dict[str, Any] = {"status": "error", "kind": "schema"}
@@ -143,7 +162,7 @@ def run_schema_event(
         elif checked["action"] == "migrate_repair":
             _migration_repair(checked, environ, get, result)
         else:
-            _run_schema(checked, environ, get, result)
+            _run_schema(checked, environ, get, result, remaining, online_tool)
     except DestructiveChangeRefused as exc:
         result.update(status="refused", error=str(exc), refused=[c.label() for c in exc.clauses])
     except (MigrationChecksumChanged, MigrationOrderError, MigrationHistoryConflict) as exc:
@@ -176,17 +195,28 @@ def _connect(env: str, environ: Mapping[str, str], get: ClientFactory, result: d
 
 
 def _run_schema(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
-                result: dict[str, Any]) -> None:
+                result: dict[str, Any], remaining: Callable[[], float] | None = None,
+                online_tool: Callable[[Any], Any] | None = None) -> None:
     src = _connect(checked["source"], environ, get, result)
     try:
-        dst = _connect(checked["target"], environ, get, result)
+        endpoints: list[Any] = []  # the target's endpoint, for the probe's and the online tool's own connections
+
+        def connect_target(endpoint: Any) -> Any:
+            endpoints.append(endpoint)
+            return connect(endpoint)
+
+        dst = aws.connect_env(checked["target"], environ, get("secretsmanager"), result, connect_target)
+        target = endpoints[0]
         try:
             plan = plan_schema(src, dst, checked["databases"], checked["renames"],
-                               definer=checked["definer"])
+                               definer=checked["definer"], probe_connect=lambda: connect(target))
             result.update(statements=[s.to_dict() for s in plan.statements], notes=plan.notes,
-                          counts=plan.counts())
+                          counts=plan.counts(), blocking_limit=checked["blocking_limit"])
             applied = apply_schema(dst, plan, allow_destructive=checked["allow_destructive"],
-                                   dry_run=checked["dry_run"])
+                                   dry_run=checked["dry_run"], blocking_limit=checked["blocking_limit"],
+                                   allow_blocking=checked["allow_blocking"],
+                                   lock_wait_timeout=checked["lock_wait_timeout"], remaining=remaining,
+                                   online_tool=online_tool(target) if online_tool is not None else None)
             result["counts"]["executed"] = len(applied.executed)
             result.update(status="success", converged=applied.converged,
                           seconds=round(applied.seconds, 3))
@@ -194,6 +224,8 @@ def _run_schema(checked: dict[str, Any], environ: Mapping[str, str], get: Client
                 result["would_refuse"] = [c.label() for c in plan.destructive_clauses()
                                           if not checked["allow_destructive"]]
                 result["would_block"] = applied.would_block()  # rows in the way (preflight)
+                result["would_refuse_blocking"] = applied.blocking
+                result["online_tool"] = applied.online
         finally:
             dst.close()
     finally:

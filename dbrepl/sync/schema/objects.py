@@ -305,7 +305,7 @@ def execute_statement(cur: Any, st: Statement) -> None:
         if cur.fetchone()[0] != st.database:
             cur.execute(f"USE {quote(st.database)}")
     if not st.session:
-        cur.execute(st.sql)
+        cur.execute(st.run_sql)
         return
     names = [n for n, _ in st.session]
     if any(n not in SESSION_VARIABLES for n in names):
@@ -315,7 +315,7 @@ def execute_statement(cur: Any, st: Statement) -> None:
     try:
         for n, v in st.session:
             cur.execute(f"SET SESSION {n} = %s", (v,))
-        cur.execute(st.sql)
+        cur.execute(st.run_sql)
     finally:
         for n, v in zip(names, saved, strict=True):
             cur.execute(f"SET SESSION {n} = %s", (v,))

@@ -9,6 +9,7 @@ from typing import Any
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_plain_name, quote
 from dbrepl.sync.schema.model import Database
+from dbrepl.sync.schema.online import with_clauses
 from dbrepl.sync.splitter import tokenize
 
 
@@ -37,6 +38,8 @@ class Statement:
     phase: str = ""
     # (variable, value) set for this statement only, e.g. a trigger's sql_mode (objects.py)
     session: tuple[tuple[str, str], ...] = ()
+    # An ALTER's ALGORITHM and LOCK as the target accepts them, its table's size (online.py)
+    online: Any = field(default=None, compare=False)
 
     @property
     def destructive(self) -> bool:
@@ -46,10 +49,15 @@ class Statement:
     def description(self) -> str:
         return "; ".join(c.label() for c in self.clauses)
 
+    @property
+    def run_sql(self) -> str:
+        """The SQL as it runs: an ALTER with the ALGORITHM and LOCK the target accepted."""
+        return with_clauses(self.sql, self.online)
+
     def script(self) -> str:
         """The statement as the mysql client runs it: DELIMITER around a body holding `;`,
         its session settings set before and restored after."""
-        text = f"{self.sql};\n"
+        text = f"{self.run_sql};\n"
         tokens = list(tokenize(self.sql))
         if any(t.kind == "punct" and t.text == ";" for t in tokens):
             delimiter = next(d for d in ("$$", "//", ";;", "$$$$$$") if d not in self.sql)
@@ -65,8 +73,11 @@ class Statement:
         return text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"sql": self.sql, "database": self.database, "destructive": self.destructive,
-                "description": self.description, "phase": self.phase, "script": self.script()}
+        out = {"sql": self.sql, "database": self.database, "destructive": self.destructive,
+               "description": self.description, "phase": self.phase, "script": self.script()}
+        if self.online is not None:
+            out.update(self.online.to_dict(), online=self.online.label())
+        return out
 
 
 @dataclass
@@ -90,7 +101,8 @@ class SchemaPlan:
 
     def sql(self) -> str:
         """The whole plan as a script (for --dry-run)."""
-        return "".join(f"-- {s.description}\n{s.script()}" for s in self.statements)
+        return "".join(f"-- {s.description}\n" + (f"-- {s.online.label()}\n" if s.online else "") + s.script()
+                       for s in self.statements)
 
     def implicit_defaults(self) -> list[Any]:
         """Every column added NOT NULL without DEFAULT (preflight.ImplicitDefault), with its rows."""

@@ -1,0 +1,113 @@
+"""What the ALGORITHM/LOCK probe (issue 20) adds to a schema plan's time.
+
+    python benchmarks/online_ddl_bench.py [--tables 200] [--changed 0.2] [--runs 3]
+
+Starts a private MariaDB (tests/mariadb_server.py) and builds the schema_sync_bench layout: a
+source database of N tables and a target in which 20% differ (40 ALTERs at 200 tables). It
+then times plan_schema without the probe and with it, alternating, in three set-ups:
+
+- same shapes: the bench's tables share one definition (their comments aside), so tables
+  given the same ALTER are probed once (the probe's shape cache); on the plan's one connection
+  (every accepted ALTER runs on its empty copy) and on 4 (copies held, ALTERs with NOWAIT);
+- distinct shapes: every table gets a column of its own, so every ALTER is probed (the worst
+  case), on the plan's one connection;
+- distinct shapes, 4 connections: the same, probing up to 4 tables at once.
+
+Prints the median plan time of each, the probe's added time and its share, and the answers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from schema_sync_bench import VARIANTS, table_sql  # noqa: E402
+
+from dbrepl.sync.schema import plan_schema  # noqa: E402
+from tests import mariadb_server  # noqa: E402
+
+SRC, DST = "probe_src", "probe_dst"
+
+
+def build(conn, db: str, n: int, changed: set[int], distinct: bool) -> None:
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {db}")
+        cur.execute(f"CREATE DATABASE {db} DEFAULT CHARSET utf8mb4")
+        conn.select_db(db)
+        cur.execute("SET SESSION foreign_key_checks = 0")
+        for i in range(n):
+            variant = VARIANTS[sorted(changed).index(i) % len(VARIANTS)] if i in changed else None
+            sql = table_sql(i, variant)
+            if distinct:  # a column of its own: no two tables share a definition
+                sql = sql.replace("id INT NOT NULL AUTO_INCREMENT", f"id INT NOT NULL AUTO_INCREMENT,\n  own_{i} INT")
+            cur.execute(sql)
+        cur.execute("SET SESSION foreign_key_checks = 1")
+
+
+def timed(server, probe: bool, workers: bool) -> tuple[float, object]:
+    src, dst = server.connect(), server.connect()
+    started = time.perf_counter()
+    plan = plan_schema(src, dst, [(SRC, DST)], probe=probe,
+                       probe_connect=server.connect if workers else None)
+    took = time.perf_counter() - started
+    src.close()
+    dst.close()
+    return took, plan
+
+
+def measure(server, runs: int, workers: bool) -> dict:
+    without, with_probe, plan = [], [], None
+    for _ in range(runs):
+        without.append(timed(server, False, workers)[0])
+        took, plan = timed(server, True, workers)
+        with_probe.append(took)
+    answers = Counter((s.online.clauses or s.online.how) for s in plan.statements if s.online is not None)
+    alters = sum(1 for s in plan.statements if s.online is not None)
+    base, probed = statistics.median(without), statistics.median(with_probe)
+    return {"base": base, "probed": probed, "added": probed - base, "share": (probed - base) / base,
+            "alters": alters, "answers": answers, "runs_base": without, "runs_probed": with_probe}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tables", type=int, default=200)
+    ap.add_argument("--changed", type=float, default=0.2)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    n = args.tables
+    changed = set(range(0, n, max(1, round(1 / args.changed))))
+    server = mariadb_server.start()
+    results = {}
+    try:
+        conn = server.connect()
+        with conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            print(f"server {cur.fetchone()[0]}; {n} tables, {len(changed)} changed")
+        for label, distinct, workers in (("same shapes", False, False), ("same shapes, 4 connections", False, True),
+                                         ("distinct shapes", True, False),
+                                         ("distinct shapes, 4 connections", True, True)):
+            build(conn, SRC, n, set(), distinct)
+            build(conn, DST, n, changed, distinct)
+            results[label] = measure(server, args.runs, workers)
+    finally:
+        server.stop()
+    print(f"\n{'':32} {'plan s':>8} {'+probe s':>9} {'added s':>8} {'added':>7} {'ALTERs':>7}")
+    for label, r in results.items():
+        print(f"{label:32} {r['base']:8.2f} {r['probed']:9.2f} {r['added']:8.2f} {r['share']:7.0%} {r['alters']:7}")
+    for label, r in results.items():
+        runs = ", ".join(f"{a:.2f}/{b:.2f}" for a, b in zip(r["runs_base"], r["runs_probed"], strict=True))
+        print(f"\n{label}: runs (plan/with probe) {runs}")
+        for answer, count in sorted(r["answers"].items()):
+            print(f"  {count:3} x {answer}")
+
+
+if __name__ == "__main__":
+    main()
