@@ -1,4 +1,5 @@
-"""Triggers, stored routines and events: model, introspection and diff (issue 10 point 6).
+"""Triggers, stored routines and events: introspection and diff (issue 10 point 6); the
+model stores them as model.StoredObject.
 
 What is compared, per object:
 - trigger: its table, timing (BEFORE/AFTER), event (INSERT/UPDATE/DELETE), body (as the
@@ -18,12 +19,11 @@ source: Statement.session carries them and execute_statement sets and restores t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from dbrepl.sync.errors import InvalidInput
 from dbrepl.sync.ident import qualified, quote
-from dbrepl.sync.schema.model import HISTORY_TABLE, Database, UnsupportedSchema
+from dbrepl.sync.schema.model import HISTORY_TABLE, Database, StoredObject, UnsupportedSchema
 from dbrepl.sync.schema.plan import Clause, Renames, Statement
 from dbrepl.sync.splitter import tokenize
 
@@ -36,61 +36,11 @@ ROUTINE_PHASE = "create routines"  # before views: a view may call a stored func
 CREATE_PHASE = "create objects"  # triggers, then events, after tables and views
 
 
-@dataclass(frozen=True)
-class StoredObject:
-    """One trigger, procedure, function or event of a database."""
-
-    kind: str  # "trigger", "procedure", "function", "event"
-    name: str
-    # trigger: its body; routine and event: the SHOW CREATE text after the name
-    definition: str
-    sql_mode: str
-    definer: str  # as information_schema prints it: user@host
-    keyword: str = ""  # what follows CREATE [DEFINER=..]: "PROCEDURE", "AGGREGATE FUNCTION", ...
-    time_zone: str = ""  # events
-    table: str = ""  # triggers
-    timing: str = ""  # triggers: BEFORE / AFTER
-    event: str = ""  # triggers: INSERT / UPDATE / DELETE
-    order: int = 0  # triggers: ACTION_ORDER within (table, timing, event)
-    # events: past its AT or ENDS time, so the server would drop or disable it on creation
-    # (it still exists on a source whose event scheduler is off): not synced
-    expired: bool = False
-
-    def key(self, definer: str) -> tuple:
-        return (self.kind, self.keyword, self.definition, self.sql_mode, self.time_zone,
-                self.table, self.timing, self.event, self.definer if definer == "keep" else "")
-
-    def label(self, database: str) -> str:
-        return f"{self.kind} {qualified(database, self.name)}"
-
-    def create_sql(self, database: str, definer: str) -> str:
-        head = "CREATE" + (f" DEFINER={definer_sql(self.definer)}" if definer == "keep" else "")
-        if self.kind == "trigger":
-            return (f"{head} TRIGGER {qualified(database, self.name)} {self.timing} {self.event} "
-                    f"ON {qualified(database, self.table)} FOR EACH ROW {self.definition}")
-        return f"{head} {self.keyword} {qualified(database, self.name)}{self.definition}"
-
-    def drop_sql(self, database: str) -> str:
-        return f"DROP {self.kind.upper()} {qualified(database, self.name)}"
-
-    def session(self) -> tuple[tuple[str, str], ...]:
-        settings = [("sql_mode", self.sql_mode)]
-        if self.kind == "event":
-            settings.append(("time_zone", self.time_zone))
-        return tuple(settings)
-
-
 def check_definer_mode(value: object) -> str:
     if value not in DEFINER_MODES:
         raise InvalidInput(f"definer must be 'omit' (objects get the connecting user as definer) "
                            f"or 'keep' (the source's definer), not {value!r}")
     return value  # type: ignore[return-value]
-
-
-def definer_sql(definer: str) -> str:
-    """`user`@`host` from information_schema's user@host (a MariaDB role has no @)."""
-    user, at, host = definer.rpartition("@")
-    return f"{quote(user)}@{quote(host)}" if at else quote(definer)
 
 
 # ---- introspection -------------------------------------------------------------------------
