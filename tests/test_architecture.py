@@ -30,11 +30,11 @@ ALLOWED: dict[str, set[str]] = {
     "dbrepl.app": {"dbrepl.aws", "dbrepl.bundle", "dbrepl.engine", "dbrepl.errors", "dbrepl.names",
                    "dbrepl.sandbox", "dbrepl.spec", "dbrepl.status", "dbrepl.steps", "dbrepl.sync",
                    "dbrepl.init"},
-    # The CLI parses, calls the application layer and renders; it never reaches into the
-    # sync library, the engine or the steps itself.
+    # The CLI parses, calls the application layer and renders (dbrepl.render is presentation);
+    # everything below the app (the spec, the sandbox, the engine, the steps, aws, sync, the
+    # bundle, names) it reaches only through dbrepl.app, types included.
     # "dbrepl" itself: its __version__, which `dbrepl --version` prints.
-    "dbrepl.cli": {"dbrepl", "dbrepl.app", "dbrepl.bundle", "dbrepl.errors", "dbrepl.names", "dbrepl.render",
-                   "dbrepl.sandbox", "dbrepl.spec", "dbrepl.status", "dbrepl.init"},
+    "dbrepl.cli": {"dbrepl", "dbrepl.app", "dbrepl.errors", "dbrepl.render"},
     "dbrepl.clidoc": {"dbrepl.cli"},
 }
 
@@ -163,6 +163,15 @@ def test_the_cycle_finder_finds_cycles():
 def test_no_import_cycle():
     cycle = find_cycle(GRAPH)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_a_cli_module_importing_below_the_app_is_refused():
+    for deeper in ("dbrepl.sandbox", "dbrepl.spec", "dbrepl.engine.runner", "dbrepl.sync.data.sync",
+                   "dbrepl.steps.aurora", "dbrepl.aws.session", "dbrepl.names"):
+        graph = {"dbrepl.cli.sync": {"dbrepl.app.sync", "dbrepl.render", deeper}}
+        assert outside_allowed(graph, ALLOWED) == [f"dbrepl.cli.sync imports {deeper}"]
+    assert outside_allowed({"dbrepl.cli.sync": {"dbrepl.app.sync", "dbrepl.render", "dbrepl.errors"}},
+                           ALLOWED) == []
 
 
 def test_each_part_imports_only_what_it_may():

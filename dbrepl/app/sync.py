@@ -57,6 +57,12 @@ class Pair:
     def dsn(self) -> bool:
         return self.source_endpoint is not None
 
+    def function(self, kind: str) -> str:
+        """The name of the deployed `kind` ("schema", "data") function between environments."""
+        from dbrepl.names import function
+
+        return function(kind, self.suffix or "")
+
     @property
     def label(self) -> str:
         if self.source_endpoint is not None and self.target_endpoint is not None:

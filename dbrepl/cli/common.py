@@ -25,8 +25,8 @@ from dbrepl.errors import BadInput, DbreplError
 
 if TYPE_CHECKING:
     from dbrepl.app import Estate
-    from dbrepl.sandbox import Sandbox
-    from dbrepl.spec import Spec
+    from dbrepl.app.estate import Spec
+    from dbrepl.app.sandbox import Sandbox
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
