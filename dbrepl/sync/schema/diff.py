@@ -695,7 +695,7 @@ def _norm(text: str | None) -> str:
 # ---- foreign keys --------------------------------------------------------------------------
 
 
-def _fk_key(fk: ForeignKey, ref_db: str) -> tuple:
+def _fk_key(fk: ForeignKey, ref_db: str) -> tuple[object, ...]:
     return (fk.name, fk.columns, ref_db, fk.ref_table, fk.ref_columns, fk.actions)
 
 
@@ -704,28 +704,55 @@ def _diff_foreign_keys(
     pairs: list[tuple[str, str]], db_map: dict[str, str],
     changes: dict[tuple[str, str], _TableChange], dropped_tables: set[tuple[str, str]], out: _Out,
 ) -> None:
-    def rebuilt(tdb: str, table: str, columns: tuple[str, ...]) -> bool:
+    _ForeignKeyDiff(source, after_rename, db_map, changes, dropped_tables, out).run(pairs)
+
+
+class _ForeignKeyDiff:
+    """The foreign keys to drop first and add last, table by table: of tables dropped later,
+    of tables kept (changed or re-validated keys), of tables created in this run."""
+
+    def __init__(self, source: dict[str, Database], after_rename: dict[str, dict[str, Table]],
+                 db_map: dict[str, str], changes: dict[tuple[str, str], _TableChange],
+                 dropped_tables: set[tuple[str, str]], out: _Out) -> None:
+        self.source, self.after_rename, self.db_map = source, after_rename, db_map
+        self.changes, self.dropped_tables, self.out = changes, dropped_tables, out
+
+    def run(self, pairs: list[tuple[str, str]]) -> None:
+        for sdb, tdb in pairs:
+            src_tables = self.source[sdb].tables
+            for name, dst_table in sorted(self.after_rename[tdb].items()):
+                if (tdb, name) in self.dropped_tables:
+                    self._dropped_table(tdb, name, dst_table)
+                else:
+                    self._kept_table(sdb, tdb, name, src_tables.get(name), dst_table)
+            self._created_tables(sdb, tdb, src_tables)
+
+    def _ref_db(self, fk: ForeignKey, sdb: str) -> str:
+        """The target database a source key's referenced table is in."""
+        return self.db_map.get(fk.ref_database or sdb, fk.ref_database or sdb)
+
+    def _rebuilt(self, tdb: str, table: str, columns: tuple[str, ...]) -> bool:
         """Does altering (tdb, table) touch these columns or an index starting with them?"""
-        ch = changes.get((tdb, table))
+        ch = self.changes.get((tdb, table))
         if ch is None:
             return False
         if ch.changed_columns & set(columns):
             return True
         return any(i.columns[: len(columns)] == columns for i in ch.dropped_indexes)
 
-    def fk_prechecks(sdb: str, tdb: str, name: str, dst_table: Table, fk: ForeignKey) -> tuple:
+    def _prechecks(self, sdb: str, tdb: str, name: str, fk: ForeignKey) -> tuple[Precheck, ...]:
         """Orphan rows of a key added to an existing table. Even a key the target had is
         checked again: rows loaded with foreign_key_checks=0 can break it, and re-adding it
         validates every row."""
-        ch = changes.get((tdb, name))
-        ref_db = db_map.get(fk.ref_database or sdb, fk.ref_database or sdb)
+        ch = self.changes.get((tdb, name))
+        ref_db = self._ref_db(fk, sdb)
         if ch is None:
             return ()
-        parent_ch = changes.get((ref_db, fk.ref_table))
+        parent_ch = self.changes.get((ref_db, fk.ref_table))
         if parent_ch is not None:
             parent: tuple[str, str] | None = (ref_db, parent_ch.current_table)
             parent_names = parent_ch.names
-        elif ref_db in after_rename and fk.ref_table not in after_rename[ref_db]:
+        elif ref_db in self.after_rename and fk.ref_table not in self.after_rename[ref_db]:
             parent, parent_names = None, {}  # created by this run: no rows yet
         else:
             return ()
@@ -733,58 +760,55 @@ def _diff_foreign_keys(
         pre = foreign_key_precheck(tdb, ch.current_table, what, fk, ch.names, parent, parent_names, ch.values)
         return (pre,) if pre else ()
 
-    for sdb, tdb in pairs:
-        src_tables = source[sdb].tables
-        for name, dst_table in sorted(after_rename[tdb].items()):
-            if (tdb, name) in dropped_tables:
-                # The table goes in "drop tables", but its foreign keys first when the columns
-                # or key they reference are altered before that (error 1829 otherwise).
-                for fk in dst_table.foreign_keys:
-                    ref_db = fk.ref_database or tdb
-                    if (ref_db, fk.ref_table) not in dropped_tables \
-                            and rebuilt(ref_db, fk.ref_table, fk.ref_columns):
-                        out.add("drop foreign keys",
-                                f"ALTER TABLE {qualified(tdb, name)} DROP FOREIGN KEY {quote(fk.name)}", tdb,
-                                Clause(f"drop foreign key {quote(fk.name)} on {qualified(tdb, name)} "
-                                       f"(its table is dropped later)"))
-                continue
-            src_table = src_tables.get(name)
-            wanted = {}
-            if src_table is not None:
-                for fk in src_table.foreign_keys:
-                    wanted[fk.name] = _fk_key(fk, db_map.get(fk.ref_database or sdb, fk.ref_database or sdb))
-            for fk in dst_table.foreign_keys:
-                ref_db = fk.ref_database or tdb
-                keep = wanted.get(fk.name) == _fk_key(fk, ref_db) and not (
-                    rebuilt(tdb, name, fk.columns) or rebuilt(ref_db, fk.ref_table, fk.ref_columns)
-                    or (ref_db, fk.ref_table) in dropped_tables)
-                if not keep:
-                    what = "rebuild" if fk.name in wanted else "drop"
-                    out.add("drop foreign keys",
-                            f"ALTER TABLE {qualified(tdb, name)} DROP FOREIGN KEY {quote(fk.name)}", tdb,
-                            Clause(f"{what} foreign key {quote(fk.name)} on {qualified(tdb, name)}"))
-                else:
-                    wanted.pop(fk.name)
-            if src_table is not None:
-                adds = [fk for fk in src_table.foreign_keys if fk.name in wanted]
-                _keep_index_names(src_table, dst_table, adds, changes.get((tdb, name)), tdb, out)
-                if adds:
-                    out.add("add foreign keys",
-                            f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
-                                "ADD " + fk.sql(db_map.get(fk.ref_database or sdb, fk.ref_database or sdb))
-                                for fk in adds), tdb,
-                            *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}",
-                                     prechecks=fk_prechecks(sdb, tdb, name, dst_table, fk)) for fk in adds))
+    def _dropped_table(self, tdb: str, name: str, dst_table: Table) -> None:
+        # The table goes in "drop tables", but its foreign keys first when the columns
+        # or key they reference are altered before that (error 1829 otherwise).
+        for fk in dst_table.foreign_keys:
+            ref_db = fk.ref_database or tdb
+            if (ref_db, fk.ref_table) not in self.dropped_tables \
+                    and self._rebuilt(ref_db, fk.ref_table, fk.ref_columns):
+                self.out.add("drop foreign keys",
+                             f"ALTER TABLE {qualified(tdb, name)} DROP FOREIGN KEY {quote(fk.name)}", tdb,
+                             Clause(f"drop foreign key {quote(fk.name)} on {qualified(tdb, name)} "
+                                    f"(its table is dropped later)"))
+
+    def _kept_table(self, sdb: str, tdb: str, name: str, src_table: Table | None, dst_table: Table) -> None:
+        wanted: dict[str, tuple[object, ...]] = {}
+        if src_table is not None:
+            for fk in src_table.foreign_keys:
+                wanted[fk.name] = _fk_key(fk, self._ref_db(fk, sdb))
+        for fk in dst_table.foreign_keys:
+            ref_db = fk.ref_database or tdb
+            keep = wanted.get(fk.name) == _fk_key(fk, ref_db) and not (
+                self._rebuilt(tdb, name, fk.columns) or self._rebuilt(ref_db, fk.ref_table, fk.ref_columns)
+                or (ref_db, fk.ref_table) in self.dropped_tables)
+            if not keep:
+                what = "rebuild" if fk.name in wanted else "drop"
+                self.out.add("drop foreign keys",
+                             f"ALTER TABLE {qualified(tdb, name)} DROP FOREIGN KEY {quote(fk.name)}", tdb,
+                             Clause(f"{what} foreign key {quote(fk.name)} on {qualified(tdb, name)}"))
+            else:
+                wanted.pop(fk.name)
+        if src_table is not None:
+            adds = [fk for fk in src_table.foreign_keys if fk.name in wanted]
+            _keep_index_names(src_table, dst_table, adds, self.changes.get((tdb, name)), tdb, self.out)
+            if adds:
+                self.out.add("add foreign keys",
+                             f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
+                                 "ADD " + fk.sql(self._ref_db(fk, sdb)) for fk in adds), tdb,
+                             *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}",
+                                      prechecks=self._prechecks(sdb, tdb, name, fk)) for fk in adds))
+
+    def _created_tables(self, sdb: str, tdb: str, src_tables: dict[str, Table]) -> None:
         # Tables created in this run get all their foreign keys here.
         for name, src_table in sorted(src_tables.items()):
-            if name in after_rename[tdb] or not src_table.foreign_keys:
+            if name in self.after_rename[tdb] or not src_table.foreign_keys:
                 continue
-            out.add("add foreign keys",
-                    f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
-                        "ADD " + fk.sql(db_map.get(fk.ref_database or sdb, fk.ref_database or sdb))
-                        for fk in src_table.foreign_keys), tdb,
-                    *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}")
-                      for fk in src_table.foreign_keys))
+            self.out.add("add foreign keys",
+                         f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
+                             "ADD " + fk.sql(self._ref_db(fk, sdb)) for fk in src_table.foreign_keys), tdb,
+                         *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}")
+                           for fk in src_table.foreign_keys))
 
 
 def _keep_index_names(src: Table, dst: Table, adds: list[ForeignKey], change: _TableChange | None,

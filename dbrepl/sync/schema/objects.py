@@ -176,9 +176,24 @@ def diff_objects(src: Database, dst: Database, sdb: str, tdb: str, db_map: dict[
     Creating and replacing (drop then create: MySQL 8.0 has no CREATE OR REPLACE for
     triggers) are safe; dropping an object the source does not have is destructive.
     """
-    moved = _applied_table_renames(src, dst, sdb, renames)
     expired = {k for k, o in src.objects.items() if o.expired}  # noted, left alone on both sides
     wanted = {k: _mapped(o, db_map) for k, o in src.objects.items() if k not in expired}
+    have = _target_objects(src, dst, sdb, renames, expired)
+    drop, create = _trigger_changes(wanted, have, definer)
+    for k, o in sorted(wanted.items()):
+        if o.kind != "trigger" and (k not in have or have[k].key(definer) != o.key(definer)):
+            create.append(k)
+            if k in have:
+                drop.add(k)
+    drop.update(k for k in have if k not in wanted)
+    return _drop_statements(drop, wanted, have, tdb) + _create_statements(create, wanted, have, tdb, definer)
+
+
+def _target_objects(src: Database, dst: Database, sdb: str, renames: Renames,
+                    expired: set[tuple[str, str]]) -> dict[tuple[str, str], StoredObject]:
+    """The target's objects to compare, triggers under their table's name after this run's
+    renames; triggers of a table the run drops go with it and are left out."""
+    moved = _applied_table_renames(src, dst, sdb, renames)
     have = {}
     for k, o in dst.objects.items():
         if k in expired:
@@ -189,7 +204,12 @@ def diff_objects(src: Database, dst: Database, sdb: str, tdb: str, db_map: dict[
                 continue  # its table is dropped, and the trigger with it
             o = StoredObject(**{**o.__dict__, "table": table})
         have[k] = o
+    return have
 
+
+def _trigger_changes(wanted: dict[tuple[str, str], StoredObject], have: dict[tuple[str, str], StoredObject],
+                     definer: str) -> tuple[set[tuple[str, str]], list[tuple[str, str]]]:
+    """(to drop, to create) among the triggers."""
     drop: set[tuple[str, str]] = set()
     create: list[tuple[str, str]] = []
     # Triggers: within (table, timing, event) the server fires them in creation order, so a
@@ -208,13 +228,11 @@ def diff_objects(src: Database, dst: Database, sdb: str, tdb: str, db_map: dict[
             p += 1
         drop.update(("trigger", o.name) for o in d_g[p:])
         create.extend(("trigger", o.name) for o in s_g[p:])
-    for k, o in sorted(wanted.items()):
-        if o.kind != "trigger" and (k not in have or have[k].key(definer) != o.key(definer)):
-            create.append(k)
-            if k in have:
-                drop.add(k)
-    drop.update(k for k in have if k not in wanted)
+    return drop, create
 
+
+def _drop_statements(drop: set[tuple[str, str]], wanted: dict[tuple[str, str], StoredObject],
+                     have: dict[tuple[str, str], StoredObject], tdb: str) -> list[Statement]:
     statements = []
     for k in sorted(drop):
         o = have[k]
@@ -224,6 +242,12 @@ def diff_objects(src: Database, dst: Database, sdb: str, tdb: str, db_map: dict[
             clause = Clause(f"drop {o.label(tdb)}", True, (f"the source has no such {o.kind}",))
         statements.append(Statement(sql=o.drop_sql(tdb), database=tdb, clauses=(clause,),
                                     phase=DROP_PHASE))
+    return statements
+
+
+def _create_statements(create: list[tuple[str, str]], wanted: dict[tuple[str, str], StoredObject],
+                       have: dict[tuple[str, str], StoredObject], tdb: str, definer: str) -> list[Statement]:
+    statements = []
     order = {"procedure": 0, "function": 0, "trigger": 1, "event": 2}
     for k in sorted(create, key=lambda k: (order[k[0]], k[0] != "trigger" and k[1])):
         o = wanted[k]
