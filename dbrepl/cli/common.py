@@ -19,7 +19,8 @@ from typer.core import TyperGroup
 try:  # typer >= 0.25 vendors click; older typer uses the click package
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import NoArgsIsHelpError, UsageError
+    # The same classes in click's own package: mypy sees both imports and types them as distinct.
+    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from dbrepl.errors import BadInput, DbreplError
 

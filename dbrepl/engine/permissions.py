@@ -12,7 +12,7 @@ shared resources (bucket, functions, their role) are made by whoever serves the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,7 +210,7 @@ def _account_resources(service: str, op: str, sc: _Scope) -> _Scoped | None:
     return None
 
 
-def derive(principal: Principal, step_permissions: dict[str, Iterable[str]], *, suffix: str, hub_region: str,
+def derive(principal: Principal, step_permissions: Mapping[str, Iterable[str]], *, suffix: str, hub_region: str,
            peers: Iterable[tuple[str, str]] = (), engine: dict[str, str] | None = None,
            alarms: Iterable[tuple[str, str]] = ()) -> Derived:
     """The policy document of one principal. `step_permissions`: step name -> its actions, only
@@ -248,11 +248,12 @@ def derive(principal: Principal, step_permissions: dict[str, Iterable[str]], *, 
                                                       else "not classified yet: scope it in dbrepl/engine/"
                                                            "permissions.py")
     statements = []
-    for (sid, res, _), acts in sorted(grouped.items()):
+    for key, acts in sorted(grouped.items()):
+        sid, resources = key[0], key[1]
         st: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": acts,
-                              "Resource": res[0] if len(res) == 1 else list(res)}
-        if conditions[(sid, res, _)] is not None:
-            st["Condition"] = conditions[(sid, res, _)]
+                              "Resource": resources[0] if len(resources) == 1 else list(resources)}
+        if conditions[key] is not None:
+            st["Condition"] = conditions[key]
         statements.append(st)
     if principal.assumes:
         statements.append({"Sid": "AssumeEnvironmentRoles", "Effect": "Allow", "Action": [ASSUME],

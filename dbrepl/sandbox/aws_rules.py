@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 from dbrepl.sandbox import aurora_catalog as catalog
@@ -37,7 +37,7 @@ def vpc_quota() -> int:
 
     for q in VPC_DEFAULT_QUOTAS:
         if q["QuotaCode"] == VPC_QUOTA_CODE:
-            return int(q["Value"])
+            return int(cast(float, q["Value"]))  # moto types its quota table as dict[str, object]
     return 5
 
 
