@@ -20,6 +20,7 @@ from dbrepl.sync.schema.model import Column, Database, ForeignKey, Index, Table,
 from dbrepl.sync.schema.objects import diff_objects
 from dbrepl.sync.schema.plan import Clause, Renames, Statement
 from dbrepl.sync.schema.preflight import (
+    ExpressionCheck,
     ImplicitDefault,
     Precheck,
     added_column_prechecks,
@@ -34,7 +35,7 @@ from dbrepl.sync.schema.preflight import (
     top_words,
     unique_precheck,
 )
-from dbrepl.sync.splitter import matching_paren, tokenize
+from dbrepl.sync.splitter import Token, matching_paren, tokenize
 
 PHASES = (
     "databases", "drop foreign keys", "drop views", "drop objects", "rename tables",
@@ -48,6 +49,8 @@ _OPTION_RESET = {
     "DELAY_KEY_WRITE": "0", "MAX_ROWS": "0", "MIN_ROWS": "0", "AVG_ROW_LENGTH": "0",
     "PAGE_CHECKSUM": "DEFAULT", "TRANSACTIONAL": "DEFAULT",
 }
+
+Check = Precheck | ExpressionCheck  # what a clause runs read-only before any DDL
 
 
 def _option_sql(key: str, value: str) -> str:
@@ -323,7 +326,7 @@ class _TableDiff:
                 if mapped:
                     self.new_values[c.name] = mapped
 
-    def dependents_prechecks(self, name: str, what: str) -> tuple:
+    def dependents_prechecks(self, name: str, what: str) -> tuple[Check, ...]:
         """Kept unique keys and CHECKs over a generated column whose values change."""
         if name not in self.new_values:
             return ()
@@ -340,7 +343,7 @@ class _TableDiff:
                                             self.new_values, "would violate it"))
         return tuple(p for p in found if p)
 
-    def implicit_check_prechecks(self, s: Column, what: str) -> tuple:
+    def implicit_check_prechecks(self, s: Column, what: str) -> tuple[Check, ...]:
         """An added column's own CHECK, computed with the implicit default its rows get.
 
         The server refuses the ALTER when it copies the table (error 4025) and otherwise
@@ -354,7 +357,7 @@ class _TableDiff:
                              f"the column's CHECK")
         return (pre,) if pre else ()
 
-    def generated_prechecks(self, s: Column, d: Column | None, what: str, indexed: bool = False) -> tuple:
+    def generated_prechecks(self, s: Column, d: Column | None, what: str, indexed: bool = False) -> tuple[Check, ...]:
         """Generated column `s` (was `d` on the target) computed over the rows by the ALTER:
         stored, or virtual under an index, and new or changed in kind, expression or type;
         `indexed`: a virtual one gets a new index (its values are computed for it)."""
@@ -401,19 +404,19 @@ class _TableDiff:
             self.change.changed_columns.add(c.name)
             # An added column of the same definition at the same place may be this one renamed.
             twin = self.src.columns[pos] if pos < len(self.src.columns) else None
-            hint = ()
+            hint: tuple[str, ...] = ()
             if twin is not None and twin.name not in self.dst_by_name and twin.key() == c.key():
                 hint = (rename_hint(self.sdb or self.tdb, (self.src.name, c.name), twin.name),)
             self.clauses.append((f"DROP COLUMN {quote(c.name)}",
                                  Clause(f"drop column {self.qname}.{quote(c.name)}", True,
                                         ("its values are lost", *hint))))
 
-    def _column_prechecks(self, s: Column, d: Column) -> tuple:
+    def _column_prechecks(self, s: Column, d: Column) -> tuple[Check, ...]:
         """Read-only checks that the target's rows allow column `d` to become `s`."""
         old = self.back.get(s.name, s.name)
         what = f"{'change' if s.name in self.back else 'modify'} column {quote(old)} to {quote(s.name)} " \
                f"{s.definition}"
-        found = tuple(column_prechecks(self.tdb, self.table_now, what, d, s, old))
+        found: tuple[Check, ...] = tuple(column_prechecks(self.tdb, self.table_now, what, d, s, old))
         new_check = inline_check(s.definition)
         if new_check and new_check != inline_check(d.definition) \
                 and (cp := check_precheck(self.tdb, self.table_now, what, new_check, self.names)):
@@ -521,7 +524,7 @@ class _TableDiff:
             deferred = False
             for i in s_g[p:]:
                 deferred = deferred or (moves and i.definition in dropped_defs)
-                pres: list = []
+                pres: list[Check | None] = []
                 if i.kind == "unique" and i.definition not in dropped_defs:
                     pres.append(unique_precheck(self.tdb, self.table_now, f"add {i.definition}", i, self.names,
                                                 self.recollated, values=self.new_values))
@@ -627,7 +630,7 @@ _BRIDGE = "dbrepl_auto_increment_key"
 
 
 def _bridge_auto_increment(src: Table, dst_indexes: list[Index], dropped: list[Index], first_adds: list[Index],
-                           qname: str, clauses: list, second: list) -> None:
+                           qname: str, clauses: list[tuple[str, Clause]], second: list[tuple[str, Clause]]) -> None:
     """Keep a key on the AUTO_INCREMENT column while its own key moves to the next statement.
 
     A moved index is dropped in the table's first ALTER and re-added in the second; when it
@@ -740,7 +743,7 @@ class _ForeignKeyDiff:
             return True
         return any(i.columns[: len(columns)] == columns for i in ch.dropped_indexes)
 
-    def _prechecks(self, sdb: str, tdb: str, name: str, fk: ForeignKey) -> tuple[Precheck, ...]:
+    def _prechecks(self, sdb: str, tdb: str, name: str, fk: ForeignKey) -> tuple[Check, ...]:
         """Orphan rows of a key added to an existing table. Even a key the target had is
         checked again: rows loaded with foreign_key_checks=0 can break it, and re-adding it
         validates every row."""
@@ -863,7 +866,7 @@ def map_databases(definition: str, db_map: dict[str, str]) -> str:
     sig = [i for i, t in enumerate(toks) if t.kind not in ("space", "comment")]
     at = {i: n for n, i in enumerate(sig)}
 
-    def tok(n: int):
+    def tok(n: int) -> Token | None:
         return toks[sig[n]] if 0 <= n < len(sig) else None
 
     def is_dot(n: int) -> bool:
@@ -876,14 +879,14 @@ def map_databases(definition: str, db_map: dict[str, str]) -> str:
 
     aliases = set()
     for n in range(len(sig)):
-        t, prev = tok(n), tok(n - 1)
+        t, prev = toks[sig[n]], tok(n - 1)
         if t.kind == "ident" and not is_dot(n + 1) and prev is not None and not is_dot(n - 1) \
                 and (prev.kind == "ident" or prev.text == ")"):
             aliases.add(t.text[1:-1].replace("``", "`"))
     out = []
     for i, t in enumerate(toks):
-        n = at.get(i)
-        if n is not None and t.kind == "ident" and is_dot(n + 1) and not is_dot(n - 1):
+        pos = at.get(i)
+        if pos is not None and t.kind == "ident" and is_dot(pos + 1) and not is_dot(pos - 1):
             name = t.text[1:-1].replace("``", "`")
             three_part = is_dot(n + 3)
             after = tok(n + 3)

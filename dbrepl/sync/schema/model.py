@@ -8,6 +8,7 @@ text leaves implicit (the effective charset and collation of every string column
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from dbrepl.sync.errors import SyncError
 from dbrepl.sync.ident import qualified, quote
@@ -133,7 +134,7 @@ class StoredObject:
     # (it still exists on a source whose event scheduler is off): not synced
     expired: bool = False
 
-    def key(self, definer: str) -> tuple:
+    def key(self, definer: str) -> tuple[str, ...]:
         return (self.kind, self.keyword, self.definition, self.sql_mode, self.time_zone,
                 self.table, self.timing, self.event, self.definer if definer == "keep" else "")
 
@@ -355,7 +356,7 @@ def _parse_options(text: str) -> tuple[tuple[tuple[str, str], ...], str | None]:
     return tuple(options), partitioning
 
 
-def parse_create_table(create_sql: str, column_info: dict[str, dict]) -> Table:
+def parse_create_table(create_sql: str, column_info: dict[str, dict[str, Any]]) -> Table:
     """Parse one SHOW CREATE TABLE text; `column_info` is information_schema per column."""
     open_at = create_sql.index("(")
     name_part = create_sql[:open_at]
@@ -383,7 +384,10 @@ def parse_create_table(create_sql: str, column_info: dict[str, dict]) -> Table:
             ))
         elif first.text.upper() == "CONSTRAINT":
             item = _parse_constraint(element)
-            (checks if isinstance(item, Check) else fks).append(item)  # type: ignore[arg-type]
+            if isinstance(item, Check):
+                checks.append(item)
+            else:
+                fks.append(item)
         elif first.text.upper() in ("PRIMARY", "UNIQUE", "KEY", "INDEX", "FULLTEXT", "SPATIAL"):
             indexes.append(_parse_index(element))
         else:
@@ -406,7 +410,7 @@ def strip_auto_increment(create_sql: str) -> str:
     open_at = create_sql.index("(")
     close_at = matching_paren(create_sql, open_at)
     head, tail = create_sql[:close_at + 1], create_sql[close_at + 1:]
-    out = []
+    out: list[str] = []
     skip = 0
     for t in tokenize(tail):
         if skip:

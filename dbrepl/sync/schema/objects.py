@@ -40,7 +40,7 @@ def check_definer_mode(value: object) -> str:
     if value not in DEFINER_MODES:
         raise InvalidInput(f"definer must be 'omit' (objects get the connecting user as definer) "
                            f"or 'keep' (the source's definer), not {value!r}")
-    return value  # type: ignore[return-value]
+    return str(value)
 
 
 # ---- introspection -------------------------------------------------------------------------
