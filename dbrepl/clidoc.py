@@ -44,8 +44,7 @@ def _walk(cmd: Any, path: str, out: list[str]) -> None:
     if subs is not None and path != "dbrepl":
         out.append(f"## `{path}`\n")
         out.append(" ".join((cmd.help or "").split()) + "\n")
-    for name in sorted(subs or {}):
-        sub = subs[name]
+    for name, sub in sorted((subs or {}).items()):
         if getattr(sub, "hidden", False):
             continue
         full = f"{path} {name}"

@@ -131,8 +131,8 @@ class Environment(_Model):
 
     @model_validator(mode="after")
     def _subnets_inside(self) -> Environment:
-        vpc = ipaddress.ip_network(self.cidr)
-        nets = [ipaddress.ip_network(s.cidr) for s in self.subnets]
+        vpc = ipaddress.IPv4Network(self.cidr)  # _check_cidr accepted IPv4 only
+        nets = [ipaddress.IPv4Network(s.cidr) for s in self.subnets]
         for s, net in zip(self.subnets, nets, strict=True):
             if not net.subnet_of(vpc):
                 raise ValueError(f"subnet {s.cidr} is outside the VPC {self.cidr}; pick a CIDR inside it")

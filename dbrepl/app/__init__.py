@@ -18,6 +18,7 @@ second of imports; tests/test_cli_imports.py keeps it so).
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ __all__ = ["Estate", "PreflightFailed", "Target", "load_checked", "open_estate",
 
 def __getattr__(name: str) -> Any:
     # Plain import statements (not importlib with a string), so tests/test_architecture.py sees the edges.
+    module: ModuleType
     if name in ("Estate", "Target", "load_checked", "open_estate", "refuse_unverified_protected"):
         from dbrepl.app import estate as module
     elif name in ("PreflightFailed", "refuse_failed"):

@@ -5,6 +5,7 @@ runs inside moto's Lambda); the last-run records in SSM; the migration scripts b
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import logging
@@ -226,7 +227,7 @@ class Functions:
                     return None
                 raise
 
-        return {name: aws_call(lambda name=name: read(name), f"read {name} in bucket {bucket}", self.suffix)
+        return {name: aws_call(functools.partial(read, name), f"read {name} in bucket {bucket}", self.suffix)
                 for name in names}
 
     def restore_script(self, name: str, checksum: str) -> str | None:

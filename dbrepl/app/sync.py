@@ -57,6 +57,12 @@ class Pair:
     def dsn(self) -> bool:
         return self.source_endpoint is not None
 
+    def function(self, kind: str) -> str:
+        """The name of the deployed `kind` ("schema", "data") function between environments."""
+        from dbrepl.names import function
+
+        return function(kind, self.suffix or "")
+
     @property
     def label(self) -> str:
         if self.source_endpoint is not None and self.target_endpoint is not None:
@@ -239,6 +245,7 @@ def schema_between_dsns(pair: Pair, *, renames: Sequence[str] = (), dry_run: boo
 
     assert pair.source_endpoint is not None and pair.target_endpoint is not None
     src_db, dst_db = pair.source_endpoint.database, pair.target_endpoint.database
+    assert src_db is not None and dst_db is not None  # parse_dsn refuses a DSN naming no database
     result: dict[str, Any] = {"status": "error", "kind": "schema", "source": pair.source,
                               "target": pair.target, "databases": [dst_db], "dry_run": dry_run}
     _note_tls(result, pair)

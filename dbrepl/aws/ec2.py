@@ -68,6 +68,7 @@ def subnet_zone(ctx: Context, env: str, i: int) -> str:
             f"environments.{env}.subnets[{i}].az_id {sub.az_id}: not an available AZ of {ctx.region(env)}; "
             f"its AZ IDs are {', '.join(z for _, z in have)}"
         )
+    assert sub.az_index is not None  # the spec gives each subnet exactly one of az_id and az_index
     if sub.az_index >= len(have):
         raise BadInput(
             f"environments.{env}.subnets[{i}].az_index {sub.az_index}: the region has only "

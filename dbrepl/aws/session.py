@@ -14,7 +14,7 @@ import gzip
 import json
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -154,7 +154,7 @@ class SessionFactory:
         region: str | None = None,
         *,
         env_regions: dict[str, str | None] | None = None,
-        env_roles: dict[str, RoleSpec | None] | None = None,
+        env_roles: Mapping[str, RoleSpec | None] | None = None,
         max_attempts: int = 10,
         hooks: list[ClientHook] | None = None,
         session_maker: Callable[[str | None], boto3.Session] | None = None,

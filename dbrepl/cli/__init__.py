@@ -44,9 +44,9 @@ def _global(ctx: typer.Context, sandbox: Annotated[bool, typer.Option(
 ) -> None:
     """The sandbox, when asked for, is found once here and handed to every command (ctx.obj)."""
     if sandbox and ctx.invoked_subcommand != "sandbox":
-        from dbrepl.sandbox import Sandbox
+        from dbrepl.app.sandbox import require
 
-        ctx.obj = Sandbox.require()
+        ctx.obj = require()
 
 
 for command in provision.app.registered_commands:

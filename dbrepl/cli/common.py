@@ -19,14 +19,15 @@ from typer.core import TyperGroup
 try:  # typer >= 0.25 vendors click; older typer uses the click package
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover
-    from click.exceptions import NoArgsIsHelpError, UsageError
+    # The same classes in click's own package: mypy sees both imports and types them as distinct.
+    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 from dbrepl.errors import BadInput, DbreplError
 
 if TYPE_CHECKING:
     from dbrepl.app import Estate
-    from dbrepl.sandbox import Sandbox
-    from dbrepl.spec import Spec
+    from dbrepl.app.estate import Spec
+    from dbrepl.app.sandbox import Sandbox
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from dbrepl import sandbox
+from dbrepl.app import sandbox
 from dbrepl.app.demo import NO_MARIADB_ENV, Demo, Line
 from dbrepl.cli.common import ConfigOpt, PortOpt, handled, out
 
@@ -31,7 +31,7 @@ def demo(
 ) -> None:
     """The whole flow in the local sandbox: apply, plan, sample schema, sync schema and data, a migration,
     status, destroy. Starts the sandbox if none runs here and stops it again (unless --keep)."""
-    from dbrepl.spec import check_suffix
+    from dbrepl.app.sync import check_suffix
 
     suffix = check_suffix(suffix)
     out.print(f"dbrepl demo: estate [bold]{escape(suffix)}[/] in the local sandbox ({escape(str(Path.cwd()))})")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -24,7 +24,9 @@ from dbrepl.cli.common import (
     out,
     sandbox_of,
 )
-from dbrepl.sandbox.state import HOST
+
+if TYPE_CHECKING:
+    from dbrepl.app.sandbox import Bound
 
 app = typer.Typer()
 
@@ -104,7 +106,9 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
     _render_bound(*est.bind_stand_ins())
 
 
-def _render_bound(bound: list, notes: list[str]) -> None:
+def _render_bound(bound: list[Bound], notes: list[str]) -> None:
+    from dbrepl.app.sandbox import HOST
+
     for b in bound:
         out.print(f"Stand-in for {b.env} ({HOST}:{b.port}): master user {escape(b.user)} "
                   "with the password of its secret.")
@@ -172,7 +176,7 @@ def init(path: Annotated[Path | None, typer.Argument(help="Where to write it.", 
                                                      show_default="config/environments.yaml")] = None,
          force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False) -> None:
     """Write the default spec (with its comments) to start from; edit it, then plan."""
-    from dbrepl.init import write_default_spec
+    from dbrepl.app.files import write_default_spec
 
     out.print(f"Wrote {write_default_spec(path, force=force)}: edit it, then run `dbrepl plan`")
 
@@ -183,15 +187,11 @@ def bundle(output: Annotated[Path, typer.Option("--output", "-o",
                                                 help="Where to write the zip.")] = Path("bundle.zip"),
            config: ConfigOpt = None) -> None:
     """Write the deterministic Lambda bundle (handlers, dbrepl.sync, pymysql, the spec's CA bundle)."""
-    from dbrepl.bundle import write_bundle
-    from dbrepl.spec import load_spec, spec_path
+    from dbrepl.app.files import write_bundle
 
-    # The spec's CA bundle goes into the zip as apply deploys it; without any spec, none.
-    found = config is not None or spec_path(None).is_file()
-    ca = load_spec(config).databases.tls.verified_bundle if found else None
-    path, sha, size = write_bundle(output, ca)
-    tls = f"CA bundle {ca}" if ca else "no CA bundle: the functions' TLS is unverified"
-    out.print(f"Wrote {path} ({size} bytes, CodeSha256 {sha}; {tls})")
+    b = write_bundle(output, config)
+    tls = f"CA bundle {b.ca_bundle}" if b.ca_bundle else "no CA bundle: the functions' TLS is unverified"
+    out.print(f"Wrote {b.path} ({b.size} bytes, CodeSha256 {b.code_sha256}; {tls})")
 
 
 @app.command()

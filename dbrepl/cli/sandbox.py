@@ -1,4 +1,4 @@
-"""`dbrepl sandbox start|stop|status` (library: dbrepl.sandbox; the global `--sandbox` is in dbrepl.cli)."""
+"""`dbrepl sandbox start|stop|status` (through dbrepl.app.sandbox; the global `--sandbox` is in dbrepl.cli)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from dbrepl import sandbox
+from dbrepl.app import sandbox
 from dbrepl.cli.common import ConfigOpt, PortOpt, handled, out
 
 sandbox_app = typer.Typer(
@@ -17,7 +17,10 @@ sandbox_app = typer.Typer(
 )
 
 
-def _render(st: sandbox.State, alive: dict[str, bool]) -> None:
+def _render(status: sandbox.Status) -> None:
+    st, alive = status.state, status.alive
+    assert st is not None  # callers render a sandbox that was started
+
     def state(name: str) -> str:
         return "running" if alive.get(name) else "[red]not running[/]"
 
@@ -41,22 +44,14 @@ def start(
     config: ConfigOpt = None,
 ) -> None:
     """Start the sandbox in the background (state in .dbrepl/sandbox/); does nothing if it runs."""
-    root = sandbox.state_dir()
-    envs: list[str] = []
-    bins = None
-    if not no_databases:
-        from dbrepl.spec import load_spec
-
-        envs = list(load_spec(config).environments)
-        bins = sandbox.find_mariadb()
-    res = sandbox.start(root, port=port, environments=envs, mariadb=bins)
+    res, now = sandbox.start(config, port=port, databases=not no_databases)
     if res.already_running:
         out.print("The sandbox is already running; nothing was changed.")
     else:
         out.print("Sandbox started.")
     for note in res.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
-    _render(res.state, sandbox.liveness(root, res.state))
+    _render(now)
     out.print("Use it: dbrepl --sandbox <command> (or DBREPL_SANDBOX=1); stop it: dbrepl sandbox stop")
 
 
@@ -64,7 +59,7 @@ def start(
 @handled
 def stop() -> None:
     """Stop what `sandbox start` started here and discard its data."""
-    res = sandbox.stop(sandbox.state_dir())
+    res = sandbox.stop()
     for s in res.stopped:
         out.print(f"Stopped {s}.")
     for s in res.stale:
@@ -79,19 +74,16 @@ def stop() -> None:
 @handled
 def status(json_: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False) -> None:
     """Endpoints, ports and process ids of the sandbox here. Reads only."""
-    root = sandbox.state_dir()
-    st = sandbox.read_state(root)
-    alive = sandbox.liveness(root, st) if st else {}
-    running = bool(alive.get("aws"))
+    now = sandbox.status()
     if json_:
-        body: dict[str, Any] = {"running": running, "root": str(root)}
-        if st:
-            body.update(st.to_json(), running=running, alive=alive)
+        body: dict[str, Any] = {"running": now.running, "root": str(now.root)}
+        if now.state:
+            body.update(now.state.to_json(), running=now.running, alive=now.alive)
         print(json.dumps(body))
         return
-    if st is None:
+    if now.state is None:
         out.print("No sandbox is running here (start one: dbrepl sandbox start).")
         return
-    _render(st, alive)
-    if not all(alive.values()):
+    _render(now)
+    if not all(now.alive.values()):
         out.print("[yellow]Some processes are gone:[/] run `dbrepl sandbox stop`, then `dbrepl sandbox start`.")

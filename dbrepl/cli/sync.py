@@ -14,7 +14,6 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from dbrepl import names
 from dbrepl.app import sync as runner
 from dbrepl.cli.common import (
     ConfigOpt,
@@ -282,7 +281,7 @@ def _run_data_function(ctx: typer.Context, pair: runner.Pair, event: dict[str, A
         with _progress_bar() as hook:  # rich prints the metrics line above the bar, on the same console
             return run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct, progress=hook,
                            verbose=verbose)
-    err.print(f"Invoking function {escape(names.function('data', pair.suffix or ''))}: no progress "
+    err.print(f"Invoking function {escape(pair.function('data'))}: no progress "
               "is shown until it returns (--direct runs it here, with a progress bar).")
     return run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct, verbose=verbose)
 
@@ -356,8 +355,9 @@ class _progress_bar:  # noqa: N801 - used as a context manager like a function
         def hook(p: Any) -> None:
             key = f"{p.database}.{p.table}"
             if key not in tasks:
+                # self.bar is set: __enter__ returns this hook only after making the bar.
                 tasks[key] = self.bar.add_task(key, total=max(p.rows_estimate, 1))  # type: ignore[union-attr]
-            self.bar.update(tasks[key], completed=p.rows_compared,  # type: ignore[union-attr]
+            self.bar.update(tasks[key], completed=p.rows_compared,  # type: ignore[union-attr]  # as above
                             total=max(p.rows_estimate, p.rows_compared, 1),
                             description=f"{key} (verifying)" if p.phase == "verify" else key)
 

@@ -57,6 +57,13 @@ class Resource:
     phase: int = 0  # changes of a step run phase by phase (destroy: in reverse)
     replace_on: frozenset[str] = frozenset()  # props that cannot change in place
 
+    @property
+    def tag_dict(self) -> dict[str, str]:
+        """The tags of a resource that carries tags (what a step asks for its taggable kinds)."""
+        if self.tags is None:
+            raise TypeError(f"{self.type} {self.name} carries no tags")
+        return self.tags
+
 
 @dataclass
 class Observed:
@@ -71,6 +78,13 @@ class Observed:
     tags: dict[str, str] | None = None
     attrs: dict[str, Any] = field(default_factory=dict)  # arn, endpoint, state...
     phase: int = 0
+
+    @property
+    def found_id(self) -> str:
+        """The id of a resource its service names by id (what a step asks for those kinds)."""
+        if self.id is None:
+            raise TypeError(f"{self.type} {self.name} has no id")
+        return self.id
 
 
 @dataclass(frozen=True)
@@ -168,10 +182,10 @@ def diff_step(step: str, desired: list[Resource], observed: dict[tuple[str, str]
         wanted.add((r.env, r.key))
         have = observed.get((r.env, r.key))
         if have is None:
-            d = {k: (None, v) for k, v in r.props.items()}
-            changes.append(Change("create", r.type, r.env, r.name, d, step, r.key, r.phase))
+            created: dict[str, tuple[Any, Any]] = {k: (None, v) for k, v in r.props.items()}
+            changes.append(Change("create", r.type, r.env, r.name, created, step, r.key, r.phase))
             continue
-        d = {}
+        d: dict[str, tuple[Any, Any]] = {}
         for k, v in r.props.items():
             if is_unknown(v):
                 continue

@@ -12,7 +12,7 @@ shared resources (bucket, functions, their role) are made by whoever serves the 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,26 +114,52 @@ class _Scope:
     alarms: tuple[tuple[str, str], ...]  # (region, name) of the principal's alarms
 
 
-def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] | None]:
+_Scoped = tuple[str, list[str], dict[str, Any] | None]  # (statement id, resources, condition)
+
+
+def _resources(action: str, sc: _Scope) -> _Scoped:
     """(statement id, resources, condition) for one action."""
-    p, a, s, hr = sc.p, sc.account, sc.suffix, sc.hub_region
     service, op = action.split(":", 1)
     if action in UNSCOPED_WHY or action.startswith(UNSCOPED_PREFIXES):
         return "Unscoped", ["*"], None
     if service == "iam":
-        if op == "CreateServiceLinkedRole":
-            return ("RdsServiceLinkedRole",
-                    [f"arn:{p}:iam::{a}:role/aws-service-role/rds.amazonaws.com/AWSServiceRoleForRDS"],
-                    {"StringLike": {"iam:AWSServiceName": "rds.amazonaws.com"}})
-        # The functions' role and (issue 12) the scheduler's, passed to Lambda and Scheduler only.
-        role = [f"arn:{p}:iam::{a}:role/{names.role(s)}", f"arn:{p}:iam::{a}:role/{names.scheduler_role(s)}"]
-        if op == "PassRole":
-            return "PassFunctionRole", role, {"StringEquals": {"iam:PassedToService": [
-                "lambda.amazonaws.com", "scheduler.amazonaws.com"]}}
-        if op == "AttachRolePolicy":
-            return ("AttachVpcAccessPolicy", role,
-                    {"ArnEquals": {"iam:PolicyARN": f"arn:{p}:iam::aws:policy/{LAMBDA_VPC_ACCESS}"}})
-        return "FunctionRole", role, None
+        return _iam_resources(op, sc)
+    if service == "cloudwatch":
+        return _cloudwatch_resources(action, op, sc)
+    return _named_resources(service, op, sc) or _account_resources(service, op, sc) or ("Unscoped", ["*"], None)
+
+
+def _iam_resources(op: str, sc: _Scope) -> _Scoped:
+    p, a, s = sc.p, sc.account, sc.suffix
+    if op == "CreateServiceLinkedRole":
+        return ("RdsServiceLinkedRole",
+                [f"arn:{p}:iam::{a}:role/aws-service-role/rds.amazonaws.com/AWSServiceRoleForRDS"],
+                {"StringLike": {"iam:AWSServiceName": "rds.amazonaws.com"}})
+    # The functions' role and (issue 12) the scheduler's, passed to Lambda and Scheduler only.
+    role = [f"arn:{p}:iam::{a}:role/{names.role(s)}", f"arn:{p}:iam::{a}:role/{names.scheduler_role(s)}"]
+    if op == "PassRole":
+        return "PassFunctionRole", role, {"StringEquals": {"iam:PassedToService": [
+            "lambda.amazonaws.com", "scheduler.amazonaws.com"]}}
+    if op == "AttachRolePolicy":
+        return ("AttachVpcAccessPolicy", role,
+                {"ArnEquals": {"iam:PolicyARN": f"arn:{p}:iam::aws:policy/{LAMBDA_VPC_ACCESS}"}})
+    return "FunctionRole", role, None
+
+
+def _cloudwatch_resources(action: str, op: str, sc: _Scope) -> _Scoped:
+    p, a = sc.p, sc.account
+    if op.endswith(("Dashboard", "Dashboards")):  # a dashboard's ARN has no region
+        return "Dashboard", [f"arn:{p}:cloudwatch::{a}:dashboard/{names.dashboard(sc.suffix)}"], None
+    # By exact name (the estate knows them): a pattern such as "*-sync-*-to-*-S" would also match
+    # another estate's alarms whose suffix ends in "-S".
+    if not sc.alarms:
+        raise ValueError(f"{action}: the principal's alarm names are needed to scope it")
+    return "Alarms", [f"arn:{p}:cloudwatch:{r}:{a}:alarm:{n}" for r, n in sc.alarms], None
+
+
+def _named_resources(service: str, op: str, sc: _Scope) -> _Scoped | None:
+    """Resources whose names dbrepl chooses (they end with the suffix)."""
+    p, a, s, hr = sc.p, sc.account, sc.suffix, sc.hub_region
     # Names differ by environment (or function) before the suffix, which ends them: one pattern
     # "*-<kind>-<suffix>" per name keeps the document inside IAM's size limit.
     if service == "lambda":
@@ -153,14 +179,6 @@ def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] 
                            for r in sc.regions], None
     if service == "ssm":
         return "Parameters", [f"arn:{p}:ssm:{r}:{a}:parameter/db-replication/{s}/*" for r in sc.regions], None
-    if service == "cloudwatch":
-        if op.endswith(("Dashboard", "Dashboards")):  # a dashboard's ARN has no region
-            return "Dashboard", [f"arn:{p}:cloudwatch::{a}:dashboard/{names.dashboard(s)}"], None
-        # By exact name (the estate knows them): a pattern such as "*-sync-*-to-*-S" would also match
-        # another estate's alarms whose suffix ends in "-S".
-        if not sc.alarms:
-            raise ValueError(f"{action}: the principal's alarm names are needed to scope it")
-        return "Alarms", [f"arn:{p}:cloudwatch:{r}:{a}:alarm:{n}" for r, n in sc.alarms], None
     if service == "sqs":  # issue 18: the schedules' dead-letter queue
         return "DeadLetterQueue", [f"arn:{p}:sqs:{hr}:{a}:{names.schedule_dead_letters(s)}"], None
     if service == "sns":  # issue 12: the alarm topic (its subscriptions are authorised on it)
@@ -169,6 +187,12 @@ def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] 
         group = names.schedule_group(s)
         return "Schedules", [f"arn:{p}:scheduler:{hr}:{a}:schedule-group/{group}",
                              f"arn:{p}:scheduler:{hr}:{a}:schedule/{group}/*"], None
+    return None
+
+
+def _account_resources(service: str, op: str, sc: _Scope) -> _Scoped | None:
+    """Resources AWS names (ids) or owns, scoped to the account and the estate's regions."""
+    p, a, s = sc.p, sc.account, sc.suffix
     if service == "route53":  # a dependent of ec2:CreateVpcEndpoint (private DNS): AWS's own hosted zone
         return "EndpointPrivateDns", [f"arn:{p}:route53:::hostedzone/*"], None
     if service == "servicequotas":
@@ -183,10 +207,10 @@ def _resources(action: str, sc: _Scope) -> tuple[str, list[str], dict[str, Any] 
                            + [f"arn:{p}:ec2:{r}:{acct}:vpc/*" for r, acct in sc.peers]), None
     if service == "rds":  # also authorised against default parameter and option groups
         return "Databases", [f"arn:{p}:rds:{r}:{a}:*" for r in sc.regions], None
-    return "Unscoped", ["*"], None
+    return None
 
 
-def derive(principal: Principal, step_permissions: dict[str, Iterable[str]], *, suffix: str, hub_region: str,
+def derive(principal: Principal, step_permissions: Mapping[str, Iterable[str]], *, suffix: str, hub_region: str,
            peers: Iterable[tuple[str, str]] = (), engine: dict[str, str] | None = None,
            alarms: Iterable[tuple[str, str]] = ()) -> Derived:
     """The policy document of one principal. `step_permissions`: step name -> its actions, only
@@ -224,11 +248,12 @@ def derive(principal: Principal, step_permissions: dict[str, Iterable[str]], *, 
                                                       else "not classified yet: scope it in dbrepl/engine/"
                                                            "permissions.py")
     statements = []
-    for (sid, res, _), acts in sorted(grouped.items()):
+    for key, acts in sorted(grouped.items()):
+        sid, resources = key[0], key[1]
         st: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": acts,
-                              "Resource": res[0] if len(res) == 1 else list(res)}
-        if conditions[(sid, res, _)] is not None:
-            st["Condition"] = conditions[(sid, res, _)]
+                              "Resource": resources[0] if len(resources) == 1 else list(resources)}
+        if conditions[key] is not None:
+            st["Condition"] = conditions[key]
         statements.append(st)
     if principal.assumes:
         statements.append({"Sid": "AssumeEnvironmentRoles", "Effect": "Allow", "Action": [ASSUME],

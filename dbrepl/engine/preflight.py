@@ -26,6 +26,7 @@ finding of missing data never refuses. A "fail" refuses plan and apply (exit 2),
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -117,7 +118,7 @@ def _group(ctx: Context, envs: list[str], changes: list[Change]) -> list[Finding
         checks.append(lambda: [_bucket_key_region(ctx, where)])
     for c in changes:
         if c.type == "AWS::RDS::DBCluster" and c.action == "create" and c.diff.get("RestoreFromSnapshot"):
-            checks.append(lambda c=c: [_restore_snapshot(ctx, c.env, c.diff["RestoreFromSnapshot"][1], where)])
+            checks.append(functools.partial(_restore_check, ctx, c, where))
     if len(checks) == 1:
         return checks[0]()
     with ThreadPoolExecutor(max_workers=max(1, len(checks))) as pool:
@@ -261,6 +262,10 @@ def _instance_class(rds: Any, engine: str, version: str, cls: str, where: str) -
 
 def _why(e: BaseException) -> str:
     return error_reason(e) or type(e).__name__
+
+
+def _restore_check(ctx: Context, c: Change, where: str) -> list[Finding]:
+    return [_restore_snapshot(ctx, c.env, c.diff["RestoreFromSnapshot"][1], where)]
 
 
 def _restore_snapshot(ctx: Context, env: str, snapshot: str, where: str) -> Finding:

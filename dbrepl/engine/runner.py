@@ -183,7 +183,7 @@ class Engine:
             return out
 
         done: list[Change] = []
-        self._run_graph(nodes, deps, lambda node: self._apply_phase(*node, done), lambda node: node[0])
+        self._run_graph(nodes, deps, lambda node: self._apply_phase(node[0], node[1], done), lambda node: node[0])
         return Plan(done, notes=list(self.ctx.held))
 
     def destroy(self, plan: Plan | None = None, *, include_protected: bool = False) -> Plan:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from dbrepl.errors import BadInput
@@ -53,6 +54,7 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     # Plain import statements (not importlib with a string), so tests/test_architecture.py sees the edges.
+    module: ModuleType
     if name in _LAZY["binding"]:
         from dbrepl.sandbox import binding as module
     elif name in _LAZY["control"]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 from dbrepl.sandbox import aurora_catalog as catalog
@@ -37,7 +37,7 @@ def vpc_quota() -> int:
 
     for q in VPC_DEFAULT_QUOTAS:
         if q["QuotaCode"] == VPC_QUOTA_CODE:
-            return int(q["Value"])
+            return int(cast(float, q["Value"]))  # moto types its quota table as dict[str, object]
     return 5
 
 
@@ -70,21 +70,25 @@ def _orderable(version: str, cls: str) -> dict[str, Any]:
             "SupportsPerformanceInsights": True, "SupportedEngineModes": ["provisioned"]}
 
 
-def _patches() -> list[tuple[Any, str, Callable[..., Any]]]:
-    from moto.core.responses import ActionResult, PaginatedResult
-    from moto.ec2.exceptions import EC2ClientError
-    from moto.ec2.models.vpcs import VPCBackend
-    from moto.rds.exceptions import InvalidParameterCombination
+Patch = tuple[Any, str, Callable[..., Any]]  # (class, attribute, replacement)
+
+
+def _patches() -> list[Patch]:
+    return [
+        _automated_snapshots_patch(),
+        *_catalog_check_patches(),
+        *_catalog_answer_patches(),
+        _vpc_quota_patch(),
+        replica_key_patch(),
+        secure_transport_patch(),
+    ]
+
+
+def _automated_snapshots_patch() -> Patch:
+    """Deleting a cluster deletes its automated snapshots (AWS's default)."""
     from moto.rds.models import RDSBackend
-    from moto.rds.responses import RDSResponse
 
     delete_cluster = RDSBackend.delete_db_cluster
-    create_cluster = RDSBackend.create_db_cluster
-    modify_cluster = RDSBackend.modify_db_cluster
-    create_instance = RDSBackend.create_db_instance
-    modify_instance = RDSBackend.modify_db_instance
-    orderable = RDSBackend.describe_orderable_db_instance_options
-    create_vpc = VPCBackend.create_vpc
 
     def delete_db_cluster(self: Any, cluster_identifier: str, *a: Any, **kw: Any) -> Any:
         cluster = delete_cluster(self, cluster_identifier, *a, **kw)
@@ -93,38 +97,72 @@ def _patches() -> list[tuple[Any, str, Callable[..., Any]]]:
                 del self.cluster_snapshots[name]
         return cluster
 
-    def check_version(engine: str | None, version: str | None) -> None:
-        if engine == catalog.ENGINE and version and version not in catalog.versions():
-            raise InvalidParameterCombination(f"Cannot find version {version} for {catalog.ENGINE}")
+    return RDSBackend, "delete_db_cluster", delete_db_cluster
 
-    def check_class(engine: str | None, version: str | None, cls: str | None) -> None:
-        if engine != catalog.ENGINE or not cls:
-            return
-        version = version or catalog.default_version()
-        check_version(engine, version)
-        if cls not in catalog.classes_for(version):
-            raise InvalidParameterCombination(_no_combination(cls, version))
+
+def _check_version(engine: str | None, version: str | None) -> None:
+    from moto.rds.exceptions import InvalidParameterCombination
+
+    if engine == catalog.ENGINE and version and version not in catalog.versions():
+        raise InvalidParameterCombination(f"Cannot find version {version} for {catalog.ENGINE}")
+
+
+def _check_class(engine: str | None, version: str | None, cls: str | None) -> None:
+    from moto.rds.exceptions import InvalidParameterCombination
+
+    if engine != catalog.ENGINE or not cls:
+        return
+    version = version or catalog.default_version()
+    _check_version(engine, version)
+    if cls not in catalog.classes_for(version):
+        raise InvalidParameterCombination(_no_combination(cls, version))
+
+
+def _catalog_check_patches() -> list[Patch]:
+    """Clusters and instances with a version or class Aurora MySQL does not offer fail."""
+    from moto.rds.models import RDSBackend
+
+    create_cluster = RDSBackend.create_db_cluster
+    modify_cluster = RDSBackend.modify_db_cluster
+    create_instance = RDSBackend.create_db_instance
+    modify_instance = RDSBackend.modify_db_instance
 
     def create_db_cluster(self: Any, kwargs: dict[str, Any]) -> Any:
-        check_version(kwargs.get("engine"), kwargs.get("engine_version"))
+        _check_version(kwargs.get("engine"), kwargs.get("engine_version"))
         return create_cluster(self, kwargs)
 
     def modify_db_cluster(self: Any, kwargs: dict[str, Any]) -> Any:
         cluster = self.clusters.get(kwargs.get("db_cluster_identifier") or "")
         if cluster is not None:
-            check_version(cluster.engine, kwargs.get("engine_version"))
+            _check_version(cluster.engine, kwargs.get("engine_version"))
         return modify_cluster(self, kwargs)
 
     def create_db_instance(self: Any, db_kwargs: dict[str, Any]) -> Any:
-        check_class(db_kwargs.get("engine"), _version_of(self, db_kwargs), db_kwargs.get("db_instance_class"))
+        _check_class(db_kwargs.get("engine"), _version_of(self, db_kwargs), db_kwargs.get("db_instance_class"))
         return create_instance(self, db_kwargs)
 
     def modify_db_instance(self: Any, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
         db = self.databases.get(db_instance_identifier)
         if db is not None and db_kwargs.get("db_instance_class"):
             version = _version_of(self, {"db_cluster_identifier": db.db_cluster_identifier}) or db.engine_version
-            check_class(db.engine, version, db_kwargs["db_instance_class"])
+            _check_class(db.engine, version, db_kwargs["db_instance_class"])
         return modify_instance(self, db_instance_identifier, db_kwargs)
+
+    return [
+        (RDSBackend, "create_db_cluster", create_db_cluster),
+        (RDSBackend, "modify_db_cluster", modify_db_cluster),
+        (RDSBackend, "create_db_instance", create_db_instance),
+        (RDSBackend, "modify_db_instance", modify_db_instance),
+    ]
+
+
+def _catalog_answer_patches() -> list[Patch]:
+    """DescribeDBEngineVersions and DescribeOrderableDBInstanceOptions answer for aurora-mysql."""
+    from moto.core.responses import ActionResult, PaginatedResult
+    from moto.rds.models import RDSBackend
+    from moto.rds.responses import RDSResponse
+
+    orderable = RDSBackend.describe_orderable_db_instance_options
 
     def describe_orderable_db_instance_options(self: Any, engine: str, engine_version: str) -> Any:
         if engine != catalog.ENGINE:
@@ -147,27 +185,29 @@ def _patches() -> list[tuple[Any, str, Callable[..., Any]]]:
             options = [o for o in options if o.get("DBInstanceClass") == cls]
         return PaginatedResult({"OrderableDBInstanceOptions": options})
 
+    return [
+        (RDSBackend, "describe_orderable_db_instance_options", describe_orderable_db_instance_options),
+        (RDSResponse, "describe_db_engine_versions", describe_db_engine_versions),
+        (RDSResponse, "describe_orderable_db_instance_options", orderable_response),
+    ]
+
+
+def _vpc_quota_patch() -> Patch:
+    """CreateVpc fails past the region's VPC quota, the default VPC counted."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.vpcs import VPCBackend
+
+    create_vpc = VPCBackend.create_vpc
+
     def vpc_limited(self: Any, *a: Any, **kw: Any) -> Any:
         if len(self.vpcs) >= vpc_quota():
             raise EC2ClientError("VpcLimitExceeded", "The maximum number of VPCs has been reached.")
         return create_vpc(self, *a, **kw)
 
-    return [
-        (RDSBackend, "delete_db_cluster", delete_db_cluster),
-        (RDSBackend, "create_db_cluster", create_db_cluster),
-        (RDSBackend, "modify_db_cluster", modify_db_cluster),
-        (RDSBackend, "create_db_instance", create_db_instance),
-        (RDSBackend, "modify_db_instance", modify_db_instance),
-        (RDSBackend, "describe_orderable_db_instance_options", describe_orderable_db_instance_options),
-        (RDSResponse, "describe_db_engine_versions", describe_db_engine_versions),
-        (RDSResponse, "describe_orderable_db_instance_options", orderable_response),
-        (VPCBackend, "create_vpc", vpc_limited),
-        replica_key_patch(),
-        secure_transport_patch(),
-    ]
+    return VPCBackend, "create_vpc", vpc_limited
 
 
-def secure_transport_patch() -> tuple[Any, str, Callable[..., Any]]:
+def secure_transport_patch() -> Patch:
     """Bucket policy statements conditioned on `aws:SecureTransport` apply only when the condition
     holds for a TLS request (moto evaluates the statement as if it had no condition)."""
     from moto.s3.models import FakeBucket
@@ -206,7 +246,7 @@ def _holds_over_tls(condition: Any) -> bool:
     return True
 
 
-def replica_key_patch() -> tuple[Any, str, Callable[..., Any]]:
+def replica_key_patch() -> Patch:
     """Replicas keep the key asked for (AWS: DescribeSecret's ReplicationStatus[].KmsKeyId)."""
     from moto.secretsmanager.models import FakeSecret
 

@@ -59,27 +59,11 @@ def start(root: Path, *, port: int = DEFAULT_PORT, environments: Sequence[str] =
     """Start moto and, with `mariadb` given, one stand-in per environment; idempotent."""
     with locked(root):
         notes: list[str] = []
-        st = read_state(root)
-        if st is not None:
-            alive = liveness(root, st)
-            if all(alive.values()):
-                if port != st.port:
-                    notes.append(f"--port {port} ignored: the running sandbox uses {st.port}")
-                return Started(st, True, notes)
-            if any(alive.values()):
-                down = ", ".join(n for n, ok in alive.items() if not ok)
-                raise SandboxError(f"the sandbox is partly running ({down} stopped); "
-                                   "run `dbrepl sandbox stop`, then `dbrepl sandbox start`")
-        stale = _clear_stale(root)
-        if stale:
-            notes.append(f"removed stale pid files: {', '.join(stale)}")
-        why = moto_missing()
-        if why:
-            raise BadInput(why)
-        if not port_free(port):
-            raise BadInput(f"port {port} on {HOST} is already in use; stop what uses it or pass --port N")
-
-        started: list[tuple[str, int]] = []
+        running = _running_already(root, port, notes)
+        if running is not None:
+            return running
+        _check_startable(root, port, notes)
+        started: list[tuple[str, int]] = []  # (pid file name, pid) of each process started
         try:
             proc = start_aws(root, port)
             started.append(("aws", proc.pid))
@@ -91,37 +75,76 @@ def start(root: Path, *, port: int = DEFAULT_PORT, environments: Sequence[str] =
                               "then `dbrepl sandbox stop` and `dbrepl sandbox start`")
                 notes.append(st.skipped)
             elif environments and mariadb is not None:
-                ports = pick_db_ports(len(environments), {port})
-                if len(ports) < len(environments):
-                    raise BadInput(f"no free ports from {FIRST_DB_PORT} for the database stand-ins")
-                # One CA per start: the stand-ins serve TLS, the effective spec verifies against it.
-                server_tls = make_server_tls(root / "tls")
-                st.ca_bundle = str(server_tls.ca)
-                with ThreadPoolExecutor(max_workers=len(environments)) as pool:
-                    futures = {e: pool.submit(start_database, root, e, mariadb, p, server_tls)
-                               for e, p in zip(environments, ports, strict=True)}
-                    errors: list[BaseException] = []
-                    for e, f in futures.items():
-                        try:
-                            st.databases[e] = f.result()
-                        except BaseException as exc:  # noqa: BLE001 - collected, re-raised below
-                            errors.append(exc)
-                        pid = read_pid(root / f"mariadb-{e}.pid")
-                        if pid is not None:
-                            started.append((f"mariadb-{e}", pid))
-                    if errors:
-                        raise errors[0]
+                _start_databases(root, st, environments, mariadb, started)
             write_state(root, st)
             return Started(st, False, notes)
         except BaseException:
-            # Leave nothing half-started behind.
-            deadline = time.monotonic() + STOP_TIMEOUT
-            for name, pid in started:
-                if is_ours(root, name, pid):
-                    terminate(pid, deadline)
-            for f in pid_files(root):
-                f.unlink(missing_ok=True)
+            _stop_started(root, started)
             raise
+
+
+def _running_already(root: Path, port: int, notes: list[str]) -> Started | None:
+    """The sandbox running here, when all of it runs; an error when only part of it does."""
+    st = read_state(root)
+    if st is None:
+        return None
+    alive = liveness(root, st)
+    if all(alive.values()):
+        if port != st.port:
+            notes.append(f"--port {port} ignored: the running sandbox uses {st.port}")
+        return Started(st, True, notes)
+    if any(alive.values()):
+        down = ", ".join(n for n, ok in alive.items() if not ok)
+        raise SandboxError(f"the sandbox is partly running ({down} stopped); "
+                           "run `dbrepl sandbox stop`, then `dbrepl sandbox start`")
+    return None
+
+
+def _check_startable(root: Path, port: int, notes: list[str]) -> None:
+    """Clear what a gone sandbox left; refuse without moto or with the port taken."""
+    stale = _clear_stale(root)
+    if stale:
+        notes.append(f"removed stale pid files: {', '.join(stale)}")
+    why = moto_missing()
+    if why:
+        raise BadInput(why)
+    if not port_free(port):
+        raise BadInput(f"port {port} on {HOST} is already in use; stop what uses it or pass --port N")
+
+
+def _start_databases(root: Path, st: State, environments: Sequence[str], mariadb: MariaDBBinaries,
+                     started: list[tuple[str, int]]) -> None:
+    """One stand-in per environment, side by side, into `st`; each one started is in `started`."""
+    ports = pick_db_ports(len(environments), {st.port})
+    if len(ports) < len(environments):
+        raise BadInput(f"no free ports from {FIRST_DB_PORT} for the database stand-ins")
+    # One CA per start: the stand-ins serve TLS, the effective spec verifies against it.
+    server_tls = make_server_tls(root / "tls")
+    st.ca_bundle = str(server_tls.ca)
+    with ThreadPoolExecutor(max_workers=len(environments)) as pool:
+        futures = {e: pool.submit(start_database, root, e, mariadb, p, server_tls)
+                   for e, p in zip(environments, ports, strict=True)}
+        errors: list[BaseException] = []
+        for e, future in futures.items():
+            try:
+                st.databases[e] = future.result()
+            except BaseException as exc:  # noqa: BLE001 - collected, re-raised below
+                errors.append(exc)
+            pid = read_pid(root / f"mariadb-{e}.pid")
+            if pid is not None:
+                started.append((f"mariadb-{e}", pid))
+        if errors:
+            raise errors[0]
+
+
+def _stop_started(root: Path, started: list[tuple[str, int]]) -> None:
+    """Leave nothing half-started behind."""
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for name, pid in started:
+        if is_ours(root, name, pid):
+            terminate(pid, deadline)
+    for f in pid_files(root):
+        f.unlink(missing_ok=True)
 
 
 def _clear_stale(root: Path) -> list[str]:

@@ -49,13 +49,14 @@ def follow(st: State, report: Callable[[str, dict[str, Any]], None]) -> Callable
     def reporter(event: str, data: dict[str, Any]) -> None:
         c = data.get("change")
         db = st.databases.get(c.env) if event == "done" and c is not None and c.type == CLUSTER else None
-        if db is not None and c.action == "delete" and c.final_snapshot:
-            save(st, db, c.final_snapshot)
-        restored = (c.diff.get("RestoreFromSnapshot") or (None, None))[1] if db is not None else None
-        if restored and c.action == "create" and not restore(st, db, restored):
-            report("warning", {"what": f"stand-in for {c.env}",
-                               "message": f"this sandbox holds no data of snapshot {snapshot_id(restored)} (it did "
-                                          "not take it): the stand-in was left as it is"})
+        if c is not None and db is not None:
+            if c.action == "delete" and c.final_snapshot:
+                save(st, db, c.final_snapshot)
+            restored = (c.diff.get("RestoreFromSnapshot") or (None, None))[1]
+            if restored and c.action == "create" and not restore(st, db, restored):
+                report("warning", {"what": f"stand-in for {c.env}",
+                                   "message": f"this sandbox holds no data of snapshot {snapshot_id(restored)} (it "
+                                              "did not take it): the stand-in was left as it is"})
         report(event, data)
 
     return reporter

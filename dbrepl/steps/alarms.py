@@ -146,10 +146,10 @@ class Alarms(Step):
                            if r.type == "AWS::CloudWatch::Alarm" and r.env == SHARED})
         # And what our tags say is ours (an alarm of a schedule since removed from the spec).
         for arn, t in tags.items():
-            env = t.get("dbrepl:env")
-            mine = env in envs or (env == SHARED and with_shared)
+            tag_env = t.get("dbrepl:env", "")
+            mine = tag_env in envs or (tag_env == SHARED and with_shared)
             if ":alarm:" in arn and t.get("dbrepl:step") == self.name and mine:
-                wanted.setdefault(arn.split(":alarm:", 1)[1], env)
+                wanted.setdefault(arn.split(":alarm:", 1)[1], tag_env)
         cw = ctx.client("cloudwatch", envs[0])
         found: list[dict[str, Any]] = []
         with ThreadPoolExecutor(max_workers=3) as pool:
@@ -217,11 +217,11 @@ class Alarms(Step):
         if have is None or any(have.props.get(k) != p[k] for k in FIELDS):
             kw: dict[str, Any] = {"AlarmName": want.name, **{k: v for k, v in p.items() if v is not None}}
             if have is None:
-                kw["Tags"] = tag_list(want.tags)  # only taken on create
+                kw["Tags"] = tag_list(want.tag_dict)  # only taken on create
             cw.put_metric_alarm(**kw)
-        if have is not None and any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
-            cw.tag_resource(ResourceARN=have.attrs["arn"], Tags=tag_list(want.tags))
-        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags),
+        if have is not None and any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
+            cw.tag_resource(ResourceARN=have.attrs["arn"], Tags=tag_list(want.tag_dict))
+        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tag_dict),
                         attrs=have.attrs if have else {}, phase=1)
 
     def _apply_topic(self, ctx: Context, want: Resource, have: Observed | None) -> Observed:
@@ -230,14 +230,14 @@ class Alarms(Step):
         if have is None:
             # CreateTopic answers the existing topic's ARN when the name and attributes match.
             arn = sns.create_topic(Name=want.name, Attributes={"KmsMasterKeyId": key},
-                                   Tags=tag_list(want.tags))["TopicArn"]
+                                   Tags=tag_list(want.tag_dict))["TopicArn"]
         else:
             arn = have.id
             if have.props.get("KmsMasterKeyId") != key:
                 sns.set_topic_attributes(TopicArn=arn, AttributeName="KmsMasterKeyId", AttributeValue=key)
-            if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
-                sns.tag_resource(ResourceArn=arn, Tags=tag_list(want.tags))
-        return Observed("topic", want.type, SHARED, want.name, arn, dict(want.props), dict(want.tags),
+            if any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
+                sns.tag_resource(ResourceArn=arn, Tags=tag_list(want.tag_dict))
+        return Observed("topic", want.type, SHARED, want.name, arn, dict(want.props), dict(want.tag_dict),
                         attrs={"arn": arn}, phase=0)
 
     # ------------------------------------------------------------------ delete

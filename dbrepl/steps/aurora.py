@@ -27,6 +27,7 @@ and the plan says so in a note."""
 
 from __future__ import annotations
 
+import functools
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -173,8 +174,9 @@ class Aurora(Step):
                 try:
                     g = rds.create_db_subnet_group(DBSubnetGroupName=want.name,
                                                    DBSubnetGroupDescription=p["DBSubnetGroupDescription"],
-                                                   SubnetIds=p["SubnetIds"], Tags=tag_list(want.tags))["DBSubnetGroup"]
-                    return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags),
+                                                   SubnetIds=p["SubnetIds"],
+                                                   Tags=tag_list(want.tag_dict))["DBSubnetGroup"]
+                    return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tag_dict),
                                     attrs={"arn": g["DBSubnetGroupArn"]})
                 except Exception as e:
                     if not is_code(e, ["DBSubnetGroupAlreadyExists"]):
@@ -187,7 +189,7 @@ class Aurora(Step):
                                            DBSubnetGroupDescription=p["DBSubnetGroupDescription"],
                                            SubnetIds=p["SubnetIds"])
             self._tags(rds, have, want)
-            return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags),
+            return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tag_dict),
                             attrs=have.attrs)
         if want.key == "cluster":
             return self._apply_cluster(ctx, rds, want, have)
@@ -214,7 +216,7 @@ class Aurora(Step):
                     PreferredBackupWindow=p["PreferredBackupWindow"],
                     PreferredMaintenanceWindow=p["PreferredMaintenanceWindow"],
                     EnableCloudwatchLogsExports=p["EnableCloudwatchLogsExports"],
-                    DeletionProtection=p["DeletionProtection"], Port=p["Port"], Tags=tag_list(want.tags),
+                    DeletionProtection=p["DeletionProtection"], Port=p["Port"], Tags=tag_list(want.tag_dict),
                     **serverless_props(ctx.spec.aurora.serverless_v2),
                 ), codes=("InvalidDBSubnetGroupStateFault", "KMSKeyNotAccessibleFault"), deadline=300,
                     what=f"cluster {want.name} to be accepted")
@@ -225,7 +227,7 @@ class Aurora(Step):
                 creds = {}
             c = self._wait_cluster(ctx, rds, want.name, timeout)
             return Observed(want.key, want.type, want.env, want.name, want.name, cluster_props(c),
-                            tag_dict(c.get("TagList")) or dict(want.tags),
+                            tag_dict(c.get("TagList")) or dict(want.tag_dict),
                             attrs={"arn": c["DBClusterArn"], "endpoint": c.get("Endpoint"), "status": c.get("Status")})
         mod: dict[str, Any] = {}
         for f in CLUSTER_FIELDS:
@@ -248,7 +250,8 @@ class Aurora(Step):
         left = self._reboot_pending(ctx, rds, want, members)
         self._tags(rds, have, want)
         props = {**p, **({"MembersPendingReboot": left} if "MembersPendingReboot" in p else {})}
-        return Observed(want.key, want.type, want.env, want.name, want.name, props, dict(want.tags), attrs=have.attrs)
+        return Observed(want.key, want.type, want.env, want.name, want.name, props, dict(want.tag_dict),
+                        attrs=have.attrs)
 
     # ------------------------------------------------------------------ reboots for parameters
     def may_reboot(self, ctx: Context, env: str) -> bool:
@@ -273,7 +276,7 @@ class Aurora(Step):
             return sorted(m["id"] for m in pending)
         timeout = ctx.timing.aurora_timeout_minutes * 60
         for m in sorted(pending, key=lambda m: (m["writer"], m["id"])):
-            ctx.retry(lambda m=m: rds.reboot_db_instance(DBInstanceIdentifier=m["id"]),
+            ctx.retry(functools.partial(rds.reboot_db_instance, DBInstanceIdentifier=m["id"]),
                       codes=CLUSTER_STATE_FAULTS, deadline=timeout, what=f"instance {m['id']} to accept a reboot")
             self._wait_instance(ctx, rds, m["id"], timeout)
         return []
@@ -319,7 +322,7 @@ class Aurora(Step):
                 VpcSecurityGroupIds=p["VpcSecurityGroupIds"],
                 DBClusterParameterGroupName=p["DBClusterParameterGroupName"],
                 KmsKeyId=p["KmsKeyId"], EnableCloudwatchLogsExports=p["EnableCloudwatchLogsExports"],
-                DeletionProtection=p["DeletionProtection"], Port=p["Port"], Tags=tag_list(want.tags),
+                DeletionProtection=p["DeletionProtection"], Port=p["Port"], Tags=tag_list(want.tag_dict),
                 # A db.serverless instance joins only a cluster that has a range (issue 18, point 3).
                 **serverless_props(ctx.spec.aurora.serverless_v2),
             ), codes=("InvalidDBSubnetGroupStateFault",), deadline=300, what=f"cluster {want.name} to be accepted")
@@ -390,7 +393,7 @@ class Aurora(Step):
                 i = ctx.retry(lambda: rds.create_db_instance(
                     DBInstanceIdentifier=want.name, DBClusterIdentifier=p["DBClusterIdentifier"], Engine=p["Engine"],
                     DBInstanceClass=p["DBInstanceClass"], PubliclyAccessible=False,
-                    AutoMinorVersionUpgrade=p["AutoMinorVersionUpgrade"], Tags=tag_list(want.tags),
+                    AutoMinorVersionUpgrade=p["AutoMinorVersionUpgrade"], Tags=tag_list(want.tag_dict),
                 ), codes=CLUSTER_STATE_FAULTS, deadline=timeout, what=f"cluster of {want.name} to be available")
                 arn = i["DBInstance"]["DBInstanceArn"]
             except Exception as e:
@@ -398,7 +401,7 @@ class Aurora(Step):
                     raise
                 arn = ""
             self._wait_instance(ctx, rds, want.name, timeout)
-            return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags),
+            return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tag_dict),
                             attrs={"arn": arn})
         mod = {f: p[f] for f in ("DBInstanceClass", "AutoMinorVersionUpgrade", "PubliclyAccessible")
                if have.props.get(f) != p[f]}
@@ -407,7 +410,8 @@ class Aurora(Step):
                       codes=CLUSTER_STATE_FAULTS, deadline=timeout, what=f"instance {want.name} to accept changes")
             self._wait_instance(ctx, rds, want.name, timeout)
         self._tags(rds, have, want)
-        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags), attrs=have.attrs)
+        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tag_dict),
+                        attrs=have.attrs)
 
     def _apply_parameter(self, ctx: Context, want: Resource, have: Observed | None) -> Observed:
         ssm = ctx.client("ssm", want.env)
@@ -415,24 +419,24 @@ class Aurora(Step):
         if have is None:
             try:
                 ssm.put_parameter(Name=want.name, Value=p["Value"], Type="String", Description=p["Description"],
-                                  Tags=tag_list(want.tags))
+                                  Tags=tag_list(want.tag_dict))
             except Exception as e:
                 if not is_code(e, ["ParameterAlreadyExists"]):
                     raise
                 ssm.put_parameter(Name=want.name, Value=p["Value"], Type="String", Description=p["Description"],
                                   Overwrite=True)
-                ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=want.name, Tags=tag_list(want.tags))
+                ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=want.name, Tags=tag_list(want.tag_dict))
         else:
             if {k: have.props.get(k) for k in p} != p:
                 ssm.put_parameter(Name=want.name, Value=p["Value"], Type="String", Description=p["Description"],
                                   Overwrite=True)
-            if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
-                ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=want.name, Tags=tag_list(want.tags))
-        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tags), phase=2)
+            if any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
+                ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=want.name, Tags=tag_list(want.tag_dict))
+        return Observed(want.key, want.type, want.env, want.name, want.name, dict(p), dict(want.tag_dict), phase=2)
 
     def _tags(self, rds: Any, have: Observed, want: Resource) -> None:
-        if any((have.tags or {}).get(k) != v for k, v in want.tags.items()) and have.attrs.get("arn"):
-            rds.add_tags_to_resource(ResourceName=have.attrs["arn"], Tags=tag_list(want.tags))
+        if any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()) and have.attrs.get("arn"):
+            rds.add_tags_to_resource(ResourceName=have.attrs["arn"], Tags=tag_list(want.tag_dict))
 
     def _wait_cluster(self, ctx: Context, rds: Any, name: str, timeout: float) -> dict:
         box: dict[str, Any] = {}

@@ -135,8 +135,8 @@ class Bucket(Step):
                 if not is_code(e, ["BucketAlreadyOwnedByYou"]):
                     raise
             have = Observed("bucket", want.type, SHARED, name, name, {}, {})
-        if (have.tags or {}) != {**(have.tags or {}), **want.tags}:
-            s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list({**(have.tags or {}), **want.tags})})
+        if (have.tags or {}) != {**(have.tags or {}), **want.tag_dict}:
+            s3.put_bucket_tagging(Bucket=name, Tagging={"TagSet": tag_list({**(have.tags or {}), **want.tag_dict})})
         if have.props.get("PublicAccessBlock") != p["PublicAccessBlock"]:
             s3.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=p["PublicAccessBlock"])
         if have.props.get("Versioning") != p["Versioning"]:
@@ -150,7 +150,7 @@ class Bucket(Step):
             b = ctx.spec.bucket
             s3.put_bucket_lifecycle_configuration(
                 Bucket=name, LifecycleConfiguration={"Rules": lifecycle(b.expire_days, b.noncurrent_expire_days)})
-        return Observed("bucket", want.type, SHARED, name, name, dict(p), dict(want.tags))
+        return Observed("bucket", want.type, SHARED, name, name, dict(p), dict(want.tag_dict))
 
     def delete(self, ctx: Context, have: Observed) -> None:
         s3 = ctx.client("s3", ctx.hub)

@@ -161,12 +161,12 @@ class Kms(Step):
             if have is None:
                 m = kms.create_key(
                     Description=want.props["Description"], Policy=json.dumps(desired_policy(ctx, want.env)),
-                    Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(want.tags.items())],
+                    Tags=[{"TagKey": k, "TagValue": v} for k, v in sorted(want.tag_dict.items())],
                 )["KeyMetadata"]
                 # A crash before this leaves a key without rotation: the next plan shows it.
                 kms.enable_key_rotation(KeyId=m["KeyId"])
                 return Observed("key", want.type, want.env, want.name, m["KeyId"], dict(want.props),
-                                dict(want.tags), attrs={"arn": m["Arn"]})
+                                dict(want.tag_dict), attrs={"arn": m["Arn"]})
             if not have.props.get("Enabled"):
                 kms.enable_key(KeyId=have.id)
             if not have.props.get("KeyRotationEnabled"):
@@ -177,9 +177,9 @@ class Kms(Step):
                                    Policy=json.dumps(desired_policy(ctx, want.env)))
             if have.props.get("Description") != want.props["Description"]:
                 kms.update_key_description(KeyId=have.id, Description=want.props["Description"])
-            if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
-                kms.tag_resource(KeyId=have.id, Tags=[{"TagKey": k, "TagValue": v} for k, v in want.tags.items()])
-            return Observed("key", want.type, want.env, want.name, have.id, dict(want.props), dict(want.tags),
+            if any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
+                kms.tag_resource(KeyId=have.id, Tags=[{"TagKey": k, "TagValue": v} for k, v in want.tag_dict.items()])
+            return Observed("key", want.type, want.env, want.name, have.id, dict(want.props), dict(want.tag_dict),
                             attrs=have.attrs)
         target = want.props["TargetKeyId"]
         if have is None:

@@ -231,7 +231,7 @@ class Lambdas(Step):
     def _apply_role(self, ctx: Context, want: Resource, have: Observed | None) -> Observed:
         iam = ctx.client("iam", ctx.hub)
         p = want.props
-        tags = [{"Key": k, "Value": v} for k, v in sorted(want.tags.items())]
+        tags = [{"Key": k, "Value": v} for k, v in sorted(want.tag_dict.items())]
         if have is None:
             try:
                 arn = iam.create_role(RoleName=want.name, AssumeRolePolicyDocument=json.dumps(TRUST),
@@ -242,11 +242,11 @@ class Lambdas(Step):
                 arn = iam.get_role(RoleName=want.name)["Role"]["Arn"]
             empty = {"ManagedPolicyArns": [], "Policies": {},
                      "AssumeRolePolicyDocument": p["AssumeRolePolicyDocument"]}
-            have = Observed("role", want.type, SHARED, want.name, arn, empty, dict(want.tags))
+            have = Observed("role", want.type, SHARED, want.name, arn, empty, dict(want.tag_dict))
         else:
             if have.props.get("AssumeRolePolicyDocument") != p["AssumeRolePolicyDocument"]:
                 iam.update_assume_role_policy(RoleName=want.name, PolicyDocument=json.dumps(TRUST))
-            if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
+            if any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
                 iam.tag_role(RoleName=want.name, Tags=tags)
         for arn in set(p["ManagedPolicyArns"]) - set(have.props.get("ManagedPolicyArns", [])):
             iam.attach_role_policy(RoleName=want.name, PolicyArn=arn)
@@ -257,7 +257,8 @@ class Lambdas(Step):
                 iam.put_role_policy(RoleName=want.name, PolicyName=pname, PolicyDocument=json.dumps(doc))
         for pname in set(have.props.get("Policies", {})) - set(p["Policies"]):
             iam.delete_role_policy(RoleName=want.name, PolicyName=pname)
-        return Observed("role", want.type, SHARED, want.name, have.id, dict(p), dict(want.tags), attrs={"arn": have.id})
+        return Observed("role", want.type, SHARED, want.name, have.id, dict(p), dict(want.tag_dict),
+                        attrs={"arn": have.id})
 
     def _apply_log_group(self, ctx: Context, want: Resource, have: Observed | None) -> Observed:
         logs = ctx.client("logs", ctx.hub)
@@ -272,9 +273,9 @@ class Lambdas(Step):
         else:
             if have.props.get("RetentionInDays") != want.props["RetentionInDays"]:
                 logs.put_retention_policy(logGroupName=want.name, retentionInDays=want.props["RetentionInDays"])
-            if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
+            if any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
                 logs.tag_log_group(logGroupName=want.name, tags=want.tags)
-        return Observed(want.key, want.type, SHARED, want.name, want.name, dict(want.props), dict(want.tags))
+        return Observed(want.key, want.type, SHARED, want.name, want.name, dict(want.props), dict(want.tag_dict))
 
     def _apply_function(self, ctx: Context, want: Resource, have: Observed | None) -> Observed:
         lam = ctx.client("lambda", ctx.hub)
@@ -303,7 +304,7 @@ class Lambdas(Step):
             else:
                 self._wait_ready(ctx, lam, want.name)
                 self._put_event_invoke_config(ctx, lam, want.name, p["EventInvokeConfig"])
-                return Observed(want.key, want.type, SHARED, want.name, arn, dict(p), dict(want.tags),
+                return Observed(want.key, want.type, SHARED, want.name, arn, dict(p), dict(want.tag_dict),
                                 attrs={"arn": arn})
         if have.attrs.get("state") == "Pending":  # made by a run that stopped before it was Active
             self._wait_ready(ctx, lam, want.name)
@@ -322,9 +323,9 @@ class Lambdas(Step):
             self._wait_ready(ctx, lam, want.name)
         if have.props.get("EventInvokeConfig") != p["EventInvokeConfig"]:
             self._put_event_invoke_config(ctx, lam, want.name, p["EventInvokeConfig"])
-        if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
+        if any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
             lam.tag_resource(Resource=have.id, Tags=want.tags)
-        return Observed(want.key, want.type, SHARED, want.name, have.id, dict(p), dict(want.tags),
+        return Observed(want.key, want.type, SHARED, want.name, have.id, dict(p), dict(want.tag_dict),
                         attrs={"arn": have.id})
 
     def _put_event_invoke_config(self, ctx: Context, lam: Any, name: str, config: dict[str, int]) -> None:

@@ -268,10 +268,11 @@ class Network(Step):
             vid = have.id if have else None
             current = have.props if have else NEW_VPC_DNS
             if vid is None:
-                vpc = ec2.create_vpc(CidrBlock=p["CidrBlock"], TagSpecifications=tag_specs("vpc", want.tags))["Vpc"]
-                vid = vpc["VpcId"]
+                vpc = ec2.create_vpc(CidrBlock=p["CidrBlock"], TagSpecifications=tag_specs("vpc", want.tag_dict))["Vpc"]
+                new_id: str = vpc["VpcId"]
+                vid = new_id
                 if vpc.get("State") != "available":
-                    ctx.wait_for(f"VPC {want.name}", lambda: _vpc_state(ec2, vid) == "available",
+                    ctx.wait_for(f"VPC {want.name}", lambda: _vpc_state(ec2, new_id) == "available",
                                  ctx.timing.aurora_timeout_minutes * 60)
             # In this order: DNS hostnames cannot be turned on while DNS support is off.
             for attr in ("EnableDnsSupport", "EnableDnsHostnames"):
@@ -282,11 +283,12 @@ class Network(Step):
             if vid is None:
                 vid = ec2.create_subnet(VpcId=p["VpcId"], CidrBlock=p["CidrBlock"],
                                         AvailabilityZone=p["AvailabilityZone"],
-                                        TagSpecifications=tag_specs("subnet", want.tags))["Subnet"]["SubnetId"]
+                                        TagSpecifications=tag_specs("subnet", want.tag_dict))["Subnet"]["SubnetId"]
         elif kind == "route-table":
             vid = have.id if have else None
             if vid is None:
-                vid = ec2.create_route_table(VpcId=p["VpcId"], TagSpecifications=tag_specs("route-table", want.tags))[
+                vid = ec2.create_route_table(VpcId=p["VpcId"],
+                                             TagSpecifications=tag_specs("route-table", want.tag_dict))[
                     "RouteTable"]["RouteTableId"]
         elif kind == "assoc":
             vid = self._associate(ec2, p["SubnetId"], p["RouteTableId"])
@@ -308,7 +310,7 @@ class Network(Step):
         try:
             return ec2.create_security_group(
                 GroupName=p["GroupName"], Description=p["GroupDescription"], VpcId=p["VpcId"],
-                TagSpecifications=tag_specs("security-group", want.tags),
+                TagSpecifications=tag_specs("security-group", want.tag_dict),
             )["GroupId"]
         except Exception as e:
             if not is_code(e, ["InvalidGroup.Duplicate"]):
@@ -350,7 +352,7 @@ class Network(Step):
         if have is None:
             kw: dict[str, Any] = {"VpcEndpointType": p["VpcEndpointType"], "VpcId": p["VpcId"],
                                   "ServiceName": p["ServiceName"],
-                                  "TagSpecifications": tag_specs("vpc-endpoint", want.tags)}
+                                  "TagSpecifications": tag_specs("vpc-endpoint", want.tag_dict)}
             if p["VpcEndpointType"] == "Interface":
                 kw.update(SubnetIds=p["SubnetIds"], SecurityGroupIds=p["SecurityGroupIds"],
                           PrivateDnsEnabled=p["PrivateDnsEnabled"])
@@ -371,7 +373,7 @@ class Network(Step):
             kw["PrivateDnsEnabled"] = p["PrivateDnsEnabled"]
         if len(kw) > 1:
             ec2.modify_vpc_endpoint(**kw)
-        return have.id
+        return have.found_id
 
     # ------------------------------------------------------------------ delete
     def delete(self, ctx: Context, have: Observed) -> None:
@@ -392,8 +394,8 @@ class Network(Step):
             elif t == "AWS::EC2::SubnetRouteTableAssociation":
                 ec2.disassociate_route_table(AssociationId=have.id)
             elif t == "AWS::EC2::VPCEndpoint":
-                ctx.settle(lambda: delete_endpoint(ec2, have.id, have.name), f"VPC endpoint {have.name} to be deleted",
-                           when=lambda e: isinstance(e, ItemFailed))
+                ctx.settle(lambda: delete_endpoint(ec2, have.found_id, have.name),
+                           f"VPC endpoint {have.name} to be deleted", when=lambda e: isinstance(e, ItemFailed))
             elif t == "AWS::EC2::SecurityGroup":
                 ctx.retry(lambda: ec2.delete_security_group(GroupId=have.id), codes=DEPENDENCY, deadline=deadline,
                           what=f"security group {have.name} to be released", before_retry=release)

@@ -171,14 +171,14 @@ class Peering(Step):
                     kw = {"PeerOwnerId": ctx.account_id(peer), "PeerRegion": ctx.region(peer)}
                 pid = ec2.create_vpc_peering_connection(
                     VpcId=p["VpcId"], PeerVpcId=p["PeerVpcId"],
-                    TagSpecifications=tag_specs("vpc-peering-connection", want.tags), **kw,
+                    TagSpecifications=tag_specs("vpc-peering-connection", want.tag_dict), **kw,
                 )["VpcPeeringConnection"]["VpcPeeringConnectionId"]
             status = have.props.get("Status") if have else None
             if status != "active":
                 self._accept(ctx, ec2, Settled(ctx.client("ec2", peer), ctx.settle), pid)
-            if have is not None and any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
-                ensure_tags(ec2, pid, want.tags)
-            return Observed(want.key, want.type, want.env, want.name, pid, dict(p), dict(want.tags))
+            if have is not None and any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
+                ensure_tags(ec2, pid, want.tag_dict)
+            return Observed(want.key, want.type, want.env, want.name, pid, dict(p), dict(want.tag_dict))
         if want.type == "AWS::EC2::Route":
             kw = {"RouteTableId": p["RouteTableId"], "DestinationCidrBlock": p["DestinationCidrBlock"],
                   "VpcPeeringConnectionId": p["VpcPeeringConnectionId"]}

@@ -211,17 +211,17 @@ class Schedules(Step):
         if want.key == "group":
             if have is None:
                 try:
-                    arn = sch.create_schedule_group(Name=want.name, Tags=tag_list(want.tags))["ScheduleGroupArn"]
+                    arn = sch.create_schedule_group(Name=want.name, Tags=tag_list(want.tag_dict))["ScheduleGroupArn"]
                 except Exception as e:
                     if not is_code(e, ["ConflictException"]):
                         raise
                     arn = sch.get_schedule_group(Name=want.name)["Arn"]
-                    sch.tag_resource(ResourceArn=arn, Tags=tag_list(want.tags))
+                    sch.tag_resource(ResourceArn=arn, Tags=tag_list(want.tag_dict))
             else:
                 arn = have.id
-                if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
-                    sch.tag_resource(ResourceArn=arn, Tags=tag_list(want.tags))
-            return Observed("group", want.type, SHARED, want.name, arn, dict(want.props), dict(want.tags),
+                if any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
+                    sch.tag_resource(ResourceArn=arn, Tags=tag_list(want.tag_dict))
+            return Observed("group", want.type, SHARED, want.name, arn, dict(want.props), dict(want.tag_dict),
                             attrs={"arn": arn}, phase=0)
         p = want.props
         t = p["Target"]
@@ -253,7 +253,7 @@ class Schedules(Step):
         if have is None:
             # CreateQueue answers the existing queue's URL when its attributes match (a crash after create).
             url = ctx.retry(lambda: sqs.create_queue(QueueName=want.name, Attributes=dict(want.props),
-                                                     tags=dict(want.tags))["QueueUrl"],
+                                                     tags=dict(want.tag_dict))["QueueUrl"],
                             codes=QUEUE_DELETED_RECENTLY, deadline=max(ctx.timing.consistency_timeout_seconds, 70),
                             what=f"queue name {want.name} to be free (SQS keeps it 60 s after a delete)")
         else:
@@ -261,9 +261,9 @@ class Schedules(Step):
             changed = {k: v for k, v in want.props.items() if have.props.get(k) != v}
             if changed:
                 sqs.set_queue_attributes(QueueUrl=url, Attributes=changed)
-            if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
-                sqs.tag_queue(QueueUrl=url, Tags=dict(want.tags))
-        return Observed("queue", want.type, SHARED, want.name, url, dict(want.props), dict(want.tags),
+            if any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
+                sqs.tag_queue(QueueUrl=url, Tags=dict(want.tag_dict))
+        return Observed("queue", want.type, SHARED, want.name, url, dict(want.props), dict(want.tag_dict),
                         attrs={"url": url, "arn": queue_arn(ctx)}, phase=0)
 
     def _apply_role(self, ctx: Context, want: Resource, have: Observed | None) -> Observed:
@@ -274,25 +274,25 @@ class Schedules(Step):
             try:
                 arn = iam.create_role(RoleName=want.name, AssumeRolePolicyDocument=doc,
                                       Description="dbrepl schedules: invoke the sync functions",
-                                      Tags=tag_list(want.tags))["Role"]["Arn"]
+                                      Tags=tag_list(want.tag_dict))["Role"]["Arn"]
             except Exception as e:
                 if not is_code(e, ["EntityAlreadyExists"]):
                     raise
                 arn = iam.get_role(RoleName=want.name)["Role"]["Arn"]
                 iam.update_assume_role_policy(RoleName=want.name, PolicyDocument=doc)
-                iam.tag_role(RoleName=want.name, Tags=tag_list(want.tags))
+                iam.tag_role(RoleName=want.name, Tags=tag_list(want.tag_dict))
             have = Observed("role", want.type, SHARED, want.name, arn,
                             {"AssumeRolePolicyDocument": p["AssumeRolePolicyDocument"], "Policies": {}},
-                            dict(want.tags))
+                            dict(want.tag_dict))
         else:
             if have.props.get("AssumeRolePolicyDocument") != p["AssumeRolePolicyDocument"]:
                 iam.update_assume_role_policy(RoleName=want.name, PolicyDocument=doc)
-            if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
-                iam.tag_role(RoleName=want.name, Tags=tag_list(want.tags))
+            if any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
+                iam.tag_role(RoleName=want.name, Tags=tag_list(want.tag_dict))
         for pname, pdoc in p["Policies"].items():
             if have.props.get("Policies", {}).get(pname) != pdoc:
                 iam.put_role_policy(RoleName=want.name, PolicyName=pname, PolicyDocument=json.dumps(pdoc))
-        return Observed("role", want.type, SHARED, want.name, have.id, dict(p), dict(want.tags),
+        return Observed("role", want.type, SHARED, want.name, have.id, dict(p), dict(want.tag_dict),
                         attrs={"arn": have.id}, phase=0)
 
     # ------------------------------------------------------------------ delete

@@ -141,7 +141,7 @@ class Secrets(Step):
             if arn is not None:
                 if "ResourcePolicy" in p:
                     sm.put_resource_policy(SecretId=arn, ResourcePolicy=json.dumps(p["ResourcePolicy"]))
-                return Observed("secret", want.type, want.env, want.name, arn, dict(p), dict(want.tags),
+                return Observed("secret", want.type, want.env, want.name, arn, dict(p), dict(want.tag_dict),
                                 attrs=_attrs(arn, region))
             # It exists (a crash after create): adopt it and bring it in line below.
             d = sm.describe_secret(SecretId=want.name)
@@ -161,12 +161,12 @@ class Secrets(Step):
             sm.update_secret(SecretId=have.id, **upd)
         if "ResourcePolicy" in p and have.props.get("ResourcePolicy") != p["ResourcePolicy"]:
             sm.put_resource_policy(SecretId=have.id, ResourcePolicy=json.dumps(p["ResourcePolicy"]))
-        if any((have.tags or {}).get(k) != v for k, v in want.tags.items()):
-            sm.tag_resource(SecretId=have.id, Tags=tag_list(want.tags))
+        if any((have.tags or {}).get(k) != v for k, v in want.tag_dict.items()):
+            sm.tag_resource(SecretId=have.id, Tags=tag_list(want.tag_dict))
         if "Replica" in p and have.props.get("Replica") != p["Replica"]:
-            self._replicate(sm, have.id, p["Replica"], have.props.get("Replica"))
-        return Observed("secret", want.type, want.env, want.name, have.id, dict(p), dict(want.tags),
-                        attrs=_attrs(have.id, region))
+            self._replicate(sm, have.found_id, p["Replica"], have.props.get("Replica"))
+        return Observed("secret", want.type, want.env, want.name, have.id, dict(p), dict(want.tag_dict),
+                        attrs=_attrs(have.found_id, region))
 
     @staticmethod
     def _replicate(sm: Any, arn: str, want: dict[str, Any], have: dict[str, Any] | None) -> None:
@@ -191,7 +191,7 @@ class Secrets(Step):
             # Right after a forced delete, AWS may still hold the name for a few seconds.
             return ctx.settle(lambda: sm.create_secret(
                 Name=want.name, Description=want.props["Description"], KmsKeyId=want.props["KmsKeyId"],
-                SecretString=secret["value"], Tags=tag_list(want.tags), **extra,
+                SecretString=secret["value"], Tags=tag_list(want.tag_dict), **extra,
             )["ARN"], f"secret name {want.name} to be free", when=scheduled_for_deletion)
         except Exception as e:
             if is_code(e, ["ResourceExistsException"]):

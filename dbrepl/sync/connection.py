@@ -274,7 +274,7 @@ def connect(
     shown = endpoint.with_database(db).display()
     tls = endpoint.tls
     # An SSLContext makes pymysql require TLS (no silent fall-back to plain text).
-    options: dict[str, object] = {"ssl": tls.context()} if tls.enabled else {"ssl_disabled": True}
+    options: dict[str, Any] = {"ssl": tls.context()} if tls.enabled else {"ssl_disabled": True}
     try:
         conn = pymysql.connect(
             host=endpoint.host, port=endpoint.port, user=endpoint.user,

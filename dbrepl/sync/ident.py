@@ -41,7 +41,7 @@ def check_name(name: object, what: str = "name") -> str:
         problem = "a database name cannot contain '.' here (it separates database.table)"
     if problem:
         raise InvalidInput(f"invalid {what} {name!r}: {problem}")
-    return name  # type: ignore[return-value]
+    return name  # type: ignore[return-value]  # a non-empty str: any other value set `problem`
 
 
 def check_plain_name(name: object, what: str = "name") -> str:

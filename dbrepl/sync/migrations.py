@@ -283,7 +283,7 @@ class ScriptSource(Protocol):
 class LocalScripts:
     """Scripts from a mapping of name -> content, or from the .sql files of a directory."""
 
-    def __init__(self, scripts: Mapping[str, str] | str | os.PathLike):
+    def __init__(self, scripts: Mapping[str, str] | str | os.PathLike[str]):
         if isinstance(scripts, Mapping):
             self._scripts = dict(scripts)
         else:
@@ -313,10 +313,10 @@ class S3Scripts:
 
     def read(self, name: str) -> str:
         body = self.s3.get_object(Bucket=self.bucket, Key=self.prefix + name)["Body"].read()
-        return body.decode("utf-8")
+        return str(body.decode("utf-8"))
 
 
-def push_scripts(s3_client: Any, bucket: str, paths: Iterable[str | os.PathLike],
+def push_scripts(s3_client: Any, bucket: str, paths: Iterable[str | os.PathLike[str]],
                  prefix: str = DEFAULT_PREFIX) -> list[str]:
     """Upload local scripts (names checked first, all or nothing) and return their keys."""
     files = [Path(p) for p in paths]
@@ -453,7 +453,8 @@ def read_history(conn: Any, database: str) -> list[HistoryRow]:
             values["success"] = bool(values["success"])
             if values.get("atomic_run") is not None:
                 values["atomic_run"] = bool(values["atomic_run"])
-            rows.append(HistoryRow(*(values.get(c) for c in _COLUMNS)))
+            fields: list[Any] = [values.get(c) for c in _COLUMNS]  # as the table stores them
+            rows.append(HistoryRow(*fields))
         return rows
 
 
@@ -732,7 +733,7 @@ def _run_script(conn: Any, cur: Any, database: str, script: Script, installed_by
             conn.autocommit(True)  # each statement is committed as it completes
         ran, failed_at, error = _execute(cur, statements)
         ms = int((time.monotonic() - started) * 1000)
-        record = {"script": script, "installed_by": installed_by, "ms": ms, "atomic": atomic,
+        record: dict[str, Any] = {"script": script, "installed_by": installed_by, "ms": ms, "atomic": atomic,
                   "ran": ran, "failed_at": failed_at, "error": error,
                   "excerpt": excerpt(statements[failed_at - 1]) if failed_at else None}
         if atomic and error is None:
@@ -788,6 +789,7 @@ def _failure_message(database: str, script: Script, total: int, record: dict[str
         applied = "no statement of it ran" if ran == 0 else (
             "statement 1 ran and stays applied" if ran == 1
             else f"statements 1-{ran} ran and stay applied")
+        assert commit is not None  # not atomic: the script's own COMMIT was found
         left = (f"{applied} (not atomic: statement {commit.number} ({commit.excerpt}) {commit.reason}); "
                 "repair the database and fix the script")
     return f"{database}: {script.name} failed at {where}: {error}; {left}; later scripts not applied"

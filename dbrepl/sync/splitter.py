@@ -78,7 +78,8 @@ def tokenize(text: str) -> Iterator[Token]:
         elif c in "'\"`":
             j = _end_of_quoted(text, i)
             yield Token("ident" if c == "`" else "string", text[i:j])
-        elif (j := _comment_end(text, i)) is not None:
+        elif (end := _comment_end(text, i)) is not None:
+            j = end
             body = text[i:j]
             kind = "vcomment" if body.startswith(("/*!", "/*M!")) else "comment"
             yield Token(kind, body)

@@ -30,7 +30,14 @@ from typing import Any
 from dbrepl.sync import aws, contract
 from dbrepl.sync.connection import connect
 from dbrepl.sync.data.fkeys import DEFAULT_ON_DELETE, check_on_delete
-from dbrepl.sync.data.sync import DEFAULT_VERIFY, ProgressHook, check_verify, sync_data
+from dbrepl.sync.data.sync import (
+    DEFAULT_VERIFY,
+    DataSyncResult,
+    ProgressHook,
+    TableResult,
+    check_verify,
+    sync_data,
+)
 from dbrepl.sync.data.tables import check_not_system, resolve_tables
 from dbrepl.sync.data.triggers import DEFAULT_TRIGGERS, TriggersRefused, check_triggers
 from dbrepl.sync.errors import InvalidInput, SyncError
@@ -142,7 +149,7 @@ def _run(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory
     result.update(success_fields(synced, MAX_STATEMENTS))
 
 
-def success_fields(synced, max_statements: int | None = None) -> dict[str, Any]:
+def success_fields(synced: DataSyncResult, max_statements: int | None = None) -> dict[str, Any]:
     """A finished run's fields of the result (the function's and a DSN run's alike)."""
     return {
         "status": "success",
@@ -161,7 +168,7 @@ def failure_fields(exc: SyncError) -> dict[str, Any]:
     return {"foreign_keys": [f.to_dict() for f in findings]} if findings else {}
 
 
-def _table(t, max_statements: int | None) -> dict[str, Any]:
+def _table(t: TableResult, max_statements: int | None) -> dict[str, Any]:
     row: dict[str, Any] = {"table": f"{t.database}.{t.table}", "inserted": t.inserted,
                            "updated": t.updated, "deleted": t.deleted}
     if t.verified_rows is not None:
@@ -175,7 +182,7 @@ def _table(t, max_statements: int | None) -> dict[str, Any]:
     return row
 
 
-def _counts(tables: list) -> dict[str, int]:
+def _counts(tables: list[TableResult]) -> dict[str, int]:
     return {
         "rows_synced": sum(t.changed for t in tables),
         "inserted": sum(t.inserted for t in tables),

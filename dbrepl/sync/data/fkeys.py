@@ -198,7 +198,7 @@ def relevant(fks: Sequence[ForeignKey], synced: Iterable[TableName]) -> list[For
     return [f for f in fks if _key(f.child) in keys or _key(f.parent) in keys]
 
 
-def _rows(conn: Any, statement: str | bytes) -> list[tuple]:
+def _rows(conn: Any, statement: str | bytes) -> list[tuple[Any, ...]]:
     with conn.cursor() as cur:
         cur.execute(statement)
         return list(cur.fetchall())

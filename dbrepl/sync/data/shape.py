@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name, qualified, quote
@@ -95,7 +96,7 @@ class Column:
 
     def compare_literal(self, lit: bytes) -> bytes:
         """`lit` as an operand compared with this column (index-friendly charset)."""
-        if self.data_type in _TEXT and self.charset not in (None, "utf8mb4"):
+        if self.data_type in _TEXT and self.charset is not None and self.charset != "utf8mb4":
             # A utf8mb4 literal would convert the column side and lose the index.
             return b"CONVERT(" + lit + b" USING " + self.charset.encode() + b")"
         return lit
@@ -126,13 +127,13 @@ class TableShape:
         return tuple(c for c in self.columns if not c.generated)
 
 
-def _rows(conn, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+def _rows(conn: Any, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
     with conn.cursor() as cur:
         cur.execute(sql, args)
         return list(cur.fetchall())
 
 
-def read_shape(conn, database: str, table: str) -> TableShape | None:
+def read_shape(conn: Any, database: str, table: str) -> TableShape | None:
     """The table's columns and chosen key, or None when it does not exist (as a base table)."""
     check_name(database, "database name")
     check_name(table, "table name")
@@ -190,7 +191,7 @@ def read_shape(conn, database: str, table: str) -> TableShape | None:
 
 
 def matching_shapes(
-    source, target, database: str, table: str, target_database: str | None = None
+    source: Any, target: Any, database: str, table: str, target_database: str | None = None
 ) -> tuple[TableShape, TableShape]:
     """(source shape, target shape), after checking the table exists on both sides with the
     same columns and key. The target's may live in another database (`target_database`)."""
@@ -207,7 +208,7 @@ def matching_shapes(
             f"table {target_database}.{table} does not exist on the target: {hint}"
         )
 
-    def sig(shape: TableShape) -> dict[str, tuple]:
+    def sig(shape: TableShape) -> dict[str, tuple[Any, ...]]:
         return {
             c.name: (c.column_type, c.collation, c.generated, c.nullable) for c in shape.columns
         }

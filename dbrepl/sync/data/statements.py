@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from dbrepl.sync.data.shape import _BINARY as _EXACT_BYTES
-from dbrepl.sync.data.shape import TableShape
+from dbrepl.sync.data.shape import Column, TableShape
 from dbrepl.sync.ident import quote
 
 Key = tuple[bytes, ...]  # one literal per key column, as rendered by the server
@@ -57,7 +57,7 @@ def key_literals(shape: TableShape) -> str:
     return ", ".join(f"CAST({c.literal()} AS BINARY)" for c in shape.key)
 
 
-def _encoding(columns) -> str:
+def _encoding(columns: Sequence[Column]) -> str:
     """CONCAT_WS(',', NULL bitmap, value tokens...): which columns are NULL comes first, so
     the skipped NULLs are accounted for and the whole string decodes one way only."""
     collations = {c.collation for c in columns if c.is_text}
@@ -242,7 +242,7 @@ def correct_rows(shape: TableShape, values_table: str) -> str:
     join = " AND ".join(f"t.{c.q} = s.{c.q}" for c in shape.key)
     sets = ", ".join(f"t.{c.q} = s.{c.q}" for c in shape.written)
 
-    def same(c) -> str:
+    def same(c: Column) -> str:
         if c.is_text or c.data_type in _EXACT_BYTES:
             return f"CAST(t.{c.q} AS BINARY) <=> CAST(s.{c.q} AS BINARY)"
         return f"t.{c.q} <=> s.{c.q}"

@@ -285,7 +285,9 @@ def _use_utf8mb4(conn: pymysql.Connection) -> None:
 
 
 class _Run:
-    def __init__(self, source, target, dry_run, progress, statements, chunk_rows, buckets, verify, rules):
+    def __init__(self, source: pymysql.Connection, target: pymysql.Connection, dry_run: bool,
+                 progress: ProgressHook | None, statements: bool, chunk_rows: int, buckets: int, verify: str,
+                 rules: tuple[TriggerPlan, ForeignKeyCheck]) -> None:
         self.triggers: TriggerPlan = rules[0]
         self.fk: ForeignKeyCheck = rules[1]
         self.src = source
@@ -461,7 +463,8 @@ class _Table:
             dq = digest(self.dst_shape, lo, hi)
             if known is None:
                 sq = digest(self.shape, lo, hi)
-                src_d, dst_d = run.both(lambda sq=sq: _digest(run.src, sq), lambda dq=dq: _digest(run.dst, dq))
+                src_d, dst_d = run.both(functools.partial(_digest, run.src, sq),
+                               functools.partial(_digest, run.dst, dq))
             else:
                 src_d, dst_d = known, _digest(run.dst, dq)
             if src_d != dst_d:
@@ -564,7 +567,8 @@ class _Table:
             if mode == "chunk":
                 sq = sql.chunk_digest(shape, lo, hi)
                 dq = sql.chunk_digest(self.dst_shape, lo, hi)
-                src_c, dst_c = run.both(lambda sq=sq: _digest(run.src, sq), lambda dq=dq: _digest(run.dst, dq))
+                src_c, dst_c = run.both(functools.partial(_digest, run.src, sq),
+                               functools.partial(_digest, run.dst, dq))
                 self.compared += src_c[0]
                 if src_c != dst_c:
                     self.unproven.append((lo, hi, src_c))
@@ -648,7 +652,7 @@ class _Table:
         self._insert(self._source_rows(lo, hi, which, need, len(src_rows), width), len(missing), len(changed))
         return len(src_rows), len(extra) + len(changed) + len(missing), digest
 
-    def _fetch(self, conn, side: TableShape, lo: sql.Key | None, hi: sql.Key | None,
+    def _fetch(self, conn: Any, side: TableShape, lo: sql.Key | None, hi: sql.Key | None,
                which: list[int] | None, with_rows: bool) -> list[bytes]:
         """Per row of the range (of buckets `which`): `hash NUL key... [NUL row literal]`."""
         run = self.run
@@ -763,7 +767,8 @@ class _Table:
             self.result.statements.append(statement.decode("utf-8", "replace"))
         if not self.run.dry_run:
             with self.run.dst.cursor() as cur:
-                cur.execute(statement)
+                # pymysql sends bytes as they are (its stubs accept str only).
+                cur.execute(statement)  # type: ignore[call-overload]
             self._report("apply")
 
     def _copy_all(self) -> None:
@@ -779,7 +784,7 @@ class _Table:
         head = sql.insert_head(self.dst_shape, self._pending_table() if self.correct else None)
         budget = min(STATEMENT_BYTES, run.packet_bytes)
 
-        def put(item) -> None:
+        def put(item: tuple[bytes, int] | BaseException | None) -> None:
             while not stop.is_set():
                 with contextlib.suppress(queue.Full):
                     items.put(item, timeout=0.1)
@@ -839,28 +844,28 @@ class _Table:
 # -- small database helpers -------------------------------------------------------------
 
 
-def _exec(conn, statement: str | bytes) -> None:
+def _exec(conn: Any, statement: str | bytes) -> None:
     with conn.cursor() as cur:
         cur.execute(statement)
 
 
-def _rows(conn, statement: str | bytes, args: Sequence[object] | None = None) -> list[tuple]:
+def _rows(conn: Any, statement: str | bytes, args: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
     with conn.cursor() as cur:
         cur.execute(statement, args)
         return list(cur.fetchall())
 
 
-def _digest(conn, statement: str) -> Digest:
+def _digest(conn: Any, statement: str) -> Digest:
     """(row count, XOR of row hashes) of a chunk_digest/literal_digest query."""
     n, x = _rows(conn, statement)[0]
     return int(n), int(x or 0)
 
 
-def _digests(conn, statement: str) -> dict[int, tuple[int, int]]:
+def _digests(conn: Any, statement: str) -> dict[int, tuple[int, int]]:
     return {int(b): (int(n), int(x)) for b, n, x in _rows(conn, statement)}
 
 
-def _unused_table_name(conn, database: str, stem: str) -> str:
+def _unused_table_name(conn: Any, database: str, stem: str) -> str:
     """`stem`, or `stem_2`, `stem_3`...: the first name no table or view of `database` has."""
     taken = {
         r[0].lower() for r in _rows(
@@ -922,7 +927,7 @@ def _describe_range(shape: TableShape, lo: sql.Key | None, hi: sql.Key | None) -
     return f"{cols} {' and '.join(parts)}" if parts else f"{cols}: the whole table"
 
 
-def _estimate(conn, shape: TableShape) -> int:
+def _estimate(conn: Any, shape: TableShape) -> int:
     found = _rows(
         conn,
         "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
@@ -931,11 +936,11 @@ def _estimate(conn, shape: TableShape) -> int:
     return int(found[0][0] or 0) if found else 0
 
 
-def _session(conn, variables: str) -> tuple:
+def _session(conn: Any, variables: str) -> tuple[Any, ...]:
     return tuple(_rows(conn, f"SELECT {variables}")[0])
 
 
-def _restore(conn, *names: str, values: tuple) -> None:
+def _restore(conn: Any, *names: str, values: tuple[Any, ...]) -> None:
     assignments = ", ".join(f"{n}=%s" for n in names)
     try:
         with conn.cursor() as cur:
@@ -944,7 +949,7 @@ def _restore(conn, *names: str, values: tuple) -> None:
         pass  # the connection is gone (killed or lost): nothing left to restore
 
 
-def _quietly(conn, statement: str) -> None:
+def _quietly(conn: Any, statement: str) -> None:
     # A lost connection has rolled back (target) or released (source) by itself.
     with contextlib.suppress(pymysql.err.Error):
         _exec(conn, statement)

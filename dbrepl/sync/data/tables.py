@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from dbrepl.sync.errors import InvalidInput
 from dbrepl.sync.ident import check_name
@@ -18,7 +19,7 @@ def check_not_system(database: str) -> str:
     return database
 
 
-def resolve_tables(conn, names: Iterable[object], databases: Sequence[str]) -> list[tuple[str, str]]:
+def resolve_tables(conn: Any, names: Iterable[object], databases: Sequence[str]) -> list[tuple[str, str]]:
     """`names` are "table" (looked up in `databases`) or "database.table".
 
     Every name is checked for shape before any SQL runs, then looked up as a base table
@@ -47,11 +48,11 @@ def resolve_tables(conn, names: Iterable[object], databases: Sequence[str]) -> l
         )
         present = {(r[0], r[1]) for r in cur.fetchall()}
     out: list[tuple[str, str]] = []
-    for db, table in wanted:
-        if db is not None:
-            if (db, table) not in present:
-                raise InvalidInput(f"table {db}.{table} does not exist on the source")
-            out.append((db, table))
+    for given_db, table in wanted:
+        if given_db is not None:
+            if (given_db, table) not in present:
+                raise InvalidInput(f"table {given_db}.{table} does not exist on the source")
+            out.append((given_db, table))
             continue
         hits = [d for d in dbs if (d, table) in present]
         if not hits:

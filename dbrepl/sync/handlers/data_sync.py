@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import pymysql  # noqa: F401  - the bundle must carry pymysql (seed's functions failed at import)
 
@@ -22,7 +23,7 @@ logger.setLevel(logging.INFO)
 _STATUS_CODES = contract.STATUS_CODES
 
 
-def lambda_handler(event, context):
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Run the event; the body is the JSON result (also for failures, which are logged)."""
     result = run_event("data", run_data_event, event)
     return {"statusCode": _STATUS_CODES.get(result["status"], 500), "body": json.dumps(result, default=str)}

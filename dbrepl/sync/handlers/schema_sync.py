@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import pymysql  # noqa: F401  - the bundle must carry pymysql (seed's functions failed at import)
 
@@ -21,7 +22,7 @@ logger.setLevel(logging.INFO)
 _STATUS_CODES = contract.STATUS_CODES
 
 
-def lambda_handler(event, context):
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     """Run the event; the body is the JSON result (also for failures, which are logged)."""
     # The function's time left: statements that may outlive it are refused (schema/limits.py).
     left = getattr(context, "get_remaining_time_in_millis", None)

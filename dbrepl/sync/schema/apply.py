@@ -11,7 +11,7 @@ from typing import Any
 
 import pymysql
 
-from dbrepl.sync.contract import DEFAULT_LOCK_WAIT_TIMEOUT
+from dbrepl.sync.contract import DEFAULT_BLOCKING_LIMIT, DEFAULT_LOCK_WAIT_TIMEOUT
 from dbrepl.sync.errors import DatabaseError, InvalidInput
 from dbrepl.sync.schema.diff import diff_databases
 from dbrepl.sync.schema.introspect import (
@@ -37,7 +37,6 @@ from dbrepl.sync.schema.limits import (
 )
 from dbrepl.sync.schema.objects import check_definer_mode, execute_statement
 from dbrepl.sync.schema.online import (
-    DEFAULT_BLOCKING_LIMIT,
     REFUSED,
     probe_statements,
     server_is_mariadb,
@@ -306,10 +305,10 @@ def apply_schema(
                 cur.execute("SET SESSION foreign_key_checks = %s", (fk_checks,))
     result = SchemaResult(plan=plan, executed=executed, seconds=time.monotonic() - started)
     if verify:
-        remaining = diff_against(dst_conn, plan)
-        if remaining.statements or any("does not handle" in n for n in remaining.notes):
+        left_over = diff_against(dst_conn, plan)
+        if left_over.statements or any("does not handle" in n for n in left_over.notes):
             result.converged = False
-            raise SchemaNotConverged(remaining)
+            raise SchemaNotConverged(left_over)
         result.converged = True
     result.seconds = time.monotonic() - started
     return result

@@ -20,6 +20,7 @@ from dbrepl.sync.schema.model import Column, Database, ForeignKey, Index, Table,
 from dbrepl.sync.schema.objects import diff_objects
 from dbrepl.sync.schema.plan import Clause, Renames, Statement
 from dbrepl.sync.schema.preflight import (
+    ExpressionCheck,
     ImplicitDefault,
     Precheck,
     added_column_prechecks,
@@ -34,7 +35,7 @@ from dbrepl.sync.schema.preflight import (
     top_words,
     unique_precheck,
 )
-from dbrepl.sync.splitter import matching_paren, tokenize
+from dbrepl.sync.splitter import Token, matching_paren, tokenize
 
 PHASES = (
     "databases", "drop foreign keys", "drop views", "drop objects", "rename tables",
@@ -48,6 +49,8 @@ _OPTION_RESET = {
     "DELAY_KEY_WRITE": "0", "MAX_ROWS": "0", "MIN_ROWS": "0", "AVG_ROW_LENGTH": "0",
     "PAGE_CHECKSUM": "DEFAULT", "TRANSACTIONAL": "DEFAULT",
 }
+
+Check = Precheck | ExpressionCheck  # what a clause runs read-only before any DDL
 
 
 def _option_sql(key: str, value: str) -> str:
@@ -323,7 +326,7 @@ class _TableDiff:
                 if mapped:
                     self.new_values[c.name] = mapped
 
-    def dependents_prechecks(self, name: str, what: str) -> tuple:
+    def dependents_prechecks(self, name: str, what: str) -> tuple[Check, ...]:
         """Kept unique keys and CHECKs over a generated column whose values change."""
         if name not in self.new_values:
             return ()
@@ -340,7 +343,7 @@ class _TableDiff:
                                             self.new_values, "would violate it"))
         return tuple(p for p in found if p)
 
-    def implicit_check_prechecks(self, s: Column, what: str) -> tuple:
+    def implicit_check_prechecks(self, s: Column, what: str) -> tuple[Check, ...]:
         """An added column's own CHECK, computed with the implicit default its rows get.
 
         The server refuses the ALTER when it copies the table (error 4025) and otherwise
@@ -354,7 +357,7 @@ class _TableDiff:
                              f"the column's CHECK")
         return (pre,) if pre else ()
 
-    def generated_prechecks(self, s: Column, d: Column | None, what: str, indexed: bool = False) -> tuple:
+    def generated_prechecks(self, s: Column, d: Column | None, what: str, indexed: bool = False) -> tuple[Check, ...]:
         """Generated column `s` (was `d` on the target) computed over the rows by the ALTER:
         stored, or virtual under an index, and new or changed in kind, expression or type;
         `indexed`: a virtual one gets a new index (its values are computed for it)."""
@@ -401,19 +404,19 @@ class _TableDiff:
             self.change.changed_columns.add(c.name)
             # An added column of the same definition at the same place may be this one renamed.
             twin = self.src.columns[pos] if pos < len(self.src.columns) else None
-            hint = ()
+            hint: tuple[str, ...] = ()
             if twin is not None and twin.name not in self.dst_by_name and twin.key() == c.key():
                 hint = (rename_hint(self.sdb or self.tdb, (self.src.name, c.name), twin.name),)
             self.clauses.append((f"DROP COLUMN {quote(c.name)}",
                                  Clause(f"drop column {self.qname}.{quote(c.name)}", True,
                                         ("its values are lost", *hint))))
 
-    def _column_prechecks(self, s: Column, d: Column) -> tuple:
+    def _column_prechecks(self, s: Column, d: Column) -> tuple[Check, ...]:
         """Read-only checks that the target's rows allow column `d` to become `s`."""
         old = self.back.get(s.name, s.name)
         what = f"{'change' if s.name in self.back else 'modify'} column {quote(old)} to {quote(s.name)} " \
                f"{s.definition}"
-        found = tuple(column_prechecks(self.tdb, self.table_now, what, d, s, old))
+        found: tuple[Check, ...] = tuple(column_prechecks(self.tdb, self.table_now, what, d, s, old))
         new_check = inline_check(s.definition)
         if new_check and new_check != inline_check(d.definition) \
                 and (cp := check_precheck(self.tdb, self.table_now, what, new_check, self.names)):
@@ -521,7 +524,7 @@ class _TableDiff:
             deferred = False
             for i in s_g[p:]:
                 deferred = deferred or (moves and i.definition in dropped_defs)
-                pres: list = []
+                pres: list[Check | None] = []
                 if i.kind == "unique" and i.definition not in dropped_defs:
                     pres.append(unique_precheck(self.tdb, self.table_now, f"add {i.definition}", i, self.names,
                                                 self.recollated, values=self.new_values))
@@ -627,7 +630,7 @@ _BRIDGE = "dbrepl_auto_increment_key"
 
 
 def _bridge_auto_increment(src: Table, dst_indexes: list[Index], dropped: list[Index], first_adds: list[Index],
-                           qname: str, clauses: list, second: list) -> None:
+                           qname: str, clauses: list[tuple[str, Clause]], second: list[tuple[str, Clause]]) -> None:
     """Keep a key on the AUTO_INCREMENT column while its own key moves to the next statement.
 
     A moved index is dropped in the table's first ALTER and re-added in the second; when it
@@ -695,7 +698,7 @@ def _norm(text: str | None) -> str:
 # ---- foreign keys --------------------------------------------------------------------------
 
 
-def _fk_key(fk: ForeignKey, ref_db: str) -> tuple:
+def _fk_key(fk: ForeignKey, ref_db: str) -> tuple[object, ...]:
     return (fk.name, fk.columns, ref_db, fk.ref_table, fk.ref_columns, fk.actions)
 
 
@@ -704,28 +707,55 @@ def _diff_foreign_keys(
     pairs: list[tuple[str, str]], db_map: dict[str, str],
     changes: dict[tuple[str, str], _TableChange], dropped_tables: set[tuple[str, str]], out: _Out,
 ) -> None:
-    def rebuilt(tdb: str, table: str, columns: tuple[str, ...]) -> bool:
+    _ForeignKeyDiff(source, after_rename, db_map, changes, dropped_tables, out).run(pairs)
+
+
+class _ForeignKeyDiff:
+    """The foreign keys to drop first and add last, table by table: of tables dropped later,
+    of tables kept (changed or re-validated keys), of tables created in this run."""
+
+    def __init__(self, source: dict[str, Database], after_rename: dict[str, dict[str, Table]],
+                 db_map: dict[str, str], changes: dict[tuple[str, str], _TableChange],
+                 dropped_tables: set[tuple[str, str]], out: _Out) -> None:
+        self.source, self.after_rename, self.db_map = source, after_rename, db_map
+        self.changes, self.dropped_tables, self.out = changes, dropped_tables, out
+
+    def run(self, pairs: list[tuple[str, str]]) -> None:
+        for sdb, tdb in pairs:
+            src_tables = self.source[sdb].tables
+            for name, dst_table in sorted(self.after_rename[tdb].items()):
+                if (tdb, name) in self.dropped_tables:
+                    self._dropped_table(tdb, name, dst_table)
+                else:
+                    self._kept_table(sdb, tdb, name, src_tables.get(name), dst_table)
+            self._created_tables(sdb, tdb, src_tables)
+
+    def _ref_db(self, fk: ForeignKey, sdb: str) -> str:
+        """The target database a source key's referenced table is in."""
+        return self.db_map.get(fk.ref_database or sdb, fk.ref_database or sdb)
+
+    def _rebuilt(self, tdb: str, table: str, columns: tuple[str, ...]) -> bool:
         """Does altering (tdb, table) touch these columns or an index starting with them?"""
-        ch = changes.get((tdb, table))
+        ch = self.changes.get((tdb, table))
         if ch is None:
             return False
         if ch.changed_columns & set(columns):
             return True
         return any(i.columns[: len(columns)] == columns for i in ch.dropped_indexes)
 
-    def fk_prechecks(sdb: str, tdb: str, name: str, dst_table: Table, fk: ForeignKey) -> tuple:
+    def _prechecks(self, sdb: str, tdb: str, name: str, fk: ForeignKey) -> tuple[Check, ...]:
         """Orphan rows of a key added to an existing table. Even a key the target had is
         checked again: rows loaded with foreign_key_checks=0 can break it, and re-adding it
         validates every row."""
-        ch = changes.get((tdb, name))
-        ref_db = db_map.get(fk.ref_database or sdb, fk.ref_database or sdb)
+        ch = self.changes.get((tdb, name))
+        ref_db = self._ref_db(fk, sdb)
         if ch is None:
             return ()
-        parent_ch = changes.get((ref_db, fk.ref_table))
+        parent_ch = self.changes.get((ref_db, fk.ref_table))
         if parent_ch is not None:
             parent: tuple[str, str] | None = (ref_db, parent_ch.current_table)
             parent_names = parent_ch.names
-        elif ref_db in after_rename and fk.ref_table not in after_rename[ref_db]:
+        elif ref_db in self.after_rename and fk.ref_table not in self.after_rename[ref_db]:
             parent, parent_names = None, {}  # created by this run: no rows yet
         else:
             return ()
@@ -733,58 +763,55 @@ def _diff_foreign_keys(
         pre = foreign_key_precheck(tdb, ch.current_table, what, fk, ch.names, parent, parent_names, ch.values)
         return (pre,) if pre else ()
 
-    for sdb, tdb in pairs:
-        src_tables = source[sdb].tables
-        for name, dst_table in sorted(after_rename[tdb].items()):
-            if (tdb, name) in dropped_tables:
-                # The table goes in "drop tables", but its foreign keys first when the columns
-                # or key they reference are altered before that (error 1829 otherwise).
-                for fk in dst_table.foreign_keys:
-                    ref_db = fk.ref_database or tdb
-                    if (ref_db, fk.ref_table) not in dropped_tables \
-                            and rebuilt(ref_db, fk.ref_table, fk.ref_columns):
-                        out.add("drop foreign keys",
-                                f"ALTER TABLE {qualified(tdb, name)} DROP FOREIGN KEY {quote(fk.name)}", tdb,
-                                Clause(f"drop foreign key {quote(fk.name)} on {qualified(tdb, name)} "
-                                       f"(its table is dropped later)"))
-                continue
-            src_table = src_tables.get(name)
-            wanted = {}
-            if src_table is not None:
-                for fk in src_table.foreign_keys:
-                    wanted[fk.name] = _fk_key(fk, db_map.get(fk.ref_database or sdb, fk.ref_database or sdb))
-            for fk in dst_table.foreign_keys:
-                ref_db = fk.ref_database or tdb
-                keep = wanted.get(fk.name) == _fk_key(fk, ref_db) and not (
-                    rebuilt(tdb, name, fk.columns) or rebuilt(ref_db, fk.ref_table, fk.ref_columns)
-                    or (ref_db, fk.ref_table) in dropped_tables)
-                if not keep:
-                    what = "rebuild" if fk.name in wanted else "drop"
-                    out.add("drop foreign keys",
-                            f"ALTER TABLE {qualified(tdb, name)} DROP FOREIGN KEY {quote(fk.name)}", tdb,
-                            Clause(f"{what} foreign key {quote(fk.name)} on {qualified(tdb, name)}"))
-                else:
-                    wanted.pop(fk.name)
-            if src_table is not None:
-                adds = [fk for fk in src_table.foreign_keys if fk.name in wanted]
-                _keep_index_names(src_table, dst_table, adds, changes.get((tdb, name)), tdb, out)
-                if adds:
-                    out.add("add foreign keys",
-                            f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
-                                "ADD " + fk.sql(db_map.get(fk.ref_database or sdb, fk.ref_database or sdb))
-                                for fk in adds), tdb,
-                            *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}",
-                                     prechecks=fk_prechecks(sdb, tdb, name, dst_table, fk)) for fk in adds))
+    def _dropped_table(self, tdb: str, name: str, dst_table: Table) -> None:
+        # The table goes in "drop tables", but its foreign keys first when the columns
+        # or key they reference are altered before that (error 1829 otherwise).
+        for fk in dst_table.foreign_keys:
+            ref_db = fk.ref_database or tdb
+            if (ref_db, fk.ref_table) not in self.dropped_tables \
+                    and self._rebuilt(ref_db, fk.ref_table, fk.ref_columns):
+                self.out.add("drop foreign keys",
+                             f"ALTER TABLE {qualified(tdb, name)} DROP FOREIGN KEY {quote(fk.name)}", tdb,
+                             Clause(f"drop foreign key {quote(fk.name)} on {qualified(tdb, name)} "
+                                    f"(its table is dropped later)"))
+
+    def _kept_table(self, sdb: str, tdb: str, name: str, src_table: Table | None, dst_table: Table) -> None:
+        wanted: dict[str, tuple[object, ...]] = {}
+        if src_table is not None:
+            for fk in src_table.foreign_keys:
+                wanted[fk.name] = _fk_key(fk, self._ref_db(fk, sdb))
+        for fk in dst_table.foreign_keys:
+            ref_db = fk.ref_database or tdb
+            keep = wanted.get(fk.name) == _fk_key(fk, ref_db) and not (
+                self._rebuilt(tdb, name, fk.columns) or self._rebuilt(ref_db, fk.ref_table, fk.ref_columns)
+                or (ref_db, fk.ref_table) in self.dropped_tables)
+            if not keep:
+                what = "rebuild" if fk.name in wanted else "drop"
+                self.out.add("drop foreign keys",
+                             f"ALTER TABLE {qualified(tdb, name)} DROP FOREIGN KEY {quote(fk.name)}", tdb,
+                             Clause(f"{what} foreign key {quote(fk.name)} on {qualified(tdb, name)}"))
+            else:
+                wanted.pop(fk.name)
+        if src_table is not None:
+            adds = [fk for fk in src_table.foreign_keys if fk.name in wanted]
+            _keep_index_names(src_table, dst_table, adds, self.changes.get((tdb, name)), tdb, self.out)
+            if adds:
+                self.out.add("add foreign keys",
+                             f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
+                                 "ADD " + fk.sql(self._ref_db(fk, sdb)) for fk in adds), tdb,
+                             *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}",
+                                      prechecks=self._prechecks(sdb, tdb, name, fk)) for fk in adds))
+
+    def _created_tables(self, sdb: str, tdb: str, src_tables: dict[str, Table]) -> None:
         # Tables created in this run get all their foreign keys here.
         for name, src_table in sorted(src_tables.items()):
-            if name in after_rename[tdb] or not src_table.foreign_keys:
+            if name in self.after_rename[tdb] or not src_table.foreign_keys:
                 continue
-            out.add("add foreign keys",
-                    f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
-                        "ADD " + fk.sql(db_map.get(fk.ref_database or sdb, fk.ref_database or sdb))
-                        for fk in src_table.foreign_keys), tdb,
-                    *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}")
-                      for fk in src_table.foreign_keys))
+            self.out.add("add foreign keys",
+                         f"ALTER TABLE {qualified(tdb, name)} " + ", ".join(
+                             "ADD " + fk.sql(self._ref_db(fk, sdb)) for fk in src_table.foreign_keys), tdb,
+                         *(Clause(f"add foreign key {quote(fk.name)} on {qualified(tdb, name)}")
+                           for fk in src_table.foreign_keys))
 
 
 def _keep_index_names(src: Table, dst: Table, adds: list[ForeignKey], change: _TableChange | None,
@@ -839,7 +866,7 @@ def map_databases(definition: str, db_map: dict[str, str]) -> str:
     sig = [i for i, t in enumerate(toks) if t.kind not in ("space", "comment")]
     at = {i: n for n, i in enumerate(sig)}
 
-    def tok(n: int):
+    def tok(n: int) -> Token | None:
         return toks[sig[n]] if 0 <= n < len(sig) else None
 
     def is_dot(n: int) -> bool:
@@ -852,14 +879,14 @@ def map_databases(definition: str, db_map: dict[str, str]) -> str:
 
     aliases = set()
     for n in range(len(sig)):
-        t, prev = tok(n), tok(n - 1)
+        t, prev = toks[sig[n]], tok(n - 1)
         if t.kind == "ident" and not is_dot(n + 1) and prev is not None and not is_dot(n - 1) \
                 and (prev.kind == "ident" or prev.text == ")"):
             aliases.add(t.text[1:-1].replace("``", "`"))
     out = []
     for i, t in enumerate(toks):
-        n = at.get(i)
-        if n is not None and t.kind == "ident" and is_dot(n + 1) and not is_dot(n - 1):
+        pos = at.get(i)
+        if pos is not None and t.kind == "ident" and is_dot(pos + 1) and not is_dot(pos - 1):
             name = t.text[1:-1].replace("``", "`")
             three_part = is_dot(n + 3)
             after = tok(n + 3)

@@ -239,7 +239,7 @@ def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: Cl
         raise InvalidInput(f"{contract.MIGRATION_BUCKET} is not set for this function")
     source = S3Scripts(get("s3"), bucket)
     dst = _connect(checked["target"], environ, get, result)
-    runs = []
+    runs: list[dict[str, Any]] = []
     result["migrations"] = runs
     try:
         for db in checked["databases"]:

@@ -71,7 +71,7 @@ def _read(conn: Any, name: str) -> Database:
         cur.execute(
             "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, CHARACTER_SET_NAME, COLLATION_NAME, "
             "IS_NULLABLE, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s", (name,))
-        columns: dict[str, dict[str, dict]] = {}
+        columns: dict[str, dict[str, dict[str, Any]]] = {}
         for table, column, ctype, charset, collation, nullable, extra in cur.fetchall():
             extra = (extra or "").upper()
             generated = "STORED" if ("STORED" in extra or "PERSISTENT" in extra) else (

@@ -8,14 +8,11 @@ text leaves implicit (the effective charset and collation of every string column
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 from dbrepl.sync.errors import SyncError
-from dbrepl.sync.ident import quote
+from dbrepl.sync.ident import qualified, quote
 from dbrepl.sync.splitter import Token, matching_paren, split_top_level, tokenize
-
-if TYPE_CHECKING:
-    from dbrepl.sync.schema.objects import StoredObject
 
 SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 # The migrations history belongs to each environment, not to the schema being synced.
@@ -114,6 +111,57 @@ class View:
 
     def key(self) -> tuple[str, str, str, str]:
         return (self.definition, self.algorithm, self.security, self.check_option)
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One trigger, procedure, function or event of a database (read, diffed and created in
+    objects.py)."""
+
+    kind: str  # "trigger", "procedure", "function", "event"
+    name: str
+    # trigger: its body; routine and event: the SHOW CREATE text after the name
+    definition: str
+    sql_mode: str
+    definer: str  # as information_schema prints it: user@host
+    keyword: str = ""  # what follows CREATE [DEFINER=..]: "PROCEDURE", "AGGREGATE FUNCTION", ...
+    time_zone: str = ""  # events
+    table: str = ""  # triggers
+    timing: str = ""  # triggers: BEFORE / AFTER
+    event: str = ""  # triggers: INSERT / UPDATE / DELETE
+    order: int = 0  # triggers: ACTION_ORDER within (table, timing, event)
+    # events: past its AT or ENDS time, so the server would drop or disable it on creation
+    # (it still exists on a source whose event scheduler is off): not synced
+    expired: bool = False
+
+    def key(self, definer: str) -> tuple[str, ...]:
+        return (self.kind, self.keyword, self.definition, self.sql_mode, self.time_zone,
+                self.table, self.timing, self.event, self.definer if definer == "keep" else "")
+
+    def label(self, database: str) -> str:
+        return f"{self.kind} {qualified(database, self.name)}"
+
+    def create_sql(self, database: str, definer: str) -> str:
+        head = "CREATE" + (f" DEFINER={definer_sql(self.definer)}" if definer == "keep" else "")
+        if self.kind == "trigger":
+            return (f"{head} TRIGGER {qualified(database, self.name)} {self.timing} {self.event} "
+                    f"ON {qualified(database, self.table)} FOR EACH ROW {self.definition}")
+        return f"{head} {self.keyword} {qualified(database, self.name)}{self.definition}"
+
+    def drop_sql(self, database: str) -> str:
+        return f"DROP {self.kind.upper()} {qualified(database, self.name)}"
+
+    def session(self) -> tuple[tuple[str, str], ...]:
+        settings = [("sql_mode", self.sql_mode)]
+        if self.kind == "event":
+            settings.append(("time_zone", self.time_zone))
+        return tuple(settings)
+
+
+def definer_sql(definer: str) -> str:
+    """`user`@`host` from information_schema's user@host (a MariaDB role has no @)."""
+    user, at, host = definer.rpartition("@")
+    return f"{quote(user)}@{quote(host)}" if at else quote(definer)
 
 
 @dataclass
@@ -308,7 +356,7 @@ def _parse_options(text: str) -> tuple[tuple[tuple[str, str], ...], str | None]:
     return tuple(options), partitioning
 
 
-def parse_create_table(create_sql: str, column_info: dict[str, dict]) -> Table:
+def parse_create_table(create_sql: str, column_info: dict[str, dict[str, Any]]) -> Table:
     """Parse one SHOW CREATE TABLE text; `column_info` is information_schema per column."""
     open_at = create_sql.index("(")
     name_part = create_sql[:open_at]
@@ -336,7 +384,10 @@ def parse_create_table(create_sql: str, column_info: dict[str, dict]) -> Table:
             ))
         elif first.text.upper() == "CONSTRAINT":
             item = _parse_constraint(element)
-            (checks if isinstance(item, Check) else fks).append(item)  # type: ignore[arg-type]
+            if isinstance(item, Check):
+                checks.append(item)
+            else:
+                fks.append(item)
         elif first.text.upper() in ("PRIMARY", "UNIQUE", "KEY", "INDEX", "FULLTEXT", "SPATIAL"):
             indexes.append(_parse_index(element))
         else:
@@ -359,7 +410,7 @@ def strip_auto_increment(create_sql: str) -> str:
     open_at = create_sql.index("(")
     close_at = matching_paren(create_sql, open_at)
     head, tail = create_sql[:close_at + 1], create_sql[close_at + 1:]
-    out = []
+    out: list[str] = []
     skip = 0
     for t in tokenize(tail):
         if skip:

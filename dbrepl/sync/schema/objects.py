@@ -1,4 +1,5 @@
-"""Triggers, stored routines and events: model, introspection and diff (issue 10 point 6).
+"""Triggers, stored routines and events: introspection and diff (issue 10 point 6); the
+model stores them as model.StoredObject.
 
 What is compared, per object:
 - trigger: its table, timing (BEFORE/AFTER), event (INSERT/UPDATE/DELETE), body (as the
@@ -18,12 +19,11 @@ source: Statement.session carries them and execute_statement sets and restores t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from dbrepl.sync.errors import InvalidInput
 from dbrepl.sync.ident import qualified, quote
-from dbrepl.sync.schema.model import HISTORY_TABLE, Database, UnsupportedSchema
+from dbrepl.sync.schema.model import HISTORY_TABLE, Database, StoredObject, UnsupportedSchema
 from dbrepl.sync.schema.plan import Clause, Renames, Statement
 from dbrepl.sync.splitter import tokenize
 
@@ -36,61 +36,11 @@ ROUTINE_PHASE = "create routines"  # before views: a view may call a stored func
 CREATE_PHASE = "create objects"  # triggers, then events, after tables and views
 
 
-@dataclass(frozen=True)
-class StoredObject:
-    """One trigger, procedure, function or event of a database."""
-
-    kind: str  # "trigger", "procedure", "function", "event"
-    name: str
-    # trigger: its body; routine and event: the SHOW CREATE text after the name
-    definition: str
-    sql_mode: str
-    definer: str  # as information_schema prints it: user@host
-    keyword: str = ""  # what follows CREATE [DEFINER=..]: "PROCEDURE", "AGGREGATE FUNCTION", ...
-    time_zone: str = ""  # events
-    table: str = ""  # triggers
-    timing: str = ""  # triggers: BEFORE / AFTER
-    event: str = ""  # triggers: INSERT / UPDATE / DELETE
-    order: int = 0  # triggers: ACTION_ORDER within (table, timing, event)
-    # events: past its AT or ENDS time, so the server would drop or disable it on creation
-    # (it still exists on a source whose event scheduler is off): not synced
-    expired: bool = False
-
-    def key(self, definer: str) -> tuple:
-        return (self.kind, self.keyword, self.definition, self.sql_mode, self.time_zone,
-                self.table, self.timing, self.event, self.definer if definer == "keep" else "")
-
-    def label(self, database: str) -> str:
-        return f"{self.kind} {qualified(database, self.name)}"
-
-    def create_sql(self, database: str, definer: str) -> str:
-        head = "CREATE" + (f" DEFINER={definer_sql(self.definer)}" if definer == "keep" else "")
-        if self.kind == "trigger":
-            return (f"{head} TRIGGER {qualified(database, self.name)} {self.timing} {self.event} "
-                    f"ON {qualified(database, self.table)} FOR EACH ROW {self.definition}")
-        return f"{head} {self.keyword} {qualified(database, self.name)}{self.definition}"
-
-    def drop_sql(self, database: str) -> str:
-        return f"DROP {self.kind.upper()} {qualified(database, self.name)}"
-
-    def session(self) -> tuple[tuple[str, str], ...]:
-        settings = [("sql_mode", self.sql_mode)]
-        if self.kind == "event":
-            settings.append(("time_zone", self.time_zone))
-        return tuple(settings)
-
-
 def check_definer_mode(value: object) -> str:
     if value not in DEFINER_MODES:
         raise InvalidInput(f"definer must be 'omit' (objects get the connecting user as definer) "
                            f"or 'keep' (the source's definer), not {value!r}")
-    return value  # type: ignore[return-value]
-
-
-def definer_sql(definer: str) -> str:
-    """`user`@`host` from information_schema's user@host (a MariaDB role has no @)."""
-    user, at, host = definer.rpartition("@")
-    return f"{quote(user)}@{quote(host)}" if at else quote(definer)
+    return str(value)
 
 
 # ---- introspection -------------------------------------------------------------------------
@@ -226,9 +176,24 @@ def diff_objects(src: Database, dst: Database, sdb: str, tdb: str, db_map: dict[
     Creating and replacing (drop then create: MySQL 8.0 has no CREATE OR REPLACE for
     triggers) are safe; dropping an object the source does not have is destructive.
     """
-    moved = _applied_table_renames(src, dst, sdb, renames)
     expired = {k for k, o in src.objects.items() if o.expired}  # noted, left alone on both sides
     wanted = {k: _mapped(o, db_map) for k, o in src.objects.items() if k not in expired}
+    have = _target_objects(src, dst, sdb, renames, expired)
+    drop, create = _trigger_changes(wanted, have, definer)
+    for k, o in sorted(wanted.items()):
+        if o.kind != "trigger" and (k not in have or have[k].key(definer) != o.key(definer)):
+            create.append(k)
+            if k in have:
+                drop.add(k)
+    drop.update(k for k in have if k not in wanted)
+    return _drop_statements(drop, wanted, have, tdb) + _create_statements(create, wanted, have, tdb, definer)
+
+
+def _target_objects(src: Database, dst: Database, sdb: str, renames: Renames,
+                    expired: set[tuple[str, str]]) -> dict[tuple[str, str], StoredObject]:
+    """The target's objects to compare, triggers under their table's name after this run's
+    renames; triggers of a table the run drops go with it and are left out."""
+    moved = _applied_table_renames(src, dst, sdb, renames)
     have = {}
     for k, o in dst.objects.items():
         if k in expired:
@@ -239,7 +204,12 @@ def diff_objects(src: Database, dst: Database, sdb: str, tdb: str, db_map: dict[
                 continue  # its table is dropped, and the trigger with it
             o = StoredObject(**{**o.__dict__, "table": table})
         have[k] = o
+    return have
 
+
+def _trigger_changes(wanted: dict[tuple[str, str], StoredObject], have: dict[tuple[str, str], StoredObject],
+                     definer: str) -> tuple[set[tuple[str, str]], list[tuple[str, str]]]:
+    """(to drop, to create) among the triggers."""
     drop: set[tuple[str, str]] = set()
     create: list[tuple[str, str]] = []
     # Triggers: within (table, timing, event) the server fires them in creation order, so a
@@ -258,13 +228,11 @@ def diff_objects(src: Database, dst: Database, sdb: str, tdb: str, db_map: dict[
             p += 1
         drop.update(("trigger", o.name) for o in d_g[p:])
         create.extend(("trigger", o.name) for o in s_g[p:])
-    for k, o in sorted(wanted.items()):
-        if o.kind != "trigger" and (k not in have or have[k].key(definer) != o.key(definer)):
-            create.append(k)
-            if k in have:
-                drop.add(k)
-    drop.update(k for k in have if k not in wanted)
+    return drop, create
 
+
+def _drop_statements(drop: set[tuple[str, str]], wanted: dict[tuple[str, str], StoredObject],
+                     have: dict[tuple[str, str], StoredObject], tdb: str) -> list[Statement]:
     statements = []
     for k in sorted(drop):
         o = have[k]
@@ -274,6 +242,12 @@ def diff_objects(src: Database, dst: Database, sdb: str, tdb: str, db_map: dict[
             clause = Clause(f"drop {o.label(tdb)}", True, (f"the source has no such {o.kind}",))
         statements.append(Statement(sql=o.drop_sql(tdb), database=tdb, clauses=(clause,),
                                     phase=DROP_PHASE))
+    return statements
+
+
+def _create_statements(create: list[tuple[str, str]], wanted: dict[tuple[str, str], StoredObject],
+                       have: dict[tuple[str, str], StoredObject], tdb: str, definer: str) -> list[Statement]:
+    statements = []
     order = {"procedure": 0, "function": 0, "trigger": 1, "event": 2}
     for k in sorted(create, key=lambda k: (order[k[0]], k[0] != "trigger" and k[1])):
         o = wanted[k]

@@ -291,8 +291,8 @@ def _run_jobs(conn: Any, jobs: list[_Job], mariadb: bool, shapes: dict[tuple[str
         # is never rebuilt. A table with several ALTERs runs each accepted one on its copy, which
         # keeps the copy in step for the next.
         held = {n for n, job in firsts if len(job.sqls) == 1 and job.answers is None} if mariadb and connect else set()
-        if held:
-            holder = connect()  # type: ignore[misc]
+        if held and connect is not None:  # (held is empty without connect)
+            holder = connect()
             with holder.cursor() as cur:
                 cur.execute("START TRANSACTION")
                 for n in sorted(held):

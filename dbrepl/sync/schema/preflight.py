@@ -463,7 +463,8 @@ def added_column_prechecks(database: str, table: str, what: str, new: Column) ->
     return []
 
 
-def generated_prechecks(database: str, table: str, what: str, new: Column, expr: str) -> list:
+def generated_prechecks(database: str, table: str, what: str, new: Column,
+                        expr: str) -> list[Precheck | ExpressionCheck]:
     """Rows over which storing (or indexing) generated column `new`, computed by `expr` (over
     the target's current columns), fails: the expression warns, or its value does not fit."""
     nb, na, nattr = _parse(new.column_type)
@@ -517,7 +518,7 @@ def _key_parts(definition: str) -> list[tuple[str, int | None]] | None:
 
 
 def unique_precheck(database: str, table: str, what: str, index: Index, names: dict[str, str],
-                    collations: dict[str, tuple[str, str]] | None = None,
+                    collations: dict[str, tuple[str | None, str]] | None = None,
                     why: str = "share a value of the new key with another row",
                     values: dict[str, str] | None = None) -> Precheck | None:
     """Rows sharing a value of a unique (or primary) key; NULLs never collide.
