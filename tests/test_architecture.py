@@ -24,18 +24,20 @@ ALLOWED: dict[str, set[str]] = {
     "dbrepl.aws": {"dbrepl.errors", "dbrepl.engine", "dbrepl.spec"},
     "dbrepl.engine": {"dbrepl.aws", "dbrepl.bundle", "dbrepl.errors", "dbrepl.spec", "dbrepl.names"},
     "dbrepl.steps": {"dbrepl.aws", "dbrepl.bundle", "dbrepl.engine", "dbrepl.errors", "dbrepl.names",
-                     "dbrepl.spec", "dbrepl.sync"},
+                     "dbrepl.spec", "dbrepl.sync", "dbrepl.invocation"},
+    # How this run was invoked, for hints that run as printed (redacting a DSN with the sync library).
+    "dbrepl.invocation": {"dbrepl.sync"},
     "dbrepl.render": {"dbrepl.engine"},
     "dbrepl.status": {"dbrepl.engine", "dbrepl.names"},
     "dbrepl.sandbox": {"dbrepl.aws", "dbrepl.errors", "dbrepl.names", "dbrepl.sync"},
     "dbrepl.app": {"dbrepl.aws", "dbrepl.bundle", "dbrepl.engine", "dbrepl.errors", "dbrepl.names",
                    "dbrepl.sandbox", "dbrepl.spec", "dbrepl.status", "dbrepl.steps", "dbrepl.sync",
-                   "dbrepl.init"},
+                   "dbrepl.init", "dbrepl.invocation"},
     # The CLI parses, calls the application layer and renders; it never reaches into the
     # sync library, the engine or the steps itself.
     # "dbrepl" itself: its __version__, which `dbrepl --version` prints.
     "dbrepl.cli": {"dbrepl", "dbrepl.app", "dbrepl.bundle", "dbrepl.errors", "dbrepl.names", "dbrepl.render",
-                   "dbrepl.sandbox", "dbrepl.spec", "dbrepl.status", "dbrepl.init"},
+                   "dbrepl.sandbox", "dbrepl.spec", "dbrepl.status", "dbrepl.init", "dbrepl.invocation"},
     "dbrepl.clidoc": {"dbrepl.cli"},
 }
 

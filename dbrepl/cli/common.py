@@ -21,6 +21,7 @@ try:  # typer >= 0.25 vendors click; older typer uses the click package
 except ImportError:  # pragma: no cover
     from click.exceptions import NoArgsIsHelpError, UsageError
 
+from dbrepl import invocation
 from dbrepl.errors import BadInput, DbreplError
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ def handled(fn: Any) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _record_invocation(kwargs)
         try:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, UsageError):
@@ -84,6 +86,18 @@ def handled(fn: Any) -> Any:
     return wrapper
 
 
+def _record_invocation(kwargs: dict[str, Any]) -> None:
+    """What the hints of this command repeat (dbrepl.invocation): --config and --suffix (the
+    sandbox is recorded where the global `--sandbox` is read)."""
+    changes: dict[str, Any] = {}
+    if "config" in kwargs:
+        config = kwargs["config"]
+        changes["config"] = str(config) if config is not None else None
+    if isinstance(kwargs.get("suffix"), str):
+        changes["suffix"] = kwargs["suffix"]
+    invocation.record(**changes)
+
+
 class OneLineUsage(TyperGroup):
     """Usage errors as one line and exit 2, like every other bad input."""
 
@@ -91,6 +105,7 @@ class OneLineUsage(TyperGroup):
         kwargs["standalone_mode"] = False
         tidy_help(self)
         kwargs["args"], args = hoist_sandbox_flag(args[0] if args else kwargs.get("args")), args[1:]
+        previous = invocation.record(argv=tuple(kwargs["args"]), sandbox=False, config=None, suffix=None)
         try:
             rv = super().main(*args, **kwargs)
         except NoArgsIsHelpError as e:
@@ -107,6 +122,8 @@ class OneLineUsage(TyperGroup):
             sys.exit(1)
         except typer.Exit as e:
             sys.exit(e.exit_code)
+        finally:
+            invocation.restore(previous)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 
