@@ -93,7 +93,7 @@ class Demo:
         self.no_databases = no_databases or os.environ.get(NO_MARIADB_ENV, "") not in ("", "0")
         self.say = say
         self.outcome = Outcome()
-        self.root = sandbox.state_dir()
+        self.root = sandbox.find_state_dir()
         self.started = False
         self.state: sandbox.State | None = None
         self.spec: Any = None
@@ -171,12 +171,13 @@ class Demo:
         envs = list(self.spec.environments)
         res = sandbox.start(self.root, port=self.port, environments=envs, mariadb=bins)
         self.state, self.started = res.state, not res.already_running
+        moved = "".join(f" ({n})" for n in res.notes if n.startswith("port "))  # a busy port: which one instead
         if res.state.databases:
             where = ", ".join(f"{e} 127.0.0.1:{d.port}" for e, d in res.state.databases.items())
-            return f"started: AWS at {res.state.endpoint}; MariaDB stand-ins {where}"
+            return f"started: AWS at {res.state.endpoint}{moved}; MariaDB stand-ins {where}"
         why = (f"--no-databases or {NO_MARIADB_ENV}=1" if self.no_databases
                else "MariaDB's server binaries (mariadbd, mariadb-install-db) are not installed")
-        return f"started: AWS only at {res.state.endpoint}, no MariaDB stand-ins ({why})"
+        return f"started: AWS only at {res.state.endpoint}{moved}, no MariaDB stand-ins ({why})"
 
     def _new_engine(self) -> Any:
         assert self.estate is not None

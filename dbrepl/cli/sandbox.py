@@ -41,7 +41,7 @@ def start(
     config: ConfigOpt = None,
 ) -> None:
     """Start the sandbox in the background (state in .dbrepl/sandbox/); does nothing if it runs."""
-    root = sandbox.state_dir()
+    root = sandbox.find_state_dir()
     envs: list[str] = []
     bins = None
     if not no_databases:
@@ -64,7 +64,7 @@ def start(
 @handled
 def stop() -> None:
     """Stop what `sandbox start` started here and discard its data."""
-    res = sandbox.stop(sandbox.state_dir())
+    res = sandbox.stop(sandbox.find_state_dir())
     for s in res.stopped:
         out.print(f"Stopped {s}.")
     for s in res.stale:
@@ -79,7 +79,7 @@ def stop() -> None:
 @handled
 def status(json_: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False) -> None:
     """Endpoints, ports and process ids of the sandbox here. Reads only."""
-    root = sandbox.state_dir()
+    root = sandbox.find_state_dir()
     st = sandbox.read_state(root)
     alive = sandbox.liveness(root, st) if st else {}
     running = bool(alive.get("aws"))

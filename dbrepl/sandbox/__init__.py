@@ -28,6 +28,7 @@ from dbrepl.sandbox.state import (
     Database,
     SandboxError,
     State,
+    find_state_dir,
     read_state,
     state_dir,
 )
@@ -78,10 +79,11 @@ class Sandbox:
 
     @classmethod
     def running(cls, cwd: Path | None = None) -> Sandbox | None:
-        """The sandbox running in `cwd` (default: the working directory), or None."""
+        """The sandbox running in `cwd` (default: the working directory) or the nearest directory
+        above it that has one, or None."""
         from dbrepl.sandbox.control import running_state
 
-        st = running_state(state_dir(cwd))
+        st = running_state(find_state_dir(cwd))
         return cls(st) if st is not None else None
 
     @classmethod
@@ -89,7 +91,8 @@ class Sandbox:
         found = cls.running(cwd)
         if found is None:
             where = cwd or Path.cwd()
-            raise BadInput(f"--sandbox: no sandbox is running in {where}; start one with `dbrepl sandbox start`")
+            raise BadInput(f"--sandbox: no sandbox is running in {where} or a directory above it; start one with "
+                           "`dbrepl sandbox start`")
         return found
 
     @property
@@ -139,7 +142,8 @@ class Sandbox:
 
 __all__ = [
     "DEFAULT_PORT", "FAKE_CREDENTIALS", "HOST", "INSTALL_HINT", "Bound", "Database", "MariaDBBinaries", "Sandbox",
-    "SandboxError", "Started", "State", "Stopped", "bind_stand_ins", "cmdline", "find_mariadb", "free_port",
+    "SandboxError", "Started", "State", "Stopped", "bind_stand_ins", "cmdline", "find_mariadb", "find_state_dir",
+    "free_port",
     "init_datadir", "is_ours", "liveness", "moto_missing", "port_free", "read_pid", "read_state", "running_state",
     "serve_aws", "server_argv", "stand_in_environment", "start", "state_dir", "stop", "wait_for_mariadb",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 from dbrepl.errors import BadInput
 from dbrepl.sandbox.mariadb import MariaDBBinaries, pick_db_ports, start_database
 from dbrepl.sandbox.moto import moto_missing, start_aws
-from dbrepl.sandbox.procs import cmdline, is_ours, pid_files, port_free, read_pid, terminate
+from dbrepl.sandbox.procs import cmdline, free_port, is_ours, pid_files, port_free, read_pid, terminate
 from dbrepl.sandbox.state import (
     DEFAULT_PORT,
     FIRST_DB_PORT,
@@ -76,8 +76,7 @@ def start(root: Path, *, port: int = DEFAULT_PORT, environments: Sequence[str] =
         why = moto_missing()
         if why:
             raise BadInput(why)
-        if not port_free(port):
-            raise BadInput(f"port {port} on {HOST} is already in use; stop what uses it or pass --port N")
+        port = _choose_port(port, notes)
 
         started: list[tuple[str, int]] = []
         try:
@@ -122,6 +121,20 @@ def start(root: Path, *, port: int = DEFAULT_PORT, environments: Sequence[str] =
             for f in pid_files(root):
                 f.unlink(missing_ok=True)
             raise
+
+
+def _choose_port(port: int, notes: list[str]) -> int:
+    """`port` when free, else the next free one above it (said in `notes`): a port in use (another
+    sandbox, LocalStack, ...) does not stop a start."""
+    if port_free(port):
+        return port
+    for other in range(port + 1, min(port + 100, 65536)):
+        if port_free(other):
+            break
+    else:
+        other = free_port()
+    notes.append(f"port {port} on {HOST} is in use: the sandbox's AWS listens on {other} instead")
+    return other
 
 
 def _clear_stale(root: Path) -> list[str]:
