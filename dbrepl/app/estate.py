@@ -91,7 +91,7 @@ class Estate:
             self.sessions.check_roles(list(self.spec.environments))
             self._roles_checked = True
         if self.sandbox is not None:  # the stand-ins' data goes and comes back with their clusters
-            reporter = self.sandbox.follow_clusters(reporter)
+            reporter = self.sandbox.follow_clusters(reporter, self.sessions)
         return Engine(Context(self.spec, self.suffix, self.sessions, envs=self.envs, reporter=reporter,
                               reboot=reboot))
 
