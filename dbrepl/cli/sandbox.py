@@ -86,12 +86,13 @@ def status(json_: Annotated[bool, typer.Option("--json", help="Machine-readable 
     if json_:
         body: dict[str, Any] = {"running": running, "root": str(root)}
         if st:
-            body.update(st.to_json(), running=running, alive=alive)
+            body.update(st.to_json(), running=running, alive=alive, problem=sandbox.trouble(root, st, alive))
         print(json.dumps(body))
         return
     if st is None:
         out.print("No sandbox is running here (start one: dbrepl sandbox start).")
         return
     _render(st, alive)
-    if not all(alive.values()):
-        out.print("[yellow]Some processes are gone:[/] run `dbrepl sandbox stop`, then `dbrepl sandbox start`.")
+    problem = sandbox.trouble(root, st, alive)
+    if problem:
+        out.print(f"[yellow]{escape(problem[0].upper() + problem[1:])}[/]")

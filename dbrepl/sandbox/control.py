@@ -54,6 +54,21 @@ def liveness(root: Path, st: State) -> dict[str, bool]:
     return {p.name: is_ours(root, p.name, p.pid) for p in st.procs()}
 
 
+def trouble(root: Path, st: State, alive: dict[str, bool] | None = None) -> str | None:
+    """What is wrong with a sandbox whose state file is there, and the fix, in the one wording
+    `--sandbox`, `sandbox status` and `sandbox start` all use; None when every process runs."""
+    alive = liveness(root, st) if alive is None else alive
+    if all(alive.values()):
+        return None
+    where = root.parent.parent
+    if not any(alive.values()):
+        return (f"the sandbox in {where} is not running (its processes are gone): start it again with "
+                "`dbrepl sandbox start`")
+    down = ", ".join(n for n, ok in alive.items() if not ok)
+    return (f"the sandbox in {where} is partly running ({down} stopped): run `dbrepl sandbox stop`, "
+            "then `dbrepl sandbox start`")
+
+
 def start(root: Path, *, port: int = DEFAULT_PORT, environments: Sequence[str] = (),
           mariadb: MariaDBBinaries | None = None) -> Started:
     """Start moto and, with `mariadb` given, one stand-in per environment; idempotent."""
@@ -67,9 +82,7 @@ def start(root: Path, *, port: int = DEFAULT_PORT, environments: Sequence[str] =
                     notes.append(f"--port {port} ignored: the running sandbox uses {st.port}")
                 return Started(st, True, notes)
             if any(alive.values()):
-                down = ", ".join(n for n, ok in alive.items() if not ok)
-                raise SandboxError(f"the sandbox is partly running ({down} stopped); "
-                                   "run `dbrepl sandbox stop`, then `dbrepl sandbox start`")
+                raise SandboxError(str(trouble(root, st, alive)))
         stale = _clear_stale(root)
         if stale:
             notes.append(f"removed stale pid files: {', '.join(stale)}")
