@@ -1,4 +1,4 @@
-"""`dbrepl demo`: the whole flow end to end in the local sandbox (issue 5, DESIGN §6).
+"""`dbrepl demo`: the whole flow end to end in the local sandbox (issue 5; docs/sandbox.md).
 
 Start the sandbox if none runs (and remember that), apply, plan (no changes), a sample
 application schema and reference data in the source environment, schema sync and data sync

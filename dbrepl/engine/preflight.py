@@ -1,5 +1,5 @@
 """Preflight: read-only checks, before any change, of what AWS would refuse half-way through an
-apply (issue 11, point 2; DESIGN §4). Run by `Engine.plan` over the plan's changes, once per
+apply (issue 11, point 2; docs/engine.md). Run by `Engine.plan` over the plan's changes, once per
 (account, region) group of the spec, and only for what the plan would make or change, so a
 plan with nothing to do makes no call:
 

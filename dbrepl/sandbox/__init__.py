@@ -1,5 +1,5 @@
 """The local sandbox: a moto server standing in for AWS and one MariaDB server per environment
-standing in for its Aurora cluster (DESIGN §6).
+standing in for its Aurora cluster (docs/sandbox.md).
 
 Split by what it runs: `state` (the files under `.dbrepl/sandbox/`), `procs` (starting and
 stopping processes safely), `moto` (the AWS server), `mariadb` (the stand-ins), `control`
