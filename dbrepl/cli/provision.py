@@ -174,20 +174,34 @@ def init(path: Annotated[Path | None, typer.Argument(help="Where to write it.", 
     from dbrepl.init import write_default_spec
 
     written = write_default_spec(path, force=force)
-    out.print(f"Wrote {escape(str(written))}: edit it, then run `{escape(_first_plan(path))}` "
+    out.print(f"Wrote {escape(str(written))}: edit it, then {escape(_first_plan(path))} "
               "(any suffix of 1-20 of a-z, 0-9, '-' names your estate)")
 
 
+_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+
+
 def _first_plan(path: Path | None) -> str:
-    """The plan to run after init, runnable as printed: the spec just written, and `--sandbox`
-    when a sandbox runs here (or was asked for)."""
+    """The plan to run after init, runnable as printed: with the spec just written; in the sandbox
+    when one runs here (or was asked for); when no AWS credentials are set up either (no variable,
+    no ~/.aws), the sandbox's start first."""
+    import os
+
     from dbrepl import invocation
     from dbrepl.sandbox import Sandbox
 
-    sandbox = invocation.current().sandbox or Sandbox.running() is not None
     spec = f"--config {invocation.quote(path)}" if path is not None else ""
     suffix = invocation.current().suffix or "demo"
-    return command("plan", spec, suffix=suffix, config=False, sandbox=sandbox)
+    if invocation.current().sandbox or Sandbox.running() is not None:
+        return f"run `{command('plan', spec, suffix=suffix, config=False, sandbox=True)}`"
+    aws = Path.home() / ".aws"
+    if any(os.environ.get(v) for v in _CREDENTIAL_VARIABLES) or (aws / "credentials").is_file() \
+            or (aws / "config").is_file():
+        return f"run `{command('plan', spec, suffix=suffix, config=False, sandbox=False)}`"
+    start = command("sandbox start", spec, suffix=False, config=False, sandbox=False)
+    return (f"with no AWS credentials here, try it in the local sandbox: `{start}`, then "
+            f"`{command('plan', spec, suffix=suffix, config=False, sandbox=True)}`")
 
 
 @app.command()
