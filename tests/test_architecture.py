@@ -22,7 +22,8 @@ ALLOWED: dict[str, set[str]] = {
     "dbrepl.bundle": {"dbrepl", "dbrepl.sync"},
     "dbrepl.init": {"dbrepl", "dbrepl.errors", "dbrepl.spec"},
     "dbrepl.aws": {"dbrepl.errors", "dbrepl.engine", "dbrepl.spec"},
-    "dbrepl.engine": {"dbrepl.aws", "dbrepl.bundle", "dbrepl.errors", "dbrepl.spec", "dbrepl.names"},
+    "dbrepl.engine": {"dbrepl.aws", "dbrepl.bundle", "dbrepl.errors", "dbrepl.spec", "dbrepl.names",
+                      "dbrepl.invocation"},
     "dbrepl.steps": {"dbrepl.aws", "dbrepl.bundle", "dbrepl.engine", "dbrepl.errors", "dbrepl.names",
                      "dbrepl.spec", "dbrepl.sync", "dbrepl.invocation"},
     # How this run was invoked, for hints that run as printed (redacting a DSN with the sync library).
