@@ -137,6 +137,7 @@ class Demo:
     def _flow(self) -> None:
         assert self.state is not None
         self.estate = open_estate(Target(self.spec, self.suffix), sandbox=sandbox.Sandbox(self.state))
+        self.estate.keep_stand_in_data = self.keep  # --keep: the sample data stays to look at
         if not self._step("apply", self._apply):
             self._step("destroy", self._destroy)
             return
@@ -325,7 +326,8 @@ class Demo:
         kept = [c.final_snapshot for c in done.changes if c.final_snapshot]
         owned = (f" (protected environments included, the demo made them; final snapshot kept: {', '.join(kept)})"
                  if kept else "")
-        return f"ok, {done.summary['delete']} deleted{owned}"
+        data = "; the stand-ins keep the sample data (--keep)" if self.keep and self.state.databases else ""
+        return f"ok, {done.summary['delete']} deleted{owned}{data}"
 
     def _stop(self) -> None:
         if not self.started:

@@ -78,6 +78,7 @@ class Estate:
     sessions: SessionFactory
     envs: list[str] | None = None
     sandbox: Sandbox | None = None
+    keep_stand_in_data: bool = False  # the sandbox: deleting a cluster leaves its stand-in's data (demo --keep)
     _functions: Functions | None = field(default=None, repr=False)
     _roles_checked: bool = field(default=False, repr=False)
 
@@ -91,7 +92,7 @@ class Estate:
             self.sessions.check_roles(list(self.spec.environments))
             self._roles_checked = True
         if self.sandbox is not None:  # the stand-ins' data goes and comes back with their clusters
-            reporter = self.sandbox.follow_clusters(reporter, self.sessions)
+            reporter = self.sandbox.follow_clusters(reporter, self.sessions, self.keep_stand_in_data)
         return Engine(Context(self.spec, self.suffix, self.sessions, envs=self.envs, reporter=reporter,
                               reboot=reboot))
 

@@ -134,7 +134,7 @@ class Sandbox:
 
         return stand_in_environment(self.state, variables)
 
-    def follow_clusters(self, reporter: Any, sessions: Any = None) -> Any:
+    def follow_clusters(self, reporter: Any, sessions: Any = None, keep_data: bool = False) -> Any:
         """An engine reporter under which each stand-in follows its cluster: emptied when it is
         deleted (unless another suffix's cluster of that environment still stands on it: read
         through `sessions`), kept in a dump with its final snapshot, loaded again when restored."""
@@ -150,7 +150,8 @@ class Sandbox:
                         found.append(c["DBClusterIdentifier"])
             return found
 
-        return follow(self.state, reporter or (lambda event, data: None), others if sessions is not None else None)
+        return follow(self.state, reporter or (lambda event, data: None), others if sessions is not None else None,
+                      keep_data)
 
     def bind_stand_ins(self, spec: Any, suffix: str, sessions: Any,
                        envs: Sequence[str] | None = None) -> tuple[list[Bound], list[str]]:

@@ -46,10 +46,12 @@ def dump_path(st: State, snapshot: str) -> Path:
 
 
 def follow(st: State, report: Callable[[str, dict[str, Any]], None],
-           others: Callable[[str, str], list[str]] | None = None) -> Callable[[str, dict[str, Any]], None]:
+           others: Callable[[str, str], list[str]] | None = None,
+           keep_data: bool = False) -> Callable[[str, dict[str, Any]], None]:
     """`report`, after the stand-in of a cluster just deleted or restored has followed it.
     `others(env, cluster)`: the clusters of `env` other than `cluster` still in the sandbox's AWS
-    (another suffix's), whose data the stand-in also holds."""
+    (another suffix's), whose data the stand-in also holds. `keep_data`: a deleted cluster's
+    stand-in keeps its databases (`dbrepl demo --keep`, whose sample data stays to look at)."""
 
     def reporter(event: str, data: dict[str, Any]) -> None:
         c = data.get("change")
@@ -57,8 +59,10 @@ def follow(st: State, report: Callable[[str, dict[str, Any]], None],
         if db is not None and c.action == "delete":
             if c.final_snapshot:
                 save(st, db, c.final_snapshot)
-            standing = others(c.env, c.name) if others is not None else []
-            if standing:
+            standing = others(c.env, c.name) if others is not None and not keep_data else []
+            if keep_data:
+                pass
+            elif standing:
                 report("warning", {"what": f"stand-in for {c.env}",
                                    "message": f"its databases were kept: {', '.join(standing)} still stands on it"})
             else:  # the cluster's data goes with it, as on AWS
