@@ -801,6 +801,12 @@ def missing_spec_message(path: Path, given: bool) -> str:
     if given:
         return (f"{path}: file not found; pass --config PATH, or run `dbrepl init {path}` "
                 "to write the default spec there")
+    above = next((d / path for d in Path.cwd().parents if (d / path).is_file()), None) if not path.is_absolute() \
+        else None
+    if above is not None:  # in a subdirectory of the estate's folder: the spec is not looked for upward
+        rel = os.path.relpath(above)
+        return (f"no spec found at {path} (specs are not looked for in the folders above; {rel} is there): "
+                f"pass --config {rel}, or run from {os.path.relpath(above.parents[len(path.parts) - 1])}")
     return f"no spec found at {path}: run `dbrepl init` to write the default one, or pass --config"
 
 

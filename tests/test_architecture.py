@@ -21,20 +21,24 @@ ALLOWED: dict[str, set[str]] = {
     "dbrepl.bundle": {"dbrepl", "dbrepl.sync"},
     "dbrepl.init": {"dbrepl", "dbrepl.errors", "dbrepl.spec"},
     "dbrepl.aws": {"dbrepl.errors", "dbrepl.engine", "dbrepl.spec"},
-    "dbrepl.engine": {"dbrepl.aws", "dbrepl.bundle", "dbrepl.errors", "dbrepl.spec", "dbrepl.names"},
+    "dbrepl.engine": {"dbrepl.aws", "dbrepl.bundle", "dbrepl.errors", "dbrepl.spec", "dbrepl.names",
+                      "dbrepl.invocation"},
     "dbrepl.steps": {"dbrepl.aws", "dbrepl.bundle", "dbrepl.engine", "dbrepl.errors", "dbrepl.names",
-                     "dbrepl.spec", "dbrepl.sync"},
+                     "dbrepl.spec", "dbrepl.sync", "dbrepl.invocation"},
+    # How this run was invoked, for hints that run as printed (redacting a DSN with the sync library).
+    "dbrepl.invocation": {"dbrepl.sync"},
     "dbrepl.render": {"dbrepl.engine"},
     "dbrepl.status": {"dbrepl.engine", "dbrepl.names"},
     "dbrepl.sandbox": {"dbrepl.aws", "dbrepl.errors", "dbrepl.names", "dbrepl.sync"},
     "dbrepl.app": {"dbrepl.aws", "dbrepl.bundle", "dbrepl.engine", "dbrepl.errors", "dbrepl.names",
                    "dbrepl.sandbox", "dbrepl.spec", "dbrepl.status", "dbrepl.steps", "dbrepl.sync",
-                   "dbrepl.init"},
+                   "dbrepl.init", "dbrepl.invocation"},
     # The CLI parses, calls the application layer and renders (dbrepl.render is presentation);
     # everything below the app (the spec, the sandbox, the engine, the steps, aws, sync, the
-    # bundle, names) it reaches only through dbrepl.app, types included.
+    # bundle, names) it reaches only through dbrepl.app, types included. dbrepl.invocation:
+    # how this command was run, which every printed hint repeats (standard library only).
     # "dbrepl" itself: its __version__, which `dbrepl --version` prints.
-    "dbrepl.cli": {"dbrepl", "dbrepl.app", "dbrepl.errors", "dbrepl.render"},
+    "dbrepl.cli": {"dbrepl", "dbrepl.app", "dbrepl.errors", "dbrepl.invocation", "dbrepl.render"},
     "dbrepl.clidoc": {"dbrepl.cli"},
 }
 

@@ -86,8 +86,8 @@ def test_push_refuses_to_replace_an_applied_script_and_repair_accepts_the_new_co
     r = cli("migrate", "apply", "staging", "--direct", *ENV_ARGS)
     assert r.exit_code == 1 and "changed since they ran" in r.output, r.output
     hint = next(ln for ln in r.output.splitlines() if ln.startswith("hint: "))
-    assert hint.startswith(f"hint: dbrepl migrate repair staging --suffix {base.SUFFIX} --direct --config "
-                           f"{base.CONFIG}"), hint
+    assert hint.startswith(f"hint: dbrepl migrate repair staging --suffix {base.SUFFIX} --config "
+                           f"{base.CONFIG} --direct"), hint
     assert r.output.index("error:") < r.output.index("hint:"), r.output
     assert detailed() == 1 and status()["V1__create.sql"]["state"] == "changed"
 
@@ -165,7 +165,7 @@ def test_apply_and_status_on_a_dsn_with_a_scripts_directory(dev, estate, tmp_pat
     r = cli("migrate", "apply", target, "--scripts", str(scripts))
     assert r.exit_code == 1 and "changed since they ran" in r.output, r.output
     hint = next(ln for ln in r.output.splitlines() if ln.startswith("hint: "))
-    assert hint == f"hint: dbrepl migrate repair 'mysql://{base.USER}@127.0.0.1:{dev.port}/mig_dsn' --scripts {scripts}"
+    assert hint == f"hint: dbrepl migrate repair mysql://{base.USER}@127.0.0.1:{dev.port}/mig_dsn --scripts {scripts}"
     r = cli("migrate", "repair", target, "--scripts", str(scripts), "--yes")
     assert r.exit_code == 0 and "mig_dsn: accepted the new content of V1__create.sql" in r.output, r.output
     assert cli("migrate", "status", target, "--scripts", str(scripts), "--detailed-exitcode").exit_code == 0

@@ -1,5 +1,5 @@
-"""The local sandbox (issue 5): start, status, a second start, stop, stale pid files, busy
-ports, AWS only without MariaDB, and `--sandbox` with and without a running sandbox.
+"""The local sandbox (issue 5): start, status, a second start, stop, stale pid files, a busy
+port (another is picked), AWS only without MariaDB, and `--sandbox` with and without a running sandbox.
 
 Every command runs as a real process in its own temporary working directory (the sandbox
 keeps its state under `.dbrepl/sandbox/` there) on free ports; whatever a test starts is
@@ -263,16 +263,17 @@ def test_status_and_stop_without_a_sandbox(cwd: Path) -> None:
     assert r.code == 0 and "No sandbox was running here." in r.stdout
 
 
-def test_port_in_use_is_a_clear_error(cwd: Path) -> None:
+def test_a_busy_port_picks_another_and_says_which(cwd: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         r = dbrepl(cwd, "sandbox", "start", "--no-databases", "--port", str(port))
-    assert r.code == 2
-    assert len(r.lines) == 1 and f"port {port}" in r.lines[0] and "in use" in r.lines[0], r.stderr
-    root = sandbox.state_dir(cwd)
-    assert list(root.glob("*.pid")) == [] and not (root / "state.json").exists()
+        assert r.code == 0, r.stderr
+        st = sandbox.read_state(sandbox.state_dir(cwd))
+        assert st is not None and st.port != port
+        assert f"port {port} on 127.0.0.1 is in use: the sandbox's AWS listens on {st.port} instead" in r.stdout
+        assert f"http://127.0.0.1:{st.port}" in r.stdout
 
 
 # --------------------------------------------------------------------------- stale pid files

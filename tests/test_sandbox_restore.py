@@ -75,9 +75,10 @@ def test_destroy_then_apply_restoring_the_final_snapshot_brings_prods_rows_back(
     assert "kept: KMS key" in out and f"alias/prod-key-{SUFFIX}" in out
     assert f"--db-cluster-snapshot-identifier {snapshot}" in out and "aws kms schedule-key-deletion" in out
     assert (sandbox.state_dir(cwd) / "snapshots" / f"{snapshot}.sql").is_file()
+    # The cluster's data went with it (the prompt said "deleted for good"), kept only in the snapshot.
+    assert ("app",) not in _query(prod, "SHOW DATABASES")
     # What happens to the stand-in after the cluster is gone must not be what comes back.
-    _write(prod, "DELETE FROM app.customers", "CREATE TABLE app.written_later (id INT PRIMARY KEY)")
-    assert _query(prod, "SELECT COUNT(*) FROM app.customers") == [(0,)]
+    _write(prod, "CREATE DATABASE app", "CREATE TABLE app.written_later (id INT PRIMARY KEY)")
 
     _edit_spec(cwd, restore_from_snapshot={"prod": snapshot})
     p = dbrepl(cwd, "--sandbox", "plan", "-s", SUFFIX, "--env", "prod")

@@ -1,4 +1,4 @@
-"""`dbrepl demo`: the whole flow end to end in the local sandbox (issue 5, DESIGN §6).
+"""`dbrepl demo`: the whole flow end to end in the local sandbox (issue 5; docs/sandbox.md).
 
 Start the sandbox if none runs (and remember that), apply, plan (no changes), a sample
 application schema and reference data in the source environment, schema sync and data sync
@@ -93,7 +93,7 @@ class Demo:
         self.no_databases = no_databases or os.environ.get(NO_MARIADB_ENV, "") not in ("", "0")
         self.say = say
         self.outcome = Outcome()
-        self.root = sandbox.state_dir()
+        self.root = sandbox.find_state_dir()
         self.started = False
         self.state: sandbox.State | None = None
         self.spec: Any = None
@@ -137,6 +137,7 @@ class Demo:
     def _flow(self) -> None:
         assert self.state is not None
         self.estate = open_estate(Target(self.spec, self.suffix), sandbox=sandbox.Sandbox(self.state))
+        self.estate.keep_stand_in_data = self.keep  # --keep: the sample data stays to look at
         if not self._step("apply", self._apply):
             self._step("destroy", self._destroy)
             return
@@ -171,12 +172,13 @@ class Demo:
         envs = list(self.spec.environments)
         res = sandbox.start(self.root, port=self.port, environments=envs, mariadb=bins)
         self.state, self.started = res.state, not res.already_running
+        moved = "".join(f" ({n})" for n in res.notes if n.startswith("port "))  # a busy port: which one instead
         if res.state.databases:
             where = ", ".join(f"{e} 127.0.0.1:{d.port}" for e, d in res.state.databases.items())
-            return f"started: AWS at {res.state.endpoint}; MariaDB stand-ins {where}"
+            return f"started: AWS at {res.state.endpoint}{moved}; MariaDB stand-ins {where}"
         why = (f"--no-databases or {NO_MARIADB_ENV}=1" if self.no_databases
                else "MariaDB's server binaries (mariadbd, mariadb-install-db) are not installed")
-        return f"started: AWS only at {res.state.endpoint}, no MariaDB stand-ins ({why})"
+        return f"started: AWS only at {res.state.endpoint}{moved}, no MariaDB stand-ins ({why})"
 
     def _new_engine(self) -> Any:
         assert self.estate is not None
@@ -324,7 +326,9 @@ class Demo:
         kept = [c.final_snapshot for c in done.changes if c.final_snapshot]
         owned = (f" (protected environments included, the demo made them; final snapshot kept: {', '.join(kept)})"
                  if kept else "")
-        return f"ok, {done.summary['delete']} deleted{owned}"
+        data = ("; the stand-ins keep the sample data (--keep)"
+                if self.keep and self.state is not None and self.state.databases else "")
+        return f"ok, {done.summary['delete']} deleted{owned}{data}"
 
     def _stop(self) -> None:
         if not self.started:

@@ -63,6 +63,8 @@ def refuse_unverified_protected(spec: Spec, sandbox: Sandbox | None = None) -> N
     protected = [e for e, env in spec.environments.items() if env.protected]
     if not protected or tls.ca_bundle is not None or not tls.verify:
         return
+    if sandbox is None:  # no AWS to talk to and a sandbox running: that is the news, not the CA
+        _refuse_without_aws(spec)
     which = f"{', '.join(protected)} {'is' if len(protected) == 1 else 'are'} protected"
     raise BadInput(f"databases.tls.ca_bundle: not set while {which}, so connections to it would not verify the "
                    f"server; download the RDS CA bundle ({RDS_CA_BUNDLE_URL}) next to the spec and set "
@@ -76,6 +78,7 @@ class Estate:
     sessions: SessionFactory
     envs: list[str] | None = None
     sandbox: Sandbox | None = None
+    keep_stand_in_data: bool = False  # the sandbox: deleting a cluster leaves its stand-in's data (demo --keep)
     _functions: Functions | None = field(default=None, repr=False)
     _roles_checked: bool = field(default=False, repr=False)
 
@@ -89,7 +92,7 @@ class Estate:
             self.sessions.check_roles(list(self.spec.environments))
             self._roles_checked = True
         if self.sandbox is not None:  # the stand-ins' data goes and comes back with their clusters
-            reporter = self.sandbox.follow_clusters(reporter)
+            reporter = self.sandbox.follow_clusters(reporter, self.sessions, self.keep_stand_in_data)
         return Engine(Context(self.spec, self.suffix, self.sessions, envs=self.envs, reporter=reporter,
                               reboot=reboot))
 
@@ -117,6 +120,35 @@ def open_estate(target: Target, *, sandbox: Sandbox | None = None) -> Estate:
     # In the sandbox the databases are its stand-ins, verified against the CA it made.
     spec = sandbox.effective_spec(target.spec) if sandbox else target.spec
     sessions = sandbox.session_factory(spec) if sandbox else SessionFactory.from_spec(spec)
-    sessions.check_credentials()
-    sessions.region_for(None)
+    try:
+        sessions.check_credentials()
+        sessions.region_for(None)
+    except BadInput:
+        if sandbox is None:
+            refuse_missing_sandbox_flag()
+        raise
     return Estate(spec, target.suffix, sessions, target.envs, sandbox)
+
+
+def _refuse_without_aws(spec: Spec) -> None:
+    from dbrepl.aws.session import SessionFactory
+
+    try:
+        sessions = SessionFactory.from_spec(spec)
+        sessions.check_credentials()
+        sessions.region_for(None)
+    except BadInput:
+        refuse_missing_sandbox_flag()
+
+
+def refuse_missing_sandbox_flag(cwd: Path | None = None) -> None:
+    """No AWS credentials or region, and a sandbox runs here: one line saying so, with this very
+    command line and `--sandbox` (exit 2), instead of AWS advice and "start a sandbox"."""
+    from dbrepl.invocation import with_sandbox
+    from dbrepl.sandbox import Sandbox
+
+    running = Sandbox.running(cwd)
+    if running is not None:
+        where = Path(running.state.root).parent.parent
+        raise BadInput(f"no AWS credentials or region here, and the sandbox in {where} is running, but --sandbox "
+                       f"was not given: run `{with_sandbox()}` (or set DBREPL_SANDBOX=1)")

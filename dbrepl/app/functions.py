@@ -275,7 +275,9 @@ def aws_call(call: Callable[[], Any], what: str, suffix: str | None = None) -> A
     except ClientError as exc:
         left = ""
         if error_code(exc) in ("ResourceNotFoundException", "NoSuchBucket") and suffix:
-            left = f"is estate {suffix} deployed? run dbrepl apply --suffix {suffix}"
+            from dbrepl.invocation import command
+
+            left = f"is estate {suffix} deployed? run `{command('apply', suffix=suffix)}`"
         raise AwsFailure(what, error_reason(exc), left) from None
     except BotoCoreError as exc:
         raise AwsFailure(what, error_reason(exc)) from None

@@ -1,5 +1,6 @@
 """`dbrepl sandbox start|stop|status` and the global `--sandbox`: what the CLI asks of the local
-sandbox (dbrepl.sandbox), here in `.dbrepl/sandbox/` of the current directory.
+sandbox (dbrepl.sandbox), in `.dbrepl/sandbox/` of the current directory or the nearest one above
+it that has one (as git finds its repository).
 
 Only the constants and the state files load with this module; starting and stopping processes
 (dbrepl.sandbox.control) loads on first use, as dbrepl.sandbox itself arranges.
@@ -28,6 +29,7 @@ class Status:
     root: Path
     state: State | None
     alive: dict[str, bool]
+    problem: str | None = None  # what is wrong with a partly running sandbox, and the fix
 
     @property
     def running(self) -> bool:
@@ -42,7 +44,7 @@ def require() -> Sandbox:
 def start(config: Path | None, *, port: int = DEFAULT_PORT, databases: bool = True) -> tuple[Started, Status]:
     """Start the sandbox here (one MariaDB stand-in per environment of the spec unless not
     `databases`); does nothing if it runs. The result and the sandbox as it now is."""
-    root = sandbox.state_dir()
+    root = sandbox.find_state_dir()
     envs: list[str] = []
     bins = None
     if databases:
@@ -51,16 +53,18 @@ def start(config: Path | None, *, port: int = DEFAULT_PORT, databases: bool = Tr
         envs = list(load_spec(config).environments)
         bins = sandbox.find_mariadb()
     res = sandbox.start(root, port=port, environments=envs, mariadb=bins)
-    return res, Status(root, res.state, sandbox.liveness(root, res.state))
+    alive = sandbox.liveness(root, res.state)
+    return res, Status(root, res.state, alive, sandbox.trouble(root, res.state, alive))
 
 
 def stop() -> Stopped:
     """Stop what `start` started here and discard its data."""
-    return sandbox.stop(sandbox.state_dir())
+    return sandbox.stop(sandbox.find_state_dir())
 
 
 def status() -> Status:
     """Reads only."""
-    root = sandbox.state_dir()
+    root = sandbox.find_state_dir()
     st = sandbox.read_state(root)
-    return Status(root, st, sandbox.liveness(root, st) if st else {})
+    alive = sandbox.liveness(root, st) if st else {}
+    return Status(root, st, alive, sandbox.trouble(root, st, alive) if st else None)

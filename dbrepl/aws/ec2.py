@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from dbrepl.engine.context import Context
 
 LAMBDA_ENI_PREFIX = "AWS Lambda VPC ENI"
-# The hub VPC's endpoints (DESIGN §2 item 3): the functions reach these services without a NAT.
+# The hub VPC's endpoints (docs/corrections.md, item 3): the functions reach these services without a NAT.
 INTERFACE_SERVICES = ("secretsmanager", "ssm")
 GATEWAY_SERVICES = ("s3",)
 

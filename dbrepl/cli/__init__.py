@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from dbrepl import __version__
+from dbrepl import __version__, invocation
 from dbrepl.cli import provision
 from dbrepl.cli.common import OneLineUsage, handled
 from dbrepl.cli.demo import demo as demo_command
@@ -47,6 +47,7 @@ def _global(ctx: typer.Context, sandbox: Annotated[bool, typer.Option(
         from dbrepl.app.sandbox import require
 
         ctx.obj = require()
+        invocation.record(sandbox=True)
 
 
 for command in provision.app.registered_commands:

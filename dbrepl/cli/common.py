@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover
     # The same classes in click's own package: mypy sees both imports and types them as distinct.
     from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
+from dbrepl import invocation
 from dbrepl.errors import BadInput, DbreplError
 
 if TYPE_CHECKING:
@@ -59,6 +60,7 @@ def handled(fn: Any) -> Any:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _record_invocation(kwargs)
         try:
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, UsageError):
@@ -85,6 +87,18 @@ def handled(fn: Any) -> Any:
     return wrapper
 
 
+def _record_invocation(kwargs: dict[str, Any]) -> None:
+    """What the hints of this command repeat (dbrepl.invocation): --config and --suffix (the
+    sandbox is recorded where the global `--sandbox` is read)."""
+    changes: dict[str, Any] = {}
+    if "config" in kwargs:
+        config = kwargs["config"]
+        changes["config"] = str(config) if config is not None else None
+    if isinstance(kwargs.get("suffix"), str):
+        changes["suffix"] = kwargs["suffix"]
+    invocation.record(**changes)
+
+
 class OneLineUsage(TyperGroup):
     """Usage errors as one line and exit 2, like every other bad input."""
 
@@ -92,6 +106,7 @@ class OneLineUsage(TyperGroup):
         kwargs["standalone_mode"] = False
         tidy_help(self)
         kwargs["args"], args = hoist_sandbox_flag(args[0] if args else kwargs.get("args")), args[1:]
+        previous = invocation.record(argv=tuple(kwargs["args"]), sandbox=False, config=None, suffix=None)
         try:
             rv = super().main(*args, **kwargs)
         except NoArgsIsHelpError as e:
@@ -108,6 +123,8 @@ class OneLineUsage(TyperGroup):
             sys.exit(1)
         except typer.Exit as e:
             sys.exit(e.exit_code)
+        finally:
+            invocation.restore(previous)
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -25,6 +25,7 @@ from dbrepl.cli.common import (
 )
 from dbrepl.cli.sync import METRICS_HELP, confirm_target, exit_for, run_env, show
 from dbrepl.errors import BadInput, DbreplError
+from dbrepl.invocation import command, quote
 
 migrate_app = typer.Typer(no_args_is_help=True, help="Versioned migration scripts: push, apply once, in order.")
 
@@ -55,8 +56,8 @@ def migrate_push(
         if ran:
             which = "; ".join(f"{name} ran on {', '.join(envs)}" for name, envs in ran.items())
             envs = list(dict.fromkeys(e for es in ran.values() for e in es))
-            flags = (" --direct" if direct else "") + (f" --config {config}" if config is not None else "")
-            repairs = " and ".join(f"dbrepl migrate repair {e} --suffix {sfx}{flags}" for e in envs)
+            repairs = " and ".join(f"`{command(f'migrate repair {e}', '--direct' if direct else '', suffix=sfx)}`"
+                                   for e in envs)
             raise BadInput(f"{which}: its content differs from the bucket's and an applied script must not change "
                            "(apply would stop); put the change in a new script, or pass --force to replace it "
                            f"and then run {repairs}; nothing was uploaded")
@@ -67,7 +68,10 @@ def migrate_push(
                      else ""))
     for warning in warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
-    out.print(f"{len(keys)} script(s) pushed; apply them with: dbrepl migrate apply ENV --suffix {sfx}")
+    envs = list(spec.environments)
+    then = f", then {' and '.join(envs[1:])}" if len(envs) > 1 else ""
+    apply_cmd = command(f"migrate apply {envs[0]}", "--direct" if direct else "", suffix=sfx)
+    out.print(f"{len(keys)} script(s) pushed; apply them with: `{escape(apply_cmd)}`{escape(then)}")
 
 
 def _environments_that_ran(ctx: typer.Context, spec: Any, sfx: str, names: list[str],
@@ -110,7 +114,7 @@ def _dsn_target(target: str, scripts: Path | None, database: list[str] | None, d
 def _no_scripts_dir(scripts: Path | None) -> None:
     if scripts is not None:
         raise BadInput("--scripts goes with a DSN target; an environment's scripts are in the bucket "
-                       "(dbrepl migrate push FILE... --suffix S)")
+                       f"({command('migrate push FILE...')})")
 
 
 TARGET_HELP = "Target environment, or a DSN mysql://user@host:port/database (then --scripts DIR)."
@@ -155,19 +159,21 @@ def migrate_apply(
     try:
         exit_for(result, False, False)
     finally:  # after the error line
-        _repair_hint(result, env, sfx, scripts, direct=direct, config=config)
+        _repair_hint(result, env, sfx, scripts, direct=direct)
 
 
 def _repair_hint(result: dict[str, Any], env: str, sfx: str | None, scripts: Path | None, *,
-                 direct: bool, config: Path | None) -> None:
+                 direct: bool) -> None:
     """After a refusal for a changed or failed script: the repair command, with this run's flags."""
     error = str(result.get("error") or "")
     if result.get("status") not in ("refused", "error") or "migrate repair" not in error:
         return
-    where = f"--scripts {scripts}" if sfx is None else f"--suffix {sfx}"
-    target = f"'{env}'" if sfx is None else env
-    flags = (" --direct" if direct else "") + (f" --config {config}" if config is not None and sfx else "")
-    err.print(escape(f"hint: dbrepl migrate repair {target} {where}{flags}"
+    if sfx is None:  # a DSN: no spec, no suffix, no sandbox; the password never shown
+        hint = command(f"migrate repair {quote(env)}", f"--scripts {quote(scripts)}", suffix=False, config=False,
+                       sandbox=False)
+    else:
+        hint = command(f"migrate repair {quote(env)}", "--direct" if direct else "", suffix=sfx)
+    err.print(escape(f"hint: {hint}"
                      + ("   (or --restore: the bucket's original back)" if sfx is not None and "changed" in error
                         else "")))
 
@@ -327,8 +333,8 @@ def _restore_originals(ctx: typer.Context, spec: Any, sfx: str, env: str, databa
             if (s.get("state") == "changed" and s.get("applied_checksum")
                     and wanted.setdefault(s["script"], s["applied_checksum"]) != s["applied_checksum"]):
                     raise DbreplError(f"{s['script']}: the databases of {env} ran different contents of it; "
-                                      "restore by hand, or accept the current one with dbrepl migrate repair "
-                                      f"{env} --suffix {sfx}")
+                                      "restore by hand, or accept the current one with "
+                                      f"`{command(f'migrate repair {env}', suffix=sfx)}`")
     if dry_run:
         return [f"{name} (would restore)" for name in wanted]
     functions = estate(ctx, spec, sfx).functions
@@ -337,7 +343,7 @@ def _restore_originals(ctx: typer.Context, spec: Any, sfx: str, env: str, databa
         version = functions.restore_script(name, checksum)
         if version is None:
             raise DbreplError(f"{name}: no version in the bucket has the content {env} ran (checksum {checksum[:12]}); "
-                              f"accept the current one with dbrepl migrate repair {env} --suffix {sfx}")
+                              f"accept the current one with `{command(f'migrate repair {env}', suffix=sfx)}`")
         restored.append(f"{name} (version {version})")
     return restored
 

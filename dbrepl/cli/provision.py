@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,6 +23,7 @@ from dbrepl.cli.common import (
     out,
     sandbox_of,
 )
+from dbrepl.invocation import command, quote
 
 if TYPE_CHECKING:
     from dbrepl.app.sandbox import Bound
@@ -52,7 +52,7 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
         if p.refused:
             out.print(f"[bold red]refused:[/] apply would refuse this plan: {len(p.refused)} resource(s) would have "
                       "to be replaced (marked refused), which dbrepl never does in place; "
-                      f"{escape(_replacement_way_out(ctx, target, config, p.refused))}")
+                      f"{escape(_replacement_way_out(target, p.refused))}")
         render_findings(out, p.findings)
     refuse_failed(p.findings)
     if detailed_exitcode and p.refused:
@@ -61,14 +61,13 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
         raise typer.Exit(3)
 
 
-def _replacement_way_out(ctx: typer.Context, target: Any, config: Path | None, refused: list) -> str:
-    """What to do about replacements, as commands that run as printed."""
-    base = "dbrepl --sandbox" if sandbox_of(ctx) else "dbrepl"
-    common = f" --suffix {target.suffix}" + (f" --config {shlex.quote(str(config))}" if config else "")
-    envs = "".join(f" --env {e}" for e in dict.fromkeys(c.env for c in refused))
-    protected = " --include-protected" if any(c.protected for c in refused) else ""
+def _replacement_way_out(target: Any, refused: list) -> str:
+    """What to do about replacements, as commands that run as printed (this run's --sandbox and --config)."""
+    envs = [f"--env {e}" for e in dict.fromkeys(c.env for c in refused)]
+    protected = "--include-protected" if any(c.protected for c in refused) else ""
     return (f"change the spec back, or destroy and apply again, losing their data: "
-            f"`{base} destroy{common}{envs}{protected}`, then `{base} apply{common}`")
+            f"`{command('destroy', *envs, protected, suffix=target.suffix)}`, "
+            f"then `{command('apply', suffix=target.suffix)}`")
 
 
 @app.command()
@@ -90,7 +89,7 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
     engine = est.engine(reporter=Progress(err), reboot=reboot)
     p = engine.plan()
     # exit 2 before anything is shown as going to happen
-    engine.refuse_replacements(p, _replacement_way_out(ctx, target, config, p.refused))
+    engine.refuse_replacements(p, _replacement_way_out(target, p.refused))
     render_plan(out, p)
     render_findings(out, p.findings)
     refuse_failed(p.findings)  # exit 2 before anything changes
@@ -178,7 +177,35 @@ def init(path: Annotated[Path | None, typer.Argument(help="Where to write it.", 
     """Write the default spec (with its comments) to start from; edit it, then plan."""
     from dbrepl.app.files import write_default_spec
 
-    out.print(f"Wrote {write_default_spec(path, force=force)}: edit it, then run `dbrepl plan`")
+    written = write_default_spec(path, force=force)
+    out.print(f"Wrote {escape(str(written))}: edit it, then {escape(_first_plan(path))} "
+              "(any suffix of 1-20 of a-z, 0-9, '-' names your estate)")
+
+
+_CREDENTIAL_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI")
+
+
+def _first_plan(path: Path | None) -> str:
+    """The plan to run after init, runnable as printed: with the spec just written; in the sandbox
+    when one runs here (or was asked for); when no AWS credentials are set up either (no variable,
+    no ~/.aws), the sandbox's start first."""
+    import os
+
+    from dbrepl import invocation
+    from dbrepl.app.sandbox import Sandbox
+
+    spec = f"--config {invocation.quote(path)}" if path is not None else ""
+    suffix = invocation.current().suffix or "demo"
+    if invocation.current().sandbox or Sandbox.running() is not None:
+        return f"run `{command('plan', spec, suffix=suffix, config=False, sandbox=True)}`"
+    aws = Path.home() / ".aws"
+    if any(os.environ.get(v) for v in _CREDENTIAL_VARIABLES) or (aws / "credentials").is_file() \
+            or (aws / "config").is_file():
+        return f"run `{command('plan', spec, suffix=suffix, config=False, sandbox=False)}`"
+    start = command("sandbox start", spec, suffix=False, config=False, sandbox=False)
+    return (f"with no AWS credentials here, try it in the local sandbox: `{start}`, then "
+            f"`{command('plan', spec, suffix=suffix, config=False, sandbox=True)}`")
 
 
 @app.command()
@@ -232,10 +259,10 @@ def _render_permissions(policies: list) -> None:
         where = f"account {pr.account}, {', '.join(pr.regions) or 'no region of its own'}"
         if pr.who == DEPLOYER:
             title = "Deployer: the credentials you run dbrepl with"
-            how = "dbrepl permissions --json"
+            how = command("permissions --json")
         else:
             title = f"Role {pr.who}: assumed by the deployer"
-            how = f"dbrepl permissions --json --role {pr.who}"
+            how = command("permissions --json", f"--role {quote(pr.who)}")
         envs = ", ".join(pr.envs) + (" and the shared resources (bucket, functions, their role)" if pr.hub else "")
         say(f"[bold]{escape(title)}[/] ({escape(where)}; environments: {escape(envs or 'none')})")
         for st in d.document["Statement"]:

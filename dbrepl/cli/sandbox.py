@@ -78,12 +78,12 @@ def status(json_: Annotated[bool, typer.Option("--json", help="Machine-readable 
     if json_:
         body: dict[str, Any] = {"running": now.running, "root": str(now.root)}
         if now.state:
-            body.update(now.state.to_json(), running=now.running, alive=now.alive)
+            body.update(now.state.to_json(), running=now.running, alive=now.alive, problem=now.problem)
         print(json.dumps(body))
         return
     if now.state is None:
         out.print("No sandbox is running here (start one: dbrepl sandbox start).")
         return
     _render(now)
-    if not all(now.alive.values()):
-        out.print("[yellow]Some processes are gone:[/] run `dbrepl sandbox stop`, then `dbrepl sandbox start`.")
+    if now.problem:
+        out.print(f"[yellow]{escape(now.problem[0].upper() + now.problem[1:])}[/]")

@@ -4,7 +4,7 @@ A step (one module in dbrepl/steps/) says what it wants (`desired`), reads what 
 (`discover`, read-only and batched), and carries out one change at a time (`apply`,
 `delete`). The engine diffs desired against observed into `Change`s, runs steps in
 dependency order (independent steps and environments side by side) and keeps no state
-file: state is the tags on the resources themselves (DESIGN §3).
+file: state is the tags on the resources themselves (docs/engine.md).
 
 Modules, each importing only those before it: `model` (the change model, pure), `context`
 (what a step runs in), `registry` (the `Step` base and the registry), `runner` (`Engine`).

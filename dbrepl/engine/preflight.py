@@ -1,5 +1,5 @@
 """Preflight: read-only checks, before any change, of what AWS would refuse half-way through an
-apply (issue 11, point 2; DESIGN §4). Run by `Engine.plan` over the plan's changes, once per
+apply (issue 11, point 2; docs/engine.md). Run by `Engine.plan` over the plan's changes, once per
 (account, region) group of the spec, and only for what the plan would make or change, so a
 plan with nothing to do makes no call:
 
@@ -204,18 +204,37 @@ def _vpc_quota(ctx: Context, env: str, where: str, new: int) -> Finding:
     except UNANSWERED as e:
         quota = DEFAULT_VPC_QUOTA
         note = f" (the quota could not be read: {_why(e)}; AWS's default {DEFAULT_VPC_QUOTA} assumed)"
+    others: dict[str, None] = {}  # other estates' suffixes, by their VPCs' tags
     try:
         have = 0
         for page in ctx.client("ec2", env).get_paginator("describe_vpcs").paginate():
             have += len(page.get("Vpcs", []))
+            for vpc in page.get("Vpcs", []):
+                tag = {t["Key"]: t["Value"] for t in vpc.get("Tags") or []}.get("dbrepl:suffix")
+                if tag and tag != ctx.suffix:
+                    others[tag] = None
     except UNANSWERED as e:
         return Finding("vpc-quota", SKIPPED, where, f"the region's VPCs could not be counted: {_why(e)}")
     said = (f"the region has {have} VPC(s) and this apply would create {new}; the VPC quota "
             f"(Service Quotas vpc {VPC_QUOTA_CODE}) is {quota}{note}")
     if have + new > quota:
-        return Finding("vpc-quota", FAIL, where, f"{said}: delete unused VPCs, request a quota increase, "
-                                                  "or choose another region")
+        return Finding("vpc-quota", FAIL, where, f"{said}: {_vpc_quota_fix(ctx, list(others))}")
     return Finding("vpc-quota", OK, where, said)
+
+
+def _vpc_quota_fix(ctx: Context, others: list[str]) -> str:
+    """In the sandbox (its AWS is an emulator on this machine) the fix is to destroy another
+    estate: it holds one at a time. On AWS: fewer VPCs, a higher quota or another region."""
+    from dbrepl.invocation import command
+
+    if ctx.sessions.endpoint_url is None:
+        also = f" (estate(s) {', '.join(others)} of dbrepl have VPCs here)" if others else ""
+        return f"delete unused VPCs{also}, request a quota increase, or choose another region"
+    if not others:
+        return "the sandbox holds one estate at a time: destroy what uses its VPCs first"
+    destroys = " and ".join(f"`{command('destroy', '--include-protected --yes', suffix=o, sandbox=True)}`"
+                            for o in others)
+    return f"the sandbox holds one estate at a time: destroy the other one first, {destroys}"
 
 
 def _engine(ctx: Context, env: str, where: str) -> list[Finding]:

@@ -2,7 +2,7 @@
 
 Steps run in dependency order, independent steps and environments side by side; within a
 step, the changes of one phase run together. No state file: state is the tags on the
-resources themselves (DESIGN §3).
+resources themselves (docs/engine.md).
 """
 
 from __future__ import annotations

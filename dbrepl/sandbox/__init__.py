@@ -1,5 +1,5 @@
 """The local sandbox: a moto server standing in for AWS and one MariaDB server per environment
-standing in for its Aurora cluster (DESIGN §6).
+standing in for its Aurora cluster (docs/sandbox.md).
 
 Split by what it runs: `state` (the files under `.dbrepl/sandbox/`), `procs` (starting and
 stopping processes safely), `moto` (the AWS server), `mariadb` (the stand-ins), `control`
@@ -29,13 +29,14 @@ from dbrepl.sandbox.state import (
     Database,
     SandboxError,
     State,
+    find_state_dir,
     read_state,
     state_dir,
 )
 
 if TYPE_CHECKING:
     from dbrepl.sandbox.binding import Bound, bind_stand_ins, stand_in_environment
-    from dbrepl.sandbox.control import Started, Stopped, liveness, running_state, start, stop
+    from dbrepl.sandbox.control import Started, Stopped, liveness, running_state, start, stop, trouble
     from dbrepl.sandbox.mariadb import MariaDBBinaries, find_mariadb, init_datadir, server_argv, wait_for_mariadb
     from dbrepl.sandbox.moto import moto_missing, serve_aws
     from dbrepl.sandbox.procs import cmdline, free_port, is_ours, port_free, read_pid
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 # starts a sandbox (subprocess, urllib.request, concurrent.futures: tens of milliseconds).
 _LAZY = {
     "binding": ("Bound", "bind_stand_ins", "stand_in_environment"),
-    "control": ("Started", "Stopped", "liveness", "running_state", "start", "stop"),
+    "control": ("Started", "Stopped", "liveness", "running_state", "start", "stop", "trouble"),
     "mariadb": ("MariaDBBinaries", "find_mariadb", "init_datadir", "server_argv", "wait_for_mariadb"),
     "moto": ("moto_missing", "serve_aws"),
     "procs": ("cmdline", "free_port", "is_ours", "port_free", "read_pid"),
@@ -80,19 +81,29 @@ class Sandbox:
 
     @classmethod
     def running(cls, cwd: Path | None = None) -> Sandbox | None:
-        """The sandbox running in `cwd` (default: the working directory), or None."""
+        """The sandbox running in `cwd` (default: the working directory) or the nearest directory
+        above it that has one, or None."""
         from dbrepl.sandbox.control import running_state
 
-        st = running_state(state_dir(cwd))
+        st = running_state(find_state_dir(cwd))
         return cls(st) if st is not None else None
 
     @classmethod
     def require(cls, cwd: Path | None = None) -> Sandbox:
-        found = cls.running(cwd)
-        if found is None:
+        """The sandbox `--sandbox` asked for, every process of it running; else bad input saying
+        what is wrong and the fix (the wording `sandbox status` and `sandbox start` use)."""
+        from dbrepl.sandbox.control import trouble
+
+        root = find_state_dir(cwd)
+        st = read_state(root)
+        if st is None:
             where = cwd or Path.cwd()
-            raise BadInput(f"--sandbox: no sandbox is running in {where}; start one with `dbrepl sandbox start`")
-        return found
+            raise BadInput(f"--sandbox: no sandbox is running in {where} or a directory above it; start one with "
+                           "`dbrepl sandbox start`")
+        problem = trouble(root, st)
+        if problem:
+            raise BadInput(f"--sandbox: {problem}")
+        return cls(st)
 
     @property
     def endpoint(self) -> str:
@@ -125,12 +136,24 @@ class Sandbox:
 
         return stand_in_environment(self.state, variables)
 
-    def follow_clusters(self, reporter: Any) -> Any:
+    def follow_clusters(self, reporter: Any, sessions: Any = None, keep_data: bool = False) -> Any:
         """An engine reporter under which each stand-in follows its cluster: emptied when it is
-        deleted, kept in a dump with its final snapshot, loaded again when restored from it."""
+        deleted (unless another suffix's cluster of that environment still stands on it: read
+        through `sessions`), kept in a dump with its final snapshot, loaded again when restored."""
         from dbrepl.sandbox.snapshots import follow
 
-        return follow(self.state, reporter or (lambda event, data: None))
+        def others(env: str, cluster: str) -> list[str]:
+            rds = sessions.client("rds", env)
+            found = []
+            for page in rds.get_paginator("describe_db_clusters").paginate():
+                for c in page["DBClusters"]:
+                    tags = {t["Key"]: t["Value"] for t in c.get("TagList") or []}
+                    if c["DBClusterIdentifier"] != cluster and tags.get("dbrepl:env") == env:
+                        found.append(c["DBClusterIdentifier"])
+            return found
+
+        return follow(self.state, reporter or (lambda event, data: None), others if sessions is not None else None,
+                      keep_data)
 
     def bind_stand_ins(self, spec: Any, suffix: str, sessions: Any,
                        envs: Sequence[str] | None = None) -> tuple[list[Bound], list[str]]:
@@ -141,7 +164,8 @@ class Sandbox:
 
 __all__ = [
     "DEFAULT_PORT", "FAKE_CREDENTIALS", "HOST", "INSTALL_HINT", "Bound", "Database", "MariaDBBinaries", "Sandbox",
-    "SandboxError", "Started", "State", "Stopped", "bind_stand_ins", "cmdline", "find_mariadb", "free_port",
+    "SandboxError", "Started", "State", "Stopped", "bind_stand_ins", "cmdline", "find_mariadb", "find_state_dir",
+    "free_port",
     "init_datadir", "is_ours", "liveness", "moto_missing", "port_free", "read_pid", "read_state", "running_state",
-    "serve_aws", "server_argv", "stand_in_environment", "start", "state_dir", "stop", "wait_for_mariadb",
+    "serve_aws", "server_argv", "stand_in_environment", "start", "state_dir", "stop", "trouble", "wait_for_mariadb",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 from dbrepl.errors import BadInput
 from dbrepl.sandbox.mariadb import MariaDBBinaries, pick_db_ports, start_database
 from dbrepl.sandbox.moto import moto_missing, start_aws
-from dbrepl.sandbox.procs import cmdline, is_ours, pid_files, port_free, read_pid, terminate
+from dbrepl.sandbox.procs import cmdline, free_port, is_ours, pid_files, port_free, read_pid, terminate
 from dbrepl.sandbox.state import (
     DEFAULT_PORT,
     FIRST_DB_PORT,
@@ -54,6 +54,21 @@ def liveness(root: Path, st: State) -> dict[str, bool]:
     return {p.name: is_ours(root, p.name, p.pid) for p in st.procs()}
 
 
+def trouble(root: Path, st: State, alive: dict[str, bool] | None = None) -> str | None:
+    """What is wrong with a sandbox whose state file is there, and the fix, in the one wording
+    `--sandbox`, `sandbox status` and `sandbox start` all use; None when every process runs."""
+    alive = liveness(root, st) if alive is None else alive
+    if all(alive.values()):
+        return None
+    where = root.parent.parent
+    if not any(alive.values()):
+        return (f"the sandbox in {where} is not running (its processes are gone): start it again with "
+                "`dbrepl sandbox start`")
+    down = ", ".join(n for n, ok in alive.items() if not ok)
+    return (f"the sandbox in {where} is partly running ({down} stopped): run `dbrepl sandbox stop`, "
+            "then `dbrepl sandbox start`")
+
+
 def start(root: Path, *, port: int = DEFAULT_PORT, environments: Sequence[str] = (),
           mariadb: MariaDBBinaries | None = None) -> Started:
     """Start moto and, with `mariadb` given, one stand-in per environment; idempotent."""
@@ -62,7 +77,7 @@ def start(root: Path, *, port: int = DEFAULT_PORT, environments: Sequence[str] =
         running = _running_already(root, port, notes)
         if running is not None:
             return running
-        _check_startable(root, port, notes)
+        port = _check_startable(root, port, notes)
         started: list[tuple[str, int]] = []  # (pid file name, pid) of each process started
         try:
             proc = start_aws(root, port)
@@ -94,22 +109,20 @@ def _running_already(root: Path, port: int, notes: list[str]) -> Started | None:
             notes.append(f"--port {port} ignored: the running sandbox uses {st.port}")
         return Started(st, True, notes)
     if any(alive.values()):
-        down = ", ".join(n for n, ok in alive.items() if not ok)
-        raise SandboxError(f"the sandbox is partly running ({down} stopped); "
-                           "run `dbrepl sandbox stop`, then `dbrepl sandbox start`")
+        raise SandboxError(str(trouble(root, st, alive)))
     return None
 
 
-def _check_startable(root: Path, port: int, notes: list[str]) -> None:
-    """Clear what a gone sandbox left; refuse without moto or with the port taken."""
+def _check_startable(root: Path, port: int, notes: list[str]) -> int:
+    """Clear what a gone sandbox left; refuse without moto. The port to listen on: `port`, or
+    another when it is taken."""
     stale = _clear_stale(root)
     if stale:
         notes.append(f"removed stale pid files: {', '.join(stale)}")
     why = moto_missing()
     if why:
         raise BadInput(why)
-    if not port_free(port):
-        raise BadInput(f"port {port} on {HOST} is already in use; stop what uses it or pass --port N")
+    return _choose_port(port, notes)
 
 
 def _start_databases(root: Path, st: State, environments: Sequence[str], mariadb: MariaDBBinaries,
@@ -145,6 +158,20 @@ def _stop_started(root: Path, started: list[tuple[str, int]]) -> None:
             terminate(pid, deadline)
     for f in pid_files(root):
         f.unlink(missing_ok=True)
+
+
+def _choose_port(port: int, notes: list[str]) -> int:
+    """`port` when free, else the next free one above it (said in `notes`): a port in use (another
+    sandbox, LocalStack, ...) does not stop a start."""
+    if port_free(port):
+        return port
+    for other in range(port + 1, min(port + 100, 65536)):
+        if port_free(other):
+            break
+    else:
+        other = free_port()
+    notes.append(f"port {port} on {HOST} is in use: the sandbox's AWS listens on {other} instead")
+    return other
 
 
 def _clear_stale(root: Path) -> list[str]:

@@ -1,4 +1,5 @@
-"""A final snapshot keeps the stand-in's data, and a restore brings it back (issue 18, point 1).
+"""The stand-in's data follows its cluster: gone with it, kept by a final snapshot, back with a
+restore (issue 18, point 1; issue 19, item 10).
 
 - A cluster deleted with a final snapshot: the stand-in's application databases (every database
   but MariaDB's own) are dumped to `snapshots/<snapshot id>.sql` under the sandbox's directory
@@ -8,9 +9,10 @@
   held when the snapshot was taken, nothing written since. A snapshot this sandbox did not take
   (no dump) is said plainly (a warning) and the stand-in is left as it is.
 
-What the sandbox cannot show: one stand-in serves an environment for every suffix, so deleting
-a suffix's cluster does not empty it (another suffix's cluster may stand on it); on AWS the data
-of a cluster deleted without a snapshot is gone.
+- A cluster deleted (with a final snapshot or without): the stand-in's application databases are
+  dropped, as the cluster's data is gone on AWS, unless another suffix's cluster of the same
+  environment still stands on the stand-in (one stand-in serves an environment for every
+  suffix): then they are kept and a warning says which cluster keeps them.
 
 Users (the master user among them) are not part of a dump: apply binds the stand-in to the
 environment's secret afterwards, as it does for a new cluster.
@@ -43,15 +45,32 @@ def dump_path(st: State, snapshot: str) -> Path:
     return Path(st.root) / "snapshots" / f"{snapshot_id(snapshot)}.sql"
 
 
-def follow(st: State, report: Callable[[str, dict[str, Any]], None]) -> Callable[[str, dict[str, Any]], None]:
-    """`report`, after the stand-in of a cluster just deleted or restored has followed it."""
+def follow(st: State, report: Callable[[str, dict[str, Any]], None],
+           others: Callable[[str, str], list[str]] | None = None,
+           keep_data: bool = False) -> Callable[[str, dict[str, Any]], None]:
+    """`report`, after the stand-in of a cluster just deleted or restored has followed it.
+    `others(env, cluster)`: the clusters of `env` other than `cluster` still in the sandbox's AWS
+    (another suffix's), whose data the stand-in also holds. `keep_data`: a deleted cluster's
+    stand-in keeps its databases (`dbrepl demo --keep`, whose sample data stays to look at)."""
+
+    def _follow_delete(c: Any, db: Database) -> None:
+        if c.final_snapshot:
+            save(st, db, c.final_snapshot)
+        if keep_data:
+            return
+        standing = others(c.env, c.name) if others is not None else []
+        if standing:
+            report("warning", {"what": f"stand-in for {c.env}",
+                               "message": f"its databases were kept: {', '.join(standing)} still stands on it"})
+        else:  # the cluster's data goes with it, as on AWS
+            empty(db)
 
     def reporter(event: str, data: dict[str, Any]) -> None:
         c = data.get("change")
         db = st.databases.get(c.env) if event == "done" and c is not None and c.type == CLUSTER else None
         if c is not None and db is not None:
-            if c.action == "delete" and c.final_snapshot:
-                save(st, db, c.final_snapshot)
+            if c.action == "delete":
+                _follow_delete(c, db)
             restored = (c.diff.get("RestoreFromSnapshot") or (None, None))[1]
             if restored and c.action == "create" and not restore(st, db, restored):
                 report("warning", {"what": f"stand-in for {c.env}",

@@ -1,4 +1,5 @@
-"""The sandbox's files under `.dbrepl/sandbox/` of the working directory, and what they record.
+"""The sandbox's files under `.dbrepl/sandbox/` of the directory it was started in (found from
+any subdirectory: find_state_dir), and what they record.
 
     state.json              endpoints, ports, pids, what was skipped (written by start)
     aws.pid, aws.log        the moto server
@@ -20,7 +21,7 @@ from typing import Any
 from dbrepl.errors import DbreplError
 
 HOST = "127.0.0.1"
-DEFAULT_PORT = 4566
+DEFAULT_PORT = 4747  # not LocalStack's 4566 (nor its legacy 4563-4599): both can run at once
 FIRST_DB_PORT = 3307  # 3306 is left to a MariaDB/MySQL the machine may already run
 REGION = "us-east-1"
 # moto accepts any credentials; these are not secrets.
@@ -85,6 +86,18 @@ class State:
 
 def state_dir(cwd: Path | None = None) -> Path:
     return ((cwd or Path.cwd()) / STATE_DIR).resolve()
+
+
+def find_state_dir(cwd: Path | None = None) -> Path:
+    """The sandbox of `cwd` or of the nearest directory above it with one (a `state.json`), as git
+    finds its repository: `--sandbox`, `sandbox status` and `stop` work from any subdirectory, and
+    `start` there finds the sandbox already running instead of starting a second one. Without
+    any: `cwd`'s own (where `start` puts a new one)."""
+    here = (cwd or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / STATE_DIR / "state.json").is_file():
+            return d / STATE_DIR
+    return here / STATE_DIR
 
 
 def read_state(root: Path) -> State | None:

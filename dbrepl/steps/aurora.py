@@ -261,7 +261,10 @@ class Aurora(Step):
 
     def _reboot_advice(self, ctx: Context, env: str) -> str:
         why = f"{env} is protected" if ctx.spec.environments[env].protected else "aurora.reboot_for_parameters is false"
-        return (f"{why}, so apply leaves them pending: run `dbrepl apply --reboot` at a quiet time (one at a "
+        from dbrepl.invocation import command
+
+        reboot = command("apply", "--reboot", suffix=ctx.suffix)
+        return (f"{why}, so apply leaves them pending: run `{reboot}` at a quiet time (one at a "
                 "time, readers first, writer last; each is unavailable for about a minute), or reboot them yourself")
 
     def _reboot_pending(self, ctx: Context, rds: Any, want: Resource, members: list[dict]) -> list[str]:

@@ -1,7 +1,7 @@
 """network: per environment a VPC, two private subnets, a route table with both subnets
 associated and the Aurora security group; in the hub VPC also the function security group,
 the VPC endpoints (secretsmanager and ssm interface endpoints with private DNS, an s3
-gateway endpoint) and their security group (DESIGN §2 items 1-3)."""
+gateway endpoint) and their security group (docs/corrections.md, items 1-3)."""
 
 from __future__ import annotations
 

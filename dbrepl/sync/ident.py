@@ -1,4 +1,4 @@
-"""SQL identifier checks and quoting (DESIGN §2 item 8: never build SQL from raw input).
+"""SQL identifier checks and quoting (docs/corrections.md, item 8: never build SQL from raw input).
 
 Names reach SQL only through quote()/qualified(), which backtick-quote them (doubling any
 backtick inside), so a name cannot break out of its quotes whatever it holds. check_name()

@@ -1,4 +1,4 @@
-"""Split SQL scripts into statements the way the `mysql` client does (DESIGN §2 item 9).
+"""Split SQL scripts into statements the way the `mysql` client does (docs/corrections.md, item 9).
 
 Written here rather than taken from a library: sqlparse (the usual choice) does not know the
 client-side DELIMITER command and would be one more dependency in the Lambda bundle; the

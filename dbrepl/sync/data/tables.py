@@ -8,7 +8,7 @@ from typing import Any
 from dbrepl.sync.errors import InvalidInput
 from dbrepl.sync.ident import check_name
 
-# Never synced (DESIGN §2 item 6): copying mysql.user & co. between environments would copy
+# Never synced (docs/corrections.md, item 6): copying mysql.user & co. between environments would copy
 # accounts and passwords; the others are views of the server itself.
 SYSTEM_SCHEMAS = frozenset({"mysql", "information_schema", "performance_schema", "sys"})
 

@@ -1,6 +1,6 @@
 """Compare two normalised schemas and emit ordered DDL with every clause classed.
 
-Order across the whole run (DESIGN §5): foreign keys are dropped first and added last, so
+Order across the whole run (docs/schema-sync.md): foreign keys are dropped first and added last, so
 tables can be created, altered and dropped in any state of their references (a table to be
 dropped loses its keys first when what they reference is altered); new tables are created
 in dependency order; views come last because they read the final tables. Clauses the
