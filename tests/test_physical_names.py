@@ -25,7 +25,7 @@ def _name_functions() -> set[str]:
 
 def _renamed(spec: Spec, old: str, new: str) -> Spec:
     """`spec` with environment `old` called `new` everywhere."""
-    data = spec.model_dump(mode="json")
+    data = spec.model_dump(mode="json", by_alias=True)
     data["environments"] = {new if k == old else k: v for k, v in data["environments"].items()}
     data["peering"] = [[new if e == old else e for e in pair] for pair in data["peering"]]
     for sc in data["sync"]["schedules"]:

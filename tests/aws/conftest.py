@@ -11,12 +11,16 @@ from tests.aws.harness import MOTO_CONFIG, CallLog, Estate, Faults, fast_spec, v
 _suffixes = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def aws():
-    """One mocked account for the session (moto loads IAM's managed policies once).
+    """One mocked account per test module (moto loads IAM's managed policies once per module,
+    about 2 s).
 
     Tests stay independent by giving each estate its own suffix: dbrepl never sees or
-    touches another suffix's resources, which test_two_suffixes checks directly.
+    touches another suffix's resources, which test_two_suffixes checks directly. Not one
+    account for the whole session: every estate a test leaves behind is listed again by every
+    later discovery (moto filters by tag in Python), so a session-wide account made the suite
+    slow down as it went, test after test, to past CI's limit.
     """
     # Many suffixes, 3 VPCs each, share this account and region: a quota as if increased, or
     # preflight would rightly refuse the second estate (tests/test_preflight.py checks the default).

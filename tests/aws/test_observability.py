@@ -19,7 +19,7 @@ EMAILS = ["ops@example.com", "dba@example.org"]
 
 def _spec(**sync_alarms: Any) -> Spec:
     """The default spec with sync.schedules / alarms.notify replaced (validated as a file would be)."""
-    data = fast_spec().model_dump(mode="json")
+    data = fast_spec().model_dump(mode="json", by_alias=True)
     for k, v in sync_alarms.items():
         section, key = k.split("__")
         data[section][key] = v

@@ -357,7 +357,7 @@ _settings = settings(max_examples=60, deadline=None, derandomize=True,
                                             HealthCheck.data_too_large])
 
 
-def test_adversarial_identifiers_sync_exactly(mariadb, dbs, spy_modes):
+def test_adversarial_identifiers_sync_exactly(mariadb, dbs, spy_modes, monkeypatch):
     conn, src, dst = dbs
     s, t = connect2(mariadb)
     MODES_SEEN.clear()
@@ -366,6 +366,9 @@ def test_adversarial_identifiers_sync_exactly(mariadb, dbs, spy_modes):
     @given(case=scenario())
     def check(case):
         name, cols, key, second, rows, edits, empty_target, chunk_rows, buckets = case
+        # Both drill-downs of a differing chunk on these names: bucket digests first (odd
+        # bucket counts) or the chunk's rows first (even), whichever the data would not pick.
+        monkeypatch.setattr(data_sync, "_FIRST_DRILL", "bucket" if buckets % 2 else "rows")
         fresh(conn, src)
         fresh(conn, dst)
         primary = not second or len(key) > 1
