@@ -148,11 +148,12 @@ def test_a_protected_environment_keeps_pending_reboot_until_apply_reboot(estate,
     plan = estate.plan()
     assert [(c.env, dict(c.diff)) for c in plan.changes] == [("prod", {"MembersPendingReboot": ([prod], [])})]
     note = next(n for n in plan.notes if prod in n)
-    assert "prod is protected" in note and "dbrepl apply --reboot" in note
+    # The hint runs as printed: the estate's own suffix (issue 19).
+    assert "prod is protected" in note and f"`dbrepl apply --suffix {estate.suffix} --reboot`" in note
 
     done = estate.apply()  # without --reboot: nothing rebooted, nothing counted as done, and it says so
     assert pending.rebooted == [] and done.changes == []
-    assert len(done.notes) == 1 and prod in done.notes[0] and "dbrepl apply --reboot" in done.notes[0]
+    assert len(done.notes) == 1 and prod in done.notes[0] and f"dbrepl apply --suffix {estate.suffix} --reboot" in done.notes[0]
     assert [dict(c.diff) for c in estate.plan().changes] == [{"MembersPendingReboot": ([prod], [])}]
 
     estate.engine(reboot=True).apply()

@@ -888,10 +888,10 @@ def map_databases(definition: str, db_map: dict[str, str]) -> str:
         pos = at.get(i)
         if pos is not None and t.kind == "ident" and is_dot(pos + 1) and not is_dot(pos - 1):
             name = t.text[1:-1].replace("``", "`")
-            three_part = is_dot(n + 3)
-            after = tok(n + 3)
-            table_ref = (word(n - 1) in _TABLE_REF_BEFORE or (after is not None and after.kind == "ident")
-                         or word(n + 3) in _TABLE_REF_AFTER or after is None)
+            three_part = is_dot(pos + 3)
+            after = tok(pos + 3)
+            table_ref = (word(pos - 1) in _TABLE_REF_BEFORE or (after is not None and after.kind == "ident")
+                         or word(pos + 3) in _TABLE_REF_AFTER or after is None)
             if name in db_map and (three_part or name not in aliases or table_ref):
                 out.append(quote(db_map[name]))
                 continue
