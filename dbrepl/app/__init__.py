@@ -5,7 +5,9 @@ typer and rich (the CLI parses, calls this, and renders).
   -> Estate` (the session factory, the engine, the functions, the sandbox's stand-ins).
 - `functions`: the deployed sync functions (invoke, or run the handler's code here), their
   records in SSM, the migration scripts bucket.
-- `sync`: SRC/DST resolution (environment names or DSNs), argument checks, DSN runs.
+- `sync`: SRC/DST resolution (environment names or DSNs), argument checks, DSN runs, and
+  `sync schema|data` / `migrate apply` as one story each (`prepare_*`, then `run`).
+- `provision`: `apply` / `destroy` as one story each (`prepare_apply`, then `apply`; ...).
 - `demo`: `dbrepl demo`'s whole flow.
 - `permissions`: the IAM policies `dbrepl permissions` prints (derived by dbrepl.engine.permissions).
 

@@ -11,12 +11,17 @@ SRC and DST are environment names from the spec or DSNs (`mysql://user[:password
 Every path returns the function's JSON result shape (`status`: success, invalid, refused,
 error), so the CLI renders and maps exit codes in one place. Input is checked before any
 connection is opened or any AWS call is made; a bad input raises BadInput (exit 2).
+
+A command is one story (docs/architecture.md): `prepare_schema|prepare_data|prepare_migrate`
+check everything and return a `Prepared` run (what to confirm included; no I/O but the spec),
+the CLI asks once, `run(prepared, progress=...)` runs it and returns an `Outcome` (the
+result and the metrics lines the run emitted here).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +30,7 @@ from dbrepl.sync.errors import InvalidInput, SyncError
 from dbrepl.sync.ident import check_name
 
 if TYPE_CHECKING:  # pymysql is imported only by the commands that connect
+    from dbrepl.sandbox import Sandbox
     from dbrepl.sync.connection import Endpoint
 
 
@@ -528,3 +534,187 @@ def replaced_scripts(paths: Sequence[Path], stored: Mapping[str, str | None]) ->
 
     return [p.name for p in paths if stored.get(p.name) is not None
             and Script(p.name, str(stored[p.name])).checksum != Script(p.name, p.read_text("utf-8")).checksum]
+
+
+# --------------------------------------------------------------------------- one run: prepare, then run
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A protected target's yes, needed before a run changes it."""
+
+    target: str
+    what: str  # "change the schema of staging": the question, and the refusal without a terminal
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A checked run, ready to go: everything `run` needs, and what the CLI confirms and renders.
+    DSNs (`pair` or `endpoint`) run the library here; environment names run the function's
+    `event`, invoked or (`direct`, the sandbox) its handler's code here."""
+
+    kind: str  # "schema", "data" or "migrate"
+    label: str  # what the run is between or on, as the rendering names it
+    confirm: Confirmation | None = None  # a protected target's yes (never for a dry run)
+    pair: Pair | None = None  # sync schema|data
+    endpoint: Endpoint | None = None  # migrate on a DSN ...
+    scripts: Path | None = None  # ... with the scripts of this directory
+    options: dict[str, Any] = field(default_factory=dict)  # the DSN run's keyword arguments
+    event: dict[str, Any] | None = None  # environment names: the function's event
+    spec: Any = None
+    suffix: str | None = None  # None: a DSN run (no estate)
+    direct: bool = False
+    sandbox: Sandbox | None = None
+    rules: Locking | None = None  # a schema run's locking rules (the online tool made at run time)
+    function_name: str | None = None  # the function an environment run invokes
+
+    @property
+    def here(self) -> bool:
+        """Whether the code runs in this process (DSNs, --direct, the sandbox): it reports progress."""
+        return self.event is None or self.direct or self.sandbox is not None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run returned (the function's result shape) and the EMF metrics lines it emitted
+    here (a run's line belongs in the function's log; the CLI shows it with --verbose)."""
+
+    result: dict[str, Any]
+    metrics: list[str] = field(default_factory=list)
+
+
+def _confirmation(pair_spec: Any, target: str, what: str, dry_run: bool) -> Confirmation | None:
+    return None if dry_run or not is_protected(pair_spec, target) else Confirmation(target, what)
+
+
+def prepare_schema(src: str, dst: str, *, config: Path | None, suffix: str | None,
+                   databases: Sequence[str] | None, dry_run: bool, allow_destructive: bool,
+                   renames: Sequence[str] | None, definer: str, allow_blocking: bool, blocking_limit: str | None,
+                   online_tool: str | None, lock_wait_timeout: int | None, direct: bool = False,
+                   sandbox: Sandbox | None = None) -> Prepared:
+    """`dbrepl sync schema SRC DST ...` checked (bad input raised before any connection)."""
+    pair = resolve_pair(src, dst, config=config, suffix=suffix)
+    rules = locking(pair.spec, pair.target, blocking_limit=blocking_limit, allow_blocking=allow_blocking,
+                    online_tool=online_tool, lock_wait_timeout=lock_wait_timeout)
+    checked_renames = check_renames(renames or [])
+    check_definer(definer)
+    checked_databases = check_databases(databases) if databases else None
+    if pair.dsn and checked_databases:
+        raise BadInput("--database goes with environment names; a DSN names its database")
+    confirm = _confirmation(pair.spec, pair.target, f"change the schema of {pair.target}", dry_run)
+    if pair.dsn:
+        return Prepared("schema", pair.label, confirm, pair=pair, options=dict(
+            renames=checked_renames, dry_run=dry_run, allow_destructive=allow_destructive, definer=definer,
+            rules=rules))
+    event = schema_event(pair, dry_run=dry_run, allow_destructive=allow_destructive, databases=checked_databases,
+                         renames=checked_renames, definer=definer, rules=rules)
+    return Prepared("schema", pair.label, confirm, pair=pair, event=event, spec=pair.spec, suffix=pair.suffix or "",
+                    direct=direct, sandbox=sandbox, rules=rules, function_name=pair.function("schema"))
+
+
+def prepare_data(src: str, dst: str, *, config: Path | None, suffix: str | None, tables: Sequence[str] | None,
+                 dry_run: bool, verbose: bool, verify: str, triggers: str, on_delete: str, direct: bool = False,
+                 sandbox: Sandbox | None = None) -> Prepared:
+    """`dbrepl sync data SRC DST ...` checked (bad input raised before any connection)."""
+    verify = check_verify(verify)
+    triggers = check_triggers(triggers)
+    on_delete = check_on_delete(on_delete)
+    pair = resolve_pair(src, dst, config=config, suffix=suffix)
+    checked_tables = check_tables(tables or [])
+    if pair.dsn and not checked_tables:
+        raise BadInput("with DSNs name the tables to sync: --table T (repeatable)")
+    confirm = _confirmation(pair.spec, pair.target, f"change the reference data of {pair.target}", dry_run)
+    if pair.dsn:
+        return Prepared("data", pair.label, confirm, pair=pair, options=dict(
+            tables=checked_tables, dry_run=dry_run, verbose=verbose, verify=verify, triggers=triggers,
+            on_delete=on_delete))
+    event = data_event(pair, dry_run=dry_run, verbose=verbose, verify=verify, tables=checked_tables,
+                       triggers=triggers, on_delete=on_delete)
+    return Prepared("data", pair.label, confirm, pair=pair, event=event, spec=pair.spec, suffix=pair.suffix or "",
+                    direct=direct, sandbox=sandbox, function_name=pair.function("data"))
+
+
+def prepare_migrate(target: str, *, scripts: Path | None, databases: Sequence[str] | None, to: str | None,
+                    dry_run: bool, direct: bool, config: Path | None, suffix: str | None,
+                    sandbox: Sandbox | None = None) -> Prepared:
+    """`dbrepl migrate apply TARGET ...` checked: an environment (the bucket's scripts, through the
+    schema function) or a DSN (the scripts of --scripts DIR, run here)."""
+    if to is not None:
+        check_script_name(to)
+    if is_dsn(target):
+        endpoint = check_migrate_dsn_target(target, scripts, databases, direct)
+        return Prepared("migrate", endpoint.display(), endpoint=endpoint, scripts=scripts or Path(),
+                        options={"dry_run": dry_run, "to": to})
+    refuse_scripts_dir(scripts)
+    spec, sfx = migrate_target(target, config, suffix)
+    checked_databases = check_databases(databases) if databases else None
+    confirm = _confirmation(spec, target, f"apply migrations to {target}", dry_run)
+    event = migrate_event(target, "migrate", databases=checked_databases, dry_run=dry_run, to=to)
+    return Prepared("migrate", target, confirm, event=event, spec=spec, suffix=sfx, direct=direct, sandbox=sandbox)
+
+
+def run(prepared: Prepared, *, progress: Callable[[Any], None] | None = None,
+        tool_output: Callable[[str], None] | None = None) -> Outcome:
+    """Run what `prepare_*` checked. `progress`: a data sync's Progress hook (runs here only);
+    `tool_output`: each line of the online tool's output (a schema run here)."""
+    p = prepared
+    if p.pair is not None and p.pair.dsn:
+        if p.kind == "schema":
+            return Outcome(schema_between_dsns(p.pair, tool_output=tool_output, **p.options))
+        return Outcome(data_between_dsns(p.pair, progress=progress, **p.options))
+    if p.endpoint is not None:
+        return Outcome(migrate_on_dsn(p.endpoint, p.scripts or Path(), "migrate", **p.options))
+    assert p.event is not None
+    extra: dict[str, Any] = {}
+    if p.kind == "schema" and p.rules is not None:
+        tool = online_tool_factory(p.rules, tool_output)
+        if tool is not None:
+            extra["online_tool"] = tool
+    return run_function(p.spec, p.suffix or "", "data" if p.kind == "data" else "schema", p.event,
+                        direct=p.direct, sandbox=p.sandbox, progress=progress, **extra)
+
+
+def run_function(spec: Any, suffix: str, kind: str, event: dict[str, Any], *, direct: bool,
+                 sandbox: Sandbox | None = None, progress: Callable[[Any], None] | None = None,
+                 **runner_kw: Any) -> Outcome:
+    """Run a function's event: invoked, or its code here (`direct`, and always in the sandbox;
+    `progress` and `runner_kw` reach the code only there).
+
+    The run's EMF metrics line belongs in the function's log (Lambda: the function's stdout; the
+    sandbox: the function's log group, where run_direct writes it); a `--direct` run against AWS
+    has no function log and drops it. It is returned in the Outcome for the CLI to show (with
+    `--verbose`, on stderr), after the run: never into a progress bar."""
+    from dbrepl.app.estate import Target, open_estate
+
+    functions = open_estate(Target(spec, suffix, None), sandbox=sandbox).functions
+    here = direct or sandbox is not None
+    before = len(functions.emitted)
+    result = functions.run(kind, event, direct=here, progress=progress, **(runner_kw if here else {}))
+    return Outcome(result, functions.emitted[before:])
+
+
+# --------------------------------------------------------------------------- migration targets
+
+def migrate_target(env: str, config: Path | None, suffix: str | None) -> tuple[Any, str]:
+    """An environment target of `migrate`: the spec and the suffix, checked."""
+    spec = load_spec(config)
+    check_environment(spec, env)
+    return spec, check_suffix(suffix)
+
+
+def check_migrate_dsn_target(target: str, scripts: Path | None, databases: Sequence[str] | None,
+                             direct: bool) -> Endpoint:
+    """A DSN target's endpoint (scripts from --scripts DIR; --database and --direct refused)."""
+    if databases:
+        raise BadInput("--database goes with an environment name; a DSN names its database")
+    if direct:
+        raise BadInput("--direct goes with an environment name; a DSN target always runs here")
+    return check_migrate_dsn(target, scripts)
+
+
+def refuse_scripts_dir(scripts: Path | None) -> None:
+    """An environment target's scripts are in the bucket: --scripts is refused."""
+    if scripts is not None:
+        from dbrepl.invocation import command
+
+        raise BadInput("--scripts goes with a DSN target; an environment's scripts are in the bucket "
+                       f"({command('migrate push FILE...')})")

@@ -22,8 +22,9 @@ from dbrepl.cli.common import (
     estate,
     handled,
     out,
+    sandbox_of,
 )
-from dbrepl.cli.sync import METRICS_HELP, confirm_target, exit_for, run_env, show
+from dbrepl.cli.sync import METRICS_HELP, confirm_target, exit_for, show, show_metrics
 from dbrepl.errors import BadInput, DbreplError
 from dbrepl.invocation import command, quote
 
@@ -81,7 +82,8 @@ def _environments_that_ran(ctx: typer.Context, spec: Any, sfx: str, names: list[
     ran: dict[str, list[str]] = {}
     unknown: dict[str, str] = {}
     for env in spec.environments:
-        result = run_env(ctx, spec, sfx, "schema", runner.migrate_event(env, "migrate_status"), direct)
+        result = runner.run_function(spec, sfx, "schema", runner.migrate_event(env, "migrate_status"),
+                                     direct=direct, sandbox=sandbox_of(ctx)).result
         if result.get("status") != "success":
             unknown[env] = str(result.get("error") or result.get("status")).splitlines()[0]
             continue
@@ -94,27 +96,6 @@ def _environments_that_ran(ctx: typer.Context, spec: Any, sfx: str, names: list[
         raise DbreplError(f"cannot tell whether {env} ran {', '.join(names)} ({why}); nothing was uploaded: "
                           "fix that, or pass --force to replace the script(s) anyway")
     return ran
-
-
-def _migrate_target(env: str, config: Path | None, suffix: str | None) -> tuple[Any, str]:
-    spec = runner.load_spec(config)
-    runner.check_environment(spec, env)
-    return spec, runner.check_suffix(suffix)
-
-
-def _dsn_target(target: str, scripts: Path | None, database: list[str] | None, direct: bool) -> Any:
-    """A DSN target's endpoint (scripts from --scripts DIR; --database and --direct refused)."""
-    if database:
-        raise BadInput("--database goes with an environment name; a DSN names its database")
-    if direct:
-        raise BadInput("--direct goes with an environment name; a DSN target always runs here")
-    return runner.check_migrate_dsn(target, scripts)
-
-
-def _no_scripts_dir(scripts: Path | None) -> None:
-    if scripts is not None:
-        raise BadInput("--scripts goes with a DSN target; an environment's scripts are in the bucket "
-                       f"({command('migrate push FILE...')})")
 
 
 TARGET_HELP = "Target environment, or a DSN mysql://user@host:port/database (then --scripts DIR)."
@@ -141,25 +122,16 @@ def migrate_apply(
     yes: YesOpt = False,
 ) -> None:
     """Apply the bucket's pending scripts to ENV's databases, in version order, each once."""
-    if to is not None:
-        runner.check_script_name(to)
-    if runner.is_dsn(env):
-        endpoint = _dsn_target(env, scripts, database, direct)
-        result = runner.migrate_on_dsn(endpoint, scripts or Path(), "migrate", dry_run=dry_run, to=to)
-        env, sfx = endpoint.display(), None
-    else:
-        _no_scripts_dir(scripts)
-        spec, sfx = _migrate_target(env, config, suffix)
-        databases = runner.check_databases(database) if database else None
-        if not dry_run:
-            confirm_target(spec, env, f"apply migrations to {env}", yes)
-        event = runner.migrate_event(env, "migrate", databases=databases, dry_run=dry_run, to=to)
-        result = run_env(ctx, spec, sfx, "schema", event, direct, verbose=verbose)
-    show(result, json_, lambda: _render_apply(result, env, dry_run))
+    prepared = runner.prepare_migrate(env, scripts=scripts, databases=database, to=to, dry_run=dry_run,
+                                      direct=direct, config=config, suffix=suffix, sandbox=sandbox_of(ctx))
+    confirm_target(prepared.confirm, yes)
+    ran = runner.run(prepared)
+    show_metrics(ran.metrics, verbose)
+    show(ran.result, json_, lambda: _render_apply(ran.result, prepared.label, dry_run))
     try:
-        exit_for(result, False, False)
+        exit_for(ran.result, False, False)
     finally:  # after the error line
-        _repair_hint(result, env, sfx, scripts, direct=direct)
+        _repair_hint(ran.result, prepared.label, prepared.suffix, scripts, direct=direct)
 
 
 def _repair_hint(result: dict[str, Any], env: str, sfx: str | None, scripts: Path | None, *,
@@ -228,14 +200,14 @@ def migrate_status(
 ) -> None:
     """Every script's state in ENV's databases: applied, pending, failed, changed, missing. Reads only."""
     if runner.is_dsn(env):
-        endpoint = _dsn_target(env, scripts, database, direct)
+        endpoint = runner.check_migrate_dsn_target(env, scripts, database, direct)
         result = runner.migrate_on_dsn(endpoint, scripts or Path(), "migrate_status")
     else:
-        _no_scripts_dir(scripts)
-        spec, sfx = _migrate_target(env, config, suffix)
+        runner.refuse_scripts_dir(scripts)
+        spec, sfx = runner.migrate_target(env, config, suffix)
         databases = runner.check_databases(database) if database else None
         event = runner.migrate_event(env, "migrate_status", databases=databases)
-        result = run_env(ctx, spec, sfx, "schema", event, direct)
+        result = runner.run_function(spec, sfx, "schema", event, direct=direct, sandbox=sandbox_of(ctx)).result
     show(result, json_, lambda: _render_status(result))
     exit_for(result, False, False)
     if detailed_exitcode:
@@ -290,7 +262,7 @@ def migrate_repair(
     if runner.is_dsn(env):
         if restore:
             raise BadInput("--restore reads the bucket's earlier versions: it goes with an environment name")
-        endpoint = _dsn_target(env, scripts, database, direct)
+        endpoint = runner.check_migrate_dsn_target(env, scripts, database, direct)
         if not dry_run:
             confirm(f"repairing the migration history of {endpoint.display()}", yes)
             if not yes:
@@ -299,8 +271,8 @@ def migrate_repair(
         show(result, json_, lambda: _render_repair(result, [], dry_run))
         exit_for(result, False, False)
         return
-    _no_scripts_dir(scripts)
-    spec, sfx = _migrate_target(env, config, suffix)
+    runner.refuse_scripts_dir(scripts)
+    spec, sfx = runner.migrate_target(env, config, suffix)
     databases = runner.check_databases(database) if database else None
     if not dry_run:
         confirm(f"repairing the migration history of {env}", yes)
@@ -313,7 +285,7 @@ def migrate_repair(
     event = runner.migrate_event(env, "migrate_repair", databases=databases, dry_run=dry_run)
     if restore:
         event["realign"] = False  # the originals are back: their checksums already match
-    result = run_env(ctx, spec, sfx, "schema", event, direct)
+    result = runner.run_function(spec, sfx, "schema", event, direct=direct, sandbox=sandbox_of(ctx)).result
     show(result, json_, lambda: _render_repair(result, restored, dry_run))
     exit_for(result, False, False)
 
@@ -323,8 +295,8 @@ def _restore_originals(ctx: typer.Context, spec: Any, sfx: str, env: str, databa
     """Each script ENV ran and that changed since: the bucket's version with the content that ran
     becomes current again. Refuses (exit 1) when the databases ran different contents or no
     version has it (noncurrent versions expire after 30 days)."""
-    status = run_env(ctx, spec, sfx, "schema", runner.migrate_event(env, "migrate_status", databases=databases),
-                     direct)
+    status = runner.run_function(spec, sfx, "schema", runner.migrate_event(env, "migrate_status", databases=databases),
+                                 direct=direct, sandbox=sandbox_of(ctx)).result
     if status.get("status") != "success":
         exit_for(status, False, False)
     wanted: dict[str, str] = {}

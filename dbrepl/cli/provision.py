@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -16,7 +17,6 @@ from dbrepl.cli.common import (
     SuffixOpt,
     YesOpt,
     ask,
-    confirm,
     err,
     estate,
     handled,
@@ -26,7 +26,7 @@ from dbrepl.cli.common import (
 from dbrepl.invocation import command, quote
 
 if TYPE_CHECKING:
-    from dbrepl.app.sandbox import Bound
+    from dbrepl.app.provision import Applied
 
 app = typer.Typer()
 
@@ -40,6 +40,7 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
                                          "(a replacement).")] = False) -> None:
     """Show what apply would change and preflight's findings (exit 2 when a check fails). Reads only."""
     from dbrepl.app import load_checked, refuse_failed, refuse_unverified_protected
+    from dbrepl.app.provision import replacement_way_out
     from dbrepl.render import render_findings, render_plan
 
     target = load_checked(config, suffix, env)
@@ -52,22 +53,13 @@ def plan(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None,
         if p.refused:
             out.print(f"[bold red]refused:[/] apply would refuse this plan: {len(p.refused)} resource(s) would have "
                       "to be replaced (marked refused), which dbrepl never does in place; "
-                      f"{escape(_replacement_way_out(target, p.refused))}")
+                      f"{escape(replacement_way_out(target, p.refused))}")
         render_findings(out, p.findings)
     refuse_failed(p.findings)
     if detailed_exitcode and p.refused:
         raise typer.Exit(2)
     if detailed_exitcode and p.changes:
         raise typer.Exit(3)
-
-
-def _replacement_way_out(target: Any, refused: list) -> str:
-    """What to do about replacements, as commands that run as printed (this run's --sandbox and --config)."""
-    envs = [f"--env {e}" for e in dict.fromkeys(c.env for c in refused)]
-    protected = "--include-protected" if any(c.protected for c in refused) else ""
-    return (f"change the spec back, or destroy and apply again, losing their data: "
-            f"`{command('destroy', *envs, protected, suffix=target.suffix)}`, "
-            f"then `{command('apply', suffix=target.suffix)}`")
 
 
 @app.command()
@@ -79,39 +71,33 @@ def apply(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = None
                                "protected environments, or where aurora.reboot_for_parameters is false: one at a "
                                "time, readers first, writer last.")] = False) -> None:
     """Create or repair the estate so it matches the spec."""
-    from dbrepl.app import load_checked, refuse_failed, refuse_unverified_protected
-    from dbrepl.render import Progress, render_findings, render_notes, render_plan
+    from dbrepl.app import provision as estate_app
+    from dbrepl.render import Progress, render_findings, render_plan
 
-    target = load_checked(config, suffix, env)
-    refuse_unverified_protected(target.spec, sandbox_of(ctx))
-    confirm("apply", yes)
-    est = estate(ctx, target.spec, target.suffix, target.envs)
-    engine = est.engine(reporter=Progress(err), reboot=reboot)
-    p = engine.plan()
-    # exit 2 before anything is shown as going to happen
-    engine.refuse_replacements(p, _replacement_way_out(target, p.refused))
-    render_plan(out, p)
-    render_findings(out, p.findings)
-    refuse_failed(p.findings)  # exit 2 before anything changes
-    if p.changes:
-        if not yes:
-            ask(f"Apply these changes to estate {target.suffix}?")
-        done = engine.apply(p)
-        s = done.summary
+    prepared = estate_app.prepare_apply(config, suffix, env, sandbox=sandbox_of(ctx), reboot=reboot,
+                                        can_ask=yes or _on_terminal(), progress=Progress(err))
+    render_plan(out, prepared.plan)
+    render_findings(out, prepared.plan.findings)
+    if prepared.refusal is not None:
+        raise prepared.refusal  # exit 2 before anything changes
+    if prepared.question and not yes:
+        ask(prepared.question)
+    _render_applied(estate_app.apply(prepared))
+
+
+def _render_applied(applied: Applied) -> None:
+    from dbrepl.app.sandbox import HOST
+    from dbrepl.render import render_notes
+
+    if applied.done is not None:
+        s = applied.done.summary
         out.print(f"[bold green]Apply complete:[/] {s['create']} created, {s['update']} updated, "
                   f"{s['delete']} deleted.")
-        render_notes(out, [f"held back: {n}" for n in done.notes])
-    # Also when nothing changed: a stand-in restarted or rebuilt since gets its master user back.
-    _render_bound(*est.bind_stand_ins())
-
-
-def _render_bound(bound: list[Bound], notes: list[str]) -> None:
-    from dbrepl.app.sandbox import HOST
-
-    for b in bound:
+        render_notes(out, [f"held back: {n}" for n in applied.done.notes])
+    for b in applied.bound:
         out.print(f"Stand-in for {b.env} ({HOST}:{b.port}): master user {escape(b.user)} "
                   "with the password of its secret.")
-    for note in notes:
+    for note in applied.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
 
 
@@ -125,26 +111,29 @@ def destroy(ctx: typer.Context, suffix: SuffixOpt = None, config: ConfigOpt = No
                      "keep a final snapshot of each protected cluster, then delete.")] = False) -> None:
     """Delete everything dbrepl made for this suffix (and nothing else). Protected environments
     need --include-protected; their clusters leave a final snapshot, which destroy never deletes."""
-    from dbrepl.app import load_checked
+    from dbrepl.app import provision as estate_app
     from dbrepl.render import Progress, render_notes, render_plan
 
-    target = load_checked(config, suffix, env)
-    confirm("destroy", yes)
-    engine = estate(ctx, target.spec, target.suffix, target.envs).engine(reporter=Progress(err))
-    p = engine.destroy_plan()
-    engine.refuse_protected(p, include_protected)  # before anything is shown as going to happen
-    render_plan(out, p, verb="Destroy")
-    if not p.changes:
+    prepared = estate_app.prepare_destroy(config, suffix, env, sandbox=sandbox_of(ctx),
+                                          include_protected=include_protected, can_ask=yes or _on_terminal(),
+                                          progress=Progress(err))
+    render_plan(out, prepared.plan, verb="Destroy")
+    if prepared.question is None:
         return
     if not yes:
-        ask(f"Destroy estate {target.suffix}? Databases, secrets and scripts will be deleted for good.")
-    done = engine.destroy(p, include_protected=include_protected)
+        ask(prepared.question)
+    done = estate_app.destroy(prepared)
     out.print(f"[bold green]Destroy complete:[/] {done.summary['delete']} deleted.")
     for c in done.changes:
         if c.final_snapshot:
             out.print(f"Final snapshot kept: {escape(c.final_snapshot)} (of {escape(c.name)}; "
                       "destroy never deletes it)")
-    render_notes(out, p.notes)  # what was kept with the snapshots, and how to remove it all later
+    render_notes(out, prepared.plan.notes)  # what was kept with the snapshots, and how to remove it all later
+
+
+def _on_terminal() -> bool:
+    """Whether there is a terminal to ask on (without one, --yes is needed)."""
+    return sys.stdin.isatty()
 
 
 @app.command()

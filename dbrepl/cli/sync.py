@@ -7,6 +7,7 @@ call), 3 differences found with --detailed-exitcode.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Annotated, Any
@@ -42,10 +43,11 @@ def _on_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def confirm_target(pair_spec: Any, target: str, what: str, yes: bool) -> None:
+def confirm_target(confirmation: runner.Confirmation | None, yes: bool) -> None:
     """A protected target needs --yes, or a 'yes' on a terminal; without a terminal: exit 2."""
-    if yes or not runner.is_protected(pair_spec, target):
+    if yes or confirmation is None:
         return
+    target, what = confirmation.target, confirmation.what
     if not _on_terminal():
         raise BadInput(f"{target} is protected: pass --yes to {what} (no terminal to ask on)")
     if not typer.confirm(f"{target} is a protected environment. {what[0].upper()}{what[1:]}?", default=False):
@@ -78,23 +80,11 @@ def show(result: dict[str, Any], as_json: bool, render: Any) -> None:
         render()
 
 
-def run_env(ctx: typer.Context, spec: Any, suffix: str, kind: str, event: dict[str, Any], direct: bool,
-            progress: Any = None, verbose: bool = False, **runner_kw: Any) -> dict[str, Any]:
-    """Run a function's event: invoked, or its code here (--direct, and always in the sandbox).
-
-    The run's EMF metrics line belongs in the function's log (Lambda: the function's stdout; the
-    sandbox: the function's log group, where run_direct writes it); a `--direct` run against AWS
-    has no function log and drops it. It is shown here only with `--verbose`, on stderr (stdout
-    may be JSON), after the run: never into a progress bar."""
-    functions = estate(ctx, spec, suffix).functions
-    here = direct or sandbox_of(ctx) is not None
-    before = len(functions.emitted)
-    try:
-        return functions.run(kind, event, direct=here, progress=progress, **(runner_kw if here else {}))
-    finally:
-        if verbose:
-            for line in functions.emitted[before:]:
-                err.print(f"metrics: {line}", markup=False, highlight=False, soft_wrap=True)
+def show_metrics(metrics: list[str], verbose: bool) -> None:
+    """With --verbose, the EMF metrics lines a run made here, on stderr (stdout may be JSON)."""
+    if verbose:
+        for line in metrics:
+            err.print(f"metrics: {line}", markup=False, highlight=False, soft_wrap=True)
 
 
 # --------------------------------------------------------------------------- sync schema
@@ -135,29 +125,16 @@ def sync_schema(
         "gives up (default: schema.lock_wait_timeout, 30).")] = None,
 ) -> None:
     """Make DST's schema equal to SRC's: ordered DDL, destructive clauses only when allowed."""
-    pair = runner.resolve_pair(src, dst, config=config, suffix=suffix)
-    rules = runner.locking(pair.spec, pair.target, blocking_limit=blocking_limit, allow_blocking=allow_blocking,
-                           online_tool=online_tool, lock_wait_timeout=lock_wait_timeout)
-    renames = runner.check_renames(rename or [])
-    runner.check_definer(definer)
-    databases = runner.check_databases(database) if database else None
-    if pair.dsn and databases:
-        raise BadInput("--database goes with environment names; a DSN names its database")
-    if not dry_run:
-        confirm_target(pair.spec, pair.target, f"change the schema of {pair.target}", yes)
-    tool_output = _tool_line if not json_ else None
-    if pair.dsn:
-        result = runner.schema_between_dsns(pair, renames=renames, dry_run=dry_run,
-                                            allow_destructive=allow_destructive, definer=definer, rules=rules,
-                                            tool_output=tool_output)
-    else:
-        event = runner.schema_event(pair, dry_run=dry_run, allow_destructive=allow_destructive,
-                                    databases=databases, renames=renames, definer=definer, rules=rules)
-        tool = runner.online_tool_factory(rules, tool_output)
-        result = run_env(ctx, pair.spec, pair.suffix or "", "schema", event, direct,
-                         verbose=verbose, **({"online_tool": tool} if tool is not None else {}))
-    show(result, json_, lambda: _render_schema(pair, result))
-    exit_for(result, bool(result.get("statements")), detailed_exitcode)
+    prepared = runner.prepare_schema(
+        src, dst, config=config, suffix=suffix, databases=database, dry_run=dry_run,
+        allow_destructive=allow_destructive, renames=rename, definer=definer, allow_blocking=allow_blocking,
+        blocking_limit=blocking_limit, online_tool=online_tool, lock_wait_timeout=lock_wait_timeout, direct=direct,
+        sandbox=sandbox_of(ctx))
+    confirm_target(prepared.confirm, yes)
+    ran = runner.run(prepared, tool_output=_tool_line if not json_ else None)
+    show_metrics(ran.metrics, verbose)
+    show(ran.result, json_, lambda: _render_schema(prepared.label, ran.result))
+    exit_for(ran.result, bool(ran.result.get("statements")), detailed_exitcode)
 
 
 def _tool_line(line: str) -> None:
@@ -165,20 +142,20 @@ def _tool_line(line: str) -> None:
     err.print(f"  [dim]pt-online-schema-change:[/] {escape(line)}", highlight=False)
 
 
-def _render_schema(pair: runner.Pair, result: dict[str, Any]) -> None:
+def _render_schema(label: str, result: dict[str, Any]) -> None:
     statements = result.get("statements") or []
     dry = bool(result.get("dry_run"))
     status = result.get("status")
     if status != "success":
         return  # _exit_for prints the error; a refusal's names every destructive clause
     if status == "success" and not statements:
-        out.print(f"No schema differences: {escape(pair.label)} ({', '.join(result.get('databases') or [])}).")
+        out.print(f"No schema differences: {escape(label)} ({', '.join(result.get('databases') or [])}).")
     elif dry or status == "success":
         if dry:
             # The DDL on stdout (a runnable script), the summary on stderr.
             for st in statements:
                 _print_statement(st)
-        err.print(f"{'Would run' if dry else 'Ran'} {len(statements)} statement(s) for {escape(pair.label)}"
+        err.print(f"{'Would run' if dry else 'Ran'} {len(statements)} statement(s) for {escape(label)}"
                   + ("; nothing was changed." if dry else
                      ("; the target now equals the source (verified)." if result.get("converged") else ".")))
         for label in result.get("would_refuse") or []:
@@ -253,40 +230,22 @@ def sync_data(
     yes: YesOpt = False,
 ) -> None:
     """Make DST's rows of the reference tables equal to SRC's: only differing rows move, in one transaction."""
-    verify = runner.check_verify(verify)
-    triggers = runner.check_triggers(triggers)
-    on_delete = runner.check_on_delete(on_delete)
-    pair = runner.resolve_pair(src, dst, config=config, suffix=suffix)
-    tables = runner.check_tables(table or [])
-    if pair.dsn and not tables:
-        raise BadInput("with DSNs name the tables to sync: --table T (repeatable)")
-    if not dry_run:
-        confirm_target(pair.spec, pair.target, f"change the reference data of {pair.target}", yes)
-    if pair.dsn:
-        with _progress_bar() as hook:
-            result = runner.data_between_dsns(pair, tables, dry_run=dry_run, verbose=verbose, progress=hook,
-                                              verify=verify, triggers=triggers, on_delete=on_delete)
-    else:
-        event = runner.data_event(pair, dry_run=dry_run, verbose=verbose, verify=verify, tables=tables,
-                                  triggers=triggers, on_delete=on_delete)
-        result = _run_data_function(ctx, pair, event, direct, verbose)
-    show(result, json_, lambda: _render_data(pair, result, verbose))
-    exit_for(result, bool(result.get("rows_synced")), detailed_exitcode)
+    prepared = runner.prepare_data(src, dst, config=config, suffix=suffix, tables=table, dry_run=dry_run,
+                                   verbose=verbose, verify=verify, triggers=triggers, on_delete=on_delete,
+                                   direct=direct, sandbox=sandbox_of(ctx))
+    confirm_target(prepared.confirm, yes)
+    if not prepared.here:
+        err.print(f"Invoking function {escape(str(prepared.function_name))}: no progress "
+                  "is shown until it returns (--direct runs it here, with a progress bar).")
+    # The handler's code here (DSNs, --direct, the sandbox) reports progress; an invoked function does not.
+    with (_progress_bar() if prepared.here else contextlib.nullcontext()) as hook:
+        ran = runner.run(prepared, progress=hook)
+    show_metrics(ran.metrics, verbose)
+    show(ran.result, json_, lambda: _render_data(prepared.label, ran.result, verbose))
+    exit_for(ran.result, bool(ran.result.get("rows_synced")), detailed_exitcode)
 
 
-def _run_data_function(ctx: typer.Context, pair: runner.Pair, event: dict[str, Any], direct: bool,
-                       verbose: bool) -> dict[str, Any]:
-    """With the handler's code here (--direct, the sandbox) a progress bar; invoked, a note."""
-    if direct or sandbox_of(ctx) is not None:
-        with _progress_bar() as hook:  # rich prints the metrics line above the bar, on the same console
-            return run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct, progress=hook,
-                           verbose=verbose)
-    err.print(f"Invoking function {escape(pair.function('data'))}: no progress "
-              "is shown until it returns (--direct runs it here, with a progress bar).")
-    return run_env(ctx, pair.spec, pair.suffix or "", "data", event, direct, verbose=verbose)
-
-
-def _render_data(pair: runner.Pair, result: dict[str, Any], verbose: bool) -> None:
+def _render_data(label: str, result: dict[str, Any], verbose: bool) -> None:
     if result.get("status") != "success":
         return
     dry = bool(result.get("dry_run"))
@@ -305,11 +264,11 @@ def _render_data(pair: runner.Pair, result: dict[str, Any], verbose: bool) -> No
                           "result is bounded; a DSN run shows them all)")
     n = int(result.get("rows_synced") or 0)
     if n == 0:
-        out.print(f"No differences: {escape(pair.label)} ({len(rows)} table(s)).")
+        out.print(f"No differences: {escape(label)} ({len(rows)} table(s)).")
     elif dry:
-        out.print(f"{n} row(s) would change in {escape(pair.label)}; nothing was changed.")
+        out.print(f"{n} row(s) would change in {escape(label)}; nothing was changed.")
     else:
-        out.print(f"Synced {n} row(s) in {escape(pair.label)}, in one transaction.")
+        out.print(f"Synced {n} row(s) in {escape(label)}, in one transaction.")
     _render_rules(result, dry)
     if result.get("verified"):
         out.print(f"Verified: {escape(str(result['verified']))}.")
