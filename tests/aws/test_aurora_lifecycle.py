@@ -153,7 +153,8 @@ def test_a_protected_environment_keeps_pending_reboot_until_apply_reboot(estate,
 
     done = estate.apply()  # without --reboot: nothing rebooted, nothing counted as done, and it says so
     assert pending.rebooted == [] and done.changes == []
-    assert len(done.notes) == 1 and prod in done.notes[0] and f"dbrepl apply --suffix {estate.suffix} --reboot" in done.notes[0]
+    reboot = f"dbrepl apply --suffix {estate.suffix} --reboot"
+    assert len(done.notes) == 1 and prod in done.notes[0] and reboot in done.notes[0]
     assert [dict(c.diff) for c in estate.plan().changes] == [{"MembersPendingReboot": ([prod], [])}]
 
     estate.engine(reboot=True).apply()
