@@ -573,6 +573,7 @@ class _Table:
                 if src_c != dst_c:
                     self.unproven.append((lo, hi, src_c))
                     if self.first_drill == "bucket":
+                        self.modes["bucket"] = self.modes.get("bucket", 0) + 1  # the drill is a bucket pass
                         self.compared -= src_c[0]  # _buckets counts the chunk's rows
                         mode = self._next_mode(self._buckets(lo, hi)[0], src_c[0])
                     else:
