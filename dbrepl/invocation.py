@@ -16,6 +16,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -33,11 +34,11 @@ def current() -> Invocation:
     return _current
 
 
-def record(**changes: object) -> Invocation:
+def record(**changes: Any) -> Invocation:
     """Update what is known of this run (the CLI calls it; returns the previous record)."""
     global _current
     previous = _current
-    _current = replace(_current, **changes)  # type: ignore[arg-type]
+    _current = replace(_current, **changes)
     return previous
 
 

@@ -305,20 +305,20 @@ class _progress_bar:  # noqa: N801 - used as a context manager like a function
             return None
         from rich.progress import BarColumn, Progress, TextColumn
 
-        self.bar = Progress(TextColumn("{task.description}"), BarColumn(),
-                            TextColumn("{task.completed:,}/{task.total:,}"),
-                            console=err, transient=True)
-        self.bar.start()
+        bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                       TextColumn("{task.completed:,}/{task.total:,}"),
+                       console=err, transient=True)
+        self.bar = bar
+        bar.start()
         tasks: dict[str, Any] = {}
 
         def hook(p: Any) -> None:
             key = f"{p.database}.{p.table}"
             if key not in tasks:
-                # self.bar is set: __enter__ returns this hook only after making the bar.
-                tasks[key] = self.bar.add_task(key, total=max(p.rows_estimate, 1))  # type: ignore[union-attr]
-            self.bar.update(tasks[key], completed=p.rows_compared,  # type: ignore[union-attr]  # as above
-                            total=max(p.rows_estimate, p.rows_compared, 1),
-                            description=f"{key} (verifying)" if p.phase == "verify" else key)
+                tasks[key] = bar.add_task(key, total=max(p.rows_estimate, 1))
+            bar.update(tasks[key], completed=p.rows_compared,
+                       total=max(p.rows_estimate, p.rows_compared, 1),
+                       description=f"{key} (verifying)" if p.phase == "verify" else key)
 
         return hook
 
