@@ -232,13 +232,18 @@ def _run_schema(checked: dict[str, Any], environ: Mapping[str, str], get: Client
         src.close()
 
 
-def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
-                    result: dict[str, Any]) -> None:
+def _migration_target(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
+                      result: dict[str, Any]) -> tuple[S3Scripts, Any]:
+    """The bucket's scripts and a connection to the target, for the three migrate actions."""
     bucket = environ.get(contract.MIGRATION_BUCKET)
     if not bucket:
         raise InvalidInput(f"{contract.MIGRATION_BUCKET} is not set for this function")
-    source = S3Scripts(get("s3"), bucket)
-    dst = _connect(checked["target"], environ, get, result)
+    return S3Scripts(get("s3"), bucket), _connect(checked["target"], environ, get, result)
+
+
+def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
+                    result: dict[str, Any]) -> None:
+    source, dst = _migration_target(checked, environ, get, result)
     runs: list[dict[str, Any]] = []
     result["migrations"] = runs
     try:
@@ -264,11 +269,7 @@ def _run_migrations(checked: dict[str, Any], environ: Mapping[str, str], get: Cl
 
 def _migration_status(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
                       result: dict[str, Any]) -> None:
-    bucket = environ.get(contract.MIGRATION_BUCKET)
-    if not bucket:
-        raise InvalidInput(f"{contract.MIGRATION_BUCKET} is not set for this function")
-    source = S3Scripts(get("s3"), bucket)
-    dst = _connect(checked["target"], environ, get, result)
+    source, dst = _migration_target(checked, environ, get, result)
     try:
         result["status_by_database"] = {
             db: [s.to_dict() for s in migration_status(dst, db, source)] for db in checked["databases"]}
@@ -279,11 +280,7 @@ def _migration_status(checked: dict[str, Any], environ: Mapping[str, str], get: 
 
 def _migration_repair(checked: dict[str, Any], environ: Mapping[str, str], get: ClientFactory,
                       result: dict[str, Any]) -> None:
-    bucket = environ.get(contract.MIGRATION_BUCKET)
-    if not bucket:
-        raise InvalidInput(f"{contract.MIGRATION_BUCKET} is not set for this function")
-    source = S3Scripts(get("s3"), bucket)
-    dst = _connect(checked["target"], environ, get, result)
+    source, dst = _migration_target(checked, environ, get, result)
     try:
         result["repairs"] = [repair_history(dst, db, source, realign=checked["realign"],
                                             dry_run=checked["dry_run"]).to_dict()
