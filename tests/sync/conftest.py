@@ -34,3 +34,15 @@ def db_pair(mariadb):
         cur.execute(f"DROP DATABASE IF EXISTS `{src}`")
         cur.execute(f"DROP DATABASE IF EXISTS `{dst}`")
     conn.close()
+
+
+@pytest.fixture
+def conns(mariadb):
+    """(admin, source, target) connections to the session's server, the admin's session in UTC;
+    a data sync gets the last two."""
+    admin, s, t = mariadb.connect(), mariadb.connect(), mariadb.connect()
+    with admin.cursor() as cur:
+        cur.execute("SET SESSION time_zone='+00:00'")
+    yield admin, s, t
+    for c in (admin, s, t):
+        c.close()

@@ -24,15 +24,6 @@ from tests.sync.test_data_triggers import assert_converged, cli, cli_dsn, dump, 
 pytestmark = pytest.mark.mariadb
 
 
-@pytest.fixture
-def conns(mariadb):
-    """(admin, source, target) connections; the sync gets the last two."""
-    admin, s, t = mariadb.connect(), mariadb.connect(), mariadb.connect()
-    run(admin, "SET SESSION time_zone='+00:00'")
-    yield admin, s, t
-    for c in (admin, s, t):
-        c.close()
-
 ACTIONS = ["CASCADE", "SET NULL", "RESTRICT", "NO ACTION"]
 
 

@@ -56,16 +56,6 @@ def both(conn, src: str, dst: str, *statements: str) -> None:
         run(conn, f"USE `{db}`", *statements)
 
 
-@pytest.fixture
-def conns(mariadb):
-    """(admin, source, target) connections; the sync gets its own two."""
-    admin, s, t = mariadb.connect(), mariadb.connect(), mariadb.connect()
-    run(admin, "SET SESSION time_zone='+00:00'")
-    yield admin, s, t
-    for c in (admin, s, t):
-        c.close()
-
-
 def sync(conns, src, dst, tables, **kw):
     _, s, t = conns
     return sync_data(s, t, [(src, x) for x in tables], target_databases={src: dst}, **kw)

@@ -25,16 +25,6 @@ pytestmark = pytest.mark.mariadb
 # -- helpers (test_data_foreign_keys imports them) ----------------------------------------------
 
 
-@pytest.fixture
-def conns(mariadb):
-    """(admin, source, target) connections; the sync gets the last two."""
-    admin, s, t = mariadb.connect(), mariadb.connect(), mariadb.connect()
-    run(admin, "SET SESSION time_zone='+00:00'")
-    yield admin, s, t
-    for c in (admin, s, t):
-        c.close()
-
-
 def sync(conns, src: str, dst: str, tables: list[str], **kw):
     _, s, t = conns
     return sync_data(s, t, [(src, x) for x in tables], target_databases={src: dst}, **kw)
