@@ -63,6 +63,8 @@ class Applied:
     done: Plan | None
     bound: list[Bound] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # The stand-ins could not be given their users: raised after what was applied is shown.
+    bind_error: Exception | None = None
 
 
 def prepare_apply(config: Path | None, suffix: str | None, envs: list[str] | None, *, sandbox: Sandbox | None,
@@ -94,7 +96,10 @@ def apply(prepared: PreparedApply) -> Applied:
     if prepared.refusal is not None:
         raise prepared.refusal
     done = prepared.engine.apply(prepared.plan) if prepared.plan.changes else None
-    bound, notes = prepared.estate.bind_stand_ins()
+    try:
+        bound, notes = prepared.estate.bind_stand_ins()
+    except Exception as exc:  # noqa: BLE001 - the apply happened: shown first, then this error
+        return Applied(done, bind_error=exc)
     return Applied(done, bound, notes)
 
 

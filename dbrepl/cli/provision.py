@@ -99,6 +99,8 @@ def _render_applied(applied: Applied) -> None:
                   "with the password of its secret.")
     for note in applied.notes:
         out.print(f"[yellow]note:[/] {escape(note)}")
+    if applied.bind_error is not None:
+        raise applied.bind_error
 
 
 @app.command()

@@ -158,15 +158,15 @@ def _render_schema(label: str, result: dict[str, Any]) -> None:
         err.print(f"{'Would run' if dry else 'Ran'} {len(statements)} statement(s) for {escape(label)}"
                   + ("; nothing was changed." if dry else
                      ("; the target now equals the source (verified)." if result.get("converged") else ".")))
-        for label in result.get("would_refuse") or []:
-            err.print(f"  [yellow]destructive (needs --allow-destructive):[/] {escape(label)}")
-        for label in result.get("would_block") or []:
-            err.print(f"  [yellow]refused by the target's rows (a run stops before any DDL):[/] {escape(label)}")
-        for label in result.get("would_refuse_blocking") or []:
+        for clause in result.get("would_refuse") or []:
+            err.print(f"  [yellow]destructive (needs --allow-destructive):[/] {escape(clause)}")
+        for clause in result.get("would_block") or []:
+            err.print(f"  [yellow]refused by the target's rows (a run stops before any DDL):[/] {escape(clause)}")
+        for clause in result.get("would_refuse_blocking") or []:
             err.print(f"  [yellow]blocking above the limit (needs --allow-blocking or the online tool):[/] "
-                      f"{escape(label)}")
-        for label in result.get("online_tool") or []:
-            err.print(f"  [cyan]through pt-online-schema-change:[/] {escape(label)}")
+                      f"{escape(clause)}")
+        for clause in result.get("online_tool") or []:
+            err.print(f"  [cyan]through pt-online-schema-change:[/] {escape(clause)}")
         if not dry:
             for st in statements:
                 online = f" {st['online']}" if st.get("online") else ""
