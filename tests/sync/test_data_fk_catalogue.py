@@ -9,7 +9,7 @@ import pytest
 
 import dbrepl.sync.data.fkeys as fkeys
 from dbrepl.sync.data import ForeignKeyViolation
-from tests.sync.test_data_sync import both, conns, run, sync  # noqa: F401 - conns is a fixture
+from tests.sync.test_data_sync import both, run, sync
 
 pytestmark = pytest.mark.mariadb
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dbrepl.sync.data import VerificationFailed
-from tests.sync.test_data_sync import both, conns, run, sync  # noqa: F401 - conns is a fixture
+from tests.sync.test_data_sync import both, run, sync
 
 pytestmark = pytest.mark.mariadb
 
