@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from schema_sync_bench import VARIANTS, table_sql  # noqa: E402
+import schema_sync_bench  # noqa: E402
 
 from dbrepl.sync.schema import plan_schema  # noqa: E402
 from tests import mariadb_server  # noqa: E402
@@ -37,19 +37,13 @@ from tests import mariadb_server  # noqa: E402
 SRC, DST = "probe_src", "probe_dst"
 
 
+def own_column(i: int, sql: str) -> str:
+    """A column of its own: no two tables share a definition."""
+    return sql.replace("id INT NOT NULL AUTO_INCREMENT", f"id INT NOT NULL AUTO_INCREMENT,\n  own_{i} INT")
+
+
 def build(conn, db: str, n: int, changed: set[int], distinct: bool) -> None:
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {db}")
-        cur.execute(f"CREATE DATABASE {db} DEFAULT CHARSET utf8mb4")
-        conn.select_db(db)
-        cur.execute("SET SESSION foreign_key_checks = 0")
-        for i in range(n):
-            variant = VARIANTS[sorted(changed).index(i) % len(VARIANTS)] if i in changed else None
-            sql = table_sql(i, variant)
-            if distinct:  # a column of its own: no two tables share a definition
-                sql = sql.replace("id INT NOT NULL AUTO_INCREMENT", f"id INT NOT NULL AUTO_INCREMENT,\n  own_{i} INT")
-            cur.execute(sql)
-        cur.execute("SET SESSION foreign_key_checks = 1")
+    schema_sync_bench.build(conn, db, n, changed, own_column if distinct else None)
 
 
 def timed(server, probe: bool, workers: bool) -> tuple[float, object]:
