@@ -47,6 +47,7 @@ from dbrepl.sync.data.fkeys import (
     read_foreign_keys,
     relevant,
 )
+from dbrepl.sync.data.match import unmatched
 from dbrepl.sync.data.shape import TableShape, matching_shapes
 from dbrepl.sync.data.tables import check_not_system
 from dbrepl.sync.data.triggers import (
@@ -81,6 +82,8 @@ _TARGET_SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTI
 Digest = tuple[int, int]  # (row count, XOR of 64 bits of each row's hash) of a key range
 
 _FIRST_DRILL = "rows"
+# The first chunk of a comparison is chunk_rows // this (see _Table._compare).
+_FIRST_CHUNK_SHARE = 8
 
 # What a run re-checks before it commits (see the module's docstring, point 5).
 VERIFY_MODES = ("changed", "full", "none")
@@ -423,6 +426,8 @@ class _Table:
         # How a differing chunk is looked into after a whole-chunk digest: "rows" (see
         # _compare); tests set "bucket" to put the bucket path under a fault.
         self.first_drill = _FIRST_DRILL
+        # Only verify="changed" reuses the comparison's source digests (a dry run verifies nothing).
+        self.keep_digests = not run.dry_run and run.verify == "changed"
         # A target trigger rewrites inserted rows: inserts go through a temporary table so
         # that the rows it touched can be set back (triggers.py, "corrected").
         self.correct = not run.dry_run and run.triggers.needs_correction((dst_shape.database, dst_shape.table))
@@ -560,8 +565,12 @@ class _Table:
         run, shape = self.run, self.shape
         lo: sql.Key | None = None
         mode = "chunk"
+        # The first chunk is small: on a table that differs throughout, its digest (which
+        # then only says "look at the rows") is spent on an eighth of a chunk, not a whole one.
+        size = max(1, run.chunk_rows // _FIRST_CHUNK_SHARE)
         while True:
-            found = _rows(run.src, sql.next_boundary(shape, lo, run.chunk_rows))
+            found = _rows(run.src, sql.next_boundary(shape, lo, size))
+            size = run.chunk_rows
             hi: sql.Key | None = tuple(found[0]) if found else None
             self.modes[mode] = self.modes.get(mode, 0) + 1
             if mode == "chunk":
@@ -583,8 +592,8 @@ class _Table:
                 self.unproven.append((lo, hi, src_total))
                 mode = self._next_mode(changed, src_total[0])
             else:
-                rows, changed, src_total = self._drill(lo, hi, None)
-                self.unproven.append((lo, hi, src_total))
+                rows, changed, src_digest = self._drill(lo, hi, None)
+                self.unproven.append((lo, hi, src_digest))
                 self.compared += rows
                 mode = self._next_mode(changed, rows)
             self._report("compare")
@@ -617,13 +626,15 @@ class _Table:
 
     def _drill(
         self, lo: sql.Key | None, hi: sql.Key | None, which: list[int] | None
-    ) -> tuple[int, int, Digest]:
+    ) -> tuple[int, int, Digest | None]:
         """Match rows of the chunk (of buckets `which`, or all) by exact key bytes and
         apply the differences; returns (source rows read, rows that differed, the source
-        rows' digest: count and XOR of their 64-bit hashes, as chunk_digest computes it).
+        rows' digest: count and XOR of their 64-bit hashes, as chunk_digest computes it;
+        None when no verification will use it: a dry run, or verify "full" or "none").
 
-        Both sides send (hash, key) per row; the rows are matched as whole tuples with set
-        operations (no Python loop per row), and only the source rows that differ are then
+        Both sides send (hash, key) per row; the rows are matched as whole entries
+        (match.unmatched: runs equal on both sides are skipped a slice at a time, the rest
+        matched as sets; no Python step per row), and only the source rows that differ are then
         read, by key: one hashing pass per side for the chunk, as close to the floor (one
         digest pass) as a comparison that must name the rows can get."""
         run, shape = self.run, self.shape
@@ -633,15 +644,13 @@ class _Table:
             lambda: self._fetch(run.src, shape, lo, hi, which, False),
             lambda: self._fetch(run.dst, self.dst_shape, lo, hi, which, False),
         )
-        digest = (len(src_rows), _xor_of_hashes(src_rows))
-        src_set, dst_set = set(src_rows), set(dst_rows)
-        only_src, only_dst = src_set - dst_set, dst_set - src_set
-        del src_set, dst_set
+        digest = (len(src_rows), _xor_of_hashes(src_rows)) if self.keep_digests else None
+        only_src, only_dst = unmatched(src_rows, dst_rows)
         if not only_src and not only_dst:
             return len(src_rows), 0, digest
         # In the order the key index gave them, so statements follow the key.
-        src_diff = [tuple(e[17:].split(b"\0")) for e in src_rows if e in only_src] if only_src else []
-        dst_diff = [tuple(e[17:].split(b"\0")) for e in dst_rows if e in only_dst] if only_dst else []
+        src_diff = [tuple(e[17:].split(b"\0")) for e in only_src]
+        dst_diff = [tuple(e[17:].split(b"\0")) for e in only_dst]
         src_keys, dst_keys = set(src_diff), set(dst_diff)
         extra = [k for k in dst_diff if k not in src_keys]
         changed = [k for k in src_diff if k in dst_keys]
