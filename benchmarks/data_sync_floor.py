@@ -18,7 +18,7 @@ figure alike):
   dbrepl's own row hash (SHA1 of its encoding) is timed the same way, for reference;
 - a bare interpreter: `python3 -c pass` as a whole process;
 - `dbrepl sync data SRC DST --table t --dry-run --json` as a whole process (the CLI of this
-  checkout, verified TLS);
+  checkout, byte-compiled first as an installed package is, verified TLS);
 - for the breakdown: the CLI up to its first answer (`--dry-run` without `--table`: parsed,
   checked, exit 2, no connection), and the dry run of the library in this process
   (connections open, `sync_data(..., dry_run=True)` alone).
@@ -152,6 +152,10 @@ def main() -> None:
         shape, _ = matching_shapes(conns["source"], conns["target"], DB["source"], "t", DB["target"])
         sha1_digest = statements.chunk_digest(shape, None, None).replace(f"`{DB['source']}`", "`{db}`")
         cli = [sys.executable, "-m", "dbrepl.cli", "sync", "data", dsn["source"], dsn["target"]]
+        # Byte-compiled as pip leaves an installed package (PYTHONDONTWRITEBYTECODE, set on some
+        # hosts, would otherwise have every run compile the CLI's modules again).
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "dbrepl")], check=True,
+                       capture_output=True)
         load = os.getloadavg()[0]
         rows_synced = None
         for rnd in range(args.repeat + 1):  # round 0 warms caches and is not counted
