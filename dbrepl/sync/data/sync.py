@@ -559,7 +559,7 @@ class _Table:
         rows of the benchmark's table).
         "rows": the last chunk differed: read every row's (hash, key) at once, one hashing
         pass per side (a bucket digest pass and then a drill into its buckets would be two).
-        "bucket": the last chunk differed in fewer rows than there are buckets: bucket
+        "bucket": the last chunk differed in fewer than one row per `buckets` rows: bucket
         digests first, so that only the few differing buckets' rows travel.
         """
         run, shape = self.run, self.shape
@@ -603,7 +603,7 @@ class _Table:
 
     def _next_mode(self, changed: int, rows: int) -> str:
         """After a chunk in which `changed` of `rows` rows differed: equal -> one digest;
-        fewer differing rows than buckets -> buckets narrow what travels; else all rows."""
+        fewer than one row in `buckets` differing -> buckets narrow what travels; else all rows."""
         if changed == 0:
             return "chunk"
         return "bucket" if changed * self.run.buckets < rows else "rows"
