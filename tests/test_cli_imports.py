@@ -108,5 +108,16 @@ def test_dsn_data_dry_run_imports_no_aws_spec_or_engine(tmp_path):
         assert code == 0
         assert "dbrepl.sync.data.sync" in modules  # the sync itself ran in the probe
         assert_lean(modules)
+        assert loaded(modules, "rich")  # it printed for a human
+        # With --json and verified TLS (no warning to print) nothing goes through rich, so rich
+        # is not even imported (its consoles are made on first use; the progress bar asks for
+        # a terminal without it).
+        ca = f"?ssl-ca={server.ca_bundle}"
+        code, modules = run_cli(tmp_path, "sync", "data", f"{base}/a{ca}", f"{base}/b{ca}", "--table", "t",
+                                "--dry-run", "--json")
+        assert code == 0
+        assert "dbrepl.sync.data.sync" in modules
+        assert_lean(modules)
+        assert not loaded(modules, "rich"), "a DSN sync with --json imported rich"
     finally:
         server.stop()

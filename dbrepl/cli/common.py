@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from typer.core import TyperGroup
 
 try:  # typer >= 0.25 vendors click; older typer uses the click package
@@ -26,12 +24,55 @@ from dbrepl import invocation
 from dbrepl.errors import BadInput, DbreplError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from dbrepl.app import Estate
     from dbrepl.app.estate import Spec
     from dbrepl.app.sandbox import Sandbox
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+class _Console:
+    """A rich Console made on first use: a run that prints only JSON (or nothing) never
+    imports rich (about 30 ms of every DSN run's start, benchmarks/data_sync_floor.py)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    @property
+    def is_terminal(self) -> bool:
+        # What rich would answer, without importing it when the answer is surely no: rich says
+        # yes only for a TTY, TTY_COMPATIBLE=1 or FORCE_COLOR (these consoles never force it).
+        stream = sys.stderr if self._options.get("stderr") else sys.stdout
+        isatty = getattr(stream, "isatty", None)
+        try:
+            tty = bool(isatty and isatty())
+        except ValueError:  # closed
+            tty = False
+        if self._console is None and not tty and os.environ.get("TTY_COMPATIBLE") != "1" \
+                and "FORCE_COLOR" not in os.environ:
+            return False
+        return bool(self.__getattr__("is_terminal"))
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
+
+
+def escape(text: str) -> str:
+    """rich's markup escape, imported when a human-readable line is printed."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
+# Typed as what they stand for: every attribute is the Console's.
+out: Console = _Console(highlight=False, soft_wrap=True)  # type: ignore[assignment]
+err: Console = _Console(stderr=True, highlight=False, soft_wrap=True)  # type: ignore[assignment]
 
 SuffixOpt = Annotated[str | None, typer.Option("--suffix", "-s", envvar="DBREPL_SUFFIX",
                                                help="Estate suffix (1-20 of a-z, 0-9, '-'); also DBREPL_SUFFIX.")]

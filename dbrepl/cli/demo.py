@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
 from dbrepl.app import sandbox
 from dbrepl.app.demo import NO_MARIADB_ENV, Demo, Line
-from dbrepl.cli.common import ConfigOpt, PortOpt, handled, out
+from dbrepl.cli.common import ConfigOpt, PortOpt, escape, handled, out
 
 MARKS = {"ok": "[green]✓[/]", "skipped": "[yellow]-[/]", "failed": "[red]✗[/]"}
 

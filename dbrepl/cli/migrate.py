@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from dbrepl.app import sync as runner
 from dbrepl.cli.common import (
@@ -19,6 +18,7 @@ from dbrepl.cli.common import (
     ask,
     confirm,
     err,
+    escape,
     estate,
     handled,
     out,

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 
 from dbrepl.cli.common import (
     ConfigOpt,
@@ -18,6 +17,7 @@ from dbrepl.cli.common import (
     YesOpt,
     ask,
     err,
+    escape,
     estate,
     handled,
     out,

@@ -6,10 +6,9 @@ import json
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from dbrepl.app import sandbox
-from dbrepl.cli.common import ConfigOpt, PortOpt, handled, out
+from dbrepl.cli.common import ConfigOpt, PortOpt, escape, handled, out
 
 sandbox_app = typer.Typer(
     no_args_is_help=True,

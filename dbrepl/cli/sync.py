@@ -13,7 +13,6 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from dbrepl.app import sync as runner
 from dbrepl.cli.common import (
@@ -25,6 +24,7 @@ from dbrepl.cli.common import (
     SuffixOpt,
     YesOpt,
     err,
+    escape,
     estate,
     handled,
     out,
