@@ -146,6 +146,17 @@ def diff_databases(
     return out.statements(), out.notes
 
 
+def table_alters(src: Table, dst: Table, sdb: str, tdb: str, renames: Renames | None = None) -> list[Statement]:
+    """The statements diff_databases gives a table both sides have under one name, before the
+    foreign keys are weighed: what plan_schema hands the ALGORITHM/LOCK probe while it still
+    reads the other tables (a guess: the probe keeps an answer only for the plan's own ALTERs)."""
+    out = _Out()
+    col_renames = {old: new for (d, t, old), new in (renames or Renames()).columns.items()
+                   if d == sdb and t == src.name}
+    _alter_table(src, dst, tdb, col_renames, out, sdb)
+    return out.statements()
+
+
 # ---- tables -------------------------------------------------------------------------------
 
 
