@@ -407,6 +407,111 @@ def test_probe_follows_renames_new_tables_and_several_alters_of_one_table(mariad
     assert result.converged
 
 
+# --------------------------------------------------------------------------- the probe while the plan reads
+
+def _all_cases(mariadb, src, dst):
+    """One table per CASE (each a different ALTER), plus two of one shape given the same ALTER."""
+    conn = mariadb.connect()
+    with conn.cursor() as cur:
+        for n, (_, source_sql, _, _) in enumerate(CASES):
+            cur.execute(source_sql.replace("{db}.t ", f"{{db}}.t{n} ").format(db=f"`{src}`"))
+            cur.execute(BASE.replace("{db}.t ", f"{{db}}.t{n} ").format(db=f"`{dst}`"))
+        for name in ("same1", "same2"):
+            cur.execute(CASES[1][1].replace("{db}.t ", f"{{db}}.{name} ").format(db=f"`{src}`"))
+            cur.execute(BASE.replace("{db}.t ", f"{{db}}.{name} ").format(db=f"`{dst}`"))
+    return conn
+
+
+def _answers(plan):
+    return {s.sql: (s.online.algorithm, s.online.lock, s.online.how) for s in plan.statements if s.online}
+
+
+def test_early_probe_gives_the_answers_of_the_plan_connection_alone(mariadb, db_pair, monkeypatch):
+    """With a connection factory each table is probed while the plan still reads the others
+    (online.ProbeSession): the same answers as the plan's own connection gives after the diff."""
+    from dbrepl.sync.schema import apply as apply_module
+
+    src, dst = db_pair
+    conn = _all_cases(mariadb, src, dst)
+    before = _schemas(conn)
+    opened, guessed = [], []
+    table_alters = apply_module.table_alters
+
+    def guess(*a, **k):
+        guessed.extend(st.sql for st in table_alters(*a, **k))
+        return table_alters(*a, **k)
+
+    monkeypatch.setattr(apply_module, "table_alters", guess)
+
+    def factory():
+        opened.append(mariadb.connect())
+        return opened[-1]
+
+    alone = _answers(plan_schema(mariadb.connect(), conn, [(src, dst)]))
+    early = _answers(plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=factory))
+    assert early == alone and len(alone) == len(CASES) + 2
+    assert set(early) <= set(guessed)  # every ALTER was guessed while reading, so probed then
+    assert {a[:2] for a in alone.values()} == {c[2] for c in CASES}
+    assert _schemas(conn) == before
+    assert opened and all(not c.open for c in opened)  # the session closed what it opened
+
+
+def test_early_probe_keeps_a_guess_only_when_it_is_the_plans_alter(mariadb, db_pair, monkeypatch):
+    """A wrong guess of a table's ALTERs is probed for nothing: the plan's own ALTER is probed."""
+    from dbrepl.sync.schema import apply as apply_module
+
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[2][1])  # the plan: MODIFY a BIGINT, COPY
+    guessed = []
+
+    def wrong(source, target, sdb, tdb, renames=None):
+        class Guess:
+            sql = f"ALTER TABLE `{tdb}`.`{source.name}` ADD COLUMN guessed INT"
+            phase = "alter tables"
+        guessed.append(Guess.sql)
+        return [Guess()]
+
+    monkeypatch.setattr(apply_module, "table_alters", wrong)
+    before = _schemas(conn)
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=mariadb.connect)
+    assert guessed  # the guess was made (and probed: INSTANT), but not kept
+    online = next(s.online for s in plan.statements if s.online)
+    assert (online.algorithm, online.lock, online.how) == ("COPY", "SHARED", "probed")
+    assert _schemas(conn) == before
+
+
+def test_early_probe_drops_its_scratch_schema_when_the_plan_fails(mariadb, db_pair, monkeypatch):
+    from dbrepl.sync.schema import apply as apply_module
+
+    src, dst = db_pair
+    conn = _all_cases(mariadb, src, dst)
+    before = _schemas(conn)
+    probed = []
+    original = apply_module.ProbeSession.submit
+
+    def submit(self, *a, **k):
+        probed.append(a)
+        return original(self, *a, **k)
+
+    def broken(*a, **k):
+        raise RuntimeError("diff failed")
+
+    monkeypatch.setattr(apply_module.ProbeSession, "submit", submit)
+    monkeypatch.setattr(apply_module, "diff_databases", broken)
+    with pytest.raises(RuntimeError, match="diff failed"):
+        plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=mariadb.connect)
+    assert probed  # tables were being probed when the plan failed
+    assert _schemas(conn) == before
+
+
+def test_early_probe_opens_nothing_when_nothing_differs(mariadb, db_pair):
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, BASE)
+    opened = []
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=lambda: opened.append(1))
+    assert plan.empty and not opened
+
+
 # --------------------------------------------------------------------------- migrations
 
 def test_migration_dry_run_classifies_each_alter(mariadb, db_pair):

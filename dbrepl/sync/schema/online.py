@@ -195,7 +195,7 @@ def probe_statements(conn: Any, statements: Sequence[Any], *, mariadb: bool | No
     Raises DatabaseError when the scratch schema cannot be made (then nothing was created)."""
     statements = list(statements)
     if mariadb is None:
-        mariadb = server_is_mariadb(conn)
+        mariadb = session.mariadb if session is not None and session.mariadb is not None else server_is_mariadb(conn)
     jobs, answers, renamed = _plan_jobs(statements, mariadb)
     sizes = table_sizes(conn, {d for d, _ in jobs} | {_split(a.table)[0] for a in answers.values()})
     if jobs:
@@ -310,10 +310,11 @@ class ProbeSession:
     that table's answers."""
 
     def __init__(self, conn: Any = None, connect: Callable[[], Any] | None = None, *,
-                 mariadb: bool | None = None, workers: int = PROBE_WORKERS) -> None:
+                 mariadb: bool | None = None, workers: int | None = None) -> None:
         if conn is None and connect is None:
             raise ValueError("a ProbeSession needs a connection or a way to open them")
-        self._conn, self._connect, self._workers = conn, connect, max(1, workers)
+        self._conn, self._connect = conn, connect
+        self._workers = max(1, PROBE_WORKERS if workers is None else workers)
         self.mariadb = mariadb
         self.scratch: str | None = None
         self._lock = threading.Lock()
