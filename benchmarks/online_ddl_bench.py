@@ -8,10 +8,13 @@ then times plan_schema without the probe and with it, alternating, in three set-
 
 - same shapes: the bench's tables share one definition (their comments aside), so tables
   given the same ALTER are probed once (the probe's shape cache); on the plan's one connection
-  (every accepted ALTER runs on its empty copy) and on 4 (copies held, ALTERs with NOWAIT);
+  after the diff (every accepted ALTER runs on its empty copy), and with a connection factory
+  ("4 connections": DSN runs and the function have one), where each table is probed as soon
+  as both sides of it are read, while the plan reads the others, on up to 4 connections of
+  the probe's own (copies held, ALTERs with NOWAIT);
 - distinct shapes: every table gets a column of its own, so every ALTER is probed (the worst
   case), on the plan's one connection;
-- distinct shapes, 4 connections: the same, probing up to 4 tables at once.
+- distinct shapes, 4 connections: the same, with the connection factory.
 
 Every connection (the plan's two and the probe's factory) is opened as DSN runs and the
 deployed function open them: dbrepl.sync.connection.connect, TLS with an SSLContext of its own.

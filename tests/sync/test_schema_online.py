@@ -438,8 +438,9 @@ def test_early_probe_gives_the_answers_of_the_plan_connection_alone(mariadb, db_
     table_alters = apply_module.table_alters
 
     def guess(*a, **k):
-        guessed.extend(st.sql for st in table_alters(*a, **k))
-        return table_alters(*a, **k)
+        made = table_alters(*a, **k)
+        guessed.extend(st.sql for st in made.statements)
+        return made
 
     monkeypatch.setattr(apply_module, "table_alters", guess)
 
@@ -447,8 +448,10 @@ def test_early_probe_gives_the_answers_of_the_plan_connection_alone(mariadb, db_
         opened.append(mariadb.connect())
         return opened[-1]
 
-    alone = _answers(plan_schema(mariadb.connect(), conn, [(src, dst)]))
-    early = _answers(plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=factory))
+    plans = [plan_schema(mariadb.connect(), conn, [(src, dst)]),
+             plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=factory)]
+    assert [s.sql for s in plans[0].statements] == [s.sql for s in plans[1].statements]  # (diffs made ahead)
+    alone, early = map(_answers, plans)
     assert early == alone and len(alone) == len(CASES) + 2
     assert set(early) <= set(guessed)  # every ALTER was guessed while reading, so probed then
     assert {a[:2] for a in alone.values()} == {c[2] for c in CASES}
@@ -456,8 +459,9 @@ def test_early_probe_gives_the_answers_of_the_plan_connection_alone(mariadb, db_
     assert opened and all(not c.open for c in opened)  # the session closed what it opened
 
 
-def test_early_probe_keeps_a_guess_only_when_it_is_the_plans_alter(mariadb, db_pair, monkeypatch):
-    """A wrong guess of a table's ALTERs is probed for nothing: the plan's own ALTER is probed."""
+def test_early_probe_keeps_answers_only_for_the_plans_alters(mariadb, db_pair, monkeypatch):
+    """ALTERs handed to the probe early that are not the plan's are probed for nothing: the
+    plan's own ALTER is probed (here the early diff is not the one the plan takes)."""
     from dbrepl.sync.schema import apply as apply_module
 
     src, dst = db_pair
@@ -468,8 +472,12 @@ def test_early_probe_keeps_a_guess_only_when_it_is_the_plans_alter(mariadb, db_p
         class Guess:
             sql = f"ALTER TABLE `{tdb}`.`{source.name}` ADD COLUMN guessed INT"
             phase = "alter tables"
+
+        class Made:
+            statements = [Guess()]
+            src = dst = None  # not the tables diff_databases sees: it diffs the table itself
         guessed.append(Guess.sql)
-        return [Guess()]
+        return Made()
 
     monkeypatch.setattr(apply_module, "table_alters", wrong)
     before = _schemas(conn)

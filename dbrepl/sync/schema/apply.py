@@ -14,7 +14,7 @@ import pymysql
 
 from dbrepl.sync.contract import DEFAULT_BLOCKING_LIMIT, DEFAULT_LOCK_WAIT_TIMEOUT
 from dbrepl.sync.errors import DatabaseError, InvalidInput
-from dbrepl.sync.schema.diff import diff_databases, table_alters
+from dbrepl.sync.schema.diff import TableAlter, diff_databases, table_alters
 from dbrepl.sync.schema.introspect import (
     check_database_name,
     database_exists,
@@ -159,7 +159,8 @@ def plan_schema(
     a definer difference alone is no change) or "keep" (the source's, compared).
     `probe` (default): each ALTER gets the ALGORITHM and LOCK the target accepts, found on an
     empty copy in a scratch schema the probe creates and drops (online.py); `probe_connect`
-    opens more target connections to probe a few tables at once."""
+    opens more target connections, on which each table is probed as soon as both sides of it
+    are read, while the plan reads the others (online.ProbeSession)."""
     pairs = database_pairs(databases)
     check_definer_mode(definer)
     hints = renames if isinstance(renames, Renames) else parse_renames(renames)
@@ -194,7 +195,8 @@ def plan_schema(
                                              for _, t in pairs})
                 source = {s: read_database(src_conn, s, on("source", s)) for s, _ in pairs}
                 target = later.result()
-        statements, notes = diff_databases(source, target, pairs, hints, definer=definer)
+        statements, notes = diff_databases(source, target, pairs, hints, definer=definer,
+                                           ahead=early.made if early is not None else None)
         # Read-only: how many rows get the implicit default of each NOT NULL column added without one.
         statements = count_implicit_defaults(dst_conn, statements)
         notes += [n for db in source.values() for n in db.skipped]
@@ -234,10 +236,11 @@ def table_shape(table: Table) -> str:
 
 
 class _EarlyProbe:
-    """Hands the probe each table both sides have as soon as both are read, with the ALTERs the
-    diff will give it (diff.table_alters), so that it is probed while the plan reads on. A
-    guess: probe_statements keeps a table's answers only when the plan's ALTERs of it are
-    exactly these, and probes the others itself."""
+    """Diffs each table both sides have as soon as both are read (diff.table_alters, which
+    diff_databases then takes instead of diffing it again) and hands its ALTERs to the probe,
+    which probes the table while the plan reads on. probe_statements keeps those answers only
+    when the plan's ALTERs of the table are exactly these (the foreign keys may add one, a rename
+    changes them) and probes the others itself."""
 
     def __init__(self, session: ProbeSession, pairs: list[tuple[str, str]], hints: Renames) -> None:
         self.session = session
@@ -246,6 +249,7 @@ class _EarlyProbe:
         # Tables a rename hint names (either name): their ALTERs depend on the rename.
         self.renamed = {(d, t) for d, t in hints.tables} | {(d, t) for (d, _), t in hints.tables.items()}
         self.read: dict[tuple[str, str, str], Table] = {}  # (side, database, table)
+        self.made: dict[tuple[str, str], TableAlter] = {}  # for diff_databases (ahead)
         self.lock = threading.Lock()
 
     def reader(self, side: str, database: str) -> Callable[[str, Table], None]:
@@ -264,10 +268,13 @@ class _EarlyProbe:
             if src == dst or (sdb, name) in self.renamed:
                 continue
             try:
-                guessed = table_alters(src, dst, sdb, tdb, self.hints)
-                self.session.start(guessed, {(tdb, name): table_shape(dst)})
-            except Exception:  # noqa: BLE001 - a guess: the plan's own diff reports what is wrong
+                made = table_alters(src, dst, sdb, tdb, self.hints)
+            except Exception:  # noqa: BLE001 - the plan's own diff of the table reports it
                 continue
+            with self.lock:
+                self.made[(tdb, name)] = made
+            with contextlib.suppress(Exception):  # early or not, probe_statements probes every ALTER
+                self.session.start(made.statements, {(tdb, name): table_shape(dst)})
 
 
 def diff_against(dst_conn: Any, plan: SchemaPlan) -> SchemaPlan:

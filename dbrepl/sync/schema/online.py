@@ -24,10 +24,12 @@ information_schema.TABLES; InnoDB estimates) and a duration class: `instant` (me
 `proportional` (an online rebuild or index build: time grows with the table, writes go on),
 `blocking` (COPY or LOCK=SHARED/EXCLUSIVE: writes wait for the whole copy).
 
-Cost: one CREATE ... LIKE per altered table, one refused attempt or two per ALTER and the
-accepted one on an empty table, one DROP DATABASE. Tables of the same definition given the
-same ALTER clauses get the same answer, so they are probed once; with a connection factory,
-distinct tables are probed on a few connections at once.
+Cost: one CREATE ... LIKE and one DROP TABLE per altered table, one refused attempt or two per
+ALTER and the accepted one (on an empty table, or stopped by a held lock), one CREATE and one
+DROP DATABASE. Tables of the same definition given the same ALTER clauses get the same answer,
+so they are probed once. With a connection factory the work runs in a ProbeSession while the
+plan is still being made: plan_schema hands it each table as soon as both sides of it are
+read, and the session probes it on connections of its own while the plan reads on.
 """
 
 from __future__ import annotations
