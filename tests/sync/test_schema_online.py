@@ -520,6 +520,22 @@ def test_early_probe_opens_nothing_when_nothing_differs(mariadb, db_pair):
     assert plan.empty and not opened
 
 
+def test_probe_session_drops_its_scratch_schema_on_a_new_connection_when_its_own_is_lost(mariadb, db_pair):
+    from dbrepl.sync.schema.online import ProbeSession
+
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, BASE)
+    before = _schemas(conn)
+    session = ProbeSession(connect=mariadb.connect)
+    task = session.submit(dst, "t", ["ADD COLUMN c INT"])
+    assert session.answers(task) == [("INSTANT", "NONE")]
+    assert session.scratch in _schemas(conn)
+    with conn.cursor() as cur:
+        cur.execute("KILL %s", (session._owner.thread_id(),))
+    session.close()
+    assert _schemas(conn) == before
+
+
 # --------------------------------------------------------------------------- migrations
 
 def test_migration_dry_run_classifies_each_alter(mariadb, db_pair):

@@ -303,7 +303,7 @@ class ProbeSession:
     thread, with PROBE_LOCK_WAIT) probe a table each, from the first `submit` on, so the work
     overlaps the caller's (plan_schema: the reading of the catalogues), and on MariaDB a table
     with one ALTER is probed held (a second connection of the thread holds its copy, see
-    _probe_alter). The scratch schema is made by the first connection, after the first
+    _probe). The scratch schema is made by the first connection, after the first
     `submit`: a session given nothing creates nothing. Without `connect`, the tables are probed
     on `conn` (the caller's connection) when their answers are asked for.
 
@@ -380,7 +380,8 @@ class ProbeSession:
 
     def close(self) -> None:
         """Stops the session (tables not yet probed are given up), closes its connections and
-        drops the scratch schema; raises DatabaseError when it could not be dropped. Again: nothing."""
+        drops the scratch schema; raises DatabaseError when it could not be dropped. Closing
+        again does nothing."""
         with self._lock:
             if self._closed:
                 return
@@ -421,13 +422,30 @@ class ProbeSession:
     # -- inside
 
     def _drop_scratch(self, conn: Any) -> None:
+        """On the connection that made it, or on a new one when that one fails (lost)."""
         assert self.scratch is not None
+        sql = f"DROP DATABASE {quote(self.scratch)}"
+        failed: Exception
         try:
             with conn.cursor() as cur:
-                cur.execute(f"DROP DATABASE {quote(self.scratch)}")
+                cur.execute(sql)
+            return
         except pymysql.err.MySQLError as exc:
-            raise DatabaseError(f"Failed to drop the probe's scratch schema {self.scratch} ({exc}); "
-                                "drop it by hand") from exc
+            failed = exc
+        if self._connect is not None:
+            try:
+                fresh = self._connect()
+                try:
+                    with fresh.cursor() as cur:
+                        cur.execute(sql)
+                    return
+                finally:
+                    with contextlib.suppress(Exception):
+                        fresh.close()
+            except (pymysql.err.MySQLError, DatabaseError) as exc:
+                failed = exc
+        raise DatabaseError(f"Failed to drop the probe's scratch schema {self.scratch} ({failed}); "
+                            "drop it by hand") from failed
 
     def _start(self, conn: Any) -> None:
         """On the first connection: the server's kind and the scratch schema."""
