@@ -8,10 +8,18 @@ then times plan_schema without the probe and with it, alternating, in three set-
 
 - same shapes: the bench's tables share one definition (their comments aside), so tables
   given the same ALTER are probed once (the probe's shape cache); on the plan's one connection
-  (every accepted ALTER runs on its empty copy) and on 4 (copies held, ALTERs with NOWAIT);
+  after the diff (every accepted ALTER runs on its empty copy), and with a connection factory
+  ("4 connections": DSN runs and the function have one), where each table is probed as soon
+  as both sides of it are read, while the plan reads the others, on up to 4 connections of
+  the probe's own (copies held, ALTERs with NOWAIT);
 - distinct shapes: every table gets a column of its own, so every ALTER is probed (the worst
   case), on the plan's one connection;
-- distinct shapes, 4 connections: the same, probing up to 4 tables at once.
+- distinct shapes, 4 connections: the same, with the connection factory.
+
+Every connection (the plan's two and the probe's factory) is opened as DSN runs and the
+deployed function open them: dbrepl.sync.connection.connect, TLS with an SSLContext of its own.
+(pymysql's own default, `server.connect()`, builds a context loading the system's CA store for
+every connection, about 45 ms of CPU each here, which the real factory does not pay.)
 
 Prints the median plan time of each, the probe's added time and its share, and the answers.
 """
@@ -31,6 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import schema_sync_bench  # noqa: E402
 
+from dbrepl.sync.connection import connect  # noqa: E402
 from dbrepl.sync.schema import plan_schema  # noqa: E402
 from tests import mariadb_server  # noqa: E402
 
@@ -46,11 +55,17 @@ def build(conn, db: str, n: int, changed: set[int], distinct: bool) -> None:
     schema_sync_bench.build(conn, db, n, changed, own_column if distinct else None)
 
 
+def factory(server):
+    """Connections as DSN runs and the function open them (TLS, no database selected)."""
+    endpoint = server.endpoint()
+    return lambda: connect(endpoint, select_database=False)
+
+
 def timed(server, probe: bool, workers: bool) -> tuple[float, object]:
-    src, dst = server.connect(), server.connect()
+    opener = factory(server)
+    src, dst = opener(), opener()
     started = time.perf_counter()
-    plan = plan_schema(src, dst, [(SRC, DST)], probe=probe,
-                       probe_connect=server.connect if workers else None)
+    plan = plan_schema(src, dst, [(SRC, DST)], probe=probe, probe_connect=opener if workers else None)
     took = time.perf_counter() - started
     src.close()
     dst.close()

@@ -407,6 +407,135 @@ def test_probe_follows_renames_new_tables_and_several_alters_of_one_table(mariad
     assert result.converged
 
 
+# --------------------------------------------------------------------------- the probe while the plan reads
+
+def _all_cases(mariadb, src, dst):
+    """One table per CASE (each a different ALTER), plus two of one shape given the same ALTER."""
+    conn = mariadb.connect()
+    with conn.cursor() as cur:
+        for n, (_, source_sql, _, _) in enumerate(CASES):
+            cur.execute(source_sql.replace("{db}.t ", f"{{db}}.t{n} ").format(db=f"`{src}`"))
+            cur.execute(BASE.replace("{db}.t ", f"{{db}}.t{n} ").format(db=f"`{dst}`"))
+        for name in ("same1", "same2"):
+            cur.execute(CASES[1][1].replace("{db}.t ", f"{{db}}.{name} ").format(db=f"`{src}`"))
+            cur.execute(BASE.replace("{db}.t ", f"{{db}}.{name} ").format(db=f"`{dst}`"))
+    return conn
+
+
+def _answers(plan):
+    return {s.sql: (s.online.algorithm, s.online.lock, s.online.how) for s in plan.statements if s.online}
+
+
+def test_early_probe_gives_the_answers_of_the_plan_connection_alone(mariadb, db_pair, monkeypatch):
+    """With a connection factory each table is probed while the plan still reads the others
+    (online.ProbeSession): the same answers as the plan's own connection gives after the diff."""
+    from dbrepl.sync.schema import apply as apply_module
+
+    src, dst = db_pair
+    conn = _all_cases(mariadb, src, dst)
+    before = _schemas(conn)
+    opened, guessed = [], []
+    table_alters = apply_module.table_alters
+
+    def guess(*a, **k):
+        made = table_alters(*a, **k)
+        guessed.extend(st.sql for st in made.statements)
+        return made
+
+    monkeypatch.setattr(apply_module, "table_alters", guess)
+
+    def factory():
+        opened.append(mariadb.connect())
+        return opened[-1]
+
+    plans = [plan_schema(mariadb.connect(), conn, [(src, dst)]),
+             plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=factory)]
+    assert [s.sql for s in plans[0].statements] == [s.sql for s in plans[1].statements]  # (diffs made ahead)
+    alone, early = map(_answers, plans)
+    assert early == alone and len(alone) == len(CASES) + 2
+    assert set(early) <= set(guessed)  # every ALTER was guessed while reading, so probed then
+    assert {a[:2] for a in alone.values()} == {c[2] for c in CASES}
+    assert _schemas(conn) == before
+    assert opened and all(not c.open for c in opened)  # the session closed what it opened
+
+
+def test_early_probe_keeps_answers_only_for_the_plans_alters(mariadb, db_pair, monkeypatch):
+    """ALTERs handed to the probe early that are not the plan's are probed for nothing: the
+    plan's own ALTER is probed (here the early diff is not the one the plan takes)."""
+    from dbrepl.sync.schema import apply as apply_module
+
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, CASES[2][1])  # the plan: MODIFY a BIGINT, COPY
+    guessed = []
+
+    def wrong(source, target, sdb, tdb, renames=None):
+        class Guess:
+            sql = f"ALTER TABLE `{tdb}`.`{source.name}` ADD COLUMN guessed INT"
+            phase = "alter tables"
+
+        class Made:
+            statements = [Guess()]
+            src = dst = None  # not the tables diff_databases sees: it diffs the table itself
+        guessed.append(Guess.sql)
+        return Made()
+
+    monkeypatch.setattr(apply_module, "table_alters", wrong)
+    before = _schemas(conn)
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=mariadb.connect)
+    assert guessed  # the guess was made (and probed: INSTANT), but not kept
+    online = next(s.online for s in plan.statements if s.online)
+    assert (online.algorithm, online.lock, online.how) == ("COPY", "SHARED", "probed")
+    assert _schemas(conn) == before
+
+
+def test_early_probe_drops_its_scratch_schema_when_the_plan_fails(mariadb, db_pair, monkeypatch):
+    from dbrepl.sync.schema import apply as apply_module
+
+    src, dst = db_pair
+    conn = _all_cases(mariadb, src, dst)
+    before = _schemas(conn)
+    probed = []
+    original = apply_module.ProbeSession.submit
+
+    def submit(self, *a, **k):
+        probed.append(a)
+        return original(self, *a, **k)
+
+    def broken(*a, **k):
+        raise RuntimeError("diff failed")
+
+    monkeypatch.setattr(apply_module.ProbeSession, "submit", submit)
+    monkeypatch.setattr(apply_module, "diff_databases", broken)
+    with pytest.raises(RuntimeError, match="diff failed"):
+        plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=mariadb.connect)
+    assert probed  # tables were being probed when the plan failed
+    assert _schemas(conn) == before
+
+
+def test_early_probe_opens_nothing_when_nothing_differs(mariadb, db_pair):
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, BASE)
+    opened = []
+    plan = plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=lambda: opened.append(1))
+    assert plan.empty and not opened
+
+
+def test_probe_session_drops_its_scratch_schema_on_a_new_connection_when_its_own_is_lost(mariadb, db_pair):
+    from dbrepl.sync.schema.online import ProbeSession
+
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, BASE)
+    before = _schemas(conn)
+    session = ProbeSession(connect=mariadb.connect)
+    task = session.submit(dst, "t", ["ADD COLUMN c INT"])
+    assert session.answers(task) == [("INSTANT", "NONE")]
+    assert session.scratch in _schemas(conn)
+    with conn.cursor() as cur:
+        cur.execute("KILL %s", (session._owner.thread_id(),))
+    session.close()
+    assert _schemas(conn) == before
+
+
 # --------------------------------------------------------------------------- migrations
 
 def test_migration_dry_run_classifies_each_alter(mariadb, db_pair):

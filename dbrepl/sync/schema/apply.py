@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +14,7 @@ import pymysql
 
 from dbrepl.sync.contract import DEFAULT_BLOCKING_LIMIT, DEFAULT_LOCK_WAIT_TIMEOUT
 from dbrepl.sync.errors import DatabaseError, InvalidInput
-from dbrepl.sync.schema.diff import diff_databases
+from dbrepl.sync.schema.diff import TableAlter, diff_databases, table_alters
 from dbrepl.sync.schema.introspect import (
     check_database_name,
     database_exists,
@@ -35,10 +36,13 @@ from dbrepl.sync.schema.limits import (
     lock_wait_message,
     prepare_ddl_session,
 )
+from dbrepl.sync.schema.model import Table
 from dbrepl.sync.schema.objects import check_definer_mode, execute_statement
 from dbrepl.sync.schema.online import (
     REFUSED,
+    ProbeSession,
     probe_statements,
+    probed_tables,
     server_is_mariadb,
     unprobed,
 )
@@ -155,7 +159,8 @@ def plan_schema(
     a definer difference alone is no change) or "keep" (the source's, compared).
     `probe` (default): each ALTER gets the ALGORITHM and LOCK the target accepts, found on an
     empty copy in a scratch schema the probe creates and drops (online.py); `probe_connect`
-    opens more target connections to probe a few tables at once."""
+    opens more target connections, on which each table is probed as soon as both sides of it
+    are read, while the plan reads the others (online.ProbeSession)."""
     pairs = database_pairs(databases)
     check_definer_mode(definer)
     hints = renames if isinstance(renames, Renames) else parse_renames(renames)
@@ -171,32 +176,105 @@ def plan_schema(
                 raise InvalidInput(f"database {src!r} does not exist on the source")
     except pymysql.err.MySQLError as exc:
         raise DatabaseError(f"Failed to read the source catalogue: {exc}") from exc
-    if src_conn is dst_conn:
-        source = {s: read_database(src_conn, s) for s, _ in pairs}
-        target = {t: read_database(dst_conn, t) for _, t in pairs}
-    else:
-        # Two servers answer at once: reading both sides in parallel halves the wait.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            later = pool.submit(lambda: {t: read_database(dst_conn, t) for _, t in pairs})
-            source = {s: read_database(src_conn, s) for s, _ in pairs}
-            target = later.result()
-    statements, notes = diff_databases(source, target, pairs, hints, definer=definer)
-    # Read-only: how many rows get the implicit default of each NOT NULL column added without one.
-    statements = count_implicit_defaults(dst_conn, statements)
-    notes += [n for db in source.values() for n in db.skipped]
-    if probe and statements:
-        # A table's shape: its definition but for what cannot change an ALTER's ALGORITHM/LOCK (comment).
-        shapes = {(t, name): repr((table.columns, table.indexes, table.foreign_keys, table.checks,
-                                   [o for o in table.options if o[0] != "COMMENT"], table.partitioning))
-                  for t, db in target.items() for name, table in db.tables.items()}
-        try:
-            statements = probe_statements(dst_conn, statements, shapes=shapes, connect=probe_connect)
-        except (DatabaseError, pymysql.err.MySQLError) as exc:
-            notes.append(f"ALGORITHM/LOCK not probed: {exc}; ALTERs run without explicit clauses and count as "
-                         "blocking for the limit")
-            statements = unprobed(dst_conn, statements, str(exc))
+    # With more connections the probe starts on each table as soon as both sides of it are read,
+    # while the plan reads the others (online.ProbeSession).
+    session = ProbeSession(connect=probe_connect) if probe and probe_connect is not None else None
+    early = _EarlyProbe(session, pairs, hints) if session is not None else None
+
+    def on(side: str, database: str) -> Callable[[str, Table], None] | None:
+        return early.reader(side, database) if early is not None else None
+
+    try:
+        if src_conn is dst_conn:
+            source = {s: read_database(src_conn, s, on("source", s)) for s, _ in pairs}
+            target = {t: read_database(dst_conn, t, on("target", t)) for _, t in pairs}
+        else:
+            # Two servers answer at once: reading both sides in parallel halves the wait.
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                later = pool.submit(lambda: {t: read_database(dst_conn, t, on("target", t))
+                                             for _, t in pairs})
+                source = {s: read_database(src_conn, s, on("source", s)) for s, _ in pairs}
+                target = later.result()
+        statements, notes = diff_databases(source, target, pairs, hints, definer=definer,
+                                           ahead=early.made if early is not None else None)
+        # Read-only: how many rows get the implicit default of each NOT NULL column added without one.
+        statements = count_implicit_defaults(dst_conn, statements)
+        notes += [n for db in source.values() for n in db.skipped]
+        if probe and statements:
+            shapes = {(t, name): table_shape(target[t].tables[name]) for t, name in probed_tables(statements)
+                      if name in target[t].tables}
+            try:
+                statements = probe_statements(dst_conn, statements, shapes=shapes, connect=probe_connect,
+                                              session=session)
+                if session is not None:
+                    session.close()  # a scratch schema left behind is a failed probe, as without a session
+            except (DatabaseError, pymysql.err.MySQLError) as exc:
+                notes.append(f"ALGORITHM/LOCK not probed: {exc}; ALTERs run without explicit clauses and count "
+                             "as blocking for the limit")
+                statements = unprobed(dst_conn, statements, str(exc))
+        if session is not None:
+            try:
+                session.close()  # (done above, unless the probe failed or the plan has nothing to probe)
+            except DatabaseError as exc:
+                notes.append(str(exc))
+    except BaseException as exc:
+        if session is not None:
+            try:
+                session.close()
+            except DatabaseError as drop:
+                exc.add_note(str(drop))
+        raise
     return SchemaPlan(statements=statements, databases=pairs, source=source, notes=notes,
                       definer=definer)
+
+
+def table_shape(table: Table) -> str:
+    """A table's definition but for its name and what cannot change an ALTER's ALGORITHM/LOCK
+    (its comment): tables of one shape given the same ALTER get the same answer."""
+    return repr((table.columns, table.indexes, table.foreign_keys, table.checks,
+                 [o for o in table.options if o[0] != "COMMENT"], table.partitioning))
+
+
+class _EarlyProbe:
+    """Diffs each table both sides have as soon as both are read (diff.table_alters, which
+    diff_databases then takes instead of diffing it again) and hands its ALTERs to the probe,
+    which probes the table while the plan reads on. probe_statements keeps those answers only
+    when the plan's ALTERs of the table are exactly these (the foreign keys may add one, a rename
+    changes them) and probes the others itself."""
+
+    def __init__(self, session: ProbeSession, pairs: list[tuple[str, str]], hints: Renames) -> None:
+        self.session = session
+        self.pairs = pairs
+        self.hints = hints
+        # Tables a rename hint names (either name): their ALTERs depend on the rename.
+        self.renamed = {(d, t) for d, t in hints.tables} | {(d, t) for (d, _), t in hints.tables.items()}
+        self.read: dict[tuple[str, str, str], Table] = {}  # (side, database, table)
+        self.made: dict[tuple[str, str], TableAlter] = {}  # for diff_databases (ahead)
+        self.lock = threading.Lock()
+
+    def reader(self, side: str, database: str) -> Callable[[str, Table], None]:
+        return lambda name, table: self.arrived(side, database, name, table)
+
+    def arrived(self, side: str, database: str, name: str, table: Table) -> None:
+        with self.lock:
+            self.read[(side, database, name)] = table
+            if side == "source":
+                both = [(database, t, table, other) for s, t in self.pairs
+                        if s == database and (other := self.read.get(("target", t, name))) is not None]
+            else:
+                both = [(s, database, other, table) for s, t in self.pairs
+                        if t == database and (other := self.read.get(("source", s, name))) is not None]
+        for sdb, tdb, src, dst in both:
+            if src == dst or (sdb, name) in self.renamed:
+                continue
+            try:
+                made = table_alters(src, dst, sdb, tdb, self.hints)
+            except Exception:  # noqa: BLE001 - the plan's own diff of the table reports it
+                continue
+            with self.lock:
+                self.made[(tdb, name)] = made
+            with contextlib.suppress(Exception):  # early or not, probe_statements probes every ALTER
+                self.session.start(made.statements, {(tdb, name): table_shape(dst)})
 
 
 def diff_against(dst_conn: Any, plan: SchemaPlan) -> SchemaPlan:

@@ -10,7 +10,7 @@ target's rows can block carry a `preflight.Precheck`, run read-only before any D
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from dbrepl.sync.errors import InvalidInput
@@ -97,10 +97,13 @@ def diff_databases(
     pairs: list[tuple[str, str]],
     renames: Renames | None = None,
     definer: str = "omit",
+    ahead: Mapping[tuple[str, str], TableAlter] | None = None,
 ) -> tuple[list[Statement], list[str]]:
     """Statements making each target database of `pairs` equal to its source, and notes.
 
-    `definer` ("omit" or "keep") is how triggers, routines and events treat DEFINER."""
+    `definer` ("omit" or "keep") is how triggers, routines and events treat DEFINER.
+    `ahead`: (target database, table) -> that table's diff made ahead (table_alters), taken
+    when it was made from these very two tables and nothing renames the table."""
     renames = renames or Renames()
     out = _Out()
     db_map = dict(pairs)
@@ -136,14 +139,54 @@ def diff_databases(
                 out.add("drop tables", f"DROP TABLE {qualified(tdb, name)}", tdb,
                         Clause(f"drop table {qualified(tdb, name)}", True, ("its rows are lost", *hint)))
         for name in sorted(set(src.tables) & set(dst_tables)):
-            col_renames = {old: new for (d, t, old), new in renames.columns.items() if d == sdb and t == name}
-            changes[(tdb, name)] = _alter_table(src.tables[name], dst_tables[name], tdb, col_renames, out, sdb)
+            col_renames = _column_renames(renames, sdb, name)
+            made = (ahead or {}).get((tdb, name))
+            if made is not None and made.src is src.tables[name] and made.dst is dst_tables[name] \
+                    and made.sdb == sdb and made.col_renames == col_renames and (tdb, name) not in out.current:
+                for phase, statements in made.out.phases.items():
+                    out.phases[phase].extend(statements)
+                out.notes.extend(made.out.notes)
+                changes[(tdb, name)] = made.change
+            else:
+                changes[(tdb, name)] = _alter_table(src.tables[name], dst_tables[name], tdb, col_renames, out, sdb)
         _diff_views(src.views, target[tdb].views, sdb, tdb, db_map, out)
         for st in diff_objects(src, target[tdb], sdb, tdb, db_map, renames, definer):
             out.phases[st.phase].append(st)
 
     _diff_foreign_keys(source, after_rename, pairs, db_map, changes, dropped_tables, out)
     return out.statements(), out.notes
+
+
+@dataclass
+class TableAlter:
+    """One table's part of a diff, made ahead of diff_databases (table_alters)."""
+
+    src: Table
+    dst: Table
+    sdb: str
+    tdb: str
+    col_renames: dict[str, str]
+    out: _Out
+    change: _TableChange
+
+    @property
+    def statements(self) -> list[Statement]:
+        return self.out.statements()
+
+
+def table_alters(src: Table, dst: Table, sdb: str, tdb: str, renames: Renames | None = None) -> TableAlter:
+    """What diff_databases makes of a table both sides have under one name, before the foreign
+    keys are weighed: plan_schema makes it as soon as both sides of the table are read, hands
+    its ALTERs to the ALGORITHM/LOCK probe while the other tables are read, and passes it to
+    diff_databases (`ahead`), which takes it instead of diffing the table again."""
+    out = _Out()
+    col_renames = _column_renames(renames or Renames(), sdb, src.name)
+    change = _alter_table(src, dst, tdb, col_renames, out, sdb)
+    return TableAlter(src, dst, sdb, tdb, col_renames, out, change)
+
+
+def _column_renames(renames: Renames, sdb: str, table: str) -> dict[str, str]:
+    return {old: new for (d, t, old), new in renames.columns.items() if d == sdb and t == table}
 
 
 # ---- tables -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import pymysql
@@ -13,6 +14,7 @@ from dbrepl.sync.schema.model import (
     HISTORY_TABLE,
     SYSTEM_SCHEMAS,
     Database,
+    Table,
     UnsupportedSchema,
     View,
     parse_create_table,
@@ -48,15 +50,17 @@ def database_exists(conn: Any, name: str) -> tuple[str, str] | None:
     return (row[0], row[1]) if row else None
 
 
-def read_database(conn: Any, name: str) -> Database:
-    """The normalised schema of database `name`; an absent database reads as empty."""
+def read_database(conn: Any, name: str, on_table: Callable[[str, Table], None] | None = None) -> Database:
+    """The normalised schema of database `name`; an absent database reads as empty.
+
+    `on_table(name, table)` is called with each table as soon as it is read."""
     try:
-        return _read(conn, name)
+        return _read(conn, name, on_table)
     except pymysql.err.MySQLError as exc:
         raise DatabaseError(f"Failed to read the schema of database {name}: {exc}") from exc
 
 
-def _read(conn: Any, name: str) -> Database:
+def _read(conn: Any, name: str, on_table: Callable[[str, Table], None] | None = None) -> Database:
     defaults = database_exists(conn, name)
     if defaults is None:
         return Database(name=name, charset="", collation="", exists=False)
@@ -88,6 +92,8 @@ def _read(conn: Any, name: str) -> Database:
             cur.execute(f"SHOW CREATE TABLE {qualified(name, table)}")
             create_sql = cur.fetchone()[1]
             db.tables[table] = parse_create_table(create_sql, columns.get(table, {}))
+            if on_table is not None:
+                on_table(table, db.tables[table])
         cur.execute(
             "SELECT TABLE_NAME, VIEW_DEFINITION, ALGORITHM, SECURITY_TYPE, CHECK_OPTION "
             "FROM information_schema.VIEWS WHERE TABLE_SCHEMA = %s", (name,))

@@ -24,20 +24,23 @@ information_schema.TABLES; InnoDB estimates) and a duration class: `instant` (me
 `proportional` (an online rebuild or index build: time grows with the table, writes go on),
 `blocking` (COPY or LOCK=SHARED/EXCLUSIVE: writes wait for the whole copy).
 
-Cost: one CREATE ... LIKE per altered table, one refused attempt or two per ALTER and the
-accepted one on an empty table, one DROP DATABASE. Tables of the same definition given the
-same ALTER clauses get the same answer, so they are probed once; with a connection factory,
-distinct tables are probed on a few connections at once.
+Cost: one CREATE ... LIKE and one DROP TABLE per altered table, one refused attempt or two per
+ALTER and the accepted one (on an empty table, or stopped by a held lock), one CREATE and one
+DROP DATABASE. Tables of the same definition given the same ALTER clauses get the same answer,
+so they are probed once. With a connection factory the work runs in a ProbeSession while the
+plan is still being made: plan_schema hands it each table as soon as both sides of it are
+read, and the session probes it on connections of its own while the plan reads on.
 """
 
 from __future__ import annotations
 
 import contextlib
+import queue
 import re
 import secrets
+import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pymysql
@@ -128,6 +131,9 @@ def format_size(n: int) -> str:
 
 # --------------------------------------------------------------------------- the probe
 
+Answer = tuple[str, str] | str  # (algorithm, lock) or "not probed (why)"
+
+
 @dataclass
 class _Job:
     """The ALTERs of one table, in plan order, probed on one empty copy."""
@@ -136,21 +142,13 @@ class _Job:
     table: str  # its name on the target before the run (renames followed back)
     indexes: list[int]  # positions in the plan
     sqls: list[str]  # the ALTERs with the table name cut off (the clauses)
-    answers: list[tuple[str, str] | str] | None = None  # (algorithm, lock) or "not probed: why"
+    answers: list[Answer] | None = None
 
 
-def probe_statements(conn: Any, statements: Sequence[Any], *, mariadb: bool | None = None,
-                     shapes: dict[tuple[str, str], str] | None = None,
-                     connect: Callable[[], Any] | None = None) -> list[Any]:
-    """The statements with `online` set on every ALTER TABLE (see the module's docstring).
-
-    `shapes`: (database, table) -> the target table's definition without its name; tables of
-    one shape given the same clauses are probed once. `connect`: opens another connection to
-    the target, for probing a few tables at once. Raises DatabaseError when the scratch schema
-    cannot be made (then nothing was created)."""
-    statements = list(statements)
-    if mariadb is None:
-        mariadb = server_is_mariadb(conn)
+def _plan_jobs(statements: Sequence[Any], mariadb: bool) -> tuple[
+        dict[tuple[str, str], _Job], dict[int, OnlineDDL], dict[tuple[str, str], tuple[str, str]]]:
+    """The tables to probe with their ALTERs, the answers given without a probe (new tables,
+    foreign keys), and the plan's renames (new name -> old)."""
     created: set[tuple[str, str]] = set()
     renamed: dict[tuple[str, str], tuple[str, str]] = {}  # new -> old
     jobs: dict[tuple[str, str], _Job] = {}
@@ -177,9 +175,42 @@ def probe_statements(conn: Any, statements: Sequence[Any], *, mariadb: bool | No
                 job = jobs.setdefault(key, _Job(*renamed.get(key, key), [], []))
                 job.indexes.append(i)
                 job.sqls.append(st.sql[m.end():])
+    return jobs, answers, renamed
+
+
+def probed_tables(statements: Sequence[Any]) -> set[tuple[str, str]]:
+    """The target's tables (database, name before the run) whose ALTERs the probe tries."""
+    return {(job.database, job.table) for job in _plan_jobs(statements, True)[0].values()}
+
+
+def probe_statements(conn: Any, statements: Sequence[Any], *, mariadb: bool | None = None,
+                     shapes: dict[tuple[str, str], str] | None = None,
+                     connect: Callable[[], Any] | None = None,
+                     session: ProbeSession | None = None) -> list[Any]:
+    """The statements with `online` set on every ALTER TABLE (see the module's docstring).
+
+    `shapes`: (database, table) -> the target table's definition without its name; tables of
+    one shape given the same clauses are probed once. `connect`: opens another connection to
+    the target, for probing a few tables at once. `session`: a ProbeSession already probing
+    (plan_schema starts one before the plan is made); its answers for a table and exactly
+    these ALTERs are taken, the other tables are probed in it, and the caller closes it.
+    Raises DatabaseError when the scratch schema cannot be made (then nothing was created)."""
+    statements = list(statements)
+    if mariadb is None:
+        mariadb = session.mariadb if session is not None and session.mariadb is not None else server_is_mariadb(conn)
+    jobs, answers, renamed = _plan_jobs(statements, mariadb)
     sizes = table_sizes(conn, {d for d, _ in jobs} | {_split(a.table)[0] for a in answers.values()})
     if jobs:
-        _run_jobs(conn, list(jobs.values()), mariadb, shapes or {}, connect)
+        own = session is None
+        probe = ProbeSession(conn, connect, mariadb=mariadb) if session is None else session
+        try:
+            tasks = [(job, probe.submit(job.database, job.table, job.sqls,
+                                        (shapes or {}).get((job.database, job.table)))) for job in jobs.values()]
+            for job, task in tasks:
+                job.answers = probe.answers(task)
+        finally:
+            if own:
+                probe.close()
     for job in jobs.values():
         assert job.answers is not None
         for i, answer in zip(job.indexes, job.answers, strict=True):
@@ -246,82 +277,280 @@ def table_sizes(conn: Any, databases: set[str]) -> dict[tuple[str, str], tuple[i
         return {(d, t): (int(r), int(b)) for d, t, r, b in cur.fetchall()}
 
 
-def _run_jobs(conn: Any, jobs: list[_Job], mariadb: bool, shapes: dict[tuple[str, str], str],
-              connect: Callable[[], Any] | None) -> None:
-    scratch = _create_scratch(conn)
-    extra: list[Any] = []
-    holder = None
-    saved_wait = None
-    try:
-        # One representative per (definition, clauses): the server's answer depends on nothing else.
-        groups: dict[Any, list[_Job]] = {}
-        for n, job in enumerate(jobs):
-            shape = shapes.get((job.database, job.table))
-            key = (shape, tuple(job.sqls)) if shape is not None else n
-            groups.setdefault(key, []).append(job)
-        firsts = [(n, g[0]) for n, g in enumerate(groups.values())]
-        if connect is not None:
-            extra = [connect() for _ in range(min(PROBE_WORKERS, len(firsts)) - 1)]
-        conns = [conn, *extra]
-        # CREATE TABLE ... LIKE takes a shared metadata lock on the user's table: behind a DDL
-        # already waiting there, the probe gives up after PROBE_LOCK_WAIT s instead of queueing.
-        with conn.cursor() as cur:
-            cur.execute("SELECT @@SESSION.lock_wait_timeout")
-            saved_wait = cur.fetchone()[0]
-        for c in conns:
-            with c.cursor() as cur:
-                cur.execute("SET SESSION lock_wait_timeout = %s", (PROBE_LOCK_WAIT,))
+@dataclass(eq=False)
+class _Task:
+    """One table's ALTERs as the session probes them, on its copy `t<n>`."""
 
-        def each(work: Callable[[Any, int, _Job], None]) -> None:
-            if len(conns) == 1:
-                for n, job in firsts:
-                    work(conn, n, job)
+    database: str
+    table: str
+    sqls: list[str]
+    n: int
+    answers: list[Answer] | None = None
+    error: BaseException | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+    leader: _Task | None = None  # a table of the same shape given the same ALTERs: its answers
+
+
+class ProbeSession:
+    """The probe's scratch schema and connections: tables are handed to it as soon as their
+    ALTERs are known and probed while the caller goes on.
+
+    `submit` queues one table's ALTERs; `answers` waits for them; `close` drops the scratch
+    schema (the caller closes the session on every path). Each table is probed whole on one
+    connection: its copy made (CREATE TABLE ... LIKE), its ALTERs tried, the copy dropped.
+
+    With `connect`, up to `workers` connections of the session's own (each opened by its
+    thread, with PROBE_LOCK_WAIT) probe a table each, from the first `submit` on, so the work
+    overlaps the caller's (plan_schema: the reading of the catalogues), and on MariaDB a table
+    with one ALTER is probed held (a second connection of the thread holds its copy, see
+    _probe). The scratch schema is made by the first connection, after the first
+    `submit`: a session given nothing creates nothing. Without `connect`, the tables are probed
+    on `conn` (the caller's connection) when their answers are asked for.
+
+    Submitting the same table with the same ALTERs again gives the same task; a table whose
+    `shape` (its definition without its name) and ALTERs match a table already submitted takes
+    that table's answers."""
+
+    def __init__(self, conn: Any = None, connect: Callable[[], Any] | None = None, *,
+                 mariadb: bool | None = None, workers: int | None = None) -> None:
+        if conn is None and connect is None:
+            raise ValueError("a ProbeSession needs a connection or a way to open them")
+        self._conn, self._connect = conn, connect
+        self._workers = max(1, PROBE_WORKERS if workers is None else workers)
+        self.mariadb = mariadb
+        self.scratch: str | None = None
+        self._lock = threading.Lock()
+        self._ready = threading.Event()  # the scratch schema is made, or could not be
+        self._queue: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._tasks: dict[tuple[str, str, tuple[str, ...]], _Task] = {}
+        self._leaders: dict[tuple[str, tuple[str, ...]], _Task] = {}
+        self._inline: list[_Task] = []  # without connect: to run on conn
+        self._opened: list[Any] = []  # the session's own connections
+        self._owner: Any = None  # the connection that made the scratch schema
+        self._error: BaseException | None = None  # the session cannot probe (no connection, no schema)
+        self._saved_wait: Any = None
+        self._closed = False
+        self._free = 0  # worker threads starting or waiting for a table
+
+    def submit(self, database: str, table: str, sqls: Sequence[str], shape: str | None = None) -> _Task:
+        key = (database, table, tuple(sqls))
+        with self._lock:
+            if self._closed:
+                raise DatabaseError("the ALGORITHM/LOCK probe was already closed")
+            task = self._tasks.get(key)
+            if task is not None:
+                return task
+            task = self._tasks[key] = _Task(database, table, list(sqls), len(self._tasks))
+            if shape is not None:
+                task.leader = self._leaders.setdefault((shape, key[2]), task)
+                if task.leader is not task:
+                    return task
+                task.leader = None
+            if self._connect is None:
+                self._inline.append(task)
+            else:
+                self._queue.put(task)
+                # Another connection only when the tables waiting outnumber the connections free
+                # (or still opening): tables handed over one by one while the plan reads are
+                # probed on one or two.
+                if self._queue.qsize() > self._free and len(self._threads) < self._workers:
+                    self._free += 1
+                    thread = threading.Thread(target=self._work, name="dbrepl-probe", daemon=True)
+                    self._threads.append(thread)
+                    thread.start()
+        return task
+
+    def start(self, statements: Sequence[Any], shapes: dict[tuple[str, str], str] | None = None) -> None:
+        """Submits the tables the probe would try for these statements (a plan's, or a guess of
+        some of them), with their shapes ((database, table) -> shape)."""
+        for job in _plan_jobs(statements, True)[0].values():
+            self.submit(job.database, job.table, job.sqls, (shapes or {}).get((job.database, job.table)))
+
+    def answers(self, task: _Task) -> list[Answer]:
+        """The task's answers, once probed; raises what stopped the probe."""
+        if self._connect is None:
+            self._run_inline()
+        lead = task.leader or task
+        lead.done.wait()
+        if lead.error is not None:
+            raise lead.error
+        assert lead.answers is not None
+        return list(lead.answers)
+
+    def close(self) -> None:
+        """Stops the session (tables not yet probed are given up), closes its connections and
+        drops the scratch schema; raises DatabaseError when it could not be dropped. Closing
+        again does nothing."""
+        with self._lock:
+            if self._closed:
                 return
-            with ThreadPoolExecutor(max_workers=len(conns) - 1) as pool:
-                later = [pool.submit(_each, c, firsts[k::len(conns)], work) for k, c in enumerate(conns) if k]
-                _each(conn, firsts[0::len(conns)], work)
-                for f in later:
-                    f.result()
-
-        each(lambda c, n, job: _copy_table(c, scratch, n, job))
-        # A table with one ALTER is probed "held": another session keeps a write lock's worth of
-        # metadata lock on its copy (DELETE ... WHERE 1 = 0 in an open transaction), and the
-        # ALTER runs with NOWAIT (MariaDB). A refused combination fails at once, as always; an
-        # accepted one passes every check and then cannot take the table (1205), so the copy
-        # is never rebuilt. A table with several ALTERs runs each accepted one on its copy, which
-        # keeps the copy in step for the next.
-        held = {n for n, job in firsts if len(job.sqls) == 1 and job.answers is None} if mariadb and connect else set()
-        if held and connect is not None:  # (held is empty without connect)
-            holder = connect()
-            with holder.cursor() as cur:
-                cur.execute("START TRANSACTION")
-                for n in sorted(held):
-                    cur.execute(f"DELETE FROM {quote(scratch)}.`t{n}` WHERE 1 = 0")
-        each(lambda c, n, job: _probe_table(c, scratch, n, job, mariadb, n in held))
-        if holder is not None:
-            holder.rollback()
-        each(lambda c, n, job: _drop_copy(c, scratch, n))
-        for group in groups.values():
-            for job in group[1:]:
-                job.answers = list(group[0].answers or [])
-    finally:
-        for c in [*extra, *([holder] if holder is not None else [])]:
-            with contextlib.suppress(Exception):
-                c.close()
-        if saved_wait is not None:
-            with conn.cursor() as cur, contextlib.suppress(pymysql.err.MySQLError):
-                cur.execute("SET SESSION lock_wait_timeout = %s", (saved_wait,))
-        with conn.cursor() as cur:
+            self._closed = True
+            threads = list(self._threads)
+        given_up = DatabaseError("the ALGORITHM/LOCK probe was closed before this table was probed")
+        while True:
             try:
-                cur.execute(f"DROP DATABASE {quote(scratch)}")
-            except pymysql.err.MySQLError as exc:
-                raise DatabaseError(f"Failed to drop the probe's scratch schema {scratch} ({exc}); "
-                                    "drop it by hand") from exc
+                task = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if task is not None:
+                task.error = given_up
+                task.done.set()
+        for task in self._inline:
+            task.error = given_up
+            task.done.set()
+        for _ in threads:
+            self._queue.put(None)
+        for thread in threads:
+            thread.join()
+        owner = self._owner
+        for c in self._opened:
+            if c is not owner:
+                with contextlib.suppress(Exception):
+                    c.close()
+        try:
+            if self.scratch is not None:
+                self._drop_scratch(owner)
+        finally:
+            if owner is not None and owner is not self._conn:
+                with contextlib.suppress(Exception):
+                    owner.close()
+            if self._saved_wait is not None:
+                with self._conn.cursor() as cur, contextlib.suppress(pymysql.err.MySQLError):
+                    cur.execute("SET SESSION lock_wait_timeout = %s", (self._saved_wait,))
 
+    # -- inside
 
-def _each(conn: Any, items: list[tuple[int, _Job]], work: Callable[[Any, int, _Job], None]) -> None:
-    for n, job in items:
-        work(conn, n, job)
+    def _drop_scratch(self, conn: Any) -> None:
+        """On the connection that made it, or on a new one when that one fails (lost)."""
+        assert self.scratch is not None
+        sql = f"DROP DATABASE {quote(self.scratch)}"
+        failed: Exception
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+            return
+        except pymysql.err.MySQLError as exc:
+            failed = exc
+        if self._connect is not None:
+            try:
+                fresh = self._connect()
+                try:
+                    with fresh.cursor() as cur:
+                        cur.execute(sql)
+                    return
+                finally:
+                    with contextlib.suppress(Exception):
+                        fresh.close()
+            except (pymysql.err.MySQLError, DatabaseError) as exc:
+                failed = exc
+        raise DatabaseError(f"Failed to drop the probe's scratch schema {self.scratch} ({failed}); "
+                            "drop it by hand") from failed
+
+    def _start(self, conn: Any) -> None:
+        """On the first connection: the server's kind and the scratch schema."""
+        if self.mariadb is None:
+            self.mariadb = server_is_mariadb(conn)
+        self.scratch = _create_scratch(conn)
+
+    def _run_inline(self) -> None:
+        with self._lock:
+            tasks, self._inline = self._inline, []
+        if not tasks:
+            return
+        conn = self._conn
+        try:
+            if self._owner is None:
+                # CREATE TABLE ... LIKE takes a shared metadata lock on the user's table: behind a
+                # DDL already waiting there, the probe gives up after PROBE_LOCK_WAIT s.
+                with conn.cursor() as cur:
+                    cur.execute("SELECT @@SESSION.lock_wait_timeout")
+                    self._saved_wait = cur.fetchone()[0]
+                    cur.execute("SET SESSION lock_wait_timeout = %s", (PROBE_LOCK_WAIT,))
+                self._owner = conn
+                self._start(conn)
+            for task in tasks:
+                self._probe(conn, None, task)
+                task.done.set()
+        except BaseException as exc:
+            for task in tasks:
+                if not task.done.is_set():
+                    task.error = exc
+                    task.done.set()
+            raise
+
+    def _work(self) -> None:
+        """A worker thread: its connection, then tables until close() says stop."""
+        conn = None
+        holder: list[Any] = []  # its second connection, opened for the first held copy
+        try:
+            conn = self._open()
+            with self._lock:
+                first = self._owner is None
+                if first:
+                    self._owner = conn
+            if first:
+                self._start(conn)
+                self._ready.set()
+        except BaseException as exc:
+            with self._lock:
+                self._error = self._error or exc
+            self._ready.set()
+        self._ready.wait()
+        while (task := self._next()) is not None:
+            try:
+                if self._error is not None or conn is None or self.scratch is None:
+                    raise self._error or DatabaseError("the probe's scratch schema could not be made")
+                self._probe(conn, holder, task)
+            except BaseException as exc:
+                task.error = exc
+            finally:
+                with self._lock:
+                    self._free += 1
+                task.done.set()
+
+    def _next(self) -> _Task | None:
+        task = self._queue.get()
+        with self._lock:
+            self._free -= 1
+        return task
+
+    def _open(self) -> Any:
+        assert self._connect is not None
+        conn = self._connect()
+        with self._lock:
+            self._opened.append(conn)
+        with conn.cursor() as cur:
+            cur.execute("SET SESSION lock_wait_timeout = %s", (PROBE_LOCK_WAIT,))
+        return conn
+
+    def _probe(self, conn: Any, holder: list[Any] | None, task: _Task) -> None:
+        """One table: its copy, its ALTERs, the copy dropped (DROP DATABASE takes what is left)."""
+        assert self.scratch is not None
+        _copy_table(conn, self.scratch, task.n, task)
+        if task.answers is not None:
+            return  # no copy
+        try:
+            # A table with one ALTER is probed "held": another session keeps a write lock's worth
+            # of metadata lock on its copy (DELETE ... WHERE 1 = 0 in an open transaction), and
+            # the ALTER runs with NOWAIT (MariaDB). A refused combination fails at once, as
+            # always; an accepted one passes every check and then cannot take the table (1205),
+            # so the copy is never rebuilt. A table with several ALTERs runs each accepted one on
+            # its copy, which keeps the copy in step for the next.
+            if holder is not None and self.mariadb and len(task.sqls) == 1:
+                if not holder:
+                    holder.append(self._open())
+                    holder[0].autocommit(False)  # its DELETE opens a transaction, which rollback() ends
+                with holder[0].cursor() as cur:
+                    try:
+                        cur.execute(f"DELETE FROM {quote(self.scratch)}.`t{task.n}` WHERE 1 = 0")
+                        _probe_table(conn, self.scratch, task.n, task, True, True)
+                    finally:
+                        holder[0].rollback()
+            else:
+                _probe_table(conn, self.scratch, task.n, task, bool(self.mariadb), False)
+        finally:
+            _drop_copy(conn, self.scratch, task.n)
 
 
 def _create_scratch(conn: Any) -> str:
@@ -341,7 +570,7 @@ def _create_scratch(conn: Any) -> str:
     raise DatabaseError("Failed to find a free name for the probe's scratch schema")
 
 
-def _copy_table(conn: Any, scratch: str, n: int, job: _Job) -> None:
+def _copy_table(conn: Any, scratch: str, n: int, job: _Task) -> None:
     with conn.cursor() as cur:
         try:
             cur.execute(f"CREATE TABLE {quote(scratch)}.`t{n}` LIKE {qualified(job.database, job.table)}")
@@ -354,11 +583,11 @@ def _drop_copy(conn: Any, scratch: str, n: int) -> None:
         cur.execute(f"DROP TABLE IF EXISTS {quote(scratch)}.`t{n}`")  # DROP DATABASE takes what is left
 
 
-def _probe_table(conn: Any, scratch: str, n: int, job: _Job, mariadb: bool, held: bool) -> None:
+def _probe_table(conn: Any, scratch: str, n: int, job: _Task, mariadb: bool, held: bool) -> None:
     if job.answers is not None:
         return  # no copy
     copy = f"{quote(scratch)}.`t{n}`"
-    answers: list[tuple[str, str] | str] = []
+    answers: list[Answer] = []
     with conn.cursor() as cur:
         for rest in job.sqls:
             answer = _probe_alter(cur, copy, rest, mariadb, held)
