@@ -448,12 +448,26 @@ def test_early_probe_gives_the_answers_of_the_plan_connection_alone(mariadb, db_
         opened.append(mariadb.connect())
         return opened[-1]
 
-    plans = [plan_schema(mariadb.connect(), conn, [(src, dst)]),
-             plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=factory)]
+    from dbrepl.sync.schema import online
+
+    copies = []
+    copy_table = online._copy_table
+
+    def counted(conn, scratch, n, job):
+        copies.append((job.database, job.table))
+        return copy_table(conn, scratch, n, job)
+
+    monkeypatch.setattr(online, "_copy_table", counted)
+    plans = [plan_schema(mariadb.connect(), conn, [(src, dst)])]
+    alone_copies, copies[:] = list(copies), []
+    plans.append(plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=factory))
     assert [s.sql for s in plans[0].statements] == [s.sql for s in plans[1].statements]  # (diffs made ahead)
     alone, early = map(_answers, plans)
     assert early == alone and len(alone) == len(CASES) + 2
     assert set(early) <= set(guessed)  # every ALTER was guessed while reading, so probed then
+    # ... and probed then only: each table's copy was made once, none again after the diff
+    # (the two tables of one shape given the same ALTER share one copy either way).
+    assert copies and sorted(copies) == sorted(alone_copies) and len(copies) == len(set(copies))
     assert {a[:2] for a in alone.values()} == {c[2] for c in CASES}
     assert _schemas(conn) == before
     assert opened and all(not c.open for c in opened)  # the session closed what it opened
@@ -482,7 +496,7 @@ def test_early_probe_keeps_answers_only_for_the_plans_alters(mariadb, db_pair, m
     monkeypatch.setattr(apply_module, "table_alters", wrong)
     before = _schemas(conn)
     plan = plan_schema(mariadb.connect(), conn, [(src, dst)], probe_connect=mariadb.connect)
-    assert guessed  # the guess was made (and probed: INSTANT), but not kept
+    assert guessed  # the guess was made (and probed), but not kept
     online = next(s.online for s in plan.statements if s.online)
     assert (online.algorithm, online.lock, online.how) == ("COPY", "SHARED", "probed")
     assert _schemas(conn) == before
@@ -534,6 +548,64 @@ def test_probe_session_drops_its_scratch_schema_on_a_new_connection_when_its_own
         cur.execute("KILL %s", (session._owner.thread_id(),))
     session.close()
     assert _schemas(conn) == before
+
+
+def test_probe_session_leaves_tables_to_its_other_connections_when_one_is_refused(mariadb, db_pair):
+    """A server that refuses more connections (max_user_connections) costs the probe its
+    speed, not its answers: the workers that could not connect, and a holder that could not,
+    leave their tables to the connections that did."""
+    from dbrepl.sync.schema.online import ProbeSession
+
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, BASE)
+    before = _schemas(conn)
+    opened, asked = [], []
+    lock = threading.Lock()
+
+    def factory():
+        with lock:
+            asked.append(1)
+            if len(asked) > 1:
+                raise pymysql.err.OperationalError(1226, "User 'sync' has exceeded the 'max_user_connections' resource")
+        opened.append(mariadb.connect())
+        return opened[-1]
+
+    session = ProbeSession(connect=factory, workers=4)
+    try:
+        tasks = [session.submit(dst, "t", [f"ADD COLUMN c{n} INT"]) for n in range(6)]
+        tasks.append(session.submit(dst, "t", ["ADD INDEX kb (b)"]))
+        answers = [session.answers(t) for t in tasks]
+    finally:
+        session.close()
+    assert answers == [[("INSTANT", "NONE")]] * 6 + [[("NOCOPY", "NONE")]]
+    assert len(opened) == 1 and len(asked) > 2 and _schemas(conn) == before  # other workers and a holder were refused
+
+
+def test_probe_session_closed_again_after_an_interrupted_close_drops_its_schema(mariadb, db_pair, monkeypatch):
+    from dbrepl.sync.schema.online import ProbeSession
+
+    src, dst = db_pair
+    conn = _setup(mariadb, src, dst, BASE)
+    before = _schemas(conn)
+    session = ProbeSession(connect=mariadb.connect)
+    assert session.answers(session.submit(dst, "t", ["ADD COLUMN c INT"])) == [("INSTANT", "NONE")]
+    drop = ProbeSession._drop_scratch
+    calls = []
+
+    def interrupted(self, c):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return drop(self, c)
+
+    monkeypatch.setattr(ProbeSession, "_drop_scratch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        session.close()
+    assert session.scratch in _schemas(conn)  # the first close never got to drop it
+    session.close()  # as the caller's own cleanup does
+    assert _schemas(conn) == before and len(calls) == 2
+    session.close()  # closed all the way: nothing more to do
+    assert len(calls) == 2
 
 
 # --------------------------------------------------------------------------- migrations

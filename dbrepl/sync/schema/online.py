@@ -330,7 +330,9 @@ class ProbeSession:
         self._owner: Any = None  # the connection that made the scratch schema
         self._error: BaseException | None = None  # the session cannot probe (no connection, no schema)
         self._saved_wait: Any = None
-        self._closed = False
+        self._closed = False  # no more submits
+        self._finished = False  # closed all the way: threads joined, scratch schema dropped
+        self._opening = 0  # worker threads opening their connection
         self._free = 0  # worker threads starting or waiting for a table
 
     def submit(self, database: str, table: str, sqls: Sequence[str], shape: str | None = None) -> _Task:
@@ -381,9 +383,10 @@ class ProbeSession:
     def close(self) -> None:
         """Stops the session (tables not yet probed are given up), closes its connections and
         drops the scratch schema; raises DatabaseError when it could not be dropped. Closing
-        again does nothing."""
+        again after that does nothing; a close that was interrupted (Ctrl-C while it waited for
+        a worker) or could not drop the schema is done again."""
         with self._lock:
-            if self._closed:
+            if self._finished:
                 return
             self._closed = True
             threads = list(self._threads)
@@ -411,6 +414,7 @@ class ProbeSession:
         try:
             if self.scratch is not None:
                 self._drop_scratch(owner)
+            self._finished = True
         finally:
             if owner is not None and owner is not self._conn:
                 with contextlib.suppress(Exception):
@@ -437,6 +441,7 @@ class ProbeSession:
                 fresh = self._connect()
                 try:
                     with fresh.cursor() as cur:
+                        cur.execute("SET SESSION lock_wait_timeout = %s", (PROBE_LOCK_WAIT,))
                         cur.execute(sql)
                     return
                 finally:
@@ -483,8 +488,14 @@ class ProbeSession:
         """A worker thread: its connection, then tables until close() says stop."""
         conn = None
         holder: list[Any] = []  # its second connection, opened for the first held copy
+        with self._lock:
+            self._opening += 1
         try:
-            conn = self._open()
+            try:
+                conn = self._open()
+            finally:
+                with self._lock:
+                    self._opening -= 1
             with self._lock:
                 first = self._owner is None
                 if first:
@@ -494,7 +505,16 @@ class ProbeSession:
                 self._ready.set()
         except BaseException as exc:
             with self._lock:
-                self._error = self._error or exc
+                # A connection refused while another worker probes (or may: it is still
+                # opening) leaves the tables to it (max_connections, max_user_connections);
+                # the session fails only when no connection could be had at all.
+                others = conn is None and (self._owner is not None or self._opening > 0)
+                if others:
+                    self._free -= 1
+                else:
+                    self._error = self._error or exc
+            if others:
+                return
             self._ready.set()
         self._ready.wait()
         while (task := self._next()) is not None:
@@ -508,6 +528,18 @@ class ProbeSession:
                 with self._lock:
                     self._free += 1
                 task.done.set()
+
+    def _holder(self, holder: list[Any]) -> bool:
+        """The worker's second connection, opened once; without it (refused) tables are
+        probed on the worker's connection alone, each accepted ALTER run on the empty copy."""
+        if not holder:
+            try:
+                conn = self._open()
+                conn.autocommit(False)  # its DELETE opens a transaction, which rollback() ends
+            except (pymysql.err.MySQLError, DatabaseError):
+                conn = None
+            holder.append(conn)
+        return holder[0] is not None
 
     def _next(self) -> _Task | None:
         task = self._queue.get()
@@ -537,10 +569,7 @@ class ProbeSession:
             # always; an accepted one passes every check and then cannot take the table (1205),
             # so the copy is never rebuilt. A table with several ALTERs runs each accepted one on
             # its copy, which keeps the copy in step for the next.
-            if holder is not None and self.mariadb and len(task.sqls) == 1:
-                if not holder:
-                    holder.append(self._open())
-                    holder[0].autocommit(False)  # its DELETE opens a transaction, which rollback() ends
+            if holder is not None and self.mariadb and len(task.sqls) == 1 and self._holder(holder):
                 with holder[0].cursor() as cur:
                     try:
                         cur.execute(f"DELETE FROM {quote(self.scratch)}.`t{task.n}` WHERE 1 = 0")
