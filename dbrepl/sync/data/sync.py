@@ -47,7 +47,7 @@ from dbrepl.sync.data.fkeys import (
     read_foreign_keys,
     relevant,
 )
-from dbrepl.sync.data.match import unmatched
+from dbrepl.sync.data.match import SEP, unmatched, unmatched_joined
 from dbrepl.sync.data.shape import TableShape, matching_shapes
 from dbrepl.sync.data.tables import check_not_system
 from dbrepl.sync.data.triggers import (
@@ -661,15 +661,27 @@ class _Table:
         digest pass) as a comparison that must name the rows can get."""
         run, shape = self.run, self.shape
         width = len(shape.key)
-        # One bytes value per row: its hash (16 hex digits), NUL, its key literals.
-        src_rows, dst_rows = run.both(
-            lambda: self._fetch(run.src, shape, lo, hi, which, False),
-            lambda: self._fetch(run.dst, self.dst_shape, lo, hi, which, False),
+        # One entry per row: its hash (16 hex digits), NUL, its key literals; the server joins
+        # them with two NULs. Cut into one bytes value per row only when the hashes are needed
+        # (the source's digest for verify "changed"); else matched as joined (match.py).
+        src_got, dst_got = run.both(
+            lambda: self._fetch_joined(run.src, shape, lo, hi, which, False),
+            lambda: self._fetch_joined(run.dst, self.dst_shape, lo, hi, which, False),
         )
-        digest = (len(src_rows), _xor_of_hashes(src_rows)) if self.keep_digests else None
-        only_src, only_dst = unmatched(src_rows, dst_rows)
+        digest: Digest | None = None
+        if self.keep_digests or not isinstance(src_got, bytes) or not isinstance(dst_got, bytes):
+            src_rows, dst_rows = _entries(src_got), _entries(dst_got)
+            rows = len(src_rows)
+            if self.keep_digests:
+                digest = (rows, _xor_of_hashes(src_rows))
+            only_src, only_dst = unmatched(src_rows, dst_rows)
+            del src_rows, dst_rows
+        else:
+            rows = src_got.count(SEP) + 1 if src_got else 0
+            only_src, only_dst = unmatched_joined(src_got, dst_got)
+        del src_got, dst_got
         if not only_src and not only_dst:
-            return len(src_rows), 0, digest
+            return rows, 0, digest
         # In the order the key index gave them, so statements follow the key.
         src_diff = [tuple(e[17:].split(b"\0")) for e in only_src]
         dst_diff = [tuple(e[17:].split(b"\0")) for e in only_dst]
@@ -681,18 +693,24 @@ class _Table:
         need = changed + missing
         if need:
             self.run.fk.inserting(run.src, self.dst_shape, need)
-        self._insert(self._source_rows(lo, hi, which, need, len(src_rows), width), len(missing), len(changed))
-        return len(src_rows), len(extra) + len(changed) + len(missing), digest
+        self._insert(self._source_rows(lo, hi, which, need, rows, width), len(missing), len(changed))
+        return rows, len(extra) + len(changed) + len(missing), digest
 
     def _fetch(self, conn: Any, side: TableShape, lo: sql.Key | None, hi: sql.Key | None,
                which: list[int] | None, with_rows: bool) -> list[bytes]:
         """Per row of the range (of buckets `which`): `hash NUL key... [NUL row literal]`."""
+        return _entries(self._fetch_joined(conn, side, lo, hi, which, with_rows))
+
+    def _fetch_joined(self, conn: Any, side: TableShape, lo: sql.Key | None, hi: sql.Key | None,
+                      which: list[int] | None, with_rows: bool) -> bytes | list[bytes]:
+        """The same entries as the server joined them (SEP between two), or, where the joined
+        value was cut or does not split into its row count, as a list read row by row."""
         run = self.run
         width = len(side.key)
         n, joined = _rows(conn, sql.bucket_rows_joined(side, lo, hi, run.buckets, which, with_rows))[0]
-        rows = joined.split(b"\0\0") if joined else []
-        if len(rows) == int(n) and len(joined or b"") < run.concat_bytes - 1:
-            return rows
+        joined = joined or b""
+        if (joined.count(SEP) + 1 if joined else 0) == int(n) and len(joined) < run.concat_bytes - 1:
+            return bytes(joined)
         # Cut at GROUP_CONCAT's limit (wide rows): read this chunk row by row.
         return [
             b"\0".join((r[width][:16].encode(), *r[:width], *r[width + 1:]))
@@ -912,6 +930,13 @@ def _unused_table_name(conn: Any, database: str, stem: str) -> str:
         n += 1
         name = f"{stem}_{n}"
     return name
+
+
+def _entries(got: bytes | list[bytes]) -> list[bytes]:
+    """_fetch_joined's answer as one bytes value per row."""
+    if isinstance(got, bytes):
+        return got.split(SEP) if got else []
+    return got
 
 
 def _xor_of_hashes(rows: list[bytes]) -> int:
