@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # Never needed by a DSN run: AWS, the spec (and its pydantic models), the engine and steps,
 # the sandbox's process control.
 NOT_FOR_DSN = ("boto3", "botocore", "dbrepl.spec", "dbrepl.aws", "dbrepl.engine", "dbrepl.steps",
-               "dbrepl.sandbox.control", "dbrepl.sandbox.moto")
+               "dbrepl.sandbox.control", "dbrepl.sandbox.moto",
+               # the other command groups: main() builds only the one the command line names
+               "dbrepl.cli.provision", "dbrepl.cli.demo", "dbrepl.cli.migrate", "dbrepl.app.demo")
 
 _PROBE = """
 import json, sys

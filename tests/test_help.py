@@ -86,3 +86,21 @@ def test_typer_is_pinned_to_the_tested_range() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["dependencies"]
     typer_dep = next(d for d in deps if d.startswith("typer"))
     assert "<" in typer_dep and ">=" in typer_dep, typer_dep
+
+
+@pytest.mark.parametrize("command", [("sync",), ("sync", "schema"), ("sync", "data"), ("sync", "status"),
+                                     ("migrate",), ("migrate", "apply"), ("sandbox",), ("sandbox", "start")])
+def test_a_command_line_naming_a_group_gets_the_same_command(command: tuple[str, ...]) -> None:
+    """main() builds only the group a command line names (dbrepl.cli._build): the same help,
+    options and root flags as the whole command line gives."""
+    from dbrepl.cli import _build, _named_group
+
+    group = _named_group([*command])
+    assert group == command[0]
+    env = {"COLUMNS": "200", "TERM": "dumb", "NO_COLOR": "1"}
+    whole = CliRunner().invoke(app, [*command, "--help"], env=env)
+    narrow = CliRunner().invoke(_build(group), [*command, "--help"], env=env)
+    assert whole.exit_code == narrow.exit_code == 0
+    assert narrow.output == whole.output
+    assert _named_group(["--sandbox", *command]) == group
+    assert _named_group(["--help", *command]) is None and _named_group(["plan"]) is None
