@@ -20,6 +20,7 @@ as bytes, and only the entries around a difference are cut out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 BLOCK = 256  # entries compared at once while the sides agree
 BLOCK_BYTES = 8192  # bytes compared at once while joined sides agree
@@ -41,14 +42,7 @@ def unmatched(a: Sequence[bytes], b: Sequence[bytes]) -> tuple[list[bytes], list
             i += n
             j += n
             continue
-        # The first position at which they differ, by halving: a[i:i+lo] == b[j:j+lo].
-        lo, hi = 0, n
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if a[i + lo:i + mid] == b[j + lo:j + mid]:
-                lo = mid
-            else:
-                hi = mid
+        lo = _alike_for(a, i, b, j, n)
         i += lo
         j += lo
         if len(rest_a) + len(rest_b) > 64 + (i + j) // _GIVE_UP_SHARE:
@@ -71,6 +65,26 @@ def unmatched(a: Sequence[bytes], b: Sequence[bytes]) -> tuple[list[bytes], list
         j += 1
     rest_a.extend(a[i:])
     rest_b.extend(b[j:])
+    return _as_sets(rest_a, rest_b)
+
+
+def _alike_for(a: Sequence[Any], i: int, b: Sequence[Any], j: int, n: int) -> int:
+    """How far a[i:] and b[j:] are alike, at most n (n when a[i:i+n] == b[j:j+n]): found by
+    halving, one slice comparison per step."""
+    lo, hi = 0, n
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[i + lo:i + mid] == b[j + lo:j + mid]:
+            lo = mid
+        else:
+            hi = mid
+    if lo < n and a[i + lo:i + lo + 1] == b[j + lo:j + lo + 1]:
+        lo += 1  # (alike up to n)
+    return lo
+
+
+def _as_sets(rest_a: list[bytes], rest_b: list[bytes]) -> tuple[list[bytes], list[bytes]]:
+    """What is left of each side that the other lacks, each in its order."""
     if not rest_a or not rest_b:
         return rest_a, rest_b
     in_a, in_b = set(rest_a), set(rest_b)
@@ -113,15 +127,7 @@ def unmatched_joined(a: bytes, b: bytes) -> tuple[list[bytes], list[bytes]]:
                 continue
             # One entry longer than the block: compare it whole.
         # The entries at i and j (the first that differ, or one too long for a block).
-        lo, hi = 0, n
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if a[i + lo:i + mid] == b[j + lo:j + mid]:
-                lo = mid
-            else:
-                hi = mid
-        if a[i:i + lo + 1] == b[j:j + lo + 1]:
-            lo += 1  # (alike up to the block's end)
+        lo = _alike_for(a, i, b, j, n)
         start = a.rfind(SEP, i, i + lo)
         if start >= 0:  # skip the whole entries alike before the difference
             j += start + 2 - i
@@ -150,10 +156,7 @@ def unmatched_joined(a: bytes, b: bytes) -> tuple[list[bytes], list[bytes]]:
         rest_a.extend(a[i:].split(SEP))
     if j < nb:
         rest_b.extend(b[j:].split(SEP))
-    if not rest_a or not rest_b:
-        return rest_a, rest_b
-    in_a, in_b = set(rest_a), set(rest_b)
-    return [e for e in rest_a if e not in in_b], [e for e in rest_b if e not in in_a]
+    return _as_sets(rest_a, rest_b)
 
 
 def _plain(value: bytes) -> bool:
